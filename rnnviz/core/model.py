@@ -1,0 +1,228 @@
+"""The character-level RNN language models.
+
+The scratch RNN is the one of the d2l.ai chapter, with the same parameter names:
+
+    H_t = phi(X_t W_xh + H_{t-1} W_hh + b_h)        # (B, H)
+    O_t = H_t W_hq + b_q                             # (B, V)
+
+X_t is one-hot, so X_t W_xh is computed as a row lookup ``W_xh[tokens_t]``: the same number,
+without a (B, V) @ (V, H) matmul of zeros.
+
+Every model has the same interface::
+
+    logits, hiddens, state = model(tokens, state)   # (B, T, V), (B, T, H), final state
+
+``state`` is a (B, H) tensor, or an (h, c) pair for the LSTM; ``None`` means zeros.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor, nn
+
+from rnnviz.core.config import ModelConfig
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+State = Tensor | tuple[Tensor, Tensor]
+
+# the names a student sees in the chapter, in the order the chapter introduces them
+SCRATCH_PARAM_NAMES: tuple[str, ...] = ("W_xh", "W_hh", "b_h", "W_hq", "b_q")
+
+
+def activation_fn(name: str) -> Callable[[Tensor], Tensor]:
+    if name == "tanh":
+        return torch.tanh
+    if name == "relu":
+        return torch.relu
+    raise ValueError(f"unknown activation {name!r}")
+
+
+class CharModel(nn.Module):
+    """Base of every model: vocabulary size, hidden size and the state shape."""
+
+    kind: str = ""
+
+    def __init__(self, vocab_size: int, config: ModelConfig) -> None:
+        super().__init__()
+        self.vocab_size = vocab_size
+        self.hidden_size = config.hidden_size
+        self.config = config
+
+    def init_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
+        dev = device if device is not None else self.device
+        return torch.zeros(batch_size, self.hidden_size, device=dev)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def named_grad_params(self) -> list[tuple[str, nn.Parameter]]:
+        """Parameters under the names the panels show (d2l's names where they exist)."""
+        return list(self.named_parameters())
+
+    def forward(  # pragma: no cover - abstract
+        self, tokens: Tensor, state: State | None = None
+    ) -> tuple[Tensor, Tensor, State]:
+        raise NotImplementedError
+
+
+class ScratchRNN(CharModel):
+    """The textbook RNN: an explicit Python loop over time steps, autograd for the backward."""
+
+    kind = "scratch"
+
+    def __init__(self, vocab_size: int, config: ModelConfig) -> None:
+        super().__init__(vocab_size, config)
+        V, H = vocab_size, config.hidden_size
+        self.phi = activation_fn(config.activation)
+        self.W_xh = nn.Parameter(torch.empty(V, H))
+        self.W_hh = nn.Parameter(torch.empty(H, H))
+        self.b_h = nn.Parameter(torch.zeros(H))
+        self.W_hq = nn.Parameter(torch.empty(H, V))
+        self.b_q = nn.Parameter(torch.zeros(V))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """d2l: Gaussian with sigma 0.01, biases zero. uniform: PyTorch's nn.RNN default."""
+        with torch.no_grad():
+            if self.config.init == "d2l":
+                for p in (self.W_xh, self.W_hh, self.W_hq):
+                    p.normal_(0.0, 0.01)
+                self.b_h.zero_()
+                self.b_q.zero_()
+            else:
+                bound = 1.0 / math.sqrt(self.hidden_size)
+                for p in (self.W_xh, self.W_hh, self.b_h, self.W_hq, self.b_q):
+                    p.uniform_(-bound, bound)
+
+    def forward(self, tokens: Tensor, state: State | None = None) -> tuple[Tensor, Tensor, State]:
+        B, T = tokens.shape
+        H_t = self.init_state(B) if state is None else state
+        assert isinstance(H_t, Tensor)
+        x_proj = self.W_xh[tokens]  # (B, T, H): X_t W_xh as a row lookup of the one-hot X_t
+        hiddens = []
+        for t in range(T):
+            H_t = self.phi(x_proj[:, t] + H_t @ self.W_hh + self.b_h)  # (B, H)
+            hiddens.append(H_t)
+        hidden_seq = torch.stack(hiddens, dim=1)  # (B, T, H)
+        logits = hidden_seq @ self.W_hq + self.b_q  # (B, T, V)
+        return logits, hidden_seq, H_t
+
+
+class _FusedRecurrent(CharModel):
+    """GRU and LSTM on PyTorch's fused kernels, with a one-hot input and the d2l output layer."""
+
+    cell_cls: type[nn.RNNBase] = nn.GRU
+
+    def __init__(self, vocab_size: int, config: ModelConfig) -> None:
+        super().__init__(vocab_size, config)
+        H = config.hidden_size
+        self.rnn = self.cell_cls(vocab_size, H, batch_first=True)
+        self.W_hq = nn.Parameter(torch.empty(H, vocab_size))
+        self.b_q = nn.Parameter(torch.zeros(vocab_size))
+        bound = 1.0 / math.sqrt(H)
+        with torch.no_grad():
+            if config.init == "d2l":
+                for p in self.rnn.parameters():
+                    p.normal_(0.0, 0.01)
+                self.W_hq.normal_(0.0, 0.01)
+            else:
+                self.W_hq.uniform_(-bound, bound)
+                self.b_q.uniform_(-bound, bound)
+
+    def one_hot(self, tokens: Tensor) -> Tensor:
+        return nn.functional.one_hot(tokens, self.vocab_size).to(self.W_hq.dtype)
+
+    def named_grad_params(self) -> list[tuple[str, nn.Parameter]]:
+        names = {
+            "rnn.weight_ih_l0": "W_x(gates)",
+            "rnn.weight_hh_l0": "W_h(gates)",
+            "rnn.bias_ih_l0": "b_x(gates)",
+            "rnn.bias_hh_l0": "b_h(gates)",
+        }
+        return [(names.get(n, n), p) for n, p in self.named_parameters()]
+
+
+class GRUModel(_FusedRecurrent):
+    kind = "gru"
+    cell_cls = nn.GRU
+
+    def forward(self, tokens: Tensor, state: State | None = None) -> tuple[Tensor, Tensor, State]:
+        h0 = None if state is None else state
+        assert h0 is None or isinstance(h0, Tensor)
+        hidden_seq, h_n = self.rnn(self.one_hot(tokens), None if h0 is None else h0.unsqueeze(0))
+        logits = hidden_seq @ self.W_hq + self.b_q
+        return logits, hidden_seq, h_n.squeeze(0)
+
+
+class LSTMModel(_FusedRecurrent):
+    kind = "lstm"
+    cell_cls = nn.LSTM
+
+    def init_state(
+        self, batch_size: int, device: torch.device | str | None = None
+    ) -> tuple[Tensor, Tensor]:
+        dev = device if device is not None else self.device
+        zeros = torch.zeros(batch_size, self.hidden_size, device=dev)
+        return zeros, zeros.clone()
+
+    def forward(self, tokens: Tensor, state: State | None = None) -> tuple[Tensor, Tensor, State]:
+        hc = None
+        if state is not None:
+            assert isinstance(state, tuple)
+            hc = (state[0].unsqueeze(0), state[1].unsqueeze(0))
+        hidden_seq, (h_n, c_n) = self.rnn(self.one_hot(tokens), hc)
+        logits = hidden_seq @ self.W_hq + self.b_q
+        return logits, hidden_seq, (h_n.squeeze(0), c_n.squeeze(0))
+
+    def forward_with_cells(
+        self, tokens: Tensor, state: State | None = None
+    ) -> tuple[Tensor, Tensor, Tensor, State]:
+        """Like forward, plus the cell state C_t at every step (B, T, H).
+
+        The fused kernel returns only the last cell state, so this steps through time with
+        the same weights; it is for probes (batch 1, a few hundred steps), not for training.
+        """
+        B, T = tokens.shape
+        h, c = self.init_state(B) if state is None else state  # type: ignore[misc]
+        x = self.one_hot(tokens)
+        hs, cs = [], []
+        for t in range(T):
+            out, (h_n, c_n) = self.rnn(x[:, t : t + 1], (h.unsqueeze(0), c.unsqueeze(0)))
+            h, c = h_n.squeeze(0), c_n.squeeze(0)
+            hs.append(h)
+            cs.append(c)
+        hidden_seq = torch.stack(hs, dim=1)
+        logits = hidden_seq @ self.W_hq + self.b_q
+        return logits, hidden_seq, torch.stack(cs, dim=1), (h, c)
+
+
+def detach_state(state: State) -> State:
+    """Truncated BPTT: keep the values of the carried state, cut the graph behind it."""
+    if isinstance(state, tuple):
+        return (state[0].detach(), state[1].detach())
+    return state.detach()
+
+
+def build_model(vocab_size: int, config: ModelConfig, seed: int) -> CharModel:
+    """Same vocab size, config and seed give the same initial parameters, bit for bit."""
+    from rnnviz.core import fast_rnn  # the fast path lives in its own module
+
+    classes: dict[str, type[CharModel]] = {
+        "scratch": ScratchRNN,
+        "fast": fast_rnn.FastRNN,
+        "gru": GRUModel,
+        "lstm": LSTMModel,
+    }
+    gen_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        model = classes[config.kind](vocab_size, config)
+    finally:
+        torch.random.set_rng_state(gen_state)
+    return model
