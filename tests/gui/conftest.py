@@ -49,4 +49,4 @@ def _fail_on_running_qthreads(monkeypatch, qtbot):
             pass
     if running:
         details = "\n".join(where for _, where in running)
-        pytest.fail(f"{len(running)} QThread(s) still running after the test, started at:\n" + details)
+        pytest.fail(f"{len(running)} QThread(s) left running by the test, started at:\n{details}")
