@@ -1,0 +1,470 @@
+"""Probing a typed string with a model: hidden states, predictions, per-step loss, gradient flow.
+
+Runs in the GUI process on the latest parameter snapshot (batch 1), so typing never waits for
+a training step; everything here must be fast and must leave the model as it found it. Gradients
+are taken with ``torch.autograd.grad`` (or in closed form), never ``.backward()``, so the
+optimizer's ``p.grad`` stays untouched.
+
+Conventions (the d2l chapter's, row vectors)::
+
+    A_t = X_t W_xh + H_{t-1} W_hh + b_h,   H_t = phi(A_t),   O_t = H_t W_hq + b_q
+    L_t = -ln softmax(O_t)[text[t+1]]      # the loss of predicting character t+1 at step t
+
+H_{-1} = 0 (a probe always starts from a zero state). The last character has no successor,
+so the last row of ``probs`` is a genuine prediction but its loss is nan and its gradient-flow
+row is zero.
+
+Gradient flow ``G[t, k] = ||dL_t/dH_k||_2`` for k <= t. For the LSTM, ``H_k`` is the output
+h_k and the derivative perturbs h_k alone with the cell state c_k held fixed: the path
+c_{k-1} -> c_k does not pass through h_k. That is what autograd gives for ``dL_t/dh_k`` when
+h_k is a node of the graph (the tests compare with exactly that).
+
+Cost: the scratch/fast RNN's gradient flow is a closed-form backward recurrence, about
+T^2 H^2 / 2 multiply-adds; GRU/LSTM use autograd one time step at a time, a few times slower.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from rnnviz.core.config import ModelConfig
+from rnnviz.core.messages import frozen_array
+from rnnviz.core.model import (
+    CharModel,
+    GRUModel,
+    LSTMModel,
+    ScratchRNN,
+    State,
+    build_model,
+)
+
+if TYPE_CHECKING:
+    from rnnviz.core.vocab import Vocab
+
+# (T, T) float32: 64 MiB at this length; past it the GUI should probe without gradient flow
+MAX_GRAD_FLOW_CHARS = 4096
+
+# ReLU states have no upper bound; a fixed floor keeps tiny activations from filling the scale
+RELU_LEVEL_FLOOR = 1.0
+
+
+# cotangents for (h_{k+1}, c_{k+1}) -> cotangents for (h_k, c_k); c is None except for the LSTM
+BackStep = Callable[[int, Tensor, Tensor | None], tuple[Tensor, Tensor | None]]
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """What one probe of ``text`` measured. Every array is a read-only NumPy copy (CPU)."""
+
+    text: str
+    vocab_tokens: tuple[str, ...]
+    kind: str  # scratch | fast | gru | lstm
+    activation: str  # phi of the scratch/fast RNN; "tanh" for GRU/LSTM
+    tokens: np.ndarray  # (T,) int64
+    unknown: tuple[int, ...]  # positions of characters not in the vocabulary (read as <unk>)
+    hidden: np.ndarray  # (T, H) H_t after reading character t
+    cell: np.ndarray | None  # (T, H) C_t, LSTM only
+    probs: np.ndarray  # (T, V) row t = P(character t+1 | text[:t+1]); rows sum to 1
+    topk_ids: np.ndarray  # (T, k) int64, most likely first
+    topk_probs: np.ndarray  # (T, k)
+    step_loss: np.ndarray  # (T,) -ln p(text[t+1]); nan at the last position
+    surprisal_bits: np.ndarray  # (T,) step_loss / ln 2
+    # (T, T) G[t, k] = ||dL_t/dH_k|| for k <= t, 0 above the diagonal, last row 0;
+    # None when probed with with_grad_flow=False
+    grad_flow: np.ndarray | None
+    # fixed colour levels for a heatmap of ``hidden``, so colours mean the same in every probe
+    hidden_levels: tuple[float, float]
+
+    @property
+    def all_unknown(self) -> bool:
+        """No character of the text is in the vocabulary: every prediction is from <unk>."""
+        return len(self.unknown) == len(self.text)
+
+    @property
+    def mean_loss(self) -> float:
+        """Mean of the per-step losses (nan for a one-character text)."""
+        if len(self.text) < 2:
+            return math.nan
+        return float(np.mean(self.step_loss[:-1]))
+
+
+@dataclass(frozen=True)
+class StepDetail:
+    """The numbers of one time step of the scratch RNN, next to the chapter's equation.
+
+    Vectors are 1-D read-only NumPy arrays; names follow the slides.
+    """
+
+    t: int
+    char: str
+    next_char: str | None  # None at the last position
+    token_id: int
+    token: str  # the vocabulary entry read ("<unk>" for an unknown character)
+    activation: str
+    X_t: np.ndarray  # (V,) one-hot
+    H_prev: np.ndarray  # (H,) H_{t-1}, zeros at t = 0
+    xW: np.ndarray  # (H,) X_t W_xh
+    hW: np.ndarray  # (H,) H_{t-1} W_hh
+    b_h: np.ndarray  # (H,)
+    pre_activation: np.ndarray  # (H,) X_t W_xh + H_{t-1} W_hh + b_h
+    H_t: np.ndarray  # (H,) phi(pre_activation)
+    O_t: np.ndarray  # (V,) H_t W_hq + b_q
+    softmax: np.ndarray  # (V,) softmax(O_t)
+    # the slides' identity: [X_t, H_{t-1}] [W_xh; W_hh] = X_t W_xh + H_{t-1} W_hh
+    concat: np.ndarray  # (H,) computed by an actual concatenation and one matmul
+    concat_max_abs_diff: float
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _encode(vocab: Vocab, text: str) -> np.ndarray:
+    if not text:
+        raise ValueError("nothing to probe: the text is empty")
+    return np.asarray(vocab.encode(text), dtype=np.int64)
+
+
+def _check_vocab(model: CharModel, vocab: Vocab) -> None:
+    if len(vocab) != model.vocab_size:
+        raise ValueError(
+            f"vocabulary has {len(vocab)} entries but the model was built for {model.vocab_size}"
+        )
+
+
+def _to_numpy(t: Tensor) -> np.ndarray:
+    return frozen_array(t.detach().cpu().numpy())
+
+
+def _activation(model: CharModel) -> str:
+    return model.config.activation if isinstance(model, ScratchRNN) else "tanh"
+
+
+def _hidden_levels(activation: str, hidden: np.ndarray) -> tuple[float, float]:
+    if activation != "relu":
+        return (-1.0, 1.0)  # tanh, and GRU/LSTM outputs, live in (-1, 1)
+    finite = hidden[np.isfinite(hidden)]
+    top = float(finite.max()) if finite.size else 0.0
+    return (0.0, max(RELU_LEVEL_FLOOR, top))
+
+
+def _zero_state(model: CharModel) -> State:
+    """A batch-1 zero state in the parameters' dtype (``init_state`` gives the default dtype,
+    which a float64 model, as in the finite-difference checks, cannot mix with)."""
+    weight = next(model.parameters())
+    zeros = torch.zeros(1, model.hidden_size, dtype=weight.dtype, device=weight.device)
+    return (zeros, zeros.clone()) if isinstance(model, LSTMModel) else zeros
+
+
+@torch.no_grad()
+def _forward(model: CharModel, ids: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+    """(T,) tokens -> logits (T, V), hidden (T, H), cells (T, H) or None; zero start state."""
+    if isinstance(model, LSTMModel):
+        logits, hidden, cells, _ = model.forward_with_cells(ids[None], _zero_state(model))
+        return logits[0], hidden[0], cells[0]
+    logits, hidden, _ = model(ids[None], _zero_state(model))
+    return logits[0], hidden[0], None
+
+
+def _phi_derivative(activation: str, hidden: Tensor) -> Tensor:
+    """phi'(A_t) from H_t = phi(A_t) alone, as autograd does for tanh; relu(A) > 0 iff A > 0."""
+    if activation == "tanh":
+        return 1.0 - hidden * hidden
+    return (hidden > 0).to(hidden.dtype)
+
+
+def _back_step(model: CharModel, ids: Tensor, hidden: Tensor, cells: Tensor | None) -> BackStep:
+    """The vector-Jacobian product of one time step, for many cotangent rows at once.
+
+    ``back(k, Mh, Mc)`` takes rows of dL/dh_{k+1} (and dL/dc_{k+1}) and returns the rows of
+    dL/dh_k (and dL/dc_k) along the recurrence only (not through the output layer at k).
+    """
+    if isinstance(model, ScratchRNN):  # FastRNN too: same parameters, same maths
+        phi_prime = _phi_derivative(_activation(model), hidden)
+        W_hh_T = model.W_hh.detach().t()
+
+        def scratch_back(k: int, Mh: Tensor, Mc: Tensor | None) -> tuple[Tensor, Tensor | None]:
+            return (Mh * phi_prime[k + 1]) @ W_hh_T, None
+
+        return scratch_back
+
+    if not isinstance(model, GRUModel | LSTMModel):
+        raise TypeError(f"gradient flow is not implemented for {type(model).__name__}")
+    # detached weights: the step graph reaches h_k (and c_k) only, never a parameter
+    w_ih, w_hh, b_ih, b_hh = (w.detach() for w in model.rnn.all_weights[0])
+    x = model.one_hot(ids)  # (T, V)
+    lstm = isinstance(model, LSTMModel)
+
+    def cell_back(k: int, Mh: Tensor, Mc: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        # The step is run on n identical rows, each a leaf of its own, and one plain
+        # autograd.grad returns every row's product. is_grads_batched (vmap) over the whole
+        # graph measured 3-50x slower on CPU: it cannot skip the zero rows above the diagonal
+        # and the fused layer's backward has no batching rule. torch.gru_cell/lstm_cell are
+        # the layer's own step with its own weights (the tests step nn.GRU/nn.LSTM instead).
+        n = Mh.shape[0]
+        x_rows = x[k + 1].expand(n, -1)
+        h = hidden[k].expand(n, -1).clone().requires_grad_(True)
+        with torch.enable_grad():
+            if lstm:
+                assert cells is not None and Mc is not None
+                c = cells[k].expand(n, -1).clone().requires_grad_(True)
+                h_next, c_next = torch.lstm_cell(x_rows, (h, c), w_ih, w_hh, b_ih, b_hh)
+                dh, dc = torch.autograd.grad((h_next, c_next), (h, c), (Mh, Mc))
+                return dh, dc
+            h_next = torch.gru_cell(x_rows, h, w_ih, w_hh, b_ih, b_hh)
+            (dh,) = torch.autograd.grad(h_next, h, Mh)
+            return dh, None
+
+    return cell_back
+
+
+def _grad_flow(
+    model: CharModel, ids: Tensor, hidden: Tensor, cells: Tensor | None, probs: Tensor
+) -> Tensor:
+    """(T, T) G[t, k] = ||dL_t/dH_k|| by one backward sweep for all loss terms together.
+
+    M holds dL_t/dH_k for every t >= k as k steps down from T-2 to 0; a row t joins when k
+    reaches t, so the sweep costs about T^2/2 vector-Jacobian products (T^2 H^2 / 2 for the
+    scratch RNN), not T full backward passes.
+    """
+    T, H = hidden.shape
+    G_T = torch.zeros(T, T, dtype=hidden.dtype, device=hidden.device)  # G transposed: rows k
+    if T < 2:
+        return G_T
+    # dL_t/dO_t = softmax(O_t) - onehot(y_t): the direct gradient at each step's output
+    d_logits = probs[:-1].clone()
+    d_logits[torch.arange(T - 1, device=ids.device), ids[1:]] -= 1.0
+    W_hq = getattr(model, "W_hq", None)
+    if not isinstance(W_hq, Tensor):
+        raise TypeError(f"{type(model).__name__} has no output layer W_hq")
+    direct = d_logits @ W_hq.detach().t()  # (T-1, H) dL_t/dH_t
+    back = _back_step(model, ids, hidden, cells)
+    Mh = torch.zeros(T - 1, H, dtype=hidden.dtype, device=hidden.device)
+    Mc = torch.zeros_like(Mh) if cells is not None else None
+    for k in range(T - 2, -1, -1):
+        if k < T - 2:
+            rows = slice(k + 1, T - 1)
+            Mh[rows], new_c = back(k, Mh[rows], None if Mc is None else Mc[rows])
+            if Mc is not None and new_c is not None:
+                Mc[rows] = new_c
+        Mh[k] = direct[k]
+        torch.linalg.vector_norm(Mh[k:], dim=1, out=G_T[k, k : T - 1])
+    return G_T.t()
+
+
+# ---------------------------------------------------------------------------- public API
+
+
+@torch.no_grad()
+def probe(
+    model: CharModel,
+    vocab: Vocab,
+    text: str,
+    top_k: int = 5,
+    with_grad_flow: bool = True,
+) -> ProbeResult:
+    """Read ``text`` from a zero state and measure every step. Does not change the model."""
+    ids_np = _encode(vocab, text)
+    _check_vocab(model, vocab)
+    if top_k < 1:
+        raise ValueError(f"top_k must be at least 1, not {top_k}")
+    T = len(ids_np)
+    if with_grad_flow and T > MAX_GRAD_FLOW_CHARS:
+        raise ValueError(
+            f"gradient flow is limited to {MAX_GRAD_FLOW_CHARS} characters (this text has {T});"
+            " probe with with_grad_flow=False"
+        )
+    ids = torch.from_numpy(ids_np).to(model.device)
+    logits, hidden, cells = _forward(model, ids)
+    log_probs = torch.log_softmax(logits, dim=-1)  # (T, V): stabler than log(softmax)
+    probs = log_probs.exp()
+    k = min(top_k, model.vocab_size)
+    topk_probs, topk_ids = torch.topk(probs, k, dim=-1)  # sorted, most likely first
+
+    step_loss = torch.full((T,), math.nan, dtype=log_probs.dtype, device=log_probs.device)
+    if T > 1:
+        step_loss[:-1] = -log_probs[:-1].gather(1, ids[1:, None])[:, 0]
+
+    grad_flow = _to_numpy(_grad_flow(model, ids, hidden, cells, probs)) if with_grad_flow else None
+    activation = _activation(model)
+    hidden_np = _to_numpy(hidden)
+    return ProbeResult(
+        text=text,
+        vocab_tokens=tuple(vocab.tokens),
+        kind=model.kind,
+        activation=activation,
+        tokens=frozen_array(ids_np, dtype=np.int64),
+        unknown=tuple(vocab.unknown_positions(text)),
+        hidden=hidden_np,
+        cell=None if cells is None else _to_numpy(cells),
+        probs=_to_numpy(probs),
+        topk_ids=frozen_array(topk_ids.cpu().numpy(), dtype=np.int64),
+        topk_probs=_to_numpy(topk_probs),
+        step_loss=_to_numpy(step_loss),
+        surprisal_bits=_to_numpy(step_loss / math.log(2.0)),
+        grad_flow=grad_flow,
+        hidden_levels=_hidden_levels(activation, hidden_np),
+    )
+
+
+@torch.no_grad()
+def hidden_jacobian_norms(model: CharModel, vocab: Vocab, text: str, t: int) -> np.ndarray:
+    """(t+1,) ``||dH_t/dH_k||_F`` for k = 0..t; k = t is the identity, norm sqrt(H).
+
+    Propagates the rows of the identity (one per unit of H_t) backwards through the same
+    per-step vector-Jacobian product as the gradient flow; row i of the result at step k is
+    dH_t[i]/dH_k. For the scratch RNN that is the product of diag(phi'(A_j)) W_hh^T.
+    """
+    ids_np = _encode(vocab, text)
+    _check_vocab(model, vocab)
+    if not 0 <= t < len(ids_np):
+        raise ValueError(f"step {t} is outside the text (0..{len(ids_np) - 1})")
+    ids = torch.from_numpy(ids_np[: t + 1]).to(model.device)
+    _, hidden, cells = _forward(model, ids)
+    H = hidden.shape[1]
+    back = _back_step(model, ids, hidden, cells)
+    Mh = torch.eye(H, dtype=hidden.dtype, device=hidden.device)
+    # dH_t/dc_t is not a term here: H_t is the step's output, c_t one of its siblings
+    Mc: Tensor | None = torch.zeros_like(Mh) if cells is not None else None
+    norms = torch.zeros(t + 1, dtype=hidden.dtype, device=hidden.device)
+    norms[t] = torch.linalg.matrix_norm(Mh)
+    for k in range(t - 1, -1, -1):
+        Mh, Mc = back(k, Mh, Mc)
+        norms[k] = torch.linalg.matrix_norm(Mh)
+    return _to_numpy(norms)
+
+
+def grad_flow_to_distance(G: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray]:
+    """The curve ``||dL_t/dH_k||`` against ``t - k``: (distances 0..t, G[t, t - distance]).
+
+    The last row of a probe's G is zero (no next character, no loss), so pick t < T - 1.
+    """
+    if G.ndim != 2 or G.shape[0] != G.shape[1]:
+        raise ValueError(f"expected a square (T, T) gradient-flow matrix, got shape {G.shape}")
+    if not 0 <= t < G.shape[0]:
+        raise ValueError(f"step {t} is outside 0..{G.shape[0] - 1}")
+    distances = np.arange(t + 1, dtype=np.int64)
+    return frozen_array(distances), frozen_array(G[t, t - distances])
+
+
+@torch.no_grad()
+def step_detail(model: CharModel, vocab: Vocab, text: str, t: int) -> StepDetail:
+    """Step t of the scratch (or fast) RNN, term by term, for the Step view."""
+    if not isinstance(model, ScratchRNN):
+        raise ValueError(
+            f"the step view shows the scratch RNN's equation; a {model.kind.upper()} has gates"
+            " instead of W_xh, W_hh and b_h"
+        )
+    ids_np = _encode(vocab, text)
+    _check_vocab(model, vocab)
+    T = len(ids_np)
+    if not 0 <= t < T:
+        raise ValueError(f"step {t} is outside the text (0..{T - 1})")
+    ids = torch.from_numpy(ids_np).to(model.device)
+    if t > 0:
+        _, hidden, _ = _forward(model, ids[:t])
+        H_prev = hidden[-1]
+    else:
+        H_prev = torch.zeros(model.hidden_size, dtype=model.W_hh.dtype, device=model.device)
+    X_t = nn.functional.one_hot(ids[t], model.vocab_size).to(model.W_xh.dtype)
+    # the slides' matmul with the one-hot row (the model uses the equal row lookup)
+    xW = X_t @ model.W_xh
+    hW = H_prev @ model.W_hh
+    pre = xW + hW + model.b_h
+    H_t = model.phi(pre)
+    O_t = H_t @ model.W_hq + model.b_q
+    concat = torch.cat([X_t, H_prev]) @ torch.cat([model.W_xh, model.W_hh], dim=0)
+    token_id = int(ids_np[t])
+    return StepDetail(
+        t=t,
+        char=text[t],
+        next_char=text[t + 1] if t + 1 < T else None,
+        token_id=token_id,
+        token=vocab.tokens[token_id],
+        activation=model.config.activation,
+        X_t=_to_numpy(X_t),
+        H_prev=_to_numpy(H_prev),
+        xW=_to_numpy(xW),
+        hW=_to_numpy(hW),
+        b_h=_to_numpy(model.b_h),
+        pre_activation=_to_numpy(pre),
+        H_t=_to_numpy(H_t),
+        O_t=_to_numpy(O_t),
+        softmax=_to_numpy(torch.softmax(O_t, dim=-1)),
+        concat=_to_numpy(concat),
+        concat_max_abs_diff=float((concat - (xW + hW)).abs().max()),
+    )
+
+
+@torch.no_grad()
+def generate(
+    model: CharModel,
+    vocab: Vocab,
+    prefix: str,
+    num_chars: int,
+    temperature: float = 0.0,
+    seed: int = 0,
+) -> str:
+    """d2l's ``predict``: warm up on ``prefix``, then extend it by ``num_chars`` characters.
+
+    temperature 0 picks the most likely character (greedy, as the book does); above 0 samples
+    from softmax(logits / temperature) with a generator seeded by ``seed``, so the same call
+    gives the same text.
+    """
+    if not prefix:
+        raise ValueError("generation needs a prefix of at least one character")
+    if num_chars < 0:
+        raise ValueError(f"num_chars must be >= 0, not {num_chars}")
+    if not (math.isfinite(temperature) and temperature >= 0.0):
+        raise ValueError(f"temperature must be >= 0, not {temperature}")
+    _check_vocab(model, vocab)
+    ids = torch.from_numpy(np.asarray(vocab.encode(prefix), dtype=np.int64)).to(model.device)
+    # the whole prefix in one call: the same state as d2l's one-character-at-a-time warm-up
+    logits, _, state = model(ids[None], _zero_state(model))
+    last = logits[0, -1]
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    out: list[str] = []
+    for i in range(num_chars):
+        if not bool(torch.isfinite(last).all()):
+            raise ValueError("the model's outputs are not finite (has training diverged?)")
+        if temperature == 0.0:
+            nxt = int(torch.argmax(last))
+        else:
+            # float64 on the CPU: the seeded generator lives there and tiny p stay positive
+            p = torch.softmax(last.double().cpu() / temperature, dim=-1)
+            nxt = int(torch.multinomial(p, 1, generator=gen))
+        out.append(vocab.tokens[nxt])
+        if i + 1 < num_chars:
+            step = torch.tensor([[nxt]], dtype=torch.int64, device=model.device)
+            logits, _, state = model(step, state)
+            last = logits[0, -1]
+    return prefix + "".join(out)
+
+
+def model_from_params(
+    config: ModelConfig, vocab_size: int, params: dict[str, np.ndarray]
+) -> CharModel:
+    """Rebuild a CPU model in eval mode from a parameter snapshot (state_dict names)."""
+    model = build_model(vocab_size, config, seed=0)
+    # own copies: the snapshot's arrays are read-only and torch must not share them
+    tensors = {name: torch.from_numpy(np.array(a, copy=True)) for name, a in params.items()}
+    try:
+        model.load_state_dict(tensors, strict=True)
+    except RuntimeError as exc:  # missing, unexpected or mis-shaped parameters
+        raise ValueError(
+            f"the parameters do not fit a {config.kind} model with hidden size "
+            f"{config.hidden_size} and {vocab_size} tokens: {exc}"
+        ) from exc
+    model.eval()
+    return model
+
+
+def params_to_numpy(model: nn.Module) -> dict[str, np.ndarray]:
+    """The inverse of ``model_from_params``: state_dict as read-only CPU NumPy copies."""
+    return {name: _to_numpy(t) for name, t in model.state_dict().items()}
