@@ -17,6 +17,14 @@ from PySide6.QtCore import QThread  # noqa: E402
 
 pg.setConfigOptions(imageAxisOrder="row-major")
 
+# The offscreen platform warns on every top-level show(); qt_log_level_fail would fail on it.
+OFFSCREEN_NOISE = r"This plugin does not support propagateSizeHints\(\)"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        item.add_marker(pytest.mark.qt_log_ignore(OFFSCREEN_NOISE))
+
 
 @pytest.fixture(autouse=True)
 def _fail_on_running_qthreads(monkeypatch, qtbot):

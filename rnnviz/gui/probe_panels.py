@@ -1,0 +1,1147 @@
+"""Panels that show one probe of the typed string: coloured text, hidden states, softmax.
+
+Each panel draws a ``core.probe.ProbeResult``; it computes nothing from the model, it slices
+the result's arrays and maps them to colours. Plot items are created once in ``__init__`` and
+updated with ``setImage`` / ``setData`` / ``setOpts``; heatmaps have fixed colour levels, so
+the same activation has the same colour in every probe while training goes on.
+
+Every method runs in the GUI thread. ``set_cursor`` / ``set_unit`` never emit: the signals
+report what the user did, so wiring panels to each other cannot loop.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QEvent, QPoint, QPointF, QRect, QSize, Qt, Signal
+from PySide6.QtGui import (
+    QColor,
+    QFontMetrics,
+    QHelpEvent,
+    QMouseEvent,
+    QPainter,
+    QPaintEvent,
+    QPen,
+    QResizeEvent,
+)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QGraphicsRectItem,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QScrollArea,
+    QSizePolicy,
+    QSlider,
+    QStackedWidget,
+    QToolTip,
+    QVBoxLayout,
+    QWidget,
+)
+
+from rnnviz.gui import theme
+
+if TYPE_CHECKING:
+    from rnnviz.core.probe import ProbeResult
+
+ColourMode = Literal["unit", "surprisal"]
+DEFAULT_PROBE_TEXT = "the time machine"
+PLACEHOLDER = "type a string to probe"
+
+
+def quoted(char: str) -> str:
+    """A character as the panels write it in prose: ``'e'``, ``'␣'``."""
+    return f"'{theme.display_char(char)}'"
+
+
+def _clamp(value: int, length: int) -> int:
+    return min(max(value, 0), max(length - 1, 0))
+
+
+def _placeholder_label(text: str) -> QLabel:
+    label = QLabel(text)
+    label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+    label.setWordWrap(True)
+    label.setFont(theme.font(1.3))
+    label.setStyleSheet(f"color: {theme.PLACEHOLDER_INK};")
+    return label
+
+
+def _readout_label() -> QLabel:
+    label = QLabel()
+    label.setFont(theme.font(1.1))
+    label.setWordWrap(True)
+    return label
+
+
+# ------------------------------------------------------------------------------- time cursor
+
+
+class TimeCursor(QWidget):
+    """A slider over the time steps of the probe string and a label ``t = 5 / 15  'i' → 'm'``.
+
+    ``cursor_changed`` is emitted when the user moves the slider or the main window calls
+    ``step`` / ``home`` / ``end`` (its keyboard shortcuts); ``set_cursor`` is silent.
+    """
+
+    cursor_changed = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._text = ""
+        self._length = 0
+        self._slider = QSlider(Qt.Orientation.Horizontal)
+        self._slider.setRange(0, 0)
+        self._slider.setPageStep(5)
+        self._slider.setEnabled(False)
+        self._slider.setToolTip("time step of the probe string (Alt+← / Alt+→, Home, End)")
+        self._label = QLabel()
+        self._label.setFont(theme.font(1.2, mono=True))
+        self._label.setMinimumWidth(QFontMetrics(self._label.font()).horizontalAdvance("x" * 26))
+        caption = QLabel("time step")
+        caption.setFont(theme.font())
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(4, 2, 4, 2)
+        layout.addWidget(caption)
+        layout.addWidget(self._slider, 1)
+        layout.addWidget(self._label)
+        self._slider.valueChanged.connect(self._on_slider_value_changed)
+        self._update_label()
+
+    # -- state
+    def cursor(self) -> int:  # type: ignore[override]
+        """The time step (shadows QWidget.cursor, the mouse cursor, which this widget never sets;
+        Qt's C++ side does not call it through Python)."""
+        return int(self._slider.value())
+
+    def length(self) -> int:
+        return self._length
+
+    def label_text(self) -> str:
+        return self._label.text()
+
+    # -- set from outside (silent)
+    def set_result(self, result: ProbeResult | None) -> None:
+        self.set_text("" if result is None else result.text)
+
+    def set_text(self, text: str) -> None:
+        """The probe string: its length bounds the cursor, its characters name the steps."""
+        self._text = text
+        self.set_length(len(text))
+
+    def set_length(self, length: int) -> None:
+        """Bound the cursor to ``0 .. length-1`` (clamped silently)."""
+        self._length = max(0, int(length))
+        if len(self._text) != self._length:
+            self._text = ""
+        self._slider.blockSignals(True)
+        self._slider.setRange(0, max(self._length - 1, 0))
+        self._slider.blockSignals(False)
+        self._slider.setEnabled(self._length > 1)
+        self._update_label()
+
+    def set_cursor(self, t: int) -> None:
+        self._slider.blockSignals(True)
+        self._slider.setValue(_clamp(int(t), self._length))
+        self._slider.blockSignals(False)
+        self._update_label()
+
+    # -- user actions (emit cursor_changed when the cursor moves)
+    def step(self, delta: int = 1) -> None:
+        self._move_to(self.cursor() + delta)
+
+    def home(self) -> None:
+        self._move_to(0)
+
+    def end(self) -> None:
+        self._move_to(self._length - 1)
+
+    def _move_to(self, t: int) -> None:
+        if self._length:
+            self._slider.setValue(_clamp(t, self._length))  # emits through valueChanged
+
+    def _on_slider_value_changed(self, value: int) -> None:
+        self._update_label()
+        self.cursor_changed.emit(value)
+
+    def _update_label(self) -> None:
+        if self._length == 0:
+            self._label.setText("t = –")
+            return
+        t = self.cursor()
+        text = f"t = {t} / {self._length - 1}"
+        if self._text:
+            following = quoted(self._text[t + 1]) if t + 1 < self._length else "end"
+            text += f"   {quoted(self._text[t])} → {following}"
+        self._label.setText(text)
+
+
+# ------------------------------------------------------------------------ probe text panel
+
+
+class _ColourLegend(QWidget):
+    """A small horizontal colour scale: ``lo [gradient] hi``."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._cmap: pg.ColorMap = theme.DIVERGING
+        self._lo = self._hi = ""
+        self.setFont(theme.font(0.9))
+        self.setFixedHeight(QFontMetrics(self.font()).height() + 6)
+        self.setMinimumWidth(200)
+        self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
+
+    def set_scale(self, cmap: pg.ColorMap, lo: str, hi: str) -> None:
+        self._cmap, self._lo, self._hi = cmap, lo, hi
+        self.update()
+
+    def sizeHint(self) -> QSize:
+        return QSize(240, self.height())
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        painter = QPainter(self)
+        metrics = QFontMetrics(self.font())
+        lo_w = metrics.horizontalAdvance(self._lo) + 6
+        hi_w = metrics.horizontalAdvance(self._hi) + 6
+        bar = QRect(lo_w, 3, max(self.width() - lo_w - hi_w, 10), self.height() - 6)
+        painter.setPen(QColor("#000"))
+        painter.drawText(QRect(0, 0, lo_w, self.height()), Qt.AlignmentFlag.AlignCenter, self._lo)
+        painter.drawText(
+            QRect(bar.right() + 1, 0, hi_w, self.height()), Qt.AlignmentFlag.AlignCenter, self._hi
+        )
+        painter.fillRect(
+            bar, self._cmap.getGradient(QPointF(bar.left(), 0), QPointF(bar.right(), 0))
+        )
+        painter.setPen(QColor(theme.MUTED))
+        painter.drawRect(bar)
+        painter.end()
+
+
+class _CharStrip(QWidget):
+    """The probed string as coloured cells that wrap like text, with top-k lines under each.
+
+    One widget painting every cell with QPainter (only the cells in the exposed rectangle),
+    so a 500-character probe costs one widget, not 500 labels.
+    """
+
+    clicked = Signal(int)
+
+    MARGIN = 6
+    GAP = 2
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._chars: list[str] = []  # display strings, '␣' for a space
+        self._colours: list[QColor] = []
+        self._topk: list[list[str]] = []  # per step, "e 0.41" lines
+        self._topk_true: list[int] = []  # per step, which top-k line is the true next char, -1
+        self._tooltips: list[str] = []
+        self._unknown: frozenset[int] = frozenset()
+        self._cursor = 0
+        self._show_topk = True
+        self._char_font = theme.font(1.7)
+        self._small_font = theme.font(0.85, mono=True)
+        self._small_bold = theme.font(0.85, mono=True, bold=True)
+        self._char_h = QFontMetrics(self._char_font).height() + 8
+        self._line_h = QFontMetrics(self._small_font).height()
+        self._cell_w = 10
+        self._rows_per_cell = 0
+        self.setMouseTracking(False)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Minimum)
+        self._update_geometry()
+
+    # -- content
+    def set_content(
+        self,
+        chars: list[str],
+        topk: list[list[str]],
+        topk_true: list[int],
+        tooltips: list[str],
+        unknown: frozenset[int],
+    ) -> None:
+        self._chars, self._topk, self._topk_true = chars, topk, topk_true
+        self._tooltips, self._unknown = tooltips, unknown
+        self._cursor = _clamp(self._cursor, len(chars))
+        self._update_geometry()
+        self.update()
+
+    def set_colours(self, colours: list[QColor]) -> None:
+        self._colours = colours
+        self.update()
+
+    def set_cursor(self, t: int) -> None:
+        t = _clamp(t, len(self._chars))
+        if t != self._cursor:
+            old = self._cursor
+            self._cursor = t
+            self.update(self.cell_rect(old).adjusted(-3, -3, 3, 3))
+            self.update(self.cell_rect(t).adjusted(-3, -3, 3, 3))
+
+    def set_show_topk(self, show: bool) -> None:
+        self._show_topk = show
+        self._update_geometry()
+        self.update()
+
+    # -- geometry
+    def _update_geometry(self) -> None:
+        char_w = QFontMetrics(self._char_font).horizontalAdvance("W") + 10
+        rows = max((len(lines) for lines in self._topk), default=0) if self._show_topk else 0
+        self._rows_per_cell = rows
+        topk_w = QFontMetrics(self._small_bold).horizontalAdvance("W 0.00") + 8 if rows else 0
+        self._cell_w = max(char_w, topk_w)
+        self.setMinimumHeight(self._needed_height(self.width()))
+        self.updateGeometry()
+
+    def _cell_h(self) -> int:
+        return self._char_h + self._rows_per_cell * self._line_h + (4 if self._rows_per_cell else 0)
+
+    def _per_row(self, width: int) -> int:
+        return max(1, (width - 2 * self.MARGIN + self.GAP) // (self._cell_w + self.GAP))
+
+    def _needed_height(self, width: int) -> int:
+        if not self._chars:
+            return 3 * self._char_h
+        lines = math.ceil(len(self._chars) / self._per_row(width))
+        return 2 * self.MARGIN + lines * (self._cell_h() + 3 * self.GAP)
+
+    def cell_rect(self, i: int) -> QRect:
+        per_row = self._per_row(self.width())
+        row, col = divmod(i, per_row)
+        x = self.MARGIN + col * (self._cell_w + self.GAP)
+        y = self.MARGIN + row * (self._cell_h() + 3 * self.GAP)
+        return QRect(x, y, self._cell_w, self._cell_h())
+
+    def index_at(self, pos: QPoint) -> int | None:
+        for_row = self._cell_h() + 3 * self.GAP
+        row = (pos.y() - self.MARGIN) // for_row
+        col = (pos.x() - self.MARGIN) // (self._cell_w + self.GAP)
+        if row < 0 or col < 0 or col >= self._per_row(self.width()):
+            return None
+        i = row * self._per_row(self.width()) + col
+        if i >= len(self._chars) or not self.cell_rect(i).contains(pos):
+            return None
+        return i
+
+    def sizeHint(self) -> QSize:
+        return QSize(600, self._needed_height(600))
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        needed = self._needed_height(self.width())
+        if needed != self.minimumHeight():
+            self.setMinimumHeight(needed)
+        super().resizeEvent(event)
+
+    # -- events
+    def event(self, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.ToolTip and isinstance(event, QHelpEvent):
+            i = self.index_at(event.pos())
+            if i is not None and i < len(self._tooltips):
+                QToolTip.showText(event.globalPos(), self._tooltips[i], self)
+            else:
+                QToolTip.hideText()
+            return True
+        return super().event(event)
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        if event.button() == Qt.MouseButton.LeftButton:
+            i = self.index_at(event.position().toPoint())
+            if i is not None:
+                self.clicked.emit(i)
+        super().mousePressEvent(event)
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        painter = QPainter(self)
+        painter.fillRect(self.rect(), QColor("#FFFFFF"))
+        if not self._chars:
+            painter.setFont(theme.font(1.3))
+            painter.setPen(QColor(theme.PLACEHOLDER_INK))
+            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, PLACEHOLDER)
+            painter.end()
+            return
+        exposed = event.rect()
+        per_row = self._per_row(self.width())
+        row_h = self._cell_h() + 3 * self.GAP
+        first = max(0, (exposed.top() - self.MARGIN) // row_h) * per_row
+        last = min(len(self._chars), ((exposed.bottom() - self.MARGIN) // row_h + 1) * per_row)
+        for i in range(first, last):
+            self._paint_cell(painter, i)
+        painter.end()
+
+    def _paint_cell(self, painter: QPainter, i: int) -> None:
+        rect = self.cell_rect(i)
+        char_rect = QRect(rect.left(), rect.top(), rect.width(), self._char_h)
+        fill = self._colours[i] if i < len(self._colours) else QColor("#FFFFFF")
+        painter.fillRect(char_rect, fill)
+        painter.setPen(QPen(QColor("#C8C8C8"), 1))
+        painter.drawRect(char_rect.adjusted(0, 0, -1, -1))
+        char = self._chars[i]
+        ink = theme.text_colour_on(fill)
+        if char == "\u2423" and ink == QColor("#000000"):
+            ink = QColor(theme.MUTED)
+        painter.setFont(self._char_font)
+        painter.setPen(ink)
+        painter.drawText(char_rect, Qt.AlignmentFlag.AlignCenter, char)
+        if i in self._unknown:
+            pen = QPen(QColor(theme.UNKNOWN), 3, Qt.PenStyle.DashLine)
+            painter.setPen(pen)
+            painter.drawRect(char_rect.adjusted(1, 1, -2, -2))
+            mid = char_rect.center().y()
+            painter.setPen(QPen(QColor(theme.UNKNOWN), 2))
+            painter.drawLine(char_rect.left() + 4, mid, char_rect.right() - 4, mid)
+        if self._rows_per_cell and i < len(self._topk):
+            y = char_rect.bottom() + 3
+            for line_no, line in enumerate(self._topk[i]):
+                true_line = line_no == self._topk_true[i]
+                painter.setFont(self._small_bold if true_line else self._small_font)
+                painter.setPen(QColor(theme.HIGHLIGHT if true_line else "#303030"))
+                line_rect = QRect(
+                    rect.left(), y + line_no * self._line_h, rect.width(), self._line_h
+                )
+                painter.drawText(line_rect, Qt.AlignmentFlag.AlignCenter, line)
+        if i == self._cursor:
+            painter.setPen(QPen(QColor(theme.CURSOR), 3))
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawRect(rect.adjusted(-1, -1, 0, 0))
+
+
+class ProbeTextPanel(QWidget):
+    """The typed string, and the probed string as coloured characters (Karpathy's view).
+
+    Colour mode ``unit``: each character is coloured by the selected hidden unit's
+    activation H_t[unit] after reading it (fixed levels, blue negative, red positive).
+    Colour mode ``surprisal``: each character is coloured by how surprised the model was to
+    see it, -log2 p(char | the characters before it), white 0 bits to red 8 bits; the first
+    character has nothing before it and stays grey. Under each character: the k most likely
+    next characters, the true next one in bold orange.
+    """
+
+    text_edited = Signal(str)
+    cursor_requested = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._result: ProbeResult | None = None
+        self._mode: ColourMode = "unit"
+        self._unit = 0
+        self._cursor = 0
+
+        self._edit = QLineEdit(DEFAULT_PROBE_TEXT)
+        self._edit.setPlaceholderText("type a string to probe the model with")
+        self._edit.setFont(theme.font(1.4))
+        self._edit.setClearButtonEnabled(True)
+        self._mode_combo = QComboBox()
+        self._mode_combo.setFont(theme.font())
+        self._mode_combo.addItem("colour: hidden unit", "unit")
+        self._mode_combo.addItem("colour: surprisal (bits)", "surprisal")
+        self._unit_label = QLabel()
+        self._unit_label.setFont(theme.font(1.1, bold=True))
+        self._topk_check = QCheckBox("top-k")
+        self._topk_check.setFont(theme.font())
+        self._topk_check.setChecked(True)
+        self._topk_check.setToolTip("show the most likely next characters under each character")
+        self._legend = _ColourLegend()
+        self._legend_caption = QLabel()
+        self._legend_caption.setFont(theme.font(0.9))
+        self._strip = _CharStrip()
+        self._scroll = QScrollArea()
+        self._scroll.setWidgetResizable(True)
+        self._scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self._scroll.setWidget(self._strip)
+        self._unknown_label = QLabel()
+        self._unknown_label.setFont(theme.font(1.0, bold=True))
+        self._unknown_label.setStyleSheet(f"color: {theme.UNKNOWN};")
+        self._unknown_label.setWordWrap(True)
+        self._unknown_label.hide()
+
+        controls = QHBoxLayout()
+        controls.addWidget(self._edit, 1)
+        controls.addWidget(self._mode_combo)
+        controls.addWidget(self._unit_label)
+        controls.addWidget(self._topk_check)
+        legend_row = QHBoxLayout()
+        legend_row.addWidget(self._legend)
+        legend_row.addWidget(self._legend_caption, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(controls)
+        layout.addLayout(legend_row)
+        layout.addWidget(self._scroll, 1)
+        layout.addWidget(self._unknown_label)
+
+        self._edit.textChanged.connect(self._on_edit_text_changed)
+        self._mode_combo.currentIndexChanged.connect(self._on_mode_combo_changed)
+        self._topk_check.toggled.connect(self._strip.set_show_topk)
+        self._strip.clicked.connect(self._on_strip_clicked)
+        self._update_unit_label()
+        self._recolour()
+
+    # -- public API
+    def text(self) -> str:
+        """The typed string (what the main window probes)."""
+        return self._edit.text()
+
+    def line_edit(self) -> QLineEdit:
+        return self._edit
+
+    def colour_mode(self) -> ColourMode:
+        return self._mode
+
+    def unit(self) -> int:
+        return self._unit
+
+    def set_result(self, result: ProbeResult | None) -> None:
+        self._result = result
+        if result is None:
+            self._strip.set_content([], [], [], [], frozenset())
+            self._unknown_label.hide()
+            self._recolour()
+            return
+        text, vocab = result.text, result.vocab_tokens
+        T = len(text)
+        self._cursor = _clamp(self._cursor, T)
+        chars = [theme.display_char(c) for c in text]
+        shown_vocab = [theme.display_char(tok) for tok in vocab]
+        topk_ids = result.topk_ids.tolist()
+        topk_probs = result.topk_probs.tolist()
+        topk = [
+            [f"{shown_vocab[v]} {p:.2f}" for v, p in zip(ids, probs, strict=True)]
+            for ids, probs in zip(topk_ids, topk_probs, strict=True)
+        ]
+        tokens = result.tokens.tolist()
+        true_next = tokens[1:] + [-1]
+        topk_true = [
+            ids.index(nxt) if nxt in ids else -1
+            for ids, nxt in zip(topk_ids, true_next, strict=True)
+        ]
+        unknown = frozenset(result.unknown)
+        self._strip.set_content(chars, topk, topk_true, self._tooltips(result), unknown)
+        self._strip.set_cursor(self._cursor)
+        self._update_unknown_label(result)
+        self._recolour()
+
+    def set_cursor(self, t: int) -> None:
+        length = 0 if self._result is None else len(self._result.text)
+        self._cursor = _clamp(int(t), length)
+        self._strip.set_cursor(self._cursor)
+        if length:
+            rect = self._strip.cell_rect(self._cursor)
+            self._scroll.ensureVisible(rect.center().x(), rect.center().y(), 0, rect.height())
+
+    def set_unit(self, unit: int) -> None:
+        self._unit = max(0, int(unit))
+        self._update_unit_label()
+        if self._mode == "unit":
+            self._recolour()
+
+    def set_colour_mode(self, mode: ColourMode) -> None:
+        if mode not in ("unit", "surprisal"):
+            raise ValueError(f"colour mode must be 'unit' or 'surprisal', not {mode!r}")
+        self._mode = mode
+        self._mode_combo.blockSignals(True)
+        self._mode_combo.setCurrentIndex(self._mode_combo.findData(mode))
+        self._mode_combo.blockSignals(False)
+        self._update_unit_label()
+        self._recolour()
+
+    # -- for tests and the screenshot
+    def cell_colours(self) -> list[QColor]:
+        return list(self._strip._colours)
+
+    def topk_text(self, t: int) -> str:
+        """The top-k lines under character t, one per line: ``"e 0.41\\na 0.20..."``."""
+        return "\n".join(self._strip._topk[t])
+
+    def unknown_text(self) -> str:
+        return self._unknown_label.text() if not self._unknown_label.isHidden() else ""
+
+    def strip(self) -> QWidget:
+        return self._strip
+
+    # -- internals
+    def _shown_unit(self) -> int:
+        if self._result is None:
+            return self._unit
+        return min(self._unit, int(self._result.hidden.shape[1]) - 1)
+
+    @staticmethod
+    def _levels(r: ProbeResult) -> tuple[float, float]:
+        return float(r.hidden_levels[0]), float(r.hidden_levels[1])
+
+    def _colour_values(self) -> tuple[np.ndarray, tuple[float, float], pg.ColorMap]:
+        assert self._result is not None
+        r = self._result
+        if self._mode == "unit":
+            levels = self._levels(r)
+            return r.hidden[:, self._shown_unit()], levels, theme.activation_colormap(levels)
+        # character j is coloured by the surprise of seeing it: row j-1 predicted it
+        seen = np.concatenate(([np.nan], np.asarray(r.surprisal_bits, dtype=np.float64)[:-1]))
+        return seen, (0.0, theme.SURPRISAL_MAX_BITS), theme.SURPRISAL
+
+    def _recolour(self) -> None:
+        if self._mode == "unit":
+            levels = (-1.0, 1.0) if self._result is None else self._levels(self._result)
+            cmap = theme.activation_colormap(levels)
+            self._legend.set_scale(cmap, f"{levels[0]:g}", f"{levels[1]:+g}")
+            self._legend_caption.setText(
+                f"H_t[{self._shown_unit()}] after reading each character"
+                + (f" ({self._result.activation})" if self._result is not None else "")
+            )
+        else:
+            self._legend.set_scale(theme.SURPRISAL, "0", f"{theme.SURPRISAL_MAX_BITS:g} bits")
+            self._legend_caption.setText(
+                "surprisal of each character given those before it, −log₂ p"
+            )
+        if self._result is None:
+            self._strip.set_colours([])
+            return
+        values, levels, cmap = self._colour_values()
+        self._strip.set_colours(theme.map_colours(cmap, values, levels))
+
+    def _update_unit_label(self) -> None:
+        self._unit_label.setText(f"unit {self._shown_unit()}")
+        self._unit_label.setEnabled(self._mode == "unit")
+
+    def _update_unknown_label(self, result: ProbeResult) -> None:
+        if not result.unknown:
+            self._unknown_label.hide()
+            return
+        distinct = list(dict.fromkeys(result.text[i] for i in result.unknown))
+        n = len(result.unknown)
+        self._unknown_label.setText(
+            f"{n} character{'s' if n != 1 else ''} not in the vocabulary: "
+            + ", ".join(repr(c) for c in distinct)
+            + " (the model reads <unk>)"
+        )
+        self._unknown_label.show()
+
+    def _tooltips(self, r: ProbeResult) -> list[str]:
+        text, T = r.text, len(r.text)
+        unknown = set(r.unknown)
+        tips = []
+        for t in range(T):
+            lines = [f"t = {t}  {quoted(text[t])}"]
+            if t in unknown:
+                lines.append("not in the vocabulary: maps to <unk>")
+            if t > 0:
+                lines.append(f"surprise on seeing it: {r.surprisal_bits[t - 1]:.2f} bits")
+            if t + 1 < T:
+                p_next = r.probs[t, r.tokens[t + 1]]
+                lines.append(f"P(next = {quoted(text[t + 1])}) = {p_next:.3f}")
+            else:
+                lines.append("last character: next one unknown")
+            tips.append("\n".join(lines))
+        return tips
+
+    def _on_edit_text_changed(self, text: str) -> None:
+        self.text_edited.emit(text)
+
+    def _on_mode_combo_changed(self, index: int) -> None:
+        self.set_colour_mode(self._mode_combo.itemData(index))
+
+    def _on_strip_clicked(self, t: int) -> None:
+        self.cursor_requested.emit(t)
+
+
+# --------------------------------------------------------------------------------- heatmaps
+
+
+class _TickSource:
+    """Tick labels for one axis: characters (``chars``) or cell numbers 0..count-1.
+
+    With ``numbers_when_crowded`` an axis of characters that do not all fit shows step
+    numbers instead: every 4th character of a sentence says nothing, t = 0, 10, 20 does.
+    """
+
+    def __init__(
+        self,
+        axis: pg.AxisItem,
+        char_px: float,
+        number_px: float | None = None,
+        *,
+        numbers_when_crowded: bool = False,
+    ) -> None:
+        self.axis = axis
+        self.char_px = char_px  # room one label needs along the axis
+        self.number_px = char_px if number_px is None else number_px
+        self.numbers_when_crowded = numbers_when_crowded
+        self.chars: Sequence[str] | None = None
+        self.count = 0
+
+    def set_chars(self, chars: Sequence[str]) -> None:
+        self.chars, self.count = chars, len(chars)
+
+    def set_count(self, count: int) -> None:
+        self.chars, self.count = None, count
+
+    def refresh(self, pixels: float) -> None:
+        max_chars = max(1, int(pixels // self.char_px))
+        crowded = self.count > max_chars
+        if self.chars is not None and not (crowded and self.numbers_when_crowded):
+            ticks = theme.char_ticks(self.chars, max_chars)
+        else:
+            ticks = theme.number_ticks(self.count, max(1, int(pixels // self.number_px)))
+        self.axis.setTicks([ticks])
+
+
+# pixels one tick label needs on a time-step axis: a character, a step number like "120"
+_STEP_TICK_PX = (theme.BASE_POINT_SIZE * 1.8, theme.BASE_POINT_SIZE * 3.6)
+
+
+class _Heatmap:
+    """A plot with one row-major ImageItem over cells [0, cols) × [0, rows), row 0 at the top,
+    a fixed-level colour bar beside it, a cursor line and tick labels at cell centres."""
+
+    def __init__(
+        self,
+        layout: pg.GraphicsLayoutWidget,
+        row: int,
+        *,
+        cmap: pg.ColorMap,
+        levels: tuple[float, float],
+        bar_label: str,
+        left: str,
+        bottom: str,
+    ) -> None:
+        self.plot: pg.PlotItem = layout.addPlot(row=row, col=0)
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.plot.addItem(self.image)
+        self.plot.invertY(True)
+        self.plot.setMouseEnabled(x=False, y=False)
+        self.plot.setMenuEnabled(False)
+        self.plot.hideButtons()
+        self.levels = levels
+        self.bar = pg.ColorBarItem(
+            values=levels,
+            colorMap=cmap,
+            label=bar_label,
+            interactive=False,
+            colorMapMenu=False,
+            width=18,
+        )
+        self.bar.setImageItem(self.image)
+        layout.addItem(self.bar, row=row, col=1)
+        self.cursor_line = pg.InfiniteLine(
+            pos=0.5, angle=90, movable=False, pen=pg.mkPen(theme.CURSOR, width=3)
+        )
+        self.cursor_line.setZValue(10)
+        self.plot.addItem(self.cursor_line)
+        theme.style_plot(self.plot, left=left, bottom=bottom)
+        theme.style_colour_bar(self.bar, bar_label)
+        self.x_ticks = _TickSource(
+            self.plot.getAxis("bottom"), *_STEP_TICK_PX, numbers_when_crowded=True
+        )
+        self.y_ticks = _TickSource(self.plot.getAxis("left"), theme.BASE_POINT_SIZE * 1.9)
+        self.plot.getViewBox().sigResized.connect(self._on_view_resized)
+
+    def show(self, array: np.ndarray, levels: tuple[float, float], cmap: pg.ColorMap) -> None:
+        """Draw ``array`` (rows, cols) with fixed ``levels``."""
+        if cmap is not self.bar.colorMap():
+            self.bar.setColorMap(cmap)
+        if levels != self.levels:
+            self.levels = levels
+            self.bar.setLevels(levels)
+        self.image.setImage(np.ascontiguousarray(array), levels=levels, autoLevels=False)
+        rows, cols = array.shape
+        self.plot.setRange(xRange=(0, cols), yRange=(0, rows), padding=0)
+        self._on_view_resized()
+
+    def clear(self) -> None:
+        self.image.clear()
+
+    def set_bar_label(self, text: str) -> None:
+        theme.style_colour_bar(self.bar, text)
+
+    def set_cursor(self, t: int) -> None:
+        self.cursor_line.setPos(t + 0.5)
+
+    def cell_at(self, scene_pos: QPointF) -> tuple[int, int] | None:
+        """(col, row) of the cell under a scene position, or None outside the image."""
+        image = self.image.image
+        if image is None or not self.plot.getViewBox().sceneBoundingRect().contains(scene_pos):
+            return None
+        p = self.image.mapFromScene(scene_pos)
+        col, row = math.floor(p.x()), math.floor(p.y())
+        rows, cols = image.shape[:2]
+        if 0 <= row < rows and 0 <= col < cols:
+            return col, row
+        return None
+
+    def scene_pos_of(self, col: int, row: int) -> QPointF:
+        """The scene position of the centre of cell (col, row)."""
+        scene_pos: QPointF = self.image.mapToScene(QPointF(col + 0.5, row + 0.5))
+        return scene_pos
+
+    def _on_view_resized(self) -> None:
+        rect = self.plot.getViewBox().boundingRect()
+        self.x_ticks.refresh(rect.width())
+        self.y_ticks.refresh(rect.height())
+
+
+def _graphics_with_placeholder(
+    parent: QWidget, placeholder: str
+) -> tuple[QStackedWidget, pg.GraphicsLayoutWidget]:
+    """A stack: page 0 a placeholder sentence, page 1 the plots (shown once there is data)."""
+    stack = QStackedWidget(parent)
+    stack.addWidget(_placeholder_label(placeholder))
+    graphics = pg.GraphicsLayoutWidget()
+    graphics.setBackground(theme.PLOT_BACKGROUND)
+    stack.addWidget(graphics)
+    return stack, graphics
+
+
+class HiddenStatesPanel(QWidget):
+    """Heatmap of the hidden state H_t: units (rows) × time steps (columns), fixed levels.
+
+    Clicking a cell selects its unit (``unit_selected``) and asks to move the time cursor
+    there (``cursor_requested``); the selected unit's trace over t is drawn below.
+    For an LSTM a check box shows the cell state C_t instead.
+    """
+
+    unit_selected = Signal(int)
+    cursor_requested = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._result: ProbeResult | None = None
+        self._cursor = 0
+        self._unit = 0
+        self._show_cell = False
+
+        self._readout = _readout_label()
+        self._cell_check = QCheckBox("show C_t (LSTM cell state)")
+        self._cell_check.setFont(theme.font())
+        self._cell_check.hide()
+        top = QHBoxLayout()
+        top.addWidget(self._readout, 1)
+        top.addWidget(self._cell_check)
+        self._stack, self._graphics = _graphics_with_placeholder(
+            self, f"{PLACEHOLDER}: its hidden states H_t appear here"
+        )
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(top)
+        layout.addWidget(self._stack, 1)
+
+        self._heatmap = _Heatmap(
+            self._graphics,
+            0,
+            cmap=theme.DIVERGING,
+            levels=(-1.0, 1.0),
+            bar_label="H_t",
+            left="hidden unit",
+            bottom="time step t (character)",
+        )
+        self.plot_item = self._heatmap.plot
+        self.image_item = self._heatmap.image
+        self.colour_bar = self._heatmap.bar
+        self.cursor_line = self._heatmap.cursor_line
+        self.unit_box = QGraphicsRectItem()
+        unit_pen = pg.mkPen("#000000", width=2.5, style=Qt.PenStyle.DashLine)
+        unit_pen.setCosmetic(True)
+        self.unit_box.setPen(unit_pen)
+        self.unit_box.setZValue(9)
+        self.unit_box.hide()
+        self.plot_item.addItem(self.unit_box)
+
+        self.trace_plot: pg.PlotItem = self._graphics.addPlot(row=1, col=0)
+        self.trace_plot.setXLink(self.plot_item)
+        self.trace_plot.setMouseEnabled(x=False, y=False)
+        self.trace_plot.setMenuEnabled(False)
+        self.trace_plot.hideButtons()
+        self.trace_curve = pg.PlotDataItem(
+            pen=pg.mkPen(theme.RUN_COLOURS[0], width=3),
+            symbol="o",
+            symbolSize=7,
+            symbolBrush=theme.RUN_COLOURS[0],
+            symbolPen=None,
+        )
+        self.trace_plot.addItem(self.trace_curve)
+        self.trace_plot.addItem(
+            pg.InfiniteLine(pos=0.0, angle=0, movable=False, pen=pg.mkPen(theme.MUTED, width=1))
+        )
+        self.trace_cursor_line = pg.InfiniteLine(
+            pos=0.5, angle=90, movable=False, pen=pg.mkPen(theme.CURSOR, width=2)
+        )
+        self.trace_plot.addItem(self.trace_cursor_line)
+        theme.style_plot(self.trace_plot, left="H_t[0]", bottom="time step t (character)")
+        # the same left-axis width keeps the trace's steps under the heatmap's columns
+        for plot in (self.plot_item, self.trace_plot):
+            plot.getAxis("left").setWidth(theme.LEFT_AXIS_WIDTH)
+        self._trace_x_ticks = _TickSource(
+            self.trace_plot.getAxis("bottom"), *_STEP_TICK_PX, numbers_when_crowded=True
+        )
+        self._graphics.ci.layout.setRowStretchFactor(0, 3)
+        self._graphics.ci.layout.setRowStretchFactor(1, 1)
+
+        scene = self._graphics.scene()
+        scene.sigMouseClicked.connect(self._on_scene_clicked)
+        scene.sigMouseMoved.connect(self._on_scene_mouse_moved)
+        self.plot_item.getViewBox().sigResized.connect(self._on_view_resized)
+        self._cell_check.toggled.connect(self._on_cell_check_toggled)
+        self.set_result(None)
+
+    # -- public API
+    def set_result(self, result: ProbeResult | None) -> None:
+        self._result = result
+        if result is None:
+            self._heatmap.clear()
+            self.trace_curve.setData([], [])
+            self.unit_box.hide()
+            self._cell_check.hide()
+            self._readout.setText("")
+            self._stack.setCurrentIndex(0)
+            return
+        has_cell = result.cell is not None
+        self._cell_check.setVisible(has_cell)
+        if not has_cell:
+            self._show_cell = False
+        self._stack.setCurrentIndex(1)
+        self._heatmap.x_ticks.set_chars(result.text)
+        self._heatmap.y_ticks.set_count(result.hidden.shape[1])
+        self._trace_x_ticks.set_chars(result.text)
+        self._cursor = _clamp(self._cursor, len(result.text))
+        self._draw()
+        self._readout.setText("click a row to trace that unit over time")
+
+    def set_cursor(self, t: int) -> None:
+        length = 0 if self._result is None else len(self._result.text)
+        self._cursor = _clamp(int(t), length)
+        self._heatmap.set_cursor(self._cursor)
+        self.trace_cursor_line.setPos(self._cursor + 0.5)
+
+    def set_unit(self, unit: int) -> None:
+        """Select a unit row (silent: no unit_selected)."""
+        self._unit = max(0, int(unit))
+        if self._result is not None:
+            self._draw_unit()
+
+    def unit(self) -> int:
+        return self._unit
+
+    def displayed_array(self) -> np.ndarray | None:
+        """What the heatmap draws: hidden.T (H, T) (or cell.T), None when cleared."""
+        image: np.ndarray | None = self.image_item.image
+        return image
+
+    def displayed_levels(self) -> tuple[float, float]:
+        levels = self.image_item.getLevels()
+        return float(levels[0]), float(levels[1])
+
+    def trace_data(self) -> tuple[np.ndarray, np.ndarray]:
+        x, y = self.trace_curve.getData()
+        return (np.array([]) if x is None else x), (np.array([]) if y is None else y)
+
+    def scene_pos_of_cell(self, t: int, unit: int) -> QPointF:
+        return self._heatmap.scene_pos_of(t, unit)
+
+    def graphics_view(self) -> pg.GraphicsLayoutWidget:
+        return self._graphics
+
+    def readout_text(self) -> str:
+        return self._readout.text()
+
+    def select_at_scene_pos(self, scene_pos: QPointF) -> bool:
+        """What a click does: select the unit under the position, request its time step."""
+        cell = self._heatmap.cell_at(scene_pos)
+        if cell is None:
+            return False
+        t, unit = cell
+        self.set_unit(unit)
+        self.unit_selected.emit(unit)
+        self.cursor_requested.emit(t)
+        return True
+
+    # -- internals
+    def _shown(self) -> tuple[np.ndarray, tuple[float, float], str]:
+        assert self._result is not None
+        if self._show_cell and self._result.cell is not None:
+            return self._result.cell, theme.CELL_STATE_LEVELS, "C_t"
+        lo, hi = self._result.hidden_levels
+        return self._result.hidden, (float(lo), float(hi)), "H_t"
+
+    def _draw(self) -> None:
+        values, levels, name = self._shown()
+        self._heatmap.show(values.T, levels, theme.activation_colormap(levels))
+        self._heatmap.set_bar_label(name)
+        self.trace_plot.setYRange(levels[0], levels[1], padding=0.05)
+        theme.set_level_ticks(self.trace_plot.getAxis("left"), levels)
+        self._draw_unit()
+        self.set_cursor(self._cursor)
+
+    def _draw_unit(self) -> None:
+        values, _, name = self._shown()
+        T, H = values.shape
+        unit = min(self._unit, H - 1)
+        self.trace_curve.setData(np.arange(T) + 0.5, values[:, unit])
+        theme.set_axis_label(self.trace_plot, "left", f"{name}[{unit}]")
+        self.unit_box.setRect(0, unit, T, 1)
+        self.unit_box.show()
+
+    def _on_view_resized(self) -> None:
+        self._trace_x_ticks.refresh(self.plot_item.getViewBox().boundingRect().width())
+
+    def _on_cell_check_toggled(self, checked: bool) -> None:
+        self._show_cell = checked
+        if self._result is not None:
+            self._draw()
+
+    def _on_scene_clicked(self, event: object) -> None:
+        if self._result is None or event.button() != Qt.MouseButton.LeftButton:  # type: ignore[attr-defined]
+            return
+        if self.select_at_scene_pos(event.scenePos()):  # type: ignore[attr-defined]
+            event.accept()  # type: ignore[attr-defined]
+
+    def _on_scene_mouse_moved(self, scene_pos: QPointF) -> None:
+        if self._result is None:
+            return
+        cell = self._heatmap.cell_at(scene_pos)
+        if cell is None:
+            return
+        t, unit = cell
+        values, _, name = self._shown()
+        self._readout.setText(
+            f"t = {t}  {quoted(self._result.text[t])}   unit {unit}:  "
+            f"{name} = {values[t, unit]:+.3f}"
+        )
+
+
+class SoftmaxPanel(QWidget):
+    """P(next character) at the cursor step as bars, and over all steps as a heatmap.
+
+    Row t of ``probs`` is the prediction after reading character t, so the true next
+    character is ``text[t + 1]`` (its bar orange); at the last step there is none.
+    """
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._result: ProbeResult | None = None
+        self._cursor = 0
+        self._highlight: int | None = None
+
+        self._readout = _readout_label()
+        self._stack, self._graphics = _graphics_with_placeholder(
+            self, f"{PLACEHOLDER}: the model's next-character probabilities appear here"
+        )
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self._readout)
+        layout.addWidget(self._stack, 1)
+
+        self.bar_plot: pg.PlotItem = self._graphics.addPlot(row=0, col=0)
+        self.bar_plot.setMouseEnabled(x=False, y=False)
+        self.bar_plot.setMenuEnabled(False)
+        self.bar_plot.hideButtons()
+        self.bar_plot.setYRange(0.0, 1.0, padding=0.02)
+        theme.set_level_ticks(self.bar_plot.getAxis("left"), (0.0, 1.0))
+        self._bar_brush = pg.mkBrush(theme.RUN_COLOURS[0])
+        self._true_brush = pg.mkBrush(theme.HIGHLIGHT)
+        self.bar_item = pg.BarGraphItem(x=[], height=[], width=0.8, pen=None, brush=self._bar_brush)
+        self.bar_plot.addItem(self.bar_item)
+        theme.style_plot(self.bar_plot, left="probability", bottom="next character (vocabulary)")
+        self.bar_plot.setTitle("", size=f"{theme.BASE_POINT_SIZE * 1.15:.0f}pt", color="#000")
+        self._bar_ticks = _TickSource(self.bar_plot.getAxis("bottom"), theme.BASE_POINT_SIZE * 1.6)
+        self.bar_plot.getViewBox().sigResized.connect(self._on_bar_view_resized)
+
+        self._heatmap = _Heatmap(
+            self._graphics,
+            1,
+            cmap=theme.SEQUENTIAL,
+            levels=(0.0, 1.0),
+            bar_label="P(next char)",
+            left="next character",
+            bottom="time step t (character read)",
+        )
+        self.heatmap_item = self._heatmap.image
+        self.cursor_line = self._heatmap.cursor_line
+        # the character that really came next, outlined in each column of the heatmap
+        self.true_next_marks = pg.ScatterPlotItem(
+            symbol="s", size=9, pen=pg.mkPen(theme.HIGHLIGHT, width=2), brush=None
+        )
+        self.true_next_marks.setZValue(5)
+        self._heatmap.plot.addItem(self.true_next_marks)
+        self._graphics.ci.layout.setRowStretchFactor(0, 1)
+        self._graphics.ci.layout.setRowStretchFactor(1, 1)
+        self.set_result(None)
+
+    # -- public API
+    def set_result(self, result: ProbeResult | None) -> None:
+        self._result = result
+        if result is None:
+            self._heatmap.clear()
+            self.bar_item.setOpts(x=[], height=[], brushes=None, brush=self._bar_brush)
+            self.true_next_marks.setData([], [])
+            self._highlight = None
+            self._readout.setText("")
+            self._stack.setCurrentIndex(0)
+            return
+        self._stack.setCurrentIndex(1)
+        V = len(result.vocab_tokens)
+        T = len(result.text)
+        self.bar_plot.setXRange(0, V, padding=0)
+        self._bar_ticks.set_chars(result.vocab_tokens)
+        self._on_bar_view_resized()
+        self._heatmap.x_ticks.set_chars(result.text)
+        self._heatmap.y_ticks.set_chars(result.vocab_tokens)
+        self._heatmap.show(result.probs.T, (0.0, 1.0), theme.SEQUENTIAL)
+        self.true_next_marks.setData(np.arange(T - 1) + 0.5, result.tokens[1:] + 0.5)
+        self._cursor = _clamp(self._cursor, T)
+        self.set_cursor(self._cursor)
+
+    def set_cursor(self, t: int) -> None:
+        r = self._result
+        if r is None:
+            self._cursor = max(0, int(t))
+            return
+        T, V = len(r.text), len(r.vocab_tokens)
+        t = self._cursor = _clamp(int(t), T)
+        self._heatmap.set_cursor(t)
+        self._highlight = int(r.tokens[t + 1]) if t + 1 < T else None
+        brushes = [self._bar_brush] * V
+        if self._highlight is not None:
+            brushes[self._highlight] = self._true_brush
+        self.bar_item.setOpts(x=np.arange(V) + 0.5, height=r.probs[t], brushes=brushes)
+        prefix = r.text[: t + 1]
+        if len(prefix) > 24:
+            prefix = "…" + prefix[-23:]
+        self.bar_plot.setTitle(f"P(next char | '{prefix}') at t = {t}")
+        top = ",  ".join(
+            f"{theme.display_char(r.vocab_tokens[v])} {p:.2f}"
+            for v, p in zip(r.topk_ids[t].tolist(), r.topk_probs[t].tolist(), strict=True)
+        )
+        if self._highlight is None:
+            truth = "last character: next one unknown"
+        else:
+            p_true = float(r.probs[t, self._highlight])
+            truth = (
+                f"true next {quoted(r.text[t + 1])} (orange): p = {p_true:.3f}, "
+                f"{r.surprisal_bits[t]:.2f} bits"
+            )
+        self._readout.setText(f"{truth}     top {r.topk_ids.shape[1]}: {top}")
+
+    def bar_heights(self) -> np.ndarray:
+        height = self.bar_item.opts.get("height")
+        return np.asarray([] if height is None else height, dtype=np.float64)
+
+    def highlight_index(self) -> int | None:
+        """Vocabulary index of the highlighted bar (the true next character), None at the end."""
+        return self._highlight
+
+    def heatmap_array(self) -> np.ndarray | None:
+        """What the heatmap draws: probs.T (V, T), None when cleared."""
+        image: np.ndarray | None = self.heatmap_item.image
+        return image
+
+    def title_text(self) -> str:
+        return str(self.bar_plot.titleLabel.text)
+
+    def readout_text(self) -> str:
+        return self._readout.text()
+
+    # -- internals
+    def _on_bar_view_resized(self) -> None:
+        self._bar_ticks.refresh(self.bar_plot.getViewBox().boundingRect().width())
