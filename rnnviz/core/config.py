@@ -133,7 +133,9 @@ class RunConfig:
                 train=TrainConfig(**data.get("train", {})),
             )
         except TypeError as exc:  # unknown or missing keys
-            raise ConfigError(f"configuration does not match this version of rnnviz: {exc}") from exc
+            raise ConfigError(
+                f"configuration does not match this version of rnnviz: {exc}"
+            ) from exc
 
     def replace(self, **sections: Any) -> RunConfig:
         """``cfg.replace(train={"lr": 2.0})`` returns a copy with those fields changed."""

@@ -55,7 +55,11 @@ class CharModel(nn.Module):
 
     def init_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
         dev = device if device is not None else self.device
-        return torch.zeros(batch_size, self.hidden_size, device=dev)
+        return torch.zeros(batch_size, self.hidden_size, device=dev, dtype=self.dtype)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
 
     @property
     def device(self) -> torch.device:
@@ -168,7 +172,7 @@ class LSTMModel(_FusedRecurrent):
         self, batch_size: int, device: torch.device | str | None = None
     ) -> tuple[Tensor, Tensor]:
         dev = device if device is not None else self.device
-        zeros = torch.zeros(batch_size, self.hidden_size, device=dev)
+        zeros = torch.zeros(batch_size, self.hidden_size, device=dev, dtype=self.dtype)
         return zeros, zeros.clone()
 
     def forward(self, tokens: Tensor, state: State | None = None) -> tuple[Tensor, Tensor, State]:
