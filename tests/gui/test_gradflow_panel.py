@@ -1,0 +1,307 @@
+"""GradFlowPanel: the probe heatmap, the distance curve and its fitted factor, the training ring,
+the σ_max curves; nothing non-finite reaches pyqtgraph."""
+
+from __future__ import annotations
+
+import math
+import types
+
+import numpy as np
+import pytest
+import torch
+from PySide6.QtWidgets import QMessageBox
+
+from rnnviz.core.config import ModelConfig
+from rnnviz.core.messages import StepRecord
+from rnnviz.core.model import ScratchRNN
+from rnnviz.core.probe import probe
+from rnnviz.core.vocab import Vocab
+from rnnviz.gui import gradflow_panel as gp
+from rnnviz.gui.gradflow_panel import GradFlowPanel
+
+TEXT = "hello world " * 4
+
+
+@pytest.fixture
+def panel(qtbot):
+    widget = GradFlowPanel(training_capacity=5)
+    widget.resize(900, 600)
+    qtbot.addWidget(widget)
+    return widget
+
+
+@pytest.fixture(scope="module")
+def real_result():
+    torch.manual_seed(0)
+    vocab = Vocab.from_text(TEXT)
+    model = ScratchRNN(len(vocab), ModelConfig(kind="scratch", hidden_size=8))
+    return probe(model, vocab, "hello world hello")
+
+
+def fake_result(G: np.ndarray, text: str | None = None):
+    return types.SimpleNamespace(text=text or "abcdefghijklmnopqrstuvwxyz"[: len(G)], grad_flow=G)
+
+
+def geometric(T: int, factor: float) -> np.ndarray:
+    t, k = np.indices((T, T))
+    G = np.where(k <= t, factor ** (t - k).astype(float), 0.0)
+    G[-1] = 0.0  # as a probe: the last character has no loss
+    return G
+
+
+def record(step: int, flow, sigma: float | None = 0.9) -> StepRecord:
+    return StepRecord(
+        step=step,
+        epoch=0,
+        loss=1.0,
+        ppl=math.e,
+        grad_norm_before_clip=1.0,
+        grad_norm_after_clip=1.0,
+        clipped=False,
+        lr=1.0,
+        clip_theta=1.0,
+        clip_enabled=True,
+        tokens_per_s=100.0,
+        nonfinite=False,
+        nonfinite_total=0,
+        param_grad_norms={},
+        grad_flow=np.asarray(flow, dtype=np.float64),
+        w_hh_sigma_max=sigma,
+    )
+
+
+# ------------------------------------------------------------------------ probe string
+
+
+def test_probe_heatmap_is_log10_of_grad_flow_masked_above_diagonal(panel, real_result):
+    panel.set_result(real_result)
+    G = np.asarray(real_result.grad_flow, dtype=np.float64)  # probe's float32, as displayed
+    T = len(real_result.text)
+    shown = panel.probe_image_array()
+    assert shown.shape == (T, T)
+    t, k = np.indices((T, T))
+    valid = (k <= t) & (G > 0) & np.isfinite(G)
+    assert valid[: T - 1].any(axis=1).all()  # every row with a loss has values
+    np.testing.assert_allclose(shown[valid], np.log10(G[valid]))
+    assert np.isnan(shown[k > t]).all()
+    assert np.isnan(shown[T - 1]).all()  # the last row: no next character, no loss
+    rgba = panel.probe_image_rgba()
+    assert rgba.shape == (T, T, 4) and rgba.dtype == np.uint8
+    grey = gp.theme.MISSING_VALUE
+    assert tuple(rgba[0, T - 1, :3]) == (grey.red(), grey.green(), grey.blue())
+    assert panel.probe_stack.currentIndex() == 1
+
+
+def test_cursor_selects_row_and_distance_curve_is_the_row(panel, real_result):
+    panel.set_result(real_result)
+    G = np.asarray(real_result.grad_flow)
+    for t in (3, 9):
+        panel.set_cursor(t)
+        assert panel.selected_row() == t
+        d, values = panel.distance_curve_data()
+        np.testing.assert_array_equal(d, np.arange(t + 1))
+        np.testing.assert_allclose(values, G[t, t - np.arange(t + 1)])
+        rect = panel.row_marker.rect()
+        assert (rect.top(), rect.height(), rect.width()) == (t, 1, t + 1)
+        assert panel.row_marker.isVisible()
+        x, y = panel.distance_curve.getData()
+        np.testing.assert_allclose(10 ** np.asarray(y), values)  # the item is in log-y mode
+    fit = panel.factor_fit()
+    assert fit is not None and fit.row == 9 and fit.factor > 0
+    char = gp.theme.display_char(real_result.text[9])
+    assert panel.distance_plot.titleLabel.text == f"row t = 9 ('{char}')"
+    assert "per-step factor ×" in panel.factor_text()
+    assert not panel.row_note.isVisibleTo(panel)
+
+
+def test_last_row_falls_back_to_t_minus_two(panel, real_result):
+    panel.set_result(real_result)
+    T = len(real_result.text)
+    panel.set_cursor(T - 1)
+    assert panel.selected_row() == T - 2
+    d, values = panel.distance_curve_data()
+    assert len(d) == T - 1 and np.all(values > 0)
+    assert "T − 2" in panel.row_note.text() and not panel.row_note.isHidden()
+    assert f"row t = {T - 2}" in panel.distance_plot.titleLabel.text
+
+
+@pytest.mark.parametrize(
+    ("factor", "text", "verdict"),
+    [(0.5, "×0.50", "vanishing"), (1.3, "×1.30", "exploding"), (1.0, "×1.00", "steady")],
+)
+def test_fitted_factor_of_a_geometric_flow(panel, factor, text, verdict):
+    panel.set_result(fake_result(geometric(12, factor)))
+    panel.set_cursor(10)
+    fit = panel.factor_fit()
+    assert fit is not None
+    assert fit.factor == pytest.approx(factor)
+    assert fit.verdict == verdict
+    assert f"per-step factor {text} ({verdict})" in panel.factor_text()
+    # the fitted line lies on the data for an exact geometric decay
+    _, fitted_log = panel.fit_curve.getData()
+    np.testing.assert_allclose(10 ** np.asarray(fitted_log), factor ** np.arange(11.0))
+
+
+def test_factor_needs_two_points(panel):
+    panel.set_result(fake_result(geometric(6, 0.5)))
+    panel.set_cursor(0)
+    assert panel.factor_fit() is None
+    assert "fewer than 2" in panel.factor_text()
+    assert len(panel.distance_curve_data()[0]) == 1
+
+
+def test_nonfinite_and_zero_flow_never_reach_pyqtgraph(panel):
+    G = geometric(8, 0.5)
+    G[5, 1] = np.inf
+    G[5, 2] = np.nan
+    G[5, 3] = 0.0
+    G[5, 0] = 1e-320  # subnormal: positive and finite, so it is drawn
+    panel.set_result(fake_result(G))
+    shown = panel.probe_image_array()
+    assert np.isnan(shown[5, 1:4]).all()
+    rgba = panel.probe_image_rgba()
+    assert rgba.dtype == np.uint8  # an RGBA image has no NaN to give pyqtgraph
+    panel.set_cursor(5)
+    d, values = panel.distance_curve_data()
+    assert np.isfinite(values).all() and (values > 0).all()
+    np.testing.assert_array_equal(d, [0, 1, 5])
+    for item in (panel.distance_curve, panel.fit_curve):
+        x, y = item.getData()
+        assert np.isfinite(x).all() and np.isfinite(y).all()
+    assert panel.factor_fit().points == 3
+
+
+def test_placeholders(panel, real_result):
+    assert panel.probe_stack.currentWidget() is panel.probe_placeholder
+    assert panel.probe_placeholder.text() == gp.PROBE_PLACEHOLDER
+    panel.set_result(real_result)
+    panel.set_result(types.SimpleNamespace(text="abc", grad_flow=None))
+    assert panel.probe_stack.currentWidget() is panel.probe_placeholder
+    assert panel.probe_placeholder.text() == gp.NO_FLOW_PLACEHOLDER
+    panel.set_result(None)
+    assert panel.probe_placeholder.text() == gp.PROBE_PLACEHOLDER
+    assert panel.probe_image_array().size == 0
+    panel.set_cursor(3)  # no result: nothing to select, no error
+
+
+def test_one_character_probe(panel):
+    panel.set_result(fake_result(np.zeros((1, 1)), "a"))
+    assert panel.selected_row() is None
+    assert "two characters" in panel.factor_text()
+
+
+# ------------------------------------------------------------------------ training
+
+
+def test_training_ring_keeps_the_last_steps(panel):
+    rng = np.random.default_rng(1)
+    flows = rng.uniform(1e-6, 1e-2, size=(8, 4))
+    panel.append([record(s, flows[s]) for s in range(3)])
+    assert panel.dirty
+    assert panel.redraw()
+    assert not panel.redraw()  # nothing new: no draw
+    np.testing.assert_allclose(panel.training_image_array(), np.log10(flows[:3].T))
+    panel.append([record(s, flows[s]) for s in range(3, 8)])
+    panel.redraw()
+    shown = panel.training_image_array()
+    assert shown.shape == (4, 5)  # capacity 5: the last five steps, oldest first
+    np.testing.assert_allclose(shown, np.log10(flows[3:8].T))
+    np.testing.assert_array_equal(panel.training_steps(), [3, 4, 5, 6, 7])
+    rect = panel.training_image.mapRectToParent(panel.training_image.boundingRect())
+    assert (rect.left(), rect.width(), rect.height()) == pytest.approx((3, 5, 4))
+    lo, hi = panel.training_levels()
+    assert hi == math.ceil(np.log10(flows).max()) and hi - lo == gp.TRAINING_DECADES
+    rgba = panel.training_image_rgba()
+    assert rgba.shape == (4, 5, 4) and rgba.dtype == np.uint8
+
+
+def test_training_ring_resets_on_new_window_size_rollback_and_clear(panel):
+    panel.append([record(s, np.full(4, 1e-3)) for s in range(4)])
+    panel.append([record(4, np.full(6, 1e-3))])  # num_steps changed
+    panel.redraw()
+    assert panel.training_image_array().shape == (6, 1)
+    panel.append([record(2, np.full(6, 1e-4))])  # a step that goes back: a rollback
+    panel.redraw()
+    np.testing.assert_array_equal(panel.training_steps(), [2])
+    panel.clear()
+    assert panel.training_image_array().size == 0
+    assert panel.sigma_curve_data(0)[0].size == 0
+    assert panel.run_ids() == []
+
+
+def test_training_nonfinite_values_are_masked(panel):
+    flow = np.array([np.nan, np.inf, 0.0, 1e-3])
+    panel.append([record(0, flow, sigma=math.nan), record(1, np.full(4, 1e-2), sigma=None)])
+    panel.redraw()
+    shown = panel.training_image_array()
+    assert np.isnan(shown[:3, 0]).all()
+    assert shown[3, 0] == pytest.approx(-3.0)
+    assert panel.training_image_rgba().dtype == np.uint8
+    steps, sigma = panel.sigma_curve_data(0)
+    assert steps.size == 0 and sigma.size == 0  # NaN and None σ are skipped
+    x, y = panel.sigma_item(0).getData()
+    assert x is None or len(x) == 0
+
+
+def test_sigma_curve_per_run(panel):
+    panel.append([record(s, np.full(3, 1e-3), sigma=0.8 + 0.1 * s) for s in range(4)])
+    panel.append([record(s, np.full(3, 1e-3), sigma=2.0 + s) for s in range(3)], run_id=1)
+    panel.append([record(4, np.full(3, 1e-3), sigma=None)])
+    panel.redraw()
+    steps0, sigma0 = panel.sigma_curve_data(0)
+    np.testing.assert_array_equal(steps0, [0, 1, 2, 3])
+    np.testing.assert_allclose(sigma0, [0.8, 0.9, 1.0, 1.1])
+    steps1, sigma1 = panel.sigma_curve_data(1)
+    np.testing.assert_allclose(sigma1, [2.0, 3.0, 4.0])
+    x, y = panel.sigma_item(1).getData()
+    np.testing.assert_allclose(y, sigma1)
+    colours = {panel.sigma_item(r).opts["pen"].color().name() for r in (0, 1)}
+    assert colours == {gp.theme.RUN_COLOURS[0].lower(), gp.theme.RUN_COLOURS[1].lower()}
+    assert panel.sigma_line.value() == 1.0
+    assert not panel.run_combo.isHidden()  # two runs: choose which heatmap
+    panel.run_combo.setCurrentIndex(1)
+    assert panel.training_steps().tolist() == [0, 1, 2]
+    panel.clear(run_id=1)
+    assert panel.sigma_curve_data(1)[0].size == 0
+    assert panel.sigma_curve_data(0)[0].size == 4
+
+
+def test_sigma_one_stays_in_view(panel, qtbot):
+    panel.tabs.setCurrentIndex(1)
+    panel.show()
+    qtbot.waitExposed(panel)
+    panel.append([record(s, np.full(3, 1e-3), sigma=3.0 + s) for s in range(5)])
+    panel.redraw()
+    panel.sigma_plot.getViewBox().updateAutoRange()
+    (_, _), (y_lo, y_hi) = panel.sigma_plot.viewRange()
+    assert y_lo <= 1.0 <= y_hi
+
+
+def test_help_explains_sigma(panel, qtbot):
+    assert "σ_max" in panel.help_button.toolTip()
+    for phrase in ("σ_max &lt; 1", "ReLU", "clipping", "vanish"):
+        assert phrase in gp.HELP_TEXT
+    panel.help_button.click()
+    box = panel.findChild(QMessageBox)
+    assert box is not None and "W_hh" in box.text()
+    box.close()
+
+
+def test_grab_with_real_data(panel, real_result, tmp_path):
+    panel.set_result(real_result)
+    panel.set_cursor(12)
+    rng = np.random.default_rng(0)
+    panel.append([record(s, rng.uniform(1e-7, 1e-3, 12), sigma=1.0) for s in range(5)])
+    panel.redraw()
+    for tab in (0, 1):
+        panel.tabs.setCurrentIndex(tab)
+        path = tmp_path / f"gradflow_{tab}.png"
+        assert panel.grab().save(str(path))
+        image = panel.grab().toImage()
+        assert image.width() >= 800
+        colours = {
+            image.pixel(x, y)
+            for x in range(0, image.width(), 23)
+            for y in range(0, image.height(), 23)
+        }
+        assert len(colours) > 20  # not a blank widget
