@@ -1,0 +1,216 @@
+"""Metric panels on synthetic StepRecords: what is plotted equals what was recorded."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from rnnviz.core.messages import StepRecord
+from rnnviz.gui.metric_panels import (
+    CLIP_RATE_WINDOW,
+    D2L_REFERENCE_LABEL,
+    D2L_REFERENCE_PPL,
+    GradNormPanel,
+    TrainingCurvesPanel,
+)
+
+PARAMS = ("W_xh", "W_hh", "b_h", "W_hq", "b_q")
+
+
+def make_record(
+    step: int,
+    *,
+    ppl: float | None = None,
+    before: float | None = None,
+    theta: float = 1.0,
+    clip_enabled: bool = True,
+    nonfinite: bool = False,
+    val_ppl: float | None = None,
+) -> StepRecord:
+    ppl = 30.0 / (1 + 0.05 * step) if ppl is None else ppl
+    before = 0.5 + (step % 7) * 0.3 if before is None else before
+    clipped = clip_enabled and math.isfinite(before) and before > theta
+    after = min(before, theta) if clip_enabled else before
+    return StepRecord(
+        step=step,
+        epoch=step // 10,
+        loss=math.log(ppl) if ppl > 0 else math.nan,
+        ppl=ppl,
+        grad_norm_before_clip=before,
+        grad_norm_after_clip=after,
+        clipped=clipped,
+        lr=1.0,
+        clip_theta=theta,
+        clip_enabled=clip_enabled,
+        tokens_per_s=1000.0 + step,
+        nonfinite=nonfinite,
+        nonfinite_total=0,
+        param_grad_norms={name: before / (i + 1) for i, name in enumerate(PARAMS)},
+        grad_flow=np.ones(4),
+        val_ppl=val_ppl,
+    )
+
+
+def curve_xy(item) -> tuple[np.ndarray, np.ndarray]:
+    x, y = item.getOriginalDataset()
+    if x is None:
+        return np.empty(0), np.empty(0)
+    return np.asarray(x), np.asarray(y)
+
+
+@pytest.fixture
+def curves(qtbot):
+    panel = TrainingCurvesPanel()
+    qtbot.addWidget(panel)
+    return panel
+
+
+@pytest.fixture
+def grads(qtbot):
+    panel = GradNormPanel()
+    qtbot.addWidget(panel)
+    panel.set_param_names(PARAMS)
+    return panel
+
+
+def test_training_curves_plot_the_records(curves):
+    records = [make_record(s, val_ppl=12.0 if s % 10 == 0 else None) for s in range(1, 51)]
+    curves.append(records[:20])
+    curves.append(records[20:])
+    assert curves.dirty
+    assert curves.redraw()
+    assert not curves.redraw()  # nothing new: no work
+    x, y = curve_xy(curves.curve_items(0).train)
+    np.testing.assert_array_equal(x, [r.step for r in records])
+    np.testing.assert_allclose(y, [r.ppl for r in records])
+    vx, vy = curve_xy(curves.curve_items(0).val)
+    np.testing.assert_array_equal(vx, [10, 20, 30, 40, 50])
+    np.testing.assert_allclose(vy, 12.0)
+    sx, sy = curve_xy(curves.curve_items(0).speed)
+    np.testing.assert_allclose(sy, [r.tokens_per_s for r in records])
+    assert curves.ppl_plot.getAxis("left").labelText == "perplexity"
+    assert curves.speed_plot.getAxis("bottom").labelText == "optimizer step"
+    assert curves.ppl_plot.ctrl.logYCheck.isChecked()
+
+
+def test_reference_line_toggles(curves):
+    line = curves.reference_line
+    assert line.isVisible()
+    assert line.value() == pytest.approx(math.log10(D2L_REFERENCE_PPL))  # view units: log10
+    assert D2L_REFERENCE_LABEL in line.label.format
+    curves.reference_check.setChecked(False)
+    assert not line.isVisible()
+
+
+def test_nonfinite_steps_are_masked_and_marked(curves, grads):
+    records = [make_record(s) for s in range(1, 11)]
+    records[4] = make_record(5, ppl=math.inf, before=math.nan, nonfinite=True)
+    records[6] = make_record(7, ppl=math.nan, before=math.inf, nonfinite=True)
+    for panel in (curves, grads):
+        panel.append(records)
+        panel.redraw()
+    x, y = curve_xy(curves.curve_items(0).train)
+    assert np.all(np.isfinite(y)) and 5 not in x and 7 not in x and len(x) == 8
+    mx, my = curve_xy(curves.curve_items(0).nonfinite)
+    np.testing.assert_array_equal(mx, [5, 7])
+    assert np.all(np.isfinite(my)) and np.all(my > 0)
+    gx, gy = curve_xy(grads.curve_items(0).before)
+    assert np.all(np.isfinite(gy)) and len(gx) == 8
+    nx, _ = curve_xy(grads.curve_items(0).nonfinite)
+    np.testing.assert_array_equal(nx, [5, 7])
+
+
+def test_all_nonfinite_never_blank_or_crash(curves, grads):
+    records = [make_record(s, ppl=math.nan, before=math.nan, nonfinite=True) for s in range(3)]
+    for panel in (curves, grads):
+        panel.append(records)
+        panel.redraw()
+    assert len(curve_xy(curves.curve_items(0).nonfinite)[0]) == 3
+    assert len(curve_xy(curves.curve_items(0).train)[0]) == 0
+
+
+def test_grad_norms_before_after_and_clip_markers(grads):
+    records = [make_record(s) for s in range(1, 41)]
+    grads.append(records)
+    grads.redraw()
+    bx, by = curve_xy(grads.curve_items(0).before)
+    np.testing.assert_allclose(by, [r.grad_norm_before_clip for r in records])
+    ax, ay = curve_xy(grads.curve_items(0).after)
+    np.testing.assert_allclose(ay, [r.grad_norm_after_clip for r in records])
+    cx, _ = curve_xy(grads.curve_items(0).clipped)
+    np.testing.assert_array_equal(cx, [r.step for r in records if r.clipped])
+    rate, ratio = grads.clip_stats(0)
+    assert rate == pytest.approx(np.mean([r.clipped for r in records]))
+    assert ratio == pytest.approx(records[-1].grad_norm_before_clip / records[-1].clip_theta)
+    assert f"{rate:.0%}" in grads.stats_label.text()
+    assert grads.theta_line.isVisible()
+    assert grads.theta_line.value() == pytest.approx(0.0)  # log10(1)
+
+
+def test_clip_rate_uses_the_last_window(grads):
+    records = [make_record(s, before=5.0) for s in range(1, 201)]  # all clipped
+    records += [make_record(s, before=0.1) for s in range(201, 201 + CLIP_RATE_WINDOW // 2)]
+    grads.append(records)
+    grads.redraw()
+    rate, _ = grads.clip_stats(0)
+    assert rate == pytest.approx(0.5)
+
+
+def test_theta_line_follows_records(grads):
+    grads.append([make_record(1, theta=1.0)])
+    grads.redraw()
+    grads.append([make_record(2, theta=5.0)])
+    grads.redraw()
+    assert grads.theta == 5.0
+    assert grads.theta_line.value() == pytest.approx(math.log10(5.0))
+    assert "θ = 5" in grads.theta_line.label.format
+    grads.append([make_record(3, theta=5.0, clip_enabled=False)])
+    grads.redraw()
+    assert "clipping off" in grads.stats_label.text()
+
+
+def test_per_parameter_curves_are_off_by_default_and_switch_on(grads):
+    records = [make_record(s) for s in range(1, 21)]
+    grads.append(records)
+    grads.redraw()
+    assert grads.shown_params() == []
+    assert not any(c.isVisible() for c in grads.curve_items(0).params.values())
+    grads.param_check("W_hh").setChecked(True)
+    curve = grads.curve_items(0).params["W_hh"]
+    x, y = curve_xy(curve)
+    np.testing.assert_allclose(y, [r.param_grad_norms["W_hh"] for r in records])
+    grads.param_check("W_hh").setChecked(False)
+    assert not curve.isVisible()
+
+
+def test_runs_are_keyed_and_coloured_apart(curves):
+    curves.append([make_record(s) for s in range(1, 11)], run_id=0)
+    curves.append([make_record(s, ppl=5.0) for s in range(1, 6)], run_id=1)
+    curves.redraw()
+    a, b = curves.curve_items(0).train, curves.curve_items(1).train
+    assert a.opts["pen"].color() != b.opts["pen"].color()
+    assert len(curve_xy(b)[0]) == 5
+    curves.clear(run_id=1)
+    curves.redraw()
+    assert curves.run_ids() == [0]
+
+
+def test_buffers_are_bounded(qtbot):
+    panel = TrainingCurvesPanel(capacity=64)
+    qtbot.addWidget(panel)
+    for start in range(0, 20_000, 500):
+        panel.append([make_record(s) for s in range(start, start + 500)])
+    panel.redraw()
+    x, _ = curve_xy(panel.curve_items(0).train)
+    assert len(x) < 20_000 // 4  # thinned, not every step
+    assert x[0] == 0 and x[-1] == 19_999  # but still the whole run
+
+
+def test_clear_forgets_everything(curves):
+    curves.append([make_record(s) for s in range(5)])
+    curves.redraw()
+    curves.clear()
+    curves.redraw()
+    assert curves.run_ids() == []
