@@ -121,7 +121,7 @@ class ScratchRNN(CharModel):
 class _FusedRecurrent(CharModel):
     """GRU and LSTM on PyTorch's fused kernels, with a one-hot input and the d2l output layer."""
 
-    cell_cls: type[nn.RNNBase] = nn.GRU
+    cell_cls: type[nn.GRU] | type[nn.LSTM] = nn.GRU
 
     def __init__(self, vocab_size: int, config: ModelConfig) -> None:
         super().__init__(vocab_size, config)
@@ -193,7 +193,7 @@ class LSTMModel(_FusedRecurrent):
         the same weights; it is for probes (batch 1, a few hundred steps), not for training.
         """
         B, T = tokens.shape
-        h, c = self.init_state(B) if state is None else state  # type: ignore[misc]
+        h, c = self.init_state(B) if state is None else state
         x = self.one_hot(tokens)
         hs, cs = [], []
         for t in range(T):

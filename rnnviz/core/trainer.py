@@ -1,0 +1,528 @@
+"""One optimizer step at a time, with everything the panels show measured on the way.
+
+A step: fetch batch (epoch, batch_index), forward + backward (the hand-written BPTT for the
+fast RNN, autograd for the others), global L2 norm of the gradient, clipping
+g <- min(1, theta/||g||) g, the update, then the guards:
+
+* a non-finite loss or gradient norm skips the update; so does an update that leaves a
+  non-finite parameter (it is undone from a copy taken just before it). After
+  ``max_nonfinite_in_row`` such steps in a row the run is ``diverged``; the parameters are
+  then still the last good ones, because a bad step never changes them.
+* a loss far above the median of the recent ones sets ``last_spike`` (the session pauses on
+  it); the update is kept, a spike is information, not an error.
+* every ``snapshot_every`` steps a copy of parameters + optimizer state + data position goes
+  into a small ring, so ``rollback`` can return to a point before things went wrong and replay
+  the same batches from there.
+
+Truncated BPTT: with sequential partitioning the final hidden state of one batch, detached,
+starts the next (reset when an epoch starts); with random partitioning every batch starts
+from zeros. Same seed and config give the same losses bit for bit on CPU: the only
+randomness is the model init (seeded) and the batch order (a pure function of the seed).
+
+Runs in the engine process's training thread; nothing here touches Qt.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import statistics
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+from rnnviz.core.batches import BatchSource
+from rnnviz.core.config import TrainConfig
+from rnnviz.core.fast_rnn import FastRNN
+from rnnviz.core.messages import StepRecord, frozen_array
+from rnnviz.core.model import CharModel, State, detach_state
+
+# Losses kept for the spike detector's median, and how many it needs before it judges.
+SPIKE_WINDOW = 50
+SPIKE_MIN_STEPS = 20
+# The rollback ring: one snapshot every SNAPSHOT_EVERY steps, at most MAX_SNAPSHOTS of them,
+# and fewer when the model is big (they must not hold more than SNAPSHOT_BUDGET_BYTES).
+SNAPSHOT_EVERY = 50
+MAX_SNAPSHOTS = 8
+SNAPSHOT_BUDGET_BYTES = 256 * 2**20
+
+
+@dataclass
+class Snapshot:
+    """A good point of the run to roll back to: the state after ``step`` steps."""
+
+    step: int
+    epoch: int
+    batch_index: int
+    params: list[Tensor]
+    optimizer: dict[str, Any]
+    carried: State | None
+
+
+def _recurrent_weight(model: CharModel) -> Tensor | None:
+    """The hidden-to-hidden matrix whose largest singular value says explode or vanish."""
+    W_hh = getattr(model, "W_hh", None)
+    if isinstance(W_hh, Tensor):
+        return W_hh
+    rnn = getattr(model, "rnn", None)
+    weight = getattr(rnn, "weight_hh_l0", None)  # GRU/LSTM: the gates stacked, (kH, H)
+    return weight if isinstance(weight, Tensor) else None
+
+
+def _sigma_every(hidden: int) -> int:
+    """Steps between two exact sigma_max computations.
+
+    An SVD costs ~H^3: 0.04 ms at H=32 (every step is free) but 3.6 ms at H=256, half a fast
+    step there, so it is redone every (H/64)^2 steps (16 at H=256, ~0.2 ms a step) and the
+    value reused in between; W_hh moves little per step.
+    """
+    return max(1, (hidden // 64) ** 2)
+
+
+class _GradFlow:
+    """||dL/dH_t|| per position t, batch-averaged, for an autograd model.
+
+    Wanted is the total derivative (through the output at t and through every later step).
+    When the hidden sequence is a ``torch.stack`` of the per-step tensors (ScratchRNN), a
+    pre-hook on each step's own autograd node sees exactly that: the node runs once, on the
+    sum of all the gradients that reach H_t. The fused GRU/LSTM kernels keep the steps
+    inside one node, so there only the hidden sequence's own gradient is available
+    (``retain_grad``): the part through the output layer at t, without the recurrent part.
+    """
+
+    def __init__(self, hidden_seq: Tensor) -> None:
+        B, T, _ = hidden_seq.shape
+        self.T = T
+        self.norms: list[Tensor | None] = [None] * T
+        self.total = False
+        self.hidden_seq = hidden_seq
+        fn = hidden_seq.grad_fn
+        if fn is None:
+            return
+        nodes = [node for node, _ in fn.next_functions if node is not None]
+        if fn.name() == "StackBackward0" and len(nodes) == T:
+            self.total = True
+            for t, node in enumerate(nodes):
+                node.register_prehook(self._hook(t))
+        else:
+            hidden_seq.retain_grad()
+
+    def _hook(self, t: int) -> Any:
+        def store(grad_outputs: tuple[Tensor | None, ...]) -> None:
+            g = grad_outputs[0]
+            if g is not None:
+                self.norms[t] = torch.linalg.vector_norm(g.detach(), dim=1).mean()
+
+        return store
+
+    def result(self) -> np.ndarray:
+        if not self.total:
+            g = self.hidden_seq.grad
+            if g is None:
+                return np.full(self.T, np.nan)
+            flow: np.ndarray = torch.linalg.vector_norm(g, dim=2).mean(dim=0).cpu().numpy()
+            return flow
+        return np.array([np.nan if n is None else float(n) for n in self.norms], dtype=np.float64)
+
+
+class Trainer:
+    """Trains ``model`` on ``batches``; see the module docstring for what a step does."""
+
+    def __init__(self, model: CharModel, batches: BatchSource, cfg: TrainConfig) -> None:
+        self.model = model
+        self.batches = batches
+        self.cfg = cfg
+        self.params: list[Tensor] = [p for p in model.parameters() if p.requires_grad]
+        self.lr = cfg.lr
+        self.clip_theta = cfg.clip_theta
+        self.clip_enabled = cfg.clip_enabled
+        self.optimizer = self._make_optimizer()
+        self.step = 0
+        self.epoch = 0
+        self.batch_index = 0
+        self.nonfinite_total = 0
+        self.nonfinite_in_row = 0
+        self.diverged = False
+        self.last_spike = False
+        self.carried: State | None = None
+        self.recent_losses: deque[float] = deque(maxlen=SPIKE_WINDOW)
+        self._names = [name for name, _ in model.named_grad_params()]
+        self._weight = _recurrent_weight(model)
+        self._sigma: float | None = None
+        self._sigma_step = -1
+        self._backup_params = [p.detach().clone() for p in self.params]
+        self._backup_opt: list[tuple[Tensor, Tensor]] = []
+        param_bytes = sum(p.numel() * p.element_size() for p in self.params)
+        per_snapshot = param_bytes * (3 if cfg.optimizer == "adam" else 1)
+        self.max_snapshots = max(1, min(MAX_SNAPSHOTS, SNAPSHOT_BUDGET_BYTES // per_snapshot))
+        self.snapshots: deque[Snapshot] = deque(maxlen=self.max_snapshots)
+        self._take_snapshot()
+
+    # ------------------------------------------------------------------ settings
+
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        if self.cfg.optimizer == "adam":
+            return torch.optim.Adam(self.params, lr=self.lr)
+        return torch.optim.SGD(self.params, lr=self.lr)
+
+    def set_hyper(
+        self,
+        lr: float | None = None,
+        clip_theta: float | None = None,
+        clip_enabled: bool | None = None,
+    ) -> None:
+        """Change lr / clipping; takes effect at the next step."""
+        if lr is not None:
+            if not (math.isfinite(lr) and lr > 0):
+                raise ValueError(f"lr must be a positive number, not {lr}")
+            self.lr = float(lr)
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.lr
+        if clip_theta is not None:
+            if not (math.isfinite(clip_theta) and clip_theta > 0):
+                raise ValueError(f"clip theta must be a positive number, not {clip_theta}")
+            self.clip_theta = float(clip_theta)
+        if clip_enabled is not None:
+            self.clip_enabled = bool(clip_enabled)
+
+    @property
+    def loss_spike(self) -> bool:
+        """Alias of ``last_spike`` (the name the session looks for)."""
+        return self.last_spike
+
+    def snapshot_steps(self) -> tuple[int, ...]:
+        return tuple(s.step for s in self.snapshots)
+
+    # ------------------------------------------------------------------ one step
+
+    def train_step(self) -> StepRecord:
+        """One optimizer step on the next batch (or a skipped one, ``nonfinite=True``)."""
+        if self.diverged:
+            raise RuntimeError("training diverged: roll back or reset before training on")
+        start = time.perf_counter()
+        X, Y = self.batches.batch(self.epoch, self.batch_index)
+        device = self.model.device
+        X, Y = X.to(device), Y.to(device)
+        state = self.carried if self.batches.continues_state(self.batch_index) else None
+
+        loss, final, grad_flow = self._loss_and_grads(X, Y, state)
+        grads = [p.grad for p in self.params]
+        have_grads = all(g is not None for g in grads)
+        nan = float("nan")
+        before = after = nan
+        per_param: dict[str, float] = {name: nan for name in self._names}
+        clipped = False
+        ok = math.isfinite(loss) and have_grads
+        if ok:
+            grad_list = [g for g in grads if g is not None]
+            norms = torch.stack(torch._foreach_norm(grad_list)).tolist()
+            per_param = dict(zip(self._names, norms, strict=True))
+            # exactly what clip_grad_norm_ does (and returns), in its two public halves
+            total = torch.nn.utils.get_total_norm(grad_list)
+            before = float(total)
+            ok = math.isfinite(before)
+            if ok and self.clip_enabled:
+                torch.nn.utils.clip_grads_with_norm_(self.params, self.clip_theta, total)
+                after = float(torch.nn.utils.get_total_norm(grad_list))
+                clipped = before > self.clip_theta
+            else:
+                after = before
+        if ok:
+            ok = self._update()
+        if ok:
+            self.nonfinite_in_row = 0
+            self.carried = final
+        else:
+            self.nonfinite_total += 1
+            self.nonfinite_in_row += 1
+            if self.nonfinite_in_row >= self.cfg.max_nonfinite_in_row:
+                self.diverged = True
+            # nothing computed from this batch is trusted, the state it ended in included
+            self.carried = None
+            for p in self.params:
+                p.grad = None
+        self.last_spike = ok and self._is_spike(loss)
+        if ok:
+            self.recent_losses.append(loss)
+
+        epoch = self.epoch  # the record names the epoch its batch came from
+        self.step += 1
+        self.batch_index += 1
+        if self.batch_index >= self.batches.steps_per_epoch:
+            self.epoch += 1
+            self.batch_index = 0
+            self.carried = None
+        if ok and self.step % SNAPSHOT_EVERY == 0:
+            self._take_snapshot()
+        elapsed = time.perf_counter() - start
+        val_ppl = None
+        if self.cfg.val_every > 0 and self.step % self.cfg.val_every == 0 and not self.diverged:
+            val_ppl = self.evaluate()
+        return StepRecord(
+            step=self.step,
+            epoch=epoch,
+            loss=loss,
+            ppl=_exp(loss),
+            grad_norm_before_clip=before,
+            grad_norm_after_clip=after,
+            clipped=clipped,
+            lr=self.lr,
+            clip_theta=self.clip_theta,
+            clip_enabled=self.clip_enabled,
+            tokens_per_s=X.numel() / max(elapsed, 1e-9),
+            nonfinite=not ok,
+            nonfinite_total=self.nonfinite_total,
+            param_grad_norms=per_param,
+            grad_flow=frozen_array(grad_flow, dtype=np.float64),
+            w_hh_sigma_max=self._sigma_max(),
+            val_ppl=val_ppl,
+        )
+
+    def _loss_and_grads(
+        self, X: Tensor, Y: Tensor, state: State | None
+    ) -> tuple[float, State, np.ndarray]:
+        """Mean cross-entropy, its gradient in every ``p.grad``, final state, grad flow."""
+        model = self.model
+        if isinstance(model, FastRNN):
+            assert state is None or isinstance(state, Tensor)
+            return model.loss_and_grads(X, Y, state)
+        for p in self.params:
+            p.grad = None
+        logits, hidden_seq, final = model(X, state)
+        flow = _GradFlow(hidden_seq)
+        loss_t = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), Y.reshape(-1))
+        loss = float(loss_t.detach())
+        if not math.isfinite(loss):  # nothing to learn from: spare the backward pass
+            return loss, detach_state(final), np.full(X.shape[1], np.nan)
+        torch.autograd.backward(loss_t)
+        return loss, detach_state(final), flow.result()
+
+    def _update(self) -> bool:
+        """The optimizer step, undone if it leaves a non-finite parameter."""
+        with torch.no_grad():
+            torch._foreach_copy_(self._backup_params, self.params)
+            self._backup_optimizer_state()
+            try:
+                self.optimizer.step()
+            except RuntimeError as exc:
+                # torch refuses an lr * g that overflows the parameters' dtype, after it may
+                # have updated some of them already: the same case as an update gone inf
+                if "overflow" not in str(exc):
+                    raise
+            else:
+                # a NaN or inf anywhere makes the norm non-finite (so does an overflowing
+                # norm of parameters beyond ~1e19, which are no use either)
+                if math.isfinite(float(torch.nn.utils.get_total_norm(self.params))):
+                    return True
+            torch._foreach_copy_(self.params, self._backup_params)
+            if self._backup_opt:
+                torch._foreach_copy_(
+                    [t for t, _ in self._backup_opt], [b for _, b in self._backup_opt]
+                )
+            else:  # the optimizer's first step created its state: forget it again
+                self.optimizer.state.clear()
+        return False
+
+    def _backup_optimizer_state(self) -> None:
+        live = [
+            t
+            for p in self.params
+            for t in self.optimizer.state.get(p, {}).values()
+            if isinstance(t, Tensor)
+        ]
+        # the optimizer updates its state tensors in place, so the pairs are built once and
+        # rebuilt only when the state was replaced (first step, load, rollback)
+        if len(live) != len(self._backup_opt) or any(
+            a is not b for a, (b, _) in zip(live, self._backup_opt, strict=True)
+        ):
+            self._backup_opt = [(t, t.detach().clone()) for t in live]
+        elif live:
+            torch._foreach_copy_([b for _, b in self._backup_opt], live)
+
+    def _is_spike(self, loss: float) -> bool:
+        factor = self.cfg.loss_spike_factor
+        if factor <= 0 or len(self.recent_losses) < SPIKE_MIN_STEPS:
+            return False
+        return loss > factor * statistics.median(self.recent_losses)
+
+    def _sigma_max(self) -> float | None:
+        W = self._weight
+        if W is None:
+            return None
+        if self._sigma is None or self.step - self._sigma_step >= _sigma_every(W.shape[1]):
+            with torch.no_grad():
+                self._sigma = float(torch.linalg.matrix_norm(W.detach(), ord=2))
+            self._sigma_step = self.step
+        return self._sigma
+
+    # ------------------------------------------------------------------ validation
+
+    @torch.no_grad()
+    def evaluate(self) -> float:
+        """Validation perplexity exp(mean cross-entropy) over ``batches.val_batches()``.
+
+        Every validation batch starts from a zero state, whatever the partitioning: the
+        number then means the same for random and sequential runs. Gradients are untouched.
+        """
+        device = self.model.device
+        total = 0.0
+        count = 0
+        for X, Y in self.batches.val_batches():
+            logits, _, _ = self.model(X.to(device), None)
+            total += float(
+                F.cross_entropy(
+                    logits.reshape(-1, logits.shape[-1]), Y.to(device).reshape(-1), reduction="sum"
+                )
+            )
+            count += Y.numel()
+        if count == 0:
+            return math.nan
+        return _exp(total / count)
+
+    # ------------------------------------------------------------------ rollback
+
+    def _take_snapshot(self) -> None:
+        with torch.no_grad():
+            self.snapshots.append(
+                Snapshot(
+                    step=self.step,
+                    epoch=self.epoch,
+                    batch_index=self.batch_index,
+                    params=[p.detach().clone() for p in self.params],
+                    optimizer=copy.deepcopy(self.optimizer.state_dict()),
+                    carried=None if self.carried is None else _clone_state(self.carried),
+                )
+            )
+
+    def rollback(self, step: int) -> int:
+        """Restore the newest kept snapshot at or before ``step``; returns its step.
+
+        The data position goes back too, so the same batches replay; lr and clipping stay
+        as they are now (lowering lr and rolling back is the usual cure). Snapshots after
+        the restored one are dropped: they belong to the abandoned continuation.
+        """
+        candidates = [s for s in self.snapshots if s.step <= step]
+        if not candidates:
+            raise ValueError(
+                f"no snapshot at or before step {step}; kept: {list(self.snapshot_steps())}"
+            )
+        snap = candidates[-1]
+        with torch.no_grad():
+            torch._foreach_copy_(self.params, snap.params)
+        self.optimizer.load_state_dict(copy.deepcopy(snap.optimizer))
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr
+        self._backup_opt = []
+        self.step, self.epoch, self.batch_index = snap.step, snap.epoch, snap.batch_index
+        self.carried = None if snap.carried is None else _clone_state(snap.carried)
+        self.nonfinite_in_row = 0
+        self.diverged = False
+        self.last_spike = False
+        self.recent_losses.clear()
+        self._sigma = None
+        while self.snapshots and self.snapshots[-1].step > snap.step:
+            self.snapshots.pop()
+        return snap.step
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def state_dict(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        """Tensors (optimizer state, carried hidden state) and JSON-able meta.
+
+        With the model's parameters this is all a resumed run needs to continue exactly as
+        an uninterrupted one. The rollback ring is not included.
+        """
+        tensors: dict[str, Tensor] = {}
+        opt = self.optimizer.state_dict()
+        opt_scalars: dict[str, dict[str, Any]] = {}
+        for index, entry in opt["state"].items():
+            for key, value in entry.items():
+                if isinstance(value, Tensor):
+                    tensors[f"optimizer.{index}.{key}"] = value.detach().clone()
+                else:
+                    opt_scalars.setdefault(str(index), {})[key] = value
+        if self.carried is not None:
+            if isinstance(self.carried, tuple):
+                tensors["carried.h"] = self.carried[0].detach().clone()
+                tensors["carried.c"] = self.carried[1].detach().clone()
+            else:
+                tensors["carried.h"] = self.carried.detach().clone()
+        meta: dict[str, Any] = {
+            "step": self.step,
+            "epoch": self.epoch,
+            "batch_index": self.batch_index,
+            "nonfinite_total": self.nonfinite_total,
+            "nonfinite_in_row": self.nonfinite_in_row,
+            "diverged": self.diverged,
+            "lr": self.lr,
+            "clip_theta": self.clip_theta,
+            "clip_enabled": self.clip_enabled,
+            "optimizer": self.cfg.optimizer,
+            "optimizer_scalars": opt_scalars,
+            "recent_losses": list(self.recent_losses),
+        }
+        json.dumps(meta)  # fail here, not in the checkpoint writer, if something slipped in
+        return tensors, meta
+
+    def load_state_dict(self, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
+        """Continue from ``state_dict()``'s output (the model's parameters loaded separately)."""
+        if meta.get("optimizer", self.cfg.optimizer) != self.cfg.optimizer:
+            raise ValueError(
+                f"the saved optimizer state is for {meta['optimizer']}, not {self.cfg.optimizer}"
+            )
+        state: dict[int, dict[str, Any]] = {}
+        for name, value in tensors.items():
+            if name.startswith("optimizer."):
+                _, index, key = name.split(".", 2)
+                state.setdefault(int(index), {})[key] = value
+        for index, scalars in meta.get("optimizer_scalars", {}).items():
+            state.setdefault(int(index), {}).update(scalars)
+        opt = self.optimizer.state_dict()
+        opt["state"] = state
+        self.optimizer.load_state_dict(opt)
+        self._backup_opt = []
+        self.set_hyper(
+            lr=float(meta["lr"]),
+            clip_theta=float(meta["clip_theta"]),
+            clip_enabled=bool(meta["clip_enabled"]),
+        )
+        self.step = int(meta["step"])
+        self.epoch = int(meta["epoch"])
+        self.batch_index = int(meta["batch_index"])
+        self.nonfinite_total = int(meta.get("nonfinite_total", 0))
+        self.nonfinite_in_row = int(meta.get("nonfinite_in_row", 0))
+        self.diverged = bool(meta.get("diverged", False))
+        self.recent_losses = deque(
+            (float(x) for x in meta.get("recent_losses", [])), maxlen=SPIKE_WINDOW
+        )
+        self.last_spike = False
+        device = self.model.device
+        h = tensors.get("carried.h")
+        c = tensors.get("carried.c")
+        if h is None:
+            self.carried = None
+        elif c is None:
+            self.carried = h.to(device).clone()
+        else:
+            self.carried = (h.to(device).clone(), c.to(device).clone())
+        self._sigma = None
+        self.snapshots.clear()
+        self._take_snapshot()
+
+
+def _exp(x: float) -> float:
+    """Perplexity from a mean cross-entropy, without OverflowError for a huge one."""
+    return math.exp(x) if x < 700 or math.isnan(x) else math.inf
+
+
+def _clone_state(state: State) -> State:
+    if isinstance(state, tuple):
+        return (state[0].detach().clone(), state[1].detach().clone())
+    return state.detach().clone()

@@ -1,0 +1,105 @@
+"""Tokens/s of one training step: textbook ScratchRNN + autograd vs FastRNN.loss_and_grads.
+
+Both sides do the same clip + SGD update; rounds are interleaved and the median is reported,
+because this machine is shared and noisy.
+
+    .venv/bin/python scripts/bench_fast_rnn.py [--rounds 7] [--steps 5] [--threads 1 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+from torch.nn import functional as F
+
+from rnnviz.core.config import ModelConfig
+from rnnviz.core.fast_rnn import FastRNN
+from rnnviz.core.model import ScratchRNN
+
+CONFIGS = {
+    "A (H32 B1024 T32 V28)": (32, 1024, 32, 28),
+    "B (H256 B32 T35 V28)": (256, 32, 35, 28),
+    "B (H256 B32 T35 V100)": (256, 32, 35, 100),
+}
+
+
+def sgd(model: torch.nn.Module, lr: float, theta: float) -> None:
+    params: list[torch.Tensor] = list(model.parameters())
+    grads = [p.grad for p in params if p.grad is not None]
+    torch.nn.utils.clip_grad_norm_(params, theta, foreach=True)
+    with torch.no_grad():
+        torch._foreach_add_(params, grads, alpha=-lr)
+
+
+def textbook_step(model: ScratchRNN, X: torch.Tensor, Y: torch.Tensor) -> None:
+    model.zero_grad(set_to_none=True)
+    logits, _, _ = model(X, None)
+    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), Y.reshape(-1))
+    torch.autograd.backward(loss)
+    float(loss.detach())
+    sgd(model, 0.01, 1.0)
+
+
+def fast_step(model: FastRNN, X: torch.Tensor, Y: torch.Tensor) -> None:
+    model.loss_and_grads(X, Y, None)
+    sgd(model, 0.01, 1.0)
+
+
+def bench(steps: int, rounds: int, hidden: int, batch: int, T: int, V: int) -> dict[str, float]:
+    cfg = ModelConfig(kind="scratch", hidden_size=hidden)
+    torch.manual_seed(0)
+    scratch = ScratchRNN(V, cfg)
+    fast = FastRNN(V, cfg)
+    X = torch.randint(0, V, (batch, T))
+    Y = torch.randint(0, V, (batch, T))
+    variants: dict[str, Callable[[], None]] = {
+        "textbook": lambda: textbook_step(scratch, X, Y),
+        "fast": lambda: fast_step(fast, X, Y),
+    }
+    for fn in variants.values():  # warm-up
+        fn()
+        fn()
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    for _ in range(rounds):
+        for name, fn in variants.items():
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                fn()
+            times[name].append((time.perf_counter() - t0) / steps)
+    result = {k: batch * T / statistics.median(v) for k, v in times.items()}
+    result["best_textbook"] = batch * T / min(times["textbook"])
+    result["best_fast"] = batch * T / min(times["fast"])
+    # each round's two timings are neighbours in time, so their ratio shares most of the noise
+    result["paired"] = statistics.median(
+        a / b for a, b in zip(times["textbook"], times["fast"], strict=True)
+    )
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--only", default="", help="run the configs whose name contains this")
+    args = ap.parse_args()
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        for name, shape in CONFIGS.items():
+            if args.only not in name:
+                continue
+            r = bench(args.steps, args.rounds, *shape)
+            print(
+                f"threads={threads} {name}: textbook {r['textbook']:,.0f} tok/s, "
+                f"fast {r['fast']:,.0f} tok/s, speed-up {r['fast'] / r['textbook']:.2f}x "
+                f"(paired {r['paired']:.2f}x, best-of {r['best_fast'] / r['best_textbook']:.2f}x)",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
