@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import multiprocessing
 import queue
 import time
 import traceback
@@ -62,6 +63,8 @@ from rnnviz.core.runs import Run, build_run, same_corpus
 HIGH_LR = {"sgd": 2.0, "adam": 0.05}
 # how long the idle loop blocks on the inbox before looking again
 IDLE_POLL_S = 0.1
+# how often the loop asks whether its parent is still alive
+ALIVE_CHECK_S = 1.0
 
 
 def user_message(exc: BaseException) -> str:
@@ -142,9 +145,16 @@ class Session:
 
     # ------------------------------------------------------------------ the loop
 
-    def run(self, inbox: queue.Queue[Command]) -> None:
-        """Serve ``inbox`` until ``Stop``."""
+    def run(self, inbox: queue.Queue[Command], alive: Callable[[], bool] | None = None) -> None:
+        """Serve ``inbox`` until ``Stop``, or until ``alive()`` (checked ~once a second,
+        e.g. "is the GUI process still there") says no."""
+        next_check = self._clock() + ALIVE_CHECK_S
         while not self.stopped:
+            if alive is not None and self._clock() >= next_check:
+                next_check = self._clock() + ALIVE_CHECK_S
+                if not alive():
+                    self._stop(message="the GUI process is gone")
+                    break
             if self.training:
                 self._drain(inbox)
             else:
@@ -230,7 +240,6 @@ class Session:
             self._steps_left = None
             raise ConfigError("every run has diverged: roll back or reset first")
         if not self.training:
-            self._alarm_armed = dict.fromkeys(self.runs, True)
             self.state = "training"
             self._emit_state("training")
 
@@ -241,12 +250,12 @@ class Session:
         self._emit_state("paused", message=message)
         self._snapshot_all()
 
-    def _stop(self) -> None:
+    def _stop(self, message: str = "") -> None:
         self._steps_left = None
         self._flush_metrics()
         self.state = "stopped"
         self.stopped = True
-        self._emit_state("stopped")
+        self._emit_state("stopped", message=message)
 
     def _reset(self, config: RunConfig | None) -> None:
         old = self.main
@@ -372,7 +381,7 @@ class Session:
                 corpus_chars=len(run.corpus.text),
                 param_names=tuple(n for n, _ in run.model.named_grad_params()),
                 label=run.label,
-                notes=run.corpus.notes,
+                notes=(*run.corpus.notes, *run.batches.notes),
             )
         )
         self._snapshot(run)
@@ -506,7 +515,13 @@ def engine_main(inbox: Any, outbox: Any, config: RunConfig) -> None:
         except Exception as exc:
             outbox.put(Failure(user_message(exc), traceback.format_exc(), fatal=True))
             return
+        parent = multiprocessing.parent_process()  # None when not a child process
         try:
-            session.run(inbox)
+            session.run(inbox, alive=None if parent is None else parent.is_alive)
         except Exception as exc:  # the loop itself broke: say so before the process ends
             outbox.put(Failure(user_message(exc), traceback.format_exc(), fatal=True))
+        if parent is not None and not parent.is_alive():
+            # nobody reads the outbox any more: do not wait on its pipe at exit
+            cancel = getattr(outbox, "cancel_join_thread", None)
+            if cancel is not None:
+                cancel()

@@ -187,6 +187,33 @@ def test_divergence_exits_3_and_saves_good_parameters(
     assert rows[-1]["nonfinite"] == "1"
 
 
+def test_default_is_the_gui(monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    seen: dict[str, object] = {}
+    fake = types.ModuleType("rnnviz.gui.app")
+
+    def run_app(argv: list[str], screenshot: str | None = None, train_steps: int = 100) -> int:
+        seen.update(screenshot=screenshot, train_steps=train_steps)
+        return 0
+
+    fake.run_app = run_app  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "rnnviz.gui.app", fake)
+    assert main(["--screenshot", "shot.png", "--train-steps", "7"]) == 0
+    assert seen == {"screenshot": "shot.png", "train_steps": 7}
+    assert main([]) == 0
+    assert seen == {"screenshot": None, "train_steps": 100}
+
+
+def test_gui_missing_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "rnnviz.gui.app", None)
+    assert main([]) == 2
+    err = capsys.readouterr().err
+    assert "window is not available" in err and "rnnviz train" in err
+
+
 def test_bench_is_dispatched(monkeypatch: pytest.MonkeyPatch) -> None:
     import types
 

@@ -157,6 +157,16 @@ def test_start_and_pause_from_the_loop() -> None:
     assert "paused" in rec.states() and rec.states()[-1] == "stopped"
 
 
+def test_loop_ends_when_the_parent_is_gone() -> None:
+    ticks = iter(range(1_000_000))
+    session, rec = make(clock=lambda: float(next(ticks)))
+    inbox: queue.Queue[Command] = queue.Queue()
+    inbox.put(Start())
+    session.run(inbox, alive=lambda: session.main.trainer.step < 3)
+    assert session.stopped and rec.states()[-1] == "stopped"
+    assert rec.of(StateChanged)[-1].message == "the GUI process is gone"
+
+
 def test_probe_only_the_newest_pending_request() -> None:
     session, rec = make()
     inbox: queue.Queue[Command] = queue.Queue()
@@ -237,6 +247,11 @@ def test_reset_same_seed_same_init_and_new_config() -> None:
     assert info.config.model.hidden_size == 5
     assert session.main.model.hidden_size == 5
     assert rec.states() == ["idle"]
+    # a reset that cannot be built is a failure and keeps the current run
+    before = session.main
+    session.handle(Reset(tiny_config().replace(corpus={"source": "/no/such/corpus.txt"})))
+    assert "file not found" in rec.of(Failure)[-1].message
+    assert session.main is before
 
 
 def test_fork_same_init_same_data_round_robin() -> None:
@@ -307,6 +322,29 @@ def test_divergence_pauses_names_cause_and_rolls_back() -> None:
     assert session.main.trainer.step == 0 and not session.main.trainer.diverged
     assert rec.states() == ["paused"]
     assert rec.of(ParamSnapshot)[-1].step == 0
+
+
+def test_loss_spike_pauses_once_per_streak(monkeypatch: pytest.MonkeyPatch) -> None:
+    session, rec = make()
+    trainer = session.main.trainer
+    real = trainer.train_step
+
+    def spiky() -> StepRecord:
+        record = real()
+        trainer.last_spike = record.step in (2, 3, 5)
+        return record
+
+    monkeypatch.setattr(trainer, "train_step", spiky)
+    session.handle(Start())
+    session.run_until_idle(max_rounds=20)
+    assert trainer.step == 2 and session.state == "paused"
+    (div,) = rec.of(Divergence)
+    assert div.reason == "loss_spike" and div.step == 2 and "jumped" in div.likely_cause
+    # step 3 spikes too: the same streak, no second alarm; step 5 is a new one
+    session.handle(Start())
+    session.run_until_idle(max_rounds=20)
+    assert trainer.step == 5
+    assert [d.step for d in rec.of(Divergence)] == [2, 5]
 
 
 def test_likely_cause_texts() -> None:
