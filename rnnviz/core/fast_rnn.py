@@ -173,7 +173,6 @@ class _Workspace:
     """
 
     def __init__(self, T: int, B: int, H: int, V: int, like: Tensor) -> None:
-        self.key = (T, B, H, V, like.dtype, like.device)
         N = T * B
         self.hs = like.new_empty(N, H)
         self.dh = like.new_empty(N, H)
@@ -190,7 +189,7 @@ class FastRNN(ScratchRNN):
     def __init__(self, vocab_size: int, config: ModelConfig) -> None:
         super().__init__(vocab_size, config)
         self._tanh = config.activation == "tanh"
-        self._workspace: _Workspace | None = None
+        self._workspaces: dict[tuple[Any, ...], _Workspace] = {}
 
     def forward(self, tokens: Tensor, state: State | None = None) -> tuple[Tensor, Tensor, State]:
         assert state is None or isinstance(state, Tensor)
@@ -208,17 +207,15 @@ class FastRNN(ScratchRNN):
         return logits, hiddens, hiddens[:, -1]
 
     def _workspace_for(self, T: int, B: int) -> _Workspace:
-        ws = self._workspace
         like = self.W_hh
-        if ws is None or ws.key != (
-            T,
-            B,
-            self.hidden_size,
-            self.vocab_size,
-            like.dtype,
-            like.device,
-        ):
-            ws = self._workspace = _Workspace(T, B, self.hidden_size, self.vocab_size, like)
+        key = (T, B, self.hidden_size, self.vocab_size, like.dtype, like.device)
+        ws = self._workspaces.pop(key, None)
+        if ws is None:
+            ws = _Workspace(T, B, self.hidden_size, self.vocab_size, like)
+        self._workspaces[key] = ws  # most recently used last
+        # two shapes: the full batch and an epoch's smaller last one
+        while len(self._workspaces) > 2:
+            del self._workspaces[next(iter(self._workspaces))]
         return ws
 
     @torch.no_grad()

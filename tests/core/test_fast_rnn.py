@@ -188,6 +188,7 @@ def test_loss_and_grads_assigns_and_reuses_buffers_safely() -> None:
     grads1 = [getattr(fast, n).grad.clone() for n in SCRATCH_PARAM_NAMES]
     # another shape in between (the last batch of an epoch is smaller), then the first again
     fast.loss_and_grads(X[:3, :4], Y[:3, :4], None)
+    fast.loss_and_grads(X[:2], Y[:2], state[:2] if state is not None else None)
     loss2, final2, flow2 = fast.loss_and_grads(X, Y, state)
     assert loss1 == loss2
     assert torch.equal(final1, final2)
