@@ -106,6 +106,9 @@ def _combo(choices: tuple[tuple[str, str], ...], tooltip: str, name: str) -> QCo
     for label, value in choices:
         combo.addItem(label, value)
     combo.setToolTip(tooltip)
+    # narrow when the dock is: long entries are elided, their full text is in the popup
+    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(8)
     return combo
 
 

@@ -26,21 +26,28 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QHBoxLayout,
     QLabel,
-    QScrollArea,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
 
 from rnnviz.core.history import PARAM_PREFIX, MetricHistory
 from rnnviz.core.messages import StepRecord
-from rnnviz.gui.theme import PLOT_BACKGROUND, RUN_COLOURS, style_plot
+from rnnviz.gui.theme import BASE_POINT_SIZE, PLOT_BACKGROUND, RUN_COLOURS, style_plot
 
 D2L_REFERENCE_PPL = 7.3
 D2L_REFERENCE_LABEL = "d2l (Time Machine) ≈ 7.3"
 CLIP_RATE_WINDOW = 100
+EMPTY_HINT = "no steps yet: press ▶ Play (Space) or Step (→)"
 NONFINITE_COLOUR = "#e31a1c"
-# per-parameter curves: colours distinct from the run colours' first entries
-PARAM_COLOURS = ("#17becf", "#bcbd22", "#e377c2", "#7f7f7f", "#8c564b", "#9467bd", "#2ca02c")
+CLIP_MARKER_COLOUR = "#ff9900"
+THETA_COLOUR = "#d62728"
+REFERENCE_COLOUR = "#555555"
+AFTER_CLIP_DARKER = 160  # the after-clipping curve: the run colour, darker
+SPEED_SCALE = 1000.0  # the tokens/s plot is in thousands
+LEFT_AXIS_WIDTH = 72  # equal on stacked plots, so their x axes line up
+# per-parameter curves: ColorBrewer Dark2, readable as check-box text on a grey panel
+PARAM_COLOURS = ("#1B9E77", "#D95F02", "#7570B3", "#E7298A", "#66A61E", "#A6761D", "#666666")
 
 
 def run_colour(run_id: int) -> str:
@@ -62,6 +69,76 @@ def _finite_top(*arrays: np.ndarray) -> float:
     return max(tops) if tops else 1.0
 
 
+class LogAxis(pg.AxisItem):
+    """A log axis labelled with plain numbers (20, 10, 9) instead of 2·10¹, 10¹, 9·10⁰.
+
+    Minor ticks (2..9 × 10^k) keep their label only where it does not run into another
+    label: pyqtgraph would otherwise print 10, 9 and 8 on top of each other.
+    """
+
+    def logTickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:  # noqa: N802
+        if not values:
+            return []
+        numbers = [10.0 ** float(v) * scale for v in values]
+        strings = [_plain_number(x) for x in numbers]
+        if spacing is not None:  # a major level (whole decades): every label fits
+            return strings
+        lo, hi = self.range
+        horizontal = self.orientation in ("top", "bottom")
+        pixels = max(self.size().width() if horizontal else self.size().height(), 1.0)
+        gap = BASE_POINT_SIZE * 1.6 * max(hi - lo, 1e-12) / pixels  # a label, in log10 units
+        # whole decades first, then 2 and 5, then the rest: each kept only if it has room
+        order = sorted(range(len(values)), key=lambda i: (_mantissa_rank(numbers[i]), values[i]))
+        kept: list[float] = []
+        labels = [""] * len(values)
+        for i in order:
+            if all(abs(values[i] - k) >= gap for k in kept):
+                kept.append(values[i])
+                labels[i] = strings[i]
+        return labels
+
+
+def _mantissa_rank(x: float) -> int:
+    mantissa = round(x / 10.0 ** math.floor(math.log10(x)), 3) if x > 0 else 0.0
+    return {1.0: 0, 2.0: 1, 5.0: 1}.get(mantissa, 2)
+
+
+def _plain_number(x: float) -> str:
+    if x == 0 or not math.isfinite(x):
+        return ""
+    if 1e-3 <= abs(x) < 1e5:
+        return f"{x:.3g}"
+    exponent = int(math.floor(math.log10(abs(x))))
+    mantissa = x / 10.0**exponent
+    sup = str(exponent).translate(str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹"))
+    return f"10{sup}" if round(mantissa, 2) == 1 else f"{mantissa:.2g}·10{sup}"
+
+
+def _legend_entry(plot: pg.PlotItem, item: pg.PlotDataItem, name: str, show: bool) -> None:
+    """Name ``item`` in the plot's legend only while it has something to show."""
+    legend = plot.legend
+    if legend is None:
+        return
+    listed = any(sample.item is item for sample, _ in legend.items)
+    if show and not listed:
+        legend.addItem(item, name)
+    elif listed and not show:
+        legend.removeItem(item)
+
+
+def _grad_key_html() -> str:
+    """The gradient plot's key: line styles (colours are the runs', as in the curves' legend)."""
+    c = RUN_COLOURS[0]
+    after = QColor(c).darker(AFTER_CLIP_DARKER).name()
+    return (
+        f"<span style='color:{c}'>━━</span> ‖g‖ before clipping &nbsp; "
+        f"<span style='color:{after}'>╍╍</span> after clipping &nbsp; "
+        f"<span style='color:{CLIP_MARKER_COLOUR}'>▲</span> clipping engaged &nbsp; "
+        f"<span style='color:{THETA_COLOUR}'>╍╍</span> θ &nbsp; "
+        f"<span style='color:{NONFINITE_COLOUR}'>✕</span> non-finite step"
+    )
+
+
 def _style_plot(plot: pg.PlotItem, left: str, bottom: str | None) -> None:
     if bottom:
         style_plot(plot, left=left, bottom=bottom)
@@ -69,6 +146,21 @@ def _style_plot(plot: pg.PlotItem, left: str, bottom: str | None) -> None:
         style_plot(plot, left=left)
     plot.showGrid(x=True, y=True, alpha=0.25)
     plot.setMouseEnabled(x=True, y=True)
+    for name in ("left", "bottom"):
+        # "(x0.001)" next to a log axis reads as part of the name; plain numbers instead
+        plot.getAxis(name).enableAutoSIPrefix(False)
+    plot.getAxis("left").setWidth(LEFT_AXIS_WIDTH)
+
+
+def _legend(plot: pg.PlotItem) -> pg.LegendItem:
+    """Black text on a translucent white box: readable over the curves on a projector."""
+    return plot.addLegend(
+        offset=(-10, 10),
+        labelTextColor="#000000",
+        labelTextSize=f"{BASE_POINT_SIZE - 2}pt",
+        brush=pg.mkBrush(255, 255, 255, 210),
+        pen=pg.mkPen("#BBBBBB"),
+    )
 
 
 def _curve(
@@ -97,9 +189,14 @@ def _markers(symbol: str, colour: str, size: int = 9, name: str | None = None) -
 
 
 def _mark_nonfinite(
-    item: pg.PlotDataItem, steps: np.ndarray, bad: np.ndarray, *arrays: np.ndarray
+    plot: pg.PlotItem,
+    item: pg.PlotDataItem,
+    steps: np.ndarray,
+    bad: np.ndarray,
+    *arrays: np.ndarray,
 ) -> None:
     """Red crosses at the non-finite steps, at the top of the finite data of ``arrays``."""
+    _legend_entry(plot, item, "non-finite step (skipped)", bool(bad.any()))
     if bad.any():
         top = _finite_top(*arrays)
         item.setData(steps[bad].astype(np.float64), np.full(int(bad.sum()), top))
@@ -168,15 +265,19 @@ class _MetricPanel(QWidget):
         self._dirty = False
         for run_id, hist in self._histories.items():
             self._draw_run(run_id, hist.columns(), hist)
+        self._after_draw(any(len(h) for h in self._histories.values()))
         return True
+
+    def _after_draw(self, has_data: bool) -> None:
+        """Hook: adjust hints and legends once the runs are drawn."""
 
     def set_run_label(self, run_id: int, label: str) -> None:
         """Name a run in the legend (runs after the first need one to be told apart)."""
         self._labels[run_id] = label
 
     def curve_items(self, run_id: int = 0) -> Any:
-        """The plot items of one run (tests read their data)."""
-        return self._items[run_id]
+        """The plot items of one run (tests read their data); empty ones for a new run."""
+        return self._items_for(run_id)
 
     def _run_suffix(self, run_id: int) -> str:
         label = self._labels.get(run_id) or ("" if run_id == 0 else f"run {run_id}")
@@ -230,29 +331,31 @@ class TrainingCurvesPanel(_MetricPanel):
 
         self.plot_widget = pg.GraphicsLayoutWidget()
         self.plot_widget.setBackground(PLOT_BACKGROUND)
-        self.ppl_plot: pg.PlotItem = self.plot_widget.addPlot(row=0, col=0)
+        self.ppl_plot: pg.PlotItem = self.plot_widget.addPlot(
+            row=0, col=0, axisItems={"left": LogAxis("left")}
+        )
         self.ppl_plot.setLogMode(x=False, y=True)
         _style_plot(self.ppl_plot, "perplexity", None)
-        self.legend = self.ppl_plot.addLegend(offset=(-10, 10))
+        self.legend = _legend(self.ppl_plot)
+        self.legend.setColumnCount(2)  # one row: less of the curves hidden
         self.speed_plot: pg.PlotItem = self.plot_widget.addPlot(row=1, col=0)
-        _style_plot(self.speed_plot, "tokens/s", "optimizer step")
+        _style_plot(self.speed_plot, "10³ tok/s", "optimizer step")
         self.speed_plot.setXLink(self.ppl_plot)
-        self.ppl_plot.getAxis("left").setWidth(60)
-        self.speed_plot.getAxis("left").setWidth(60)
-        style_plot(self.ppl_plot, bottom="optimizer step")
-        self.plot_widget.ci.layout.setRowStretchFactor(0, 3)
+        # the x axis is shared with the tokens/s plot right below, which carries its name
+        self.plot_widget.ci.layout.setRowStretchFactor(0, 4)
         self.plot_widget.ci.layout.setRowStretchFactor(1, 1)
 
         # InfiniteLine knows nothing of log mode: its position is in view units (log10)
         self.reference_line = pg.InfiniteLine(
             pos=math.log10(D2L_REFERENCE_PPL),
             angle=0,
-            pen=pg.mkPen("#888888", width=1.5, style=Qt.PenStyle.DashLine),
+            pen=pg.mkPen(REFERENCE_COLOUR, width=1.5, style=Qt.PenStyle.DashLine),
             label=D2L_REFERENCE_LABEL,
-            labelOpts={"position": 0.02, "anchors": [(0, 1), (0, 1)], "color": "#888888"},
+            labelOpts={"position": 0.02, "anchors": [(0, 1), (0, 1)], "color": REFERENCE_COLOUR},
         )
         self.reference_line.setZValue(-10)
-        self.ppl_plot.addItem(self.reference_line, ignoreBounds=True)
+        # in the bounds: the view reaches down to the target the class is aiming for
+        self.ppl_plot.addItem(self.reference_line)
 
         self.reference_check = QCheckBox("d2l reference line")
         self.reference_check.setChecked(True)
@@ -268,6 +371,12 @@ class TrainingCurvesPanel(_MetricPanel):
         row.addWidget(self.reference_check)
         row.addStretch(1)
         layout.addLayout(row)
+        self._after_draw(False)
+
+    def _after_draw(self, has_data: bool) -> None:
+        # before the first step: say how to start, not an empty legend box
+        self.ppl_plot.setTitle(None if has_data else EMPTY_HINT, color="#555", size="12pt")
+        self.legend.setVisible(has_data)
 
     @Slot(bool)
     def _on_reference_toggled(self, on: bool) -> None:
@@ -284,20 +393,23 @@ class TrainingCurvesPanel(_MetricPanel):
         val = cols["val_ppl"]
         has_val = np.isfinite(val)
         items.val.setData(*positive_finite(steps[has_val], val[has_val]))
-        _mark_nonfinite(items.nonfinite, steps, cols["nonfinite"] | ~np.isfinite(ppl), ppl, val)
+        bad = cols["nonfinite"] | ~np.isfinite(ppl)
+        _mark_nonfinite(self.ppl_plot, items.nonfinite, steps, bad, ppl, val)
         speed = cols["tokens_per_s"]
         ok = np.isfinite(speed)
-        items.speed.setData(steps[ok].astype(np.float64), speed[ok])
+        # thousands: "3059" fits the axis, "3059000" does not (and SI prefixes are off)
+        items.speed.setData(steps[ok].astype(np.float64), speed[ok] / SPEED_SCALE)
 
 
 class _GradRunItems(_RunItems):
     def __init__(self, plot: pg.PlotItem, colour: str, label: str) -> None:
         super().__init__()
         self.before = _curve(colour, 2.0, name=f"‖g‖ before clip{label}")
-        after_colour = QColor(colour).darker(160).name()
+        after_colour = QColor(colour).darker(AFTER_CLIP_DARKER).name()
         self.after = _curve(after_colour, 1.5, Qt.PenStyle.DashLine, name=f"‖g‖ after clip{label}")
-        self.clipped = _markers("t1", "#ff9900", 7, name="clipping engaged")
-        self.nonfinite = _markers("x", NONFINITE_COLOUR, 11, name="non-finite step")
+        # named in the legend only while there are any (see _legend_entry)
+        self.clipped = _markers("t1", CLIP_MARKER_COLOUR, 7)
+        self.nonfinite = _markers("x", NONFINITE_COLOUR, 11)
         self.params: dict[str, pg.PlotDataItem] = {}
         self.plot = plot
         self.place(plot, self.before, self.after, self.clipped, self.nonfinite)
@@ -321,46 +433,49 @@ class GradNormPanel(_MetricPanel):
         self._theta: float | None = None
         self._clip_enabled = True
 
-        self.plot_widget = pg.PlotWidget(background=PLOT_BACKGROUND)
+        self.plot_widget = pg.PlotWidget(
+            background=PLOT_BACKGROUND, axisItems={"left": LogAxis("left")}
+        )
         self.plot: pg.PlotItem = self.plot_widget.getPlotItem()
         self.plot.setLogMode(x=False, y=True)
         _style_plot(self.plot, "gradient norm ‖g‖", "optimizer step")
-        self.plot.getAxis("left").setWidth(60)
-        self.legend = self.plot.addLegend(offset=(-10, 10))
+        # a key above the plot instead of a legend box over the curves (they fill the plot)
+        self.key_label = QLabel(_grad_key_html())
+        self.key_label.setObjectName("grad_key_label")
         self.theta_line = pg.InfiniteLine(
             pos=0.0,
             angle=0,
-            pen=pg.mkPen("#d62728", width=1.5, style=Qt.PenStyle.DashLine),
+            pen=pg.mkPen(THETA_COLOUR, width=1.5, style=Qt.PenStyle.DashLine),
             label="θ = 1",
-            labelOpts={"position": 0.02, "anchors": [(0, 1), (0, 1)], "color": "#d62728"},
+            # below the line: θ is often the top of the view
+            labelOpts={"position": 0.02, "anchors": [(0, 0), (0, 0)], "color": THETA_COLOUR},
         )
         self.theta_line.setVisible(False)
-        self.plot.addItem(self.theta_line, ignoreBounds=True)
+        # in the bounds: how far below (or above) θ the gradients are is the point
+        self.plot.addItem(self.theta_line)
 
         self.stats_label = QLabel("clip rate (last 100 steps): –   ‖g‖/θ: –")
         self.stats_label.setToolTip(
             "Share of the last 100 optimizer steps on which clipping scaled the gradient "
             "down, and the newest ratio of the unclipped gradient norm to θ"
         )
-        self._checks_row = QHBoxLayout()
-        self._checks_row.setContentsMargins(0, 0, 0, 0)
+        # the row may be clipped in a narrow dock rather than force the dock (and the
+        # window's other docks) wider: its width is ignored by the layout
         checks_box = QWidget()
-        checks_box.setLayout(self._checks_row)
-        scroll = QScrollArea()
-        scroll.setWidget(checks_box)
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        scroll.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setFixedHeight(checks_box.sizeHint().height() + 20)
-        self._checks_scroll = scroll
-        self._checks_row.addWidget(QLabel("per parameter:"))
+        checks_box.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self._checks_row = QHBoxLayout(checks_box)
+        self._checks_row.setContentsMargins(0, 0, 0, 0)
+        caption = QLabel("per parameter:")
+        caption.setToolTip("Plot the gradient norm of one parameter matrix or bias alone")
+        self._checks_row.addWidget(caption)
         self._checks_row.addStretch(1)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(self.stats_label)
+        layout.addWidget(self.key_label)
         layout.addWidget(self.plot_widget, 1)
-        layout.addWidget(scroll)
+        layout.addWidget(checks_box)
 
     # ------------------------------------------------------------ public API
 
@@ -378,6 +493,9 @@ class GradNormPanel(_MetricPanel):
             check = QCheckBox(name)
             check.setObjectName(f"param_check_{name}")
             check.setToolTip(f"Plot ‖∂L/∂{name}‖, the gradient norm of {name} alone")
+            # the check box is the curve's legend: same colour
+            colour = PARAM_COLOURS[i % len(PARAM_COLOURS)]
+            check.setStyleSheet(f"QCheckBox {{ color: {colour}; font-weight: bold; }}")
             check.toggled.connect(self._on_param_toggled)
             self._param_checks[name] = check
             self._checks_row.insertWidget(1 + i, check)
@@ -469,8 +587,9 @@ class GradNormPanel(_MetricPanel):
         items.after.setData(*positive_finite(steps, after))
         clipped = cols["clipped"] & np.isfinite(before) & (before > 0)
         items.clipped.setData(steps[clipped].astype(np.float64), before[clipped])
+        _legend_entry(self.plot, items.clipped, "clipping engaged", bool(clipped.any()))
         bad = cols["nonfinite"] | ~np.isfinite(before)
-        _mark_nonfinite(items.nonfinite, steps, bad, before, after)
+        _mark_nonfinite(self.plot, items.nonfinite, steps, bad, before, after)
         shown = set(self.shown_params())
         for i, name in enumerate(self._param_names):
             column = PARAM_PREFIX + name

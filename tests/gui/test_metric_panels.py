@@ -12,6 +12,7 @@ from rnnviz.gui.metric_panels import (
     CLIP_RATE_WINDOW,
     D2L_REFERENCE_LABEL,
     D2L_REFERENCE_PPL,
+    SPEED_SCALE,
     GradNormPanel,
     TrainingCurvesPanel,
 )
@@ -89,7 +90,7 @@ def test_training_curves_plot_the_records(curves):
     np.testing.assert_array_equal(vx, [10, 20, 30, 40, 50])
     np.testing.assert_allclose(vy, 12.0)
     sx, sy = curve_xy(curves.curve_items(0).speed)
-    np.testing.assert_allclose(sy, [r.tokens_per_s for r in records])
+    np.testing.assert_allclose(sy * SPEED_SCALE, [r.tokens_per_s for r in records])
     assert curves.ppl_plot.getAxis("left").labelText == "perplexity"
     assert curves.speed_plot.getAxis("bottom").labelText == "optimizer step"
     assert curves.ppl_plot.ctrl.logYCheck.isChecked()

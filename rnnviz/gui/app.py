@@ -1,0 +1,132 @@
+"""Start the GUI: ``run_app(argv)``, or ``run_app(argv, screenshot=PATH)`` to grab a PNG.
+
+The window is shown before torch is imported (PySide6 + pyqtgraph load in well under a
+second; torch takes longer): the engine process and the first probe are started from the
+event loop, one tick after the window is up.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Sequence
+
+import pyqtgraph as pg
+from PySide6.QtCore import QObject, QTimer, Slot
+from PySide6.QtWidgets import QApplication
+
+from rnnviz.core.config import RunConfig
+from rnnviz.core.messages import Failure, RunInfo, Step
+from rnnviz.gui.main_window import MainWindow
+
+SCREENSHOT_SIZE = (1600, 1000)
+SCREENSHOT_TIMEOUT_S = 45.0
+
+
+def _make_app(argv: Sequence[str]) -> QApplication:
+    app = QApplication.instance() or QApplication(list(argv) or ["rnnviz"])
+    app.setOrganizationName("rnnviz")
+    app.setApplicationName("rnnviz")
+    app.setApplicationDisplayName("rnnviz")
+    return app
+
+
+def run_app(argv: Sequence[str], screenshot: str | None = None, train_steps: int = 100) -> int:
+    """Run the window until it closes; with ``screenshot``, train, grab a PNG and return.
+
+    Returns the process exit code: 0, or 1 if the screenshot could not be taken in time.
+    """
+    if screenshot is not None:
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    app = _make_app(argv)
+    pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
+
+    if screenshot is None:
+        window = MainWindow()
+        window.show()
+        QTimer.singleShot(0, window.start_engine)
+        return int(app.exec())
+
+    # a screenshot shows the defaults, and leaves this machine's remembered settings alone
+    window = MainWindow(RunConfig(), persist=False)
+    window.resize(*SCREENSHOT_SIZE)
+    window.show()
+    driver = ScreenshotDriver(window, screenshot, train_steps)
+    QTimer.singleShot(0, driver.start)
+    app.exec()
+    return driver.exit_code
+
+
+class ScreenshotDriver(QObject):
+    """Start the engine, train ``train_steps``, wait for a probe and a redraw, grab the window."""
+
+    def __init__(self, window: MainWindow, path: str, train_steps: int) -> None:
+        super().__init__(window)
+        self.window = window
+        self.path = path
+        self.train_steps = max(0, int(train_steps))
+        self.exit_code = 1
+        self._sent_steps = False
+        self._probes_at_target = 0
+        self._started = time.monotonic()
+        self._poll = QTimer(self)
+        self._poll.setInterval(50)
+        self._poll.timeout.connect(self._on_poll)
+
+    @Slot()
+    def start(self) -> None:
+        self._poll.start()
+        self.window.engine.event.connect(self._on_event)
+        self.window.probe_shown.connect(self._on_probe_shown)
+        self.window.start_engine()
+
+    @Slot(object)
+    def _on_event(self, event: object) -> None:
+        if isinstance(event, RunInfo) and event.run_id == 0 and not self._sent_steps:
+            self._sent_steps = True
+            if self.train_steps:
+                self.window.send(Step(self.train_steps))
+        elif isinstance(event, Failure) and event.fatal:
+            print(f"rnnviz: the engine failed: {event.message}", file=sys.stderr)
+            self._finish(1)
+
+    @Slot()
+    def _on_probe_shown(self) -> None:
+        if self._trained():
+            self._probes_at_target += 1
+
+    def _trained(self) -> bool:
+        return self._sent_steps and self.window.step >= self.train_steps
+
+    @Slot()
+    def _on_poll(self) -> None:
+        if time.monotonic() - self._started > SCREENSHOT_TIMEOUT_S:
+            print(
+                f"rnnviz: no screenshot after {SCREENSHOT_TIMEOUT_S:.0f} s (step "
+                f"{self.window.step} of {self.train_steps}, state {self.window.state})",
+                file=sys.stderr,
+            )
+            self._finish(1)
+            return
+        if self.window.state == "stopped":  # the engine could not start or died
+            print(f"rnnviz: the engine stopped: {self.window.banner_text()}", file=sys.stderr)
+            self._finish(1)
+            return
+        if self._trained() and self.window.state != "training" and self._probes_at_target:
+            self.window.redraw()
+            self.window.repaint()
+            if not self.window.grab().save(self.path):
+                print(f"rnnviz: could not write {self.path}", file=sys.stderr)
+                self._finish(1)
+                return
+            print(f"rnnviz: screenshot at step {self.window.step} written to {self.path}")
+            self._finish(0)
+
+    def _finish(self, code: int) -> None:
+        self._poll.stop()
+        self.exit_code = code
+        self.window.close()  # stops the engine cleanly
+        app = QApplication.instance()
+        if app is not None:
+            app.quit()

@@ -1,0 +1,1057 @@
+"""The main window: docks, menus, shortcuts, the redraw timer, and the wiring between them.
+
+The window owns an :class:`~rnnviz.gui.engine.EngineClient` (the engine process and the
+training thread that reads it) and reacts to its events in bound slots, in the GUI thread:
+
+* ``MetricsBatch`` → the metric panels' buffers (drawn by the 30 Hz redraw timer, only if new)
+* ``ParamSnapshot`` → kept; the typed string is re-probed on it (at most ~4 per second while
+  training), **in this process** with ``core.probe`` (a few ms at batch 1, so typing never
+  waits for a training step)
+* ``StateChanged`` / ``RunInfo`` / ``Divergence`` / ``Failure`` / ``Saved`` → controls, status
+  bar and the banner
+
+torch is imported lazily (first probe, first engine start), so the window shows quickly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShowEvent
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QDockWidget,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+import rnnviz
+from rnnviz.core.config import ConfigError, RunConfig
+from rnnviz.core.messages import (
+    Divergence,
+    Failure,
+    Load,
+    MetricsBatch,
+    ParamSnapshot,
+    Pause,
+    Reset,
+    RunInfo,
+    Save,
+    Saved,
+    SetHyper,
+    Start,
+    StateChanged,
+    Step,
+)
+from rnnviz.gui import theme
+from rnnviz.gui.controls import ControlsPanel
+from rnnviz.gui.engine import EngineClient
+from rnnviz.gui.metric_panels import GradNormPanel, TrainingCurvesPanel
+from rnnviz.gui.probe_panels import HiddenStatesPanel, ProbeTextPanel, SoftmaxPanel, TimeCursor
+
+REDRAW_INTERVAL_MS = 33  # ~30 Hz
+PROBE_DEBOUNCE_MS = 60  # typing: probe when the keys pause this long
+PROBE_MIN_INTERVAL_S = 0.25  # while training: at most ~4 probes per second
+LAYOUT_VERSION = 1
+SETTINGS_ORG = "rnnviz"
+SETTINGS_APP = "rnnviz"
+
+DOCKS: tuple[tuple[str, str], ...] = (
+    ("dock_controls", "Controls"),
+    ("dock_curves", "Training curves"),
+    ("dock_gradnorms", "Gradient norms"),
+    ("dock_probe_text", "Probe text"),
+    ("dock_hidden", "Hidden states"),
+    ("dock_softmax", "Softmax"),
+)
+
+# keys that are not QAction shortcuts but that the shortcuts dialog lists
+EXTRA_KEYS: tuple[tuple[str, str], ...] = (
+    ("click a row of the hidden-state heatmap", "trace that unit; colour the text by it"),
+    ("click a character of the probe text", "move the time cursor there"),
+)
+
+
+def default_settings() -> QSettings:
+    return QSettings(
+        QSettings.Format.IniFormat, QSettings.Scope.UserScope, SETTINGS_ORG, SETTINGS_APP
+    )
+
+
+class Banner(QWidget):
+    """A dismissable message across the top of the window (failures, divergences)."""
+
+    dismissed = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("banner")
+        self._label = QLabel()
+        self._label.setWordWrap(True)
+        self._label.setFont(theme.font(1.0))
+        self._label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        close = QPushButton("Dismiss")
+        close.setToolTip("Hide this message (Esc)")
+        close.clicked.connect(self._on_dismiss_clicked)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(8, 4, 8, 4)
+        layout.addWidget(self._label, 1)
+        layout.addWidget(close)
+        self.set_kind("error")
+
+    def set_kind(self, kind: str) -> None:
+        colours = {"error": ("#fdecea", "#8a1c1c"), "warning": ("#fff4e5", "#7a4b00")}
+        bg, fg = colours.get(kind, colours["warning"])
+        self.setStyleSheet(f"#banner {{ background: {bg}; }} QLabel {{ color: {fg}; }}")
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
+
+    def text(self) -> str:
+        return self._label.text()
+
+    def set_text(self, text: str) -> None:
+        self._label.setText(text)
+
+    @Slot()
+    def _on_dismiss_clicked(self) -> None:
+        self.dismissed.emit()
+
+
+class ShortcutsDialog(QDialog):
+    """Every keyboard shortcut of the window, read from its actions."""
+
+    def __init__(self, rows: list[tuple[str, str]], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Keyboard shortcuts")
+        table = QTableWidget(len(rows), 2)
+        table.setObjectName("shortcuts_table")
+        table.setHorizontalHeaderLabels(["key", "does"])
+        table.verticalHeader().setVisible(False)
+        table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        for i, (keys, what) in enumerate(rows):
+            table.setItem(i, 0, QTableWidgetItem(keys))
+            table.setItem(i, 1, QTableWidgetItem(what))
+        table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        table.horizontalHeader().setStretchLastSection(True)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(table)
+        layout.addWidget(buttons)
+        self.resize(560, 520)
+        self.table = table
+
+
+class MainWindow(QMainWindow):
+    """rnnviz's window. Every method runs in the GUI thread."""
+
+    probe_shown = Signal()  # a probe result was set on the probe panels
+
+    def __init__(
+        self,
+        config: RunConfig | None = None,
+        *,
+        settings: QSettings | None = None,
+        persist: bool = True,
+        engine_target: Any = None,
+    ) -> None:
+        super().__init__()
+        self.setWindowTitle("rnnviz — a character-level RNN, live")
+        self.setObjectName("rnnviz_main_window")
+        self.setDockNestingEnabled(True)
+        self._settings = settings if settings is not None else default_settings()
+        # persist: read the last session's layout and settings, and write them on close
+        self._persist = persist
+        saved_config = self._saved_config() if persist else None
+        self._config: RunConfig = config or saved_config or RunConfig()
+
+        # run state, as the engine last reported it
+        self._state = "idle"
+        self._step = 0
+        self._epoch = 0
+        self._tokens_per_s = 0.0
+        self._nonfinite_total = 0
+        self._run_info: RunInfo | None = None
+        self._snapshot: ParamSnapshot | None = None
+        self._records_received = 0
+        self._last_divergence: Divergence | None = None
+        self._last_failure: Failure | None = None
+        # probing
+        self._probe_model: Any = None
+        self._probe_model_snapshot: ParamSnapshot | None = None
+        self._probe_vocab: Any = None
+        self._probe_result: Any = None
+        self._probe_error = ""
+        self._last_probe_time = -math.inf
+        self.probe_with_grad_flow = False  # the gradient-flow panel turns it on
+
+        self._redraw_timer = QTimer(self)
+        self._redraw_timer.setInterval(REDRAW_INTERVAL_MS)
+        self._redraw_timer.timeout.connect(self._on_redraw_timer)
+        self._probe_debounce = QTimer(self)
+        self._probe_debounce.setSingleShot(True)
+        self._probe_debounce.setInterval(PROBE_DEBOUNCE_MS)
+        self._probe_debounce.timeout.connect(self._on_probe_timer)
+        self._probe_throttle = QTimer(self)
+        self._probe_throttle.setSingleShot(True)
+        self._probe_throttle.timeout.connect(self._on_probe_timer)
+
+        self.engine = EngineClient(self._config, self, target=engine_target)
+        self.engine.event.connect(self._on_engine_event)
+
+        self._build_panels()
+        self._build_docks()
+        self._build_actions()
+        self._build_menus()
+        self._build_status_bar()
+        self._build_banner()
+        self._apply_default_layout()
+        self.resize(1600, 1000)
+        self._shown_once = False
+        self._layout_restored = False
+        if persist:
+            self._restore_layout()
+        text = self._settings.value("probe_text")
+        if persist and isinstance(text, str) and text:
+            self.probe_text.line_edit().setText(text)
+
+        self._update_status()
+        self._redraw_timer.start()
+
+    # ================================================================ construction
+
+    def _build_panels(self) -> None:
+        self.controls = ControlsPanel(self._config)
+        self.curves = TrainingCurvesPanel()
+        self.gradnorms = GradNormPanel()
+        self.probe_text = ProbeTextPanel()
+        self.time_cursor = TimeCursor()
+        self.hidden = HiddenStatesPanel()
+        self.softmax = SoftmaxPanel()
+
+        self.controls.play_toggled.connect(self._on_controls_play_toggled)
+        self.controls.step_requested.connect(self._on_controls_step_requested)
+        self.controls.reset_requested.connect(self._on_controls_reset_requested)
+        self.controls.hyper_changed.connect(self._on_controls_hyper_changed)
+        self.controls.config_changed.connect(self._on_controls_config_changed)
+        self.controls.corpus_file_requested.connect(self._on_open_corpus)
+        self.controls.invalid_setting.connect(self._on_controls_invalid_setting)
+        self.probe_text.text_edited.connect(self._on_probe_text_edited)
+        self.probe_text.cursor_requested.connect(self._on_cursor_requested)
+        self.hidden.cursor_requested.connect(self._on_cursor_requested)
+        self.hidden.unit_selected.connect(self._on_hidden_unit_selected)
+        self.time_cursor.cursor_changed.connect(self._on_time_cursor_changed)
+
+    def _build_docks(self) -> None:
+        probe_box = QWidget()
+        probe_layout = QVBoxLayout(probe_box)
+        probe_layout.setContentsMargins(0, 0, 0, 0)
+        probe_layout.setSpacing(0)
+        probe_layout.addWidget(self.probe_text, 1)
+        probe_layout.addWidget(self.time_cursor)
+        widgets = {
+            "dock_controls": self.controls,
+            "dock_curves": self.curves,
+            "dock_gradnorms": self.gradnorms,
+            "dock_probe_text": probe_box,
+            "dock_hidden": self.hidden,
+            "dock_softmax": self.softmax,
+        }
+        self.docks: dict[str, QDockWidget] = {}
+        for name, title in DOCKS:
+            dock = QDockWidget(title, self)
+            dock.setObjectName(name)
+            dock.setWidget(widgets[name])
+            dock.setFeatures(
+                QDockWidget.DockWidgetFeature.DockWidgetMovable
+                | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+                | QDockWidget.DockWidgetFeature.DockWidgetClosable
+            )
+            self.docks[name] = dock
+        # the docks fill the window: no central widget between them
+        self.setCentralWidget(None)
+
+    def _action(
+        self, text: str, slot: Any, shortcut: Any = None, tip: str = "", name: str = ""
+    ) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            keys = shortcut if isinstance(shortcut, list) else [shortcut]
+            action.setShortcuts([QKeySequence(k) for k in keys])
+        action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        if tip:
+            action.setToolTip(tip)
+            action.setStatusTip(tip)
+        if name:
+            action.setObjectName(name)
+        action.triggered.connect(slot)
+        self.addAction(action)  # shortcuts work even while the menu bar is hidden (F11)
+        return action
+
+    def _build_actions(self) -> None:
+        K = QKeySequence.StandardKey
+        self.act_play = self._action(
+            "Play / Pause",
+            self._on_action_play,
+            Qt.Key.Key_Space,
+            "Start or pause training",
+            "act_play",
+        )
+        self.act_step = self._action(
+            "Step one minibatch",
+            self._on_action_step,
+            Qt.Key.Key_Right,
+            "Train exactly one minibatch, then pause",
+            "act_step",
+        )
+        self.act_reset = self._action(
+            "Reset",
+            self._on_action_reset,
+            "Ctrl+R",
+            "Back to the initial parameters (same seed, same init)",
+            "act_reset",
+        )
+        self.act_prev = self._action(
+            "Previous time step",
+            self._on_action_prev,
+            ["Alt+Left", "Ctrl+Left"],
+            "Move the time-step cursor one character left",
+            "act_prev",
+        )
+        self.act_next = self._action(
+            "Next time step",
+            self._on_action_next,
+            ["Alt+Right", "Ctrl+Right"],
+            "Move the time-step cursor one character right",
+            "act_next",
+        )
+        self.act_first = self._action(
+            "First time step",
+            self._on_action_first,
+            Qt.Key.Key_Home,
+            "Time-step cursor to the first character",
+            "act_first",
+        )
+        self.act_last = self._action(
+            "Last time step",
+            self._on_action_last,
+            Qt.Key.Key_End,
+            "Time-step cursor to the last character",
+            "act_last",
+        )
+        self.act_open_corpus = self._action(
+            "Open corpus…",
+            self._on_open_corpus,
+            K.Open,
+            "Train on a text file (resets training)",
+            "act_open_corpus",
+        )
+        self.act_save = self._action(
+            "Save checkpoint…",
+            self._on_save_checkpoint,
+            K.Save,
+            "Save model, optimizer and data position",
+            "act_save",
+        )
+        self.act_load = self._action(
+            "Load checkpoint…",
+            self._on_load_checkpoint,
+            "Ctrl+Shift+O",
+            "Continue from a saved checkpoint",
+            "act_load",
+        )
+        self.act_export = self._action(
+            "Export metrics CSV…",
+            self._on_export_metrics,
+            None,
+            "Every plotted number, one row per step",
+            "act_export",
+        )
+        self.act_quit = self._action(
+            "Quit", self.close, "Ctrl+Q", "Stop training and quit", "act_quit"
+        )
+        self.act_fullscreen = self._action(
+            "Full screen",
+            self._on_toggle_full_screen,
+            "F11",
+            "Full screen for the lecture hall",
+            "act_fullscreen",
+        )
+        self.act_fullscreen.setCheckable(True)
+        self.act_reset_layout = self._action(
+            "Reset layout",
+            self.reset_layout,
+            None,
+            "Every panel back to its default place",
+            "act_reset_layout",
+        )
+        self.act_shortcuts = self._action(
+            "Keyboard shortcuts",
+            self.show_shortcuts,
+            "F1",
+            "List every keyboard shortcut",
+            "act_shortcuts",
+        )
+        self.act_about = self._action("About rnnviz", self._on_about, None, "", "act_about")
+        self.act_dismiss = self._action(
+            "Dismiss message",
+            self._on_banner_dismissed,
+            "Esc",
+            "Hide the message banner",
+            "act_dismiss",
+        )
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        for act in (
+            self.act_open_corpus,
+            None,
+            self.act_save,
+            self.act_load,
+            None,
+            self.act_export,
+            None,
+            self.act_quit,
+        ):
+            if act is None:
+                file_menu.addSeparator()
+            else:
+                file_menu.addAction(act)
+        train_menu = bar.addMenu("&Training")
+        for act in (
+            self.act_play,
+            self.act_step,
+            self.act_reset,
+            None,
+            self.act_prev,
+            self.act_next,
+            self.act_first,
+            self.act_last,
+        ):
+            if act is None:
+                train_menu.addSeparator()
+            else:
+                train_menu.addAction(act)
+        view_menu = bar.addMenu("&View")
+        for name, _ in DOCKS:
+            view_menu.addAction(self.docks[name].toggleViewAction())
+        view_menu.addSeparator()
+        view_menu.addAction(self.act_fullscreen)
+        view_menu.addAction(self.act_reset_layout)
+        help_menu = bar.addMenu("&Help")
+        help_menu.addAction(self.act_shortcuts)
+        help_menu.addAction(self.act_about)
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.state_label = QLabel()
+        self.state_label.setObjectName("state_label")
+        self.state_label.setFont(theme.font(1.0, bold=True))
+        self.step_label = QLabel()
+        self.step_label.setObjectName("step_label")
+        self.speed_label = QLabel()
+        self.nonfinite_label = QLabel()
+        self.nonfinite_label.setToolTip(
+            "Optimizer steps skipped because the loss or a gradient was NaN or infinite"
+        )
+        for label in (self.state_label, self.step_label, self.speed_label, self.nonfinite_label):
+            label.setFont(theme.font(0.95, bold=label is self.state_label))
+            bar.addPermanentWidget(label)
+
+    def _build_banner(self) -> None:
+        self.banner = Banner()
+        self.banner.dismissed.connect(self._on_banner_dismissed)
+        self.banner_bar = QToolBar("Messages", self)
+        self.banner_bar.setObjectName("banner_bar")
+        self.banner_bar.setMovable(False)
+        self.banner_bar.setFloatable(False)
+        self.banner_bar.toggleViewAction().setVisible(False)
+        self.banner_bar.addWidget(self.banner)
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.banner_bar)
+        self.banner_bar.hide()
+
+    # ================================================================ layout
+
+    def _apply_default_layout(self) -> None:
+        """Controls left; curves + grad norms top; probe text middle; hidden + softmax bottom.
+
+        Everything but the controls is nested in the right dock area. (With top and bottom
+        areas and no central widget, Qt's dock layout widens the left column by a
+        separator's width on every relayout: the controls crept across the window.)
+        """
+        d = self.docks
+        for dock in d.values():
+            dock.setFloating(False)
+            dock.show()
+        area = Qt.DockWidgetArea
+        self.addDockWidget(area.LeftDockWidgetArea, d["dock_controls"])
+        self.addDockWidget(area.RightDockWidgetArea, d["dock_curves"])
+        self.splitDockWidget(d["dock_curves"], d["dock_probe_text"], Qt.Orientation.Vertical)
+        self.splitDockWidget(d["dock_probe_text"], d["dock_hidden"], Qt.Orientation.Vertical)
+        self.splitDockWidget(d["dock_curves"], d["dock_gradnorms"], Qt.Orientation.Horizontal)
+        self.splitDockWidget(d["dock_hidden"], d["dock_softmax"], Qt.Orientation.Horizontal)
+
+    @Slot()
+    def _size_default_docks(self) -> None:
+        """Default dock sizes for this window size (Qt applies them once the window shows)."""
+        d = self.docks
+        width, height = self.width(), self.height()
+        # as wide as the controls want (no horizontal scroll bar), within reason
+        wanted = self.controls.sizeHint().width() + 24
+        controls_w = max(260, min(wanted, 360, int(width * 0.25)))
+        plots_w = width - controls_w
+        self.resizeDocks([d["dock_controls"]], [controls_w], Qt.Orientation.Horizontal)
+        half = [plots_w // 2, plots_w - plots_w // 2]
+        self.resizeDocks([d["dock_curves"], d["dock_gradnorms"]], half, Qt.Orientation.Horizontal)
+        self.resizeDocks([d["dock_hidden"], d["dock_softmax"]], half, Qt.Orientation.Horizontal)
+        small = height < 900  # 1280×800: the plots need the height more than the text
+        probe_h = 200 if small else 250
+        top_h = int((height - probe_h) * (0.5 if small else 0.45))
+        self.resizeDocks(
+            [d["dock_curves"], d["dock_probe_text"], d["dock_hidden"]],
+            [top_h, probe_h, height - probe_h - top_h],
+            Qt.Orientation.Vertical,
+        )
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt override
+        super().showEvent(event)
+        if not self._shown_once:
+            self._shown_once = True
+            if not self._layout_restored:
+                # dock sizes only take once the window has its real size
+                QTimer.singleShot(0, self._size_default_docks)
+
+    @Slot()
+    def reset_layout(self) -> None:
+        """Every dock back to its default place and size (View ▸ Reset layout)."""
+        if self.isFullScreen():
+            self.showNormal()
+            self.act_fullscreen.setChecked(False)
+        self._apply_default_layout()
+        self._size_default_docks()
+
+    def _restore_layout(self) -> None:
+        geometry = self._settings.value("geometry")
+        if isinstance(geometry, QByteArray | bytes) and geometry:
+            self.restoreGeometry(QByteArray(geometry))
+        state = self._settings.value("window_state")
+        if isinstance(state, QByteArray | bytes) and state:
+            self._layout_restored = self.restoreState(QByteArray(state), LAYOUT_VERSION)
+        self.banner_bar.hide()  # a message from the last session is not news
+
+    def save_settings(self) -> None:
+        """Layout, geometry, the run settings and the probe text, for the next start."""
+        self._settings.setValue("geometry", self.saveGeometry())
+        self._settings.setValue("window_state", self.saveState(LAYOUT_VERSION))
+        self._settings.setValue("config", json.dumps(self.current_config().to_json()))
+        self._settings.setValue("probe_text", self.probe_text.text())
+        self._settings.sync()
+
+    def _saved_config(self) -> RunConfig | None:
+        raw = self._settings.value("config")
+        if not isinstance(raw, str) or not raw:
+            return None
+        try:
+            return RunConfig.from_json(json.loads(raw))
+        except (ValueError, ConfigError, TypeError, AttributeError):
+            return None  # an older or broken file: start from the defaults
+
+    # ================================================================ public state
+
+    def current_config(self) -> RunConfig:
+        """The run's config as the engine last reported it, with the live lr / θ applied."""
+        return self._config
+
+    @property
+    def state(self) -> str:
+        return self._state
+
+    @property
+    def step(self) -> int:
+        return self._step
+
+    @property
+    def last_divergence(self) -> Divergence | None:
+        """The divergence the banner shows (None after a reset)."""
+        return self._last_divergence
+
+    @property
+    def probe_error(self) -> str:
+        """Why the last probe failed ("" if it did not)."""
+        return self._probe_error
+
+    @property
+    def records_count(self) -> int:
+        return self._records_received
+
+    @property
+    def snapshot(self) -> ParamSnapshot | None:
+        return self._snapshot
+
+    @property
+    def probe_result(self) -> Any:
+        return self._probe_result
+
+    @property
+    def run_info(self) -> RunInfo | None:
+        return self._run_info
+
+    def banner_text(self) -> str:
+        return self.banner.text() if not self.banner_bar.isHidden() else ""
+
+    def start_engine(self) -> None:
+        """Spawn the engine (called once the window shows; imports torch in the child)."""
+        if not self.engine.is_running():
+            self._restart_engine(self._config)
+
+    def _restart_engine(self, config: RunConfig) -> None:
+        self.engine.set_config(config)
+        try:
+            self.engine.restart(config)
+        except Exception as exc:  # e.g. torch missing: say so, keep the window
+            self.engine.shutdown()
+            self._on_failure(Failure(f"Could not start the training engine: {exc}", fatal=True))
+            return
+        self._set_state("starting")
+
+    def send(self, command: Any) -> bool:
+        ok = self.engine.send(command)
+        if not ok and self._state == "stopped":
+            self.statusBar().showMessage("The training engine is not running: press Reset", 5000)
+        return ok
+
+    # ================================================================ engine events
+
+    @Slot(object)
+    def _on_engine_event(self, event: object) -> None:
+        try:
+            if isinstance(event, MetricsBatch):
+                self._on_metrics(event)
+            elif isinstance(event, ParamSnapshot):
+                self._on_snapshot(event)
+            elif isinstance(event, StateChanged):
+                self._on_state_changed(event)
+            elif isinstance(event, RunInfo):
+                self._on_run_info(event)
+            elif isinstance(event, Divergence):
+                self._on_divergence(event)
+            elif isinstance(event, Failure):
+                self._on_failure(event)
+            elif isinstance(event, Saved):
+                self.statusBar().showMessage(
+                    f"Saved checkpoint at step {event.step} to {event.path}", 8000
+                )
+        except Exception as exc:  # a bug in a handler must not take the window down
+            self._show_banner(f"Internal error while handling {type(event).__name__}: {exc}")
+
+    def _on_metrics(self, batch: MetricsBatch) -> None:
+        records = batch.records
+        if not records:
+            return
+        self.curves.append(records, run_id=batch.run_id)
+        self.gradnorms.append(records, run_id=batch.run_id)
+        if batch.run_id == 0:
+            last = records[-1]
+            self._step, self._epoch = last.step, last.epoch
+            self._tokens_per_s = last.tokens_per_s
+            self._nonfinite_total = last.nonfinite_total
+            self._records_received += len(records)
+
+    def _on_snapshot(self, snapshot: ParamSnapshot) -> None:
+        if snapshot.run_id != 0:
+            return  # probes follow the main run
+        self._snapshot = snapshot
+        if self._state != "training":
+            self._run_probe()
+            return
+        wait = PROBE_MIN_INTERVAL_S - (time.monotonic() - self._last_probe_time)
+        if wait <= 0:
+            self._run_probe()
+        elif not self._probe_throttle.isActive():
+            self._probe_throttle.start(int(wait * 1000) + 1)
+
+    def _on_state_changed(self, event: StateChanged) -> None:
+        if event.run_id != 0:
+            return
+        self._step, self._epoch = event.step, event.epoch
+        self._set_state(event.state)
+        if event.message:
+            self.statusBar().showMessage(event.message, 6000)
+
+    def _on_run_info(self, info: RunInfo) -> None:
+        if info.run_id != 0:
+            self.curves.set_run_label(info.run_id, info.label)
+            return
+        self._run_info = info
+        self._config = info.config
+        self.engine.set_config(info.config)
+        self.controls.set_config(info.config)
+        self.gradnorms.set_param_names(info.param_names)
+        self.gradnorms.set_theta(info.config.train.clip_theta, info.config.train.clip_enabled)
+        self.curves.clear()
+        self.gradnorms.clear()
+        self._records_received = 0
+        self._step = self._epoch = 0
+        self._nonfinite_total = 0
+        self._tokens_per_s = 0.0
+        self._snapshot = None
+        self._last_divergence = None
+        if not self.banner_bar.isHidden() and self._last_failure is None:
+            self.banner_bar.hide()
+        notes = "; ".join(info.notes)
+        self.controls.set_run_info(
+            f"<b>{info.corpus_name}</b>: {info.corpus_chars:,} characters, "
+            f"vocabulary {len(info.vocab_tokens)}" + (f"<br>{notes}" if notes else "")
+        )
+        self._update_status()
+
+    def _on_divergence(self, event: Divergence) -> None:
+        if self.controls.training:
+            self.send(Pause())
+        self._last_divergence = event
+        g = event.grad_norm_before_clip
+        g_text = f"{g:.3g}" if math.isfinite(g) else str(g)
+        reason = {"nonfinite": "a non-finite loss or gradient", "loss_spike": "a loss spike"}.get(
+            event.reason, event.reason
+        )
+        run = "" if event.run_id == 0 else f" (run {event.run_id})"
+        self._show_banner(
+            f"Training diverged{run} at step {event.step}: {reason}; "
+            f"‖g‖ before clipping = {g_text}. Likely cause: {event.likely_cause}. "
+            "Training is paused.",
+            kind="warning",
+        )
+
+    def _on_failure(self, failure: Failure) -> None:
+        self._last_failure = failure
+        self._show_banner(failure.message)
+        self.statusBar().showMessage(failure.message, 10000)
+        if failure.fatal:
+            self._set_state("stopped")
+        # a Reset the engine refused leaves the old run: show its settings again
+        self.controls.set_config(self._config)
+
+    # ================================================================ controls
+
+    @Slot(bool)
+    def _on_controls_play_toggled(self, play: bool) -> None:
+        self.send(Start() if play else Pause())
+
+    @Slot()
+    def _on_controls_step_requested(self) -> None:
+        self.send(Step(1))
+
+    @Slot()
+    def _on_controls_reset_requested(self) -> None:
+        self._reset_run()
+
+    @Slot(float, float, bool)
+    def _on_controls_hyper_changed(self, lr: float, theta: float, clip_on: bool) -> None:
+        try:
+            self._config = self._config.replace(
+                train={"lr": lr, "clip_theta": theta, "clip_enabled": clip_on}
+            )
+        except ConfigError as exc:
+            self._show_banner(str(exc), kind="warning")
+            self.controls.set_config(self._config)
+            return
+        self.engine.set_config(self._config)
+        self.send(SetHyper(lr=lr, clip_theta=theta, clip_enabled=clip_on))
+
+    @Slot(object)
+    def _on_controls_config_changed(self, config: RunConfig) -> None:
+        if self._step > 0 and not self.confirm_reset():
+            self.controls.set_config(self._config)
+            return
+        self.apply_config(config)
+
+    @Slot(str)
+    def _on_controls_invalid_setting(self, message: str) -> None:
+        self._show_banner(message, kind="warning")
+
+    def confirm_reset(self) -> bool:
+        """Ask before settings that need a new model throw the trained one away."""
+        answer = QMessageBox.question(
+            self,
+            "Reset training?",
+            f"This resets training (now at step {self._step}). Continue?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        return answer == QMessageBox.StandardButton.Yes
+
+    def apply_config(self, config: RunConfig) -> None:
+        """Rebuild the run from ``config`` (the panels clear when the new RunInfo arrives)."""
+        self.engine.set_config(config)
+        if self.engine.is_running():
+            self.send(Reset(config))
+        else:
+            self._config = config
+            self._restart_engine(config)
+
+    def _reset_run(self) -> None:
+        self._last_failure = None
+        if self.engine.is_running():
+            self.send(Reset(None))
+        else:  # the engine died or never started: a fresh one from the current config
+            self.banner_bar.hide()
+            self._restart_engine(self._config)
+
+    # ================================================================ actions
+
+    @Slot()
+    def _on_action_play(self) -> None:
+        self._on_controls_play_toggled(not self.controls.training)
+
+    @Slot()
+    def _on_action_step(self) -> None:
+        self._on_controls_step_requested()
+
+    @Slot()
+    def _on_action_reset(self) -> None:
+        self._reset_run()
+
+    @Slot()
+    def _on_action_prev(self) -> None:
+        self.time_cursor.step(-1)
+
+    @Slot()
+    def _on_action_next(self) -> None:
+        self.time_cursor.step(1)
+
+    @Slot()
+    def _on_action_first(self) -> None:
+        self.time_cursor.home()
+
+    @Slot()
+    def _on_action_last(self) -> None:
+        self.time_cursor.end()
+
+    @Slot()
+    def _on_open_corpus(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open a text file to train on", "", "Text files (*.txt *.md);;All files (*)"
+        )
+        if not path:
+            return
+        config = self._config.replace(corpus={"source": path})
+        if self._step > 0 and not self.confirm_reset():
+            return
+        self.apply_config(config)
+
+    @Slot()
+    def _on_save_checkpoint(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(
+            self,
+            "Save checkpoint",
+            f"rnnviz-step{self._step}.safetensors",
+            "Checkpoints (*.safetensors)",
+        )
+        if path:
+            self.send(Save(path))
+
+    @Slot()
+    def _on_load_checkpoint(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Load checkpoint", "", "Checkpoints (*.safetensors);;All files (*)"
+        )
+        if path:
+            self.send(Load(path))
+
+    @Slot()
+    def _on_export_metrics(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export metrics", f"rnnviz-metrics-step{self._step}.csv", "CSV (*.csv)"
+        )
+        if path:
+            self.export_metrics(path)
+
+    def export_metrics(self, path: str | Path, run_id: int = 0) -> None:
+        try:
+            self.curves.history(run_id).to_csv(path)
+        except OSError as exc:
+            self._show_banner(f"Could not write {path}: {exc}")
+            return
+        self.statusBar().showMessage(f"Metrics written to {path}", 6000)
+
+    @Slot()
+    def _on_toggle_full_screen(self) -> None:
+        if self.isFullScreen():
+            self.showNormal()
+        else:
+            self.showFullScreen()
+        self.act_fullscreen.setChecked(self.isFullScreen())
+
+    def shortcut_rows(self) -> list[tuple[str, str]]:
+        rows = []
+        for action in self.actions():
+            keys = [k.toString(QKeySequence.SequenceFormat.NativeText) for k in action.shortcuts()]
+            if keys:
+                what = action.toolTip() or action.text()
+                rows.append(
+                    (
+                        " or ".join(keys),
+                        f"{action.text()}: {what}" if what != action.text() else what,
+                    )
+                )
+        return rows + list(EXTRA_KEYS)
+
+    @Slot()
+    def show_shortcuts(self) -> ShortcutsDialog:
+        dialog = ShortcutsDialog(self.shortcut_rows(), self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        return dialog
+
+    @Slot()
+    def _on_about(self) -> None:
+        QMessageBox.about(
+            self,
+            "About rnnviz",
+            f"<b>rnnviz {getattr(rnnviz, '__version__', '')}</b><p>Train the character-level "
+            "RNN of the d2l.ai chapter live, and watch its hidden states, predictions and "
+            "gradients.</p>",
+        )
+
+    # ================================================================ probing
+
+    @Slot(str)
+    def _on_probe_text_edited(self, _text: str) -> None:
+        self._probe_debounce.start()
+
+    @Slot()
+    def _on_probe_timer(self) -> None:
+        self._run_probe()
+
+    def _run_probe(self) -> None:
+        """Probe the typed string on the newest snapshot, here in the GUI thread."""
+        self._probe_throttle.stop()
+        self._probe_debounce.stop()
+        self._last_probe_time = time.monotonic()
+        snapshot = self._snapshot
+        text = self.probe_text.text()
+        if snapshot is None:
+            return
+        if not text:
+            self._set_probe_result(None)
+            return
+        try:
+            from rnnviz.core.probe import model_from_params, probe
+            from rnnviz.core.vocab import Vocab
+
+            # the model is rebuilt once per snapshot (identity: a reset's step-0 snapshot
+            # is a new one with the same step); typing re-probes the same model
+            if self._probe_model_snapshot is not snapshot:
+                if self._probe_vocab is None or self._probe_vocab.tokens != snapshot.vocab_tokens:
+                    self._probe_vocab = Vocab(snapshot.vocab_tokens)
+                self._probe_model = model_from_params(
+                    snapshot.config.model, len(snapshot.vocab_tokens), dict(snapshot.params)
+                )
+                self._probe_model_snapshot = snapshot
+            result = probe(
+                self._probe_model, self._probe_vocab, text, with_grad_flow=self.probe_with_grad_flow
+            )
+        except Exception as exc:  # a probe must never take the window down
+            self._probe_error = f"{type(exc).__name__}: {exc}"
+            self.statusBar().showMessage(f"Probe failed: {self._probe_error}", 6000)
+            return
+        self._probe_error = ""
+        self._set_probe_result(result)
+
+    def _set_probe_result(self, result: Any) -> None:
+        self._probe_result = result
+        cursor = self.time_cursor.cursor()
+        self.time_cursor.set_result(result)
+        self.time_cursor.set_cursor(cursor)
+        for panel in (self.probe_text, self.hidden, self.softmax):
+            panel.set_result(result)
+            panel.set_cursor(self.time_cursor.cursor())
+        self.probe_shown.emit()
+
+    @Slot(int)
+    def _on_time_cursor_changed(self, t: int) -> None:
+        for panel in (self.probe_text, self.hidden, self.softmax):
+            panel.set_cursor(t)
+
+    @Slot(int)
+    def _on_cursor_requested(self, t: int) -> None:
+        self.time_cursor.set_cursor(t)
+        self._on_time_cursor_changed(self.time_cursor.cursor())
+
+    @Slot(int)
+    def _on_hidden_unit_selected(self, unit: int) -> None:
+        self.probe_text.set_unit(unit)
+
+    # ================================================================ status, redraw
+
+    def _set_state(self, state: str) -> None:
+        self._state = state
+        self.controls.set_training(state == "training")
+        self._update_status()
+
+    def _update_status(self) -> None:
+        colours = {
+            "training": "#1b7f3b",
+            "paused": "#7a4b00",
+            "diverged": "#b00020",
+            "stopped": "#b00020",
+        }
+        self.state_label.setText(self._state)
+        self.state_label.setStyleSheet(f"color: {colours.get(self._state, '#333')};")
+        self.step_label.setText(f"step {self._step:,}   epoch {self._epoch}")
+        self.speed_label.setText(f"{self._tokens_per_s:,.0f} tokens/s")
+        self.nonfinite_label.setText(f"skipped non-finite steps: {self._nonfinite_total}")
+
+    @Slot()
+    def _on_redraw_timer(self) -> None:
+        self.redraw()
+
+    def redraw(self) -> bool:
+        """Redraw the dirty metric panels; True if any drew."""
+        drew = self.curves.redraw()
+        drew = self.gradnorms.redraw() or drew
+        if drew:
+            self._update_status()
+        return drew
+
+    def _show_banner(self, text: str, kind: str = "error") -> None:
+        self.banner.set_kind(kind)
+        self.banner.set_text(text)
+        self.banner_bar.show()
+
+    @Slot()
+    def _on_banner_dismissed(self) -> None:
+        self.banner_bar.hide()
+        self._last_failure = None
+
+    # ================================================================ closing
+
+    def shutdown(self) -> None:
+        """Stop timers and the engine; idempotent. Queued commands (a Save) are served first."""
+        for timer in (self._redraw_timer, self._probe_debounce, self._probe_throttle):
+            timer.stop()
+        if self.engine.is_running() and self.controls.training:
+            self.engine.send(Pause())
+        self.engine.shutdown()
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
+        if self._persist:
+            self.save_settings()
+        self.shutdown()
+        event.accept()

@@ -1,0 +1,454 @@
+"""The main window driven as a user would: buttons, keys, typing; asserts on model and plots."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import psutil
+import pytest
+from PySide6.QtCore import QSettings, Qt
+
+from rnnviz.core.config import RunConfig
+from rnnviz.core.messages import (
+    Divergence,
+    Failure,
+    ParamSnapshot,
+    RunInfo,
+)
+from rnnviz.gui.engine import EngineDied
+from rnnviz.gui.main_window import DOCKS, MainWindow
+
+ENGINE_WAIT_MS = 30_000  # as conftest: a spawned engine imports torch first
+
+
+@pytest.fixture
+def window(make_window):
+    return make_window()
+
+
+def settings_at(path) -> QSettings:
+    return QSettings(str(path), QSettings.Format.IniFormat)
+
+
+def wait_state(qtbot, window: MainWindow, state: str) -> None:
+    qtbot.waitUntil(lambda: window.event_log.last_state() == state, timeout=ENGINE_WAIT_MS)
+
+
+def plotted(item) -> tuple[np.ndarray, np.ndarray]:
+    x, y = item.getOriginalDataset()
+    return (np.empty(0), np.empty(0)) if x is None else (np.asarray(x), np.asarray(y))
+
+
+def core_probe(snapshot: ParamSnapshot, text: str):
+    from rnnviz.core.probe import model_from_params, probe
+    from rnnviz.core.vocab import Vocab
+
+    model = model_from_params(
+        snapshot.config.model, len(snapshot.vocab_tokens), dict(snapshot.params)
+    )
+    return probe(model, Vocab(snapshot.vocab_tokens), text, with_grad_flow=False)
+
+
+# ------------------------------------------------------------------ training controls
+
+
+def test_play_pause_with_buttons_and_the_curves_show_the_records(window, qtbot):
+    qtbot.mouseClick(window.controls.play_button, Qt.MouseButton.LeftButton)
+    wait_state(qtbot, window, "training")
+    assert window.controls.play_button.text().endswith("Pause")
+    qtbot.waitUntil(lambda: len(window.event_log.records()) >= 5, timeout=ENGINE_WAIT_MS)
+    qtbot.mouseClick(window.controls.play_button, Qt.MouseButton.LeftButton)
+    wait_state(qtbot, window, "paused")
+    records = window.event_log.records()
+    qtbot.waitUntil(lambda: window.step == records[-1].step)
+    window.redraw()
+    x, y = plotted(window.curves.curve_items(0).train)
+    np.testing.assert_array_equal(x, [r.step for r in records])
+    np.testing.assert_allclose(y, [r.ppl for r in records])
+    gx, gy = plotted(window.gradnorms.curve_items(0).before)
+    np.testing.assert_allclose(gy, [r.grad_norm_before_clip for r in records])
+    assert window.state_label.text() == "paused"
+    assert f"step {records[-1].step}" in window.step_label.text()
+
+
+def test_space_plays_and_pauses_and_right_steps_once(window, qtbot):
+    qtbot.keyClick(window, Qt.Key.Key_Space)
+    wait_state(qtbot, window, "training")
+    qtbot.keyClick(window, Qt.Key.Key_Space)
+    wait_state(qtbot, window, "paused")
+    before = window.event_log.records()[-1].step if window.event_log.records() else 0
+    qtbot.waitUntil(lambda: window.step == before)
+    window.event_log.clear()
+    qtbot.keyClick(window, Qt.Key.Key_Right)
+    qtbot.waitUntil(
+        lambda: window.event_log.last_state() == "paused" and bool(window.event_log.records()),
+        timeout=ENGINE_WAIT_MS,
+    )
+    assert [r.step for r in window.event_log.records()] == [before + 1]
+
+
+def test_step_button_trains_one_minibatch_each(window, qtbot):
+    for expected in (1, 2, 3):
+        qtbot.mouseClick(window.controls.step_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda e=expected: window.step == e, timeout=ENGINE_WAIT_MS)
+    assert [r.step for r in window.event_log.records()] == [1, 2, 3]
+    window.redraw()
+    x, _ = plotted(window.curves.curve_items(0).train)
+    np.testing.assert_array_equal(x, [1, 2, 3])
+
+
+def test_reset_returns_to_the_same_initial_parameters(window, qtbot):
+    initial = window.event_log.of(ParamSnapshot)[0]
+    assert initial.step == 0
+    qtbot.mouseClick(window.controls.step_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.step == 1, timeout=ENGINE_WAIT_MS)
+    for how in ("button", "key"):
+        window.event_log.clear()
+        if how == "button":
+            qtbot.mouseClick(window.controls.reset_button, Qt.MouseButton.LeftButton)
+        else:
+            qtbot.keyClick(window, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
+        qtbot.waitUntil(
+            lambda: bool(window.event_log.of(RunInfo) and window.event_log.of(ParamSnapshot)),
+            timeout=ENGINE_WAIT_MS,
+        )
+        snap = window.event_log.of(ParamSnapshot)[-1]
+        assert snap.step == 0
+        for name, value in initial.params.items():
+            np.testing.assert_array_equal(snap.params[name], value)
+        assert window.step == 0
+        window.redraw()
+        assert len(plotted(window.curves.curve_items(0).train)[0]) == 0
+        qtbot.keyClick(window, Qt.Key.Key_Right)
+        qtbot.waitUntil(lambda: window.step == 1, timeout=ENGINE_WAIT_MS)
+
+
+def test_lr_change_mid_run_reaches_the_following_steps(window, qtbot, tiny_config):
+    qtbot.keyClick(window, Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: len(window.event_log.records()) >= 3, timeout=ENGINE_WAIT_MS)
+    assert window.event_log.records()[0].lr == tiny_config.train.lr
+    window.controls.lr_spin.setValue(0.5)
+    qtbot.waitUntil(
+        lambda: any(r.lr == 0.5 for r in window.event_log.records()), timeout=ENGINE_WAIT_MS
+    )
+    qtbot.waitUntil(
+        lambda: (
+            window.event_log.records()[-1].lr == 0.5
+            and sum(r.lr == 0.5 for r in window.event_log.records()) >= 3
+        ),
+        timeout=ENGINE_WAIT_MS,
+    )
+    qtbot.keyClick(window, Qt.Key.Key_Space)
+    wait_state(qtbot, window, "paused")
+    lrs = [r.lr for r in window.event_log.records()]
+    first = lrs.index(0.5)
+    assert all(lr == 1.0 for lr in lrs[:first])
+    assert all(lr == 0.5 for lr in lrs[first:])
+    assert window.current_config().train.lr == 0.5
+
+
+def test_theta_and_clipping_apply_live(window, qtbot):
+    window.controls.theta_spin.setValue(0.01)
+    qtbot.keyClick(window, Qt.Key.Key_Right)
+    qtbot.waitUntil(lambda: len(window.event_log.records()) == 1, timeout=ENGINE_WAIT_MS)
+    record = window.event_log.records()[0]
+    assert record.clip_theta == 0.01 and record.clipped
+    assert record.grad_norm_after_clip == pytest.approx(0.01, rel=1e-4)
+    window.redraw()
+    assert window.gradnorms.theta == 0.01
+    window.controls.clip_check.setChecked(False)
+    qtbot.keyClick(window, Qt.Key.Key_Right)
+    qtbot.waitUntil(lambda: len(window.event_log.records()) == 2, timeout=ENGINE_WAIT_MS)
+    record = window.event_log.records()[1]
+    assert not record.clip_enabled and not record.clipped
+    assert record.grad_norm_after_clip == record.grad_norm_before_clip
+
+
+def test_a_setting_that_needs_a_new_model_asks_first(window, qtbot, monkeypatch):
+    qtbot.keyClick(window, Qt.Key.Key_Right)
+    qtbot.waitUntil(lambda: window.step == 1, timeout=ENGINE_WAIT_MS)
+    answers: list[bool] = [False]
+    monkeypatch.setattr(window, "confirm_reset", lambda: answers[0])
+    window.event_log.clear()
+    window.controls.hidden_spin.setValue(24)  # the user says no
+    assert window.controls.hidden_spin.value() == 16  # reverted
+    assert window.step == 1
+    answers[0] = True
+    window.controls.hidden_spin.setValue(24)
+    qtbot.waitUntil(lambda: bool(window.event_log.of(RunInfo)), timeout=ENGINE_WAIT_MS)
+    assert window.event_log.of(RunInfo)[-1].config.model.hidden_size == 24
+    assert window.current_config().model.hidden_size == 24
+    qtbot.waitUntil(lambda: window.probe_result.hidden.shape[1] == 24, timeout=ENGINE_WAIT_MS)
+
+
+def test_model_combo_disables_phi_for_gated_cells(qtbot, tiny_config):
+    from rnnviz.gui.controls import ControlsPanel
+
+    controls = ControlsPanel(tiny_config)
+    qtbot.addWidget(controls)
+    controls.activation_combo.setCurrentIndex(controls.activation_combo.findData("relu"))
+    controls.model_combo.blockSignals(True)
+    controls.model_combo.setCurrentIndex(controls.model_combo.findData("lstm"))
+    controls.model_combo.blockSignals(False)
+    controls._update_enabled()
+    assert not controls.activation_combo.isEnabled()
+    assert controls.config().model.activation == "tanh"
+
+
+# ------------------------------------------------------------------ probing and the cursor
+
+
+def test_typed_text_is_probed_on_the_latest_snapshot(window, qtbot):
+    edit = window.probe_text.line_edit()
+    edit.clear()
+    with qtbot.waitSignal(window.probe_shown, timeout=ENGINE_WAIT_MS):
+        qtbot.keyClicks(edit, "machine mac")
+    result = window.probe_result
+    assert result.text == "machine mac"
+    expected = core_probe(window.snapshot, "machine mac")
+    np.testing.assert_allclose(window.hidden.displayed_array(), expected.hidden.T, atol=1e-6)
+    np.testing.assert_allclose(window.softmax.heatmap_array(), expected.probs.T, atol=1e-6)
+    t = window.time_cursor.cursor()
+    np.testing.assert_allclose(window.softmax.bar_heights(), expected.probs[t], atol=1e-6)
+
+
+def test_probe_follows_training(window, qtbot):
+    qtbot.keyClick(window, Qt.Key.Key_Right)
+    qtbot.waitUntil(
+        lambda: window.snapshot is not None and window.snapshot.step == 1, timeout=ENGINE_WAIT_MS
+    )
+    qtbot.waitUntil(lambda: window.probe_result is not None, timeout=ENGINE_WAIT_MS)
+    expected = core_probe(window.snapshot, window.probe_text.text())
+    np.testing.assert_allclose(window.probe_result.probs, expected.probs, atol=1e-6)
+
+
+def test_cursor_keys_and_slider_move_every_panel(window, qtbot):
+    result = window.probe_result
+    T = len(result.text)
+    assert T > 4
+
+    def check(t: int) -> None:
+        assert window.time_cursor.cursor() == t
+        np.testing.assert_allclose(window.softmax.bar_heights(), result.probs[t], atol=1e-6)
+        expected_next = int(result.tokens[t + 1]) if t + 1 < T else None
+        assert window.softmax.highlight_index() == expected_next
+        assert window.hidden.cursor_line.value() == pytest.approx(t + 0.5)
+        assert window.probe_text._cursor == t
+
+    window.setFocus()
+    qtbot.keyClick(window, Qt.Key.Key_End)
+    check(T - 1)
+    qtbot.keyClick(window, Qt.Key.Key_Home)
+    check(0)
+    qtbot.keyClick(window, Qt.Key.Key_Right, Qt.KeyboardModifier.AltModifier)
+    check(1)
+    qtbot.keyClick(window, Qt.Key.Key_Right, Qt.KeyboardModifier.ControlModifier)
+    check(2)
+    qtbot.keyClick(window, Qt.Key.Key_Left, Qt.KeyboardModifier.AltModifier)
+    check(1)
+    window.time_cursor._slider.setValue(T // 2)
+    check(T // 2)
+
+
+def test_clicking_a_hidden_unit_selects_it_in_the_text(window):
+    pos = window.hidden.scene_pos_of_cell(3, 5)
+    assert window.hidden.select_at_scene_pos(pos)
+    assert window.probe_text.unit() == 5
+    assert window.time_cursor.cursor() == 3
+
+
+# ------------------------------------------------------------------ messages
+
+
+def test_divergence_pauses_and_shows_a_banner(window, qtbot):
+    window._on_engine_event(
+        Divergence(
+            run_id=0,
+            step=42,
+            reason="nonfinite",
+            loss=float("nan"),
+            grad_norm_before_clip=float("inf"),
+            likely_cause="clipping is off",
+        )
+    )
+    text = window.banner_text()
+    assert "step 42" in text and "‖g‖ before clipping = inf" in text
+    assert "clipping is off" in text
+    qtbot.keyClick(window, Qt.Key.Key_Escape)
+    assert window.banner_text() == ""
+
+
+def test_failure_is_shown_without_blocking(window):
+    window._on_engine_event(Failure("the corpus file is empty"))
+    assert "the corpus file is empty" in window.banner_text()
+    assert window.isVisible()
+
+
+def test_engine_death_is_reported_and_reset_restarts_it(window, qtbot):
+    window.engine.process.kill()
+    qtbot.waitUntil(lambda: bool(window.event_log.of(EngineDied)), timeout=ENGINE_WAIT_MS)
+    assert window.state == "stopped"
+    assert "stopped unexpectedly" in window.banner_text()
+    window.event_log.clear()
+    qtbot.mouseClick(window.controls.reset_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: bool(window.event_log.of(RunInfo)), timeout=ENGINE_WAIT_MS)
+    qtbot.keyClick(window, Qt.Key.Key_Right)
+    qtbot.waitUntil(lambda: window.step == 1, timeout=ENGINE_WAIT_MS)
+
+
+# ------------------------------------------------------------------ closing, settings, layout
+
+
+def test_close_while_training_stops_everything(make_window, qtbot, tmp_path):
+    window = make_window(settings_file=tmp_path / "s.ini")
+    qtbot.keyClick(window, Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: len(window.event_log.records()) > 0, timeout=ENGINE_WAIT_MS)
+    pid, reader = window.engine.pid, window.engine.reader
+    window.close()
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert reader.isFinished()
+    assert not window.engine.is_running()
+
+
+def test_close_with_a_save_in_flight_keeps_the_checkpoint(
+    make_window, qtbot, tmp_path, tiny_config
+):
+    from rnnviz.core.checkpoint import load_checkpoint
+    from rnnviz.core.messages import Save
+
+    window = make_window(settings_file=tmp_path / "s.ini")
+    qtbot.keyClick(window, Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: len(window.event_log.records()) > 0, timeout=ENGINE_WAIT_MS)
+    path = tmp_path / "ck.safetensors"
+    window.send(Save(str(path)))
+    window.close()
+    assert load_checkpoint(path).config.model == tiny_config.model
+
+
+def test_settings_and_layout_round_trip(make_window, tmp_path, tiny_config):
+    path = tmp_path / "settings.ini"
+    first = make_window(settings_file=path, start=False)
+    first.controls.lr_spin.setValue(0.2)
+    first.probe_text.line_edit().setText("hello there")
+    first.docks["dock_softmax"].hide()
+    first.resize(760, 560)  # within the offscreen screen: restoreGeometry clamps
+    size = (first.width(), first.height())
+    first.close()
+
+    second = make_window(settings_file=path, config=None, start=False)
+    try:
+        assert second.current_config().train.lr == 0.2
+        assert second.current_config().corpus == tiny_config.corpus
+        assert second.controls.lr_spin.value() == 0.2
+        assert second.probe_text.text() == "hello there"
+        assert not second.docks["dock_softmax"].isVisible()
+        assert second.docks["dock_hidden"].isVisible()
+        assert (second.width(), second.height()) == size
+        saved = json.loads(settings_at(path).value("config"))
+        assert RunConfig.from_json(saved) == second.current_config()
+    finally:
+        second.close()
+
+
+# offscreen Qt cannot raise a floating dock (nor propagate size hints): harmless warnings
+@pytest.mark.qt_log_ignore(r"This plugin does not support (raise|propagateSizeHints)\(\)")
+def test_reset_layout_restores_the_default(make_window, tmp_path):
+    window = make_window(settings_file=tmp_path / "s.ini", start=False)
+    try:
+        default_areas = {n: window.dockWidgetArea(d) for n, d in window.docks.items()}
+        window.docks["dock_softmax"].hide()
+        window.docks["dock_curves"].setFloating(True)
+        window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, window.docks["dock_controls"])
+        window.act_reset_layout.trigger()
+        for name, _ in DOCKS:
+            dock = window.docks[name]
+            assert dock.isVisible() and not dock.isFloating(), name
+            assert window.dockWidgetArea(dock) == default_areas[name], name
+        assert window.dockWidgetArea(window.docks["dock_controls"]) == (
+            Qt.DockWidgetArea.LeftDockWidgetArea
+        )
+    finally:
+        window.close()
+
+
+def test_view_menu_toggles_docks_and_help_lists_shortcuts(make_window, tmp_path):
+    window = make_window(settings_file=tmp_path / "s.ini", start=False)
+    try:
+        toggle = window.docks["dock_gradnorms"].toggleViewAction()
+        toggle.trigger()
+        assert not window.docks["dock_gradnorms"].isVisible()
+        toggle.trigger()
+        assert window.docks["dock_gradnorms"].isVisible()
+        dialog = window.show_shortcuts()
+        text = "\n".join(dialog.table.item(r, 0).text() for r in range(dialog.table.rowCount()))
+        for key in (
+            "Space",
+            "Right",
+            "Ctrl+R",
+            "Alt+Left",
+            "Alt+Right",
+            "Home",
+            "End",
+            "Ctrl+O",
+            "Ctrl+S",
+            "Ctrl+Shift+O",
+            "Ctrl+Q",
+            "F11",
+            "F1",
+        ):
+            assert key in text, key
+        dialog.close()
+        for widget in (
+            window.controls.play_button,
+            window.controls.step_button,
+            window.controls.reset_button,
+            window.controls.lr_spin,
+            window.controls.theta_spin,
+            window.controls.clip_check,
+            window.controls.model_combo,
+            window.controls.corpus_combo,
+        ):
+            assert widget.toolTip(), widget.objectName()
+        assert "Space" in window.controls.play_button.toolTip()
+    finally:
+        window.close()
+
+
+def test_export_metrics_csv_round_trip(window, qtbot, tmp_path):
+    from rnnviz.core.history import read_metrics_csv
+
+    for expected in (1, 2):
+        qtbot.keyClick(window, Qt.Key.Key_Right)
+        qtbot.waitUntil(lambda e=expected: window.step == e, timeout=ENGINE_WAIT_MS)
+    path = tmp_path / "metrics.csv"
+    window.export_metrics(path)
+    columns = read_metrics_csv(path)
+    np.testing.assert_array_equal(columns["step"], [1, 2])
+    np.testing.assert_array_equal(columns["ppl"], [r.ppl for r in window.event_log.records()])
+
+
+def test_a_corpus_that_cannot_load_is_reported_and_another_can_be_chosen(
+    make_window, qtbot, tmp_path, tiny_config
+):
+    bad = tiny_config.replace(corpus={"source": str(tmp_path / "missing.txt")})
+    window = make_window(config=bad, start=False)
+    window.start_engine()
+    qtbot.waitUntil(lambda: window.state == "stopped", timeout=ENGINE_WAIT_MS)
+    assert "missing.txt" in window.banner_text()
+    assert not window.event_log.of(EngineDied)  # the reason, not "stopped unexpectedly"
+    window.apply_config(tiny_config)
+    qtbot.waitUntil(lambda: window.probe_result is not None, timeout=ENGINE_WAIT_MS)
+    assert window.current_config() == tiny_config
+
+
+def test_the_window_module_does_not_import_torch():
+    """Cold start: the window shows before torch loads (it is imported for the first probe)."""
+    import subprocess
+    import sys
+
+    code = "import sys, rnnviz.gui.app, rnnviz.gui.main_window; print('torch' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "False"
