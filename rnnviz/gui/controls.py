@@ -163,7 +163,7 @@ class ControlsPanel(QWidget):
             button.setMinimumHeight(32)
 
         # ------------------------------------------------------------ live settings
-        self.lr_spin = LogSpinBox(1e-5, 1000.0)
+        self.lr_spin = LogSpinBox(1e-5, 9999.0)  # TrainConfig: 0 < lr < 1e4
         self.lr_spin.setObjectName("lr_spin")
         self.lr_spin.setToolTip(
             "Learning rate η. Applies at the next step, also while training. "

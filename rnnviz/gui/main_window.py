@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShowEvent
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QResizeEvent, QShowEvent
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -106,6 +106,8 @@ class Banner(QWidget):
         self._label.setWordWrap(True)
         self._label.setFont(theme.font(1.0))
         self._label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # its minimum size hint assumes a narrow width (many lines); the banner sizes it
+        self._label.setMinimumSize(1, 1)
         close = QPushButton("Dismiss")
         close.setToolTip("Hide this message (Esc)")
         close.clicked.connect(self._on_dismiss_clicked)
@@ -113,6 +115,7 @@ class Banner(QWidget):
         layout.setContentsMargins(8, 4, 8, 4)
         layout.addWidget(self._label, 1)
         layout.addWidget(close)
+        self._close = close
         self.set_kind("error")
 
     def set_kind(self, kind: str) -> None:
@@ -126,6 +129,21 @@ class Banner(QWidget):
 
     def set_text(self, text: str) -> None:
         self._label.setText(text)
+        self._fit_height()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        if event.oldSize().width() != event.size().width():
+            # after this resize has been laid out: resizing inside it confuses the layout
+            QTimer.singleShot(0, self._fit_height)
+
+    @Slot()
+    def _fit_height(self) -> None:
+        # a tool bar knows nothing of height-for-width: without this, a wrapped message
+        # would get the height it needs at a narrow width (a tall, mostly empty band)
+        height = self.layout().totalHeightForWidth(max(self.width(), 400))
+        if self.minimumHeight() != height or self.maximumHeight() != height:
+            self.setFixedHeight(height)
 
     @Slot()
     def _on_dismiss_clicked(self) -> None:

@@ -589,7 +589,8 @@ class GradNormPanel(_MetricPanel):
         items.clipped.setData(steps[clipped].astype(np.float64), before[clipped])
         _legend_entry(self.plot, items.clipped, "clipping engaged", bool(clipped.any()))
         bad = cols["nonfinite"] | ~np.isfinite(before)
-        _mark_nonfinite(self.plot, items.nonfinite, steps, bad, before, after)
+        theta = cols["clip_theta"]  # the θ line is in the view too: crosses go above it
+        _mark_nonfinite(self.plot, items.nonfinite, steps, bad, before, after, theta)
         shown = set(self.shown_params())
         for i, name in enumerate(self._param_names):
             column = PARAM_PREFIX + name

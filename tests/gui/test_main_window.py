@@ -452,3 +452,20 @@ def test_the_window_module_does_not_import_torch():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert out.stdout.strip() == "False"
+
+
+def test_a_real_divergence_pauses_training_and_explains_it(make_window, qtbot, tiny_config):
+    wild = tiny_config.replace(
+        model={"activation": "relu"}, train={"lr": 500.0, "clip_enabled": False}
+    )
+    window = make_window(config=wild)
+    qtbot.keyClick(window, Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: bool(window.event_log.of(Divergence)), timeout=ENGINE_WAIT_MS)
+    qtbot.waitUntil(lambda: window.state in ("paused", "diverged"), timeout=ENGINE_WAIT_MS)
+    event = window.last_divergence
+    assert f"step {event.step}" in window.banner_text()
+    assert "‖g‖ before clipping" in window.banner_text()
+    assert not window.controls.training
+    window.redraw()  # whatever the numbers did, the plots draw (no NaN reaches them)
+    x, y = plotted(window.gradnorms.curve_items(0).before)
+    assert np.all(np.isfinite(y)) and np.all(y > 0)
