@@ -45,6 +45,10 @@ def run_app(argv: Sequence[str], screenshot: str | None = None, train_steps: int
     if screenshot is None:
         window = MainWindow()
         window.show()
+        if os.environ.get("RNNVIZ_EXIT_AFTER_SHOW"):  # `rnnviz bench`: launch-to-window time
+            app.processEvents()
+            print(f"shown {time.time() - _process_start_time():.3f}", flush=True)
+            return 0
         QTimer.singleShot(0, window.start_engine)
         return int(app.exec())
 
@@ -56,6 +60,12 @@ def run_app(argv: Sequence[str], screenshot: str | None = None, train_steps: int
     QTimer.singleShot(0, driver.start)
     app.exec()
     return driver.exit_code
+
+
+def _process_start_time() -> float:
+    import psutil
+
+    return float(psutil.Process().create_time())
 
 
 class ScreenshotDriver(QObject):

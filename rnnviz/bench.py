@@ -1,0 +1,292 @@
+"""``rnnviz bench``: the performance figures of this machine.
+
+Every figure is a median over interleaved rounds measured in one process (the machine is shared
+and noisy, so ratios are taken between variants measured in the same rounds). Timings are never
+asserted in tests; tests only check that the JSON has every field.
+
+Sections
+- train: tokens/s of the fast path and of the textbook loop (the scratch model, autograd over a
+  Python loop) for d2l's preset A and config B, and the "shape limit": the tokens/s the step would
+  reach if it did nothing but its matrix multiplications, timed at these exact shapes.
+- gui: training speed with every panel open and redrawing vs the same engine headless, and the
+  GUI event loop's lag (a 10 ms heartbeat timer).
+- probe: time from a text change to every probe panel showing the new result.
+- startup_s: launch to window shown, in a fresh process.
+- memory: RSS growth of the GUI process over a long run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+GOALS = {
+    "train.ratio_vs_textbook": ">= 2.0",
+    "train.fraction_of_limit": ">= 0.60",
+    "gui.train_fraction_of_headless": ">= 0.85",
+    "gui.lag_p99_ms": "<= 16",
+    "gui.lag_max_ms": "<= 50",
+    "probe.p95_ms_100_training": "<= 30",
+    "probe.p95_ms_100_paused": "<= 15",
+    "startup_s": "<= 2.0",
+    "memory.rss_growth_mib_per_10k": "< 2",
+}
+
+# the keys `rnnviz bench --json` always has (dots are nested objects); other tools read these
+REQUIRED_KEYS = (
+    *(
+        f"train.{preset}.{key}"
+        for preset in ("A", "B")
+        for key in ("fast_tok_s", "textbook_tok_s", "ratio_vs_textbook", "fraction_of_limit")
+    ),
+    "gui.lag_p99_ms",
+    "gui.lag_max_ms",
+    "gui.train_fraction_of_headless",
+    "probe.p95_ms_100_training",
+    "probe.p95_ms_100_paused",
+    "startup_s",
+    "memory.rss_growth_mib_per_10k",
+)
+
+
+def missing_keys(result: dict[str, Any]) -> list[str]:
+    """The REQUIRED_KEYS that ``result`` lacks or holds as something other than a number."""
+    missing = []
+    for key in REQUIRED_KEYS:
+        node: Any = result
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, int | float):
+            missing.append(key)
+    return missing
+
+
+PRESETS = {
+    # d2l's preset: hidden 32, batch 1024, num_steps 32, vocabulary 28
+    "A": {"hidden": 32, "batch": 1024, "num_steps": 32, "vocab": 28},
+    "B": {"hidden": 256, "batch": 32, "num_steps": 35, "vocab": 28},
+}
+
+
+def _median_min_max(xs: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(xs), "min": min(xs), "max": max(xs)}
+
+
+def _percentile(xs: list[float], q: float) -> float:
+    if not xs:
+        return float("nan")
+    s = sorted(xs)
+    i = min(len(s) - 1, max(0, round(q / 100 * (len(s) - 1))))
+    return s[i]
+
+
+# ------------------------------------------------------------------------------- training
+
+
+def _train_step_fns(preset: dict[str, int], seed: int = 0) -> dict[str, Callable[[], None]]:
+    """One optimizer step of each variant, on the same shapes and data."""
+    import torch
+
+    from rnnviz.core.config import ModelConfig
+    from rnnviz.core.model import build_model
+
+    V, H, B, T = preset["vocab"], preset["hidden"], preset["batch"], preset["num_steps"]
+    gen = torch.Generator().manual_seed(seed)
+    X = torch.randint(0, V, (B, T), generator=gen)
+    Y = torch.randint(0, V, (B, T), generator=gen)
+    textbook = build_model(V, ModelConfig(kind="scratch", hidden_size=H), seed)
+    fast = build_model(V, ModelConfig(kind="fast", hidden_size=H), seed)
+    lr, theta = 0.01, 1.0  # small lr: the parameters stay in the same regime for every round
+
+    def textbook_step() -> None:
+        logits, _, _ = textbook(X)
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, V), Y.reshape(-1))
+        for p in textbook.parameters():
+            p.grad = None
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(textbook.parameters(), theta)
+        with torch.no_grad():
+            for p in textbook.parameters():
+                p.sub_(p.grad, alpha=lr)
+
+    def fast_step() -> None:
+        fast.loss_and_grads(X, Y, None)  # type: ignore[operator]
+        torch.nn.utils.clip_grad_norm_(fast.parameters(), theta)
+        with torch.no_grad():
+            for p in fast.parameters():
+                p.sub_(p.grad, alpha=lr)  # type: ignore[arg-type]
+
+    def limit_step() -> None:
+        # only the matrix multiplications an ideal step needs, at the same shapes:
+        # forward recurrence, output projection, its two gradients, backward recurrence,
+        # and the recurrent weight gradient
+        for _ in range(T):
+            torch.mm(h_b, w_hh, out=out_bh)
+        torch.mm(hs, w_hq, out=out_o)
+        torch.mm(d_o, w_hq_t, out=out_dh)
+        torch.mm(hs_t, d_o, out=out_dw_hq)
+        for _ in range(T):
+            torch.mm(h_b, w_hh_t, out=out_bh)
+        torch.mm(hs_t, hs, out=out_dw_hh)
+
+    h_b = torch.randn(B, H)
+    w_hh = torch.randn(H, H)
+    w_hh_t = w_hh.t().contiguous()
+    out_bh = torch.empty(B, H)
+    hs = torch.randn(T * B, H)
+    hs_t = hs.t().contiguous()
+    w_hq = torch.randn(H, V)
+    w_hq_t = w_hq.t().contiguous()
+    out_o = torch.empty(T * B, V)
+    d_o = torch.randn(T * B, V)
+    out_dh = torch.empty(T * B, H)
+    out_dw_hq = torch.empty(H, V)
+    out_dw_hh = torch.empty(H, H)
+    return {"textbook": textbook_step, "fast": fast_step, "limit": limit_step}
+
+
+def bench_train(rounds: int, steps_per_round: int, threads: int) -> dict[str, Any]:
+    import torch
+
+    torch.set_num_threads(threads)
+    out: dict[str, Any] = {}
+    for name, preset in PRESETS.items():
+        fns = _train_step_fns(preset)
+        tokens = preset["batch"] * preset["num_steps"]
+        for fn in fns.values():  # warm-up: allocator, caches
+            fn()
+        samples: dict[str, list[float]] = {k: [] for k in fns}
+        for _ in range(rounds):
+            for variant, fn in fns.items():  # interleaved: the noise hits every variant alike
+                t0 = time.perf_counter()
+                for _ in range(steps_per_round):
+                    fn()
+                samples[variant].append(tokens * steps_per_round / (time.perf_counter() - t0))
+        fast = statistics.median(samples["fast"])
+        textbook = statistics.median(samples["textbook"])
+        limit = statistics.median(samples["limit"])
+        out[name] = {
+            "config": preset,
+            "threads": threads,
+            "fast_tok_s": fast,
+            "textbook_tok_s": textbook,
+            "limit_tok_s": limit,
+            "ratio_vs_textbook": fast / textbook,
+            "fraction_of_limit": fast / limit,
+            "fast_tok_s_range": _median_min_max(samples["fast"]),
+            "textbook_tok_s_range": _median_min_max(samples["textbook"]),
+        }
+    return out
+
+
+# ------------------------------------------------------------------------------- startup
+
+
+def bench_startup(rounds: int) -> dict[str, Any]:
+    """Launch to window shown, in fresh processes: the app prints the seconds since its
+    process was created at the moment the window is shown, then exits."""
+    import subprocess
+
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", RNNVIZ_EXIT_AFTER_SHOW="1")
+    times = []
+    for _ in range(rounds):
+        done = subprocess.run(
+            [sys.executable, "-m", "rnnviz"], env=env, capture_output=True, text=True, timeout=60
+        )
+        shown = [line for line in done.stdout.splitlines() if line.startswith("shown ")]
+        if done.returncode != 0 or not shown:
+            raise RuntimeError(f"startup run failed: {done.stderr[-2000:]}")
+        times.append(float(shown[-1].split()[1]))
+    return {"startup_s": statistics.median(times), "startup_s_range": _median_min_max(times)}
+
+
+# ------------------------------------------------------------------------------- main
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            flat.update(_flatten(v, key + "."))
+        else:
+            flat[key] = v
+    return flat
+
+
+def run_bench(quick: bool) -> dict[str, Any]:
+    import psutil
+
+    from rnnviz.gui.bench import bench_gui, bench_memory, bench_probe
+
+    result: dict[str, Any] = {
+        "machine": {
+            "cores": os.cpu_count(),
+            "physical_cores": psutil.cpu_count(logical=False),
+            "python": sys.version.split()[0],
+        }
+    }
+    result["train"] = bench_train(
+        rounds=3 if quick else 7, steps_per_round=3 if quick else 6, threads=1
+    )
+    result["train_2_threads"] = bench_train(
+        rounds=3 if quick else 5, steps_per_round=3 if quick else 6, threads=2
+    )
+    result.update(bench_startup(rounds=2 if quick else 5))
+    result["gui"] = bench_gui(seconds=6 if quick else 15, rounds=1 if quick else 3)
+    result["probe"] = bench_probe(samples=20 if quick else 60)
+    result["memory"] = bench_memory(steps=20_000 if quick else 100_000)
+    return result
+
+
+def format_table(result: dict[str, Any]) -> str:
+    rows = []
+    for name in ("A", "B"):
+        r = result["train"][name]
+        rows.append((f"train.{name}.fast_tok_s", f"{r['fast_tok_s']:,.0f}", ""))
+        rows.append((f"train.{name}.textbook_tok_s", f"{r['textbook_tok_s']:,.0f}", ""))
+        rows.append(
+            (
+                f"train.{name}.ratio_vs_textbook",
+                f"{r['ratio_vs_textbook']:.2f}×",
+                GOALS["train.ratio_vs_textbook"],
+            )
+        )
+        rows.append(
+            (
+                f"train.{name}.fraction_of_limit",
+                f"{r['fraction_of_limit']:.0%}",
+                GOALS["train.fraction_of_limit"],
+            )
+        )
+    flat = _flatten({k: v for k, v in result.items() if k in ("gui", "probe", "memory")})
+    flat["startup_s"] = result.get("startup_s")
+    for key, value in flat.items():
+        if isinstance(value, float):
+            rows.append((key, f"{value:.3g}", GOALS.get(key, "")))
+        elif isinstance(value, int):
+            rows.append((key, str(value), GOALS.get(key, "")))
+    width = max(len(r[0]) for r in rows)
+    lines = [f"{'figure'.ljust(width)}  {'value':>12}  goal"]
+    lines += [f"{k.ljust(width)}  {v:>12}  {g}" for k, v, g in rows]
+    m = result["machine"]
+    lines.append(
+        f"machine: {m['cores']} logical cores ({m['physical_cores']} physical), "
+        f"Python {m['python']}"
+    )
+    return "\n".join(lines)
+
+
+def main(args: argparse.Namespace) -> int:
+    result = run_bench(quick=bool(getattr(args, "quick", False)))
+    if getattr(args, "json", False):
+        print(json.dumps(result, indent=2, default=float))
+    else:
+        print(format_table(result))
+    return 0

@@ -1,0 +1,303 @@
+"""The GUI half of ``rnnviz bench``: training under a redrawing window, event-loop lag,
+keystroke-to-panels latency and memory over a long run. Runs offscreen in this process.
+
+Everything here drives the real MainWindow and the real engine process; nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import pyqtgraph as pg  # noqa: E402
+from PySide6.QtCore import QEvent, QEventLoop, QObject, QSettings, Qt, QTimer, Slot  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from rnnviz.core.config import RunConfig  # noqa: E402
+from rnnviz.core.messages import MetricsBatch, Pause, Start, StateChanged  # noqa: E402
+
+HEARTBEAT_MS = 10
+WINDOW_SIZE = (1600, 1000)
+
+
+def _app() -> QApplication:
+    app = QApplication.instance() or QApplication(["rnnviz-bench"])
+    pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
+    assert isinstance(app, QApplication)
+    return app
+
+
+def _spin(seconds: float) -> None:
+    """Run the Qt event loop for ``seconds`` (timers fire, paints happen)."""
+    loop = QEventLoop()
+    QTimer.singleShot(int(seconds * 1000), loop.quit)
+    loop.exec()
+
+
+def _spin_until(cond: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            return False
+        _spin(0.01)
+    return True
+
+
+def _percentile(xs: list[float], q: float) -> float:
+    if not xs:
+        return float("nan")
+    s = sorted(xs)
+    return s[min(len(s) - 1, max(0, round(q / 100 * (len(s) - 1))))]
+
+
+class _StepCounter(QObject):
+    """Counts the steps of run 0 arriving from the engine (GUI thread)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.step = 0
+        self.tokens = 0
+        self.state = ""
+
+    @Slot(object)
+    def on_event(self, event: object) -> None:
+        if isinstance(event, MetricsBatch) and event.run_id == 0 and event.records:
+            self.step = event.records[-1].step
+        elif isinstance(event, StateChanged) and event.run_id == 0:
+            self.state = event.state
+
+
+class _Heartbeat(QObject):
+    """A 10 ms timer; its lateness is the event loop's lag."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lags_ms: list[float] = []
+        self._last = 0.0
+        self._timer = QTimer(self)
+        self._timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self._timer.setInterval(HEARTBEAT_MS)
+        self._timer.timeout.connect(self._on_timeout)
+
+    def start(self) -> None:
+        self.lags_ms.clear()
+        self._last = time.perf_counter()
+        self._timer.start()
+
+    def stop(self) -> None:
+        self._timer.stop()
+
+    @Slot()
+    def _on_timeout(self) -> None:
+        now = time.perf_counter()
+        self.lags_ms.append(max(0.0, (now - self._last) * 1000 - HEARTBEAT_MS))
+        self._last = now
+
+
+class _PaintCounter(QObject):
+    def __init__(self) -> None:
+        super().__init__()
+        self.paints = 0
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
+        if event.type() == QEvent.Type.Paint:
+            self.paints += 1
+        return False
+
+
+def _make_window(config: RunConfig, settings_path: str) -> Any:
+    from rnnviz.gui.main_window import MainWindow
+
+    window = MainWindow(
+        config, settings=QSettings(settings_path, QSettings.Format.IniFormat), persist=False
+    )
+    window.resize(*WINDOW_SIZE)
+    window.show()
+    return window
+
+
+def _tokens_per_step(config: RunConfig) -> int:
+    return config.train.batch_size * config.train.num_steps
+
+
+def _measure_training(seconds: float, with_window: bool, tmp: str) -> dict[str, float]:
+    """Steps/s of the default run, headless (engine only) or under the full window."""
+    from rnnviz.gui.engine import EngineClient
+
+    config = RunConfig()
+    counter = _StepCounter()
+    heartbeat = _Heartbeat()
+    paints = _PaintCounter()
+    window = None
+    if with_window:
+        window = _make_window(config, os.path.join(tmp, "bench.ini"))
+        engine = window.engine
+        for dock in window.findChildren(pg.PlotWidget):
+            dock.viewport().installEventFilter(paints)
+        engine.event.connect(counter.on_event)
+        window.start_engine()
+    else:
+        engine = EngineClient(config)
+        engine.event.connect(counter.on_event)
+        engine.start()
+    try:
+        if not _spin_until(lambda: counter.state in ("idle", "paused"), 120):
+            raise RuntimeError("the engine did not start within 120 s")
+        engine.send(Start())
+        _spin(2.0)  # warm-up: first snapshots, first probes, allocator
+        step0, t0, paints0 = counter.step, time.perf_counter(), paints.paints
+        heartbeat.start()
+        _spin(seconds)
+        heartbeat.stop()
+        elapsed = time.perf_counter() - t0
+        steps = counter.step - step0
+        engine.send(Pause())
+    finally:
+        if window is not None:
+            window.close()
+        else:
+            engine.shutdown()
+    return {
+        "tok_s": steps * _tokens_per_step(config) / elapsed,
+        "lag_p99_ms": _percentile(heartbeat.lags_ms, 99),
+        "lag_max_ms": max(heartbeat.lags_ms) if heartbeat.lags_ms else float("nan"),
+        "paint_hz": (paints.paints - paints0) / elapsed,
+    }
+
+
+def bench_gui(seconds: float, rounds: int = 2) -> dict[str, Any]:
+    """Training tokens/s under the window vs headless, interleaved; event-loop lag."""
+    import tempfile
+
+    _app()
+    headless: list[float] = []
+    gui: list[dict[str, float]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(rounds):
+            headless.append(_measure_training(seconds, with_window=False, tmp=tmp)["tok_s"])
+            gui.append(_measure_training(seconds, with_window=True, tmp=tmp))
+    gui_tok = statistics.median(g["tok_s"] for g in gui)
+    head_tok = statistics.median(headless)
+    return {
+        "headless_tok_s": head_tok,
+        "gui_tok_s": gui_tok,
+        "train_fraction_of_headless": gui_tok / head_tok,
+        "lag_p99_ms": statistics.median(g["lag_p99_ms"] for g in gui),
+        "lag_max_ms": max(g["lag_max_ms"] for g in gui),
+        "plot_paints_per_s": statistics.median(g["paint_hz"] for g in gui),
+        "seconds_per_round": seconds,
+        "rounds": rounds,
+    }
+
+
+def _probe_latencies(window: Any, lengths: tuple[int, ...], samples: int) -> dict[int, list[float]]:
+    """Text change → every probe panel set and painted, in ms, for texts of each length."""
+    shown = {"n": 0}
+
+    def on_shown() -> None:
+        shown["n"] += 1
+
+    window.probe_shown.connect(on_shown)
+    alphabet = "abcdefghijklmnopqrstuvwxyz      "
+    rng = random.Random(0)
+    app = QApplication.instance()
+    assert app is not None
+    out: dict[int, list[float]] = {n: [] for n in lengths}
+    line_edit = window.probe_text.line_edit()
+    for i in range(samples):
+        for n in lengths:
+            text = "".join(rng.choice(alphabet) for _ in range(n))
+            before = shown["n"]
+            t0 = time.perf_counter()
+            line_edit.setText(text)
+            while shown["n"] == before:
+                app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 5)
+                if time.perf_counter() - t0 > 5:
+                    raise RuntimeError("no probe result within 5 s")
+            app.processEvents()  # the paints the new result asked for
+            out[n].append((time.perf_counter() - t0) * 1000)
+            _spin(0.02 + 0.01 * (i % 3))  # like keystrokes: not back to back
+    window.probe_shown.disconnect(on_shown)
+    return out
+
+
+def bench_probe(samples: int, lengths: tuple[int, ...] = (20, 100, 500)) -> dict[str, Any]:
+    """Keystroke to panels at hidden 256 (config B), paused and while training."""
+    import tempfile
+
+    _app()
+    config = RunConfig().replace(
+        model={"hidden_size": 256}, train={"batch_size": 32, "num_steps": 35}
+    )
+    result: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        window = _make_window(config, os.path.join(tmp, "bench.ini"))
+        try:
+            window.probe_with_grad_flow = True
+            window.start_engine()
+            if not _spin_until(lambda: window.probe_result is not None, 120):
+                raise RuntimeError("no first probe within 120 s")
+            for phase in ("paused", "training"):
+                if phase == "training":
+                    window.send(Start())
+                    _spin(1.5)
+                lat = _probe_latencies(window, lengths, samples)
+                for n, xs in lat.items():
+                    result[f"p50_ms_{n}_{phase}"] = _percentile(xs, 50)
+                    result[f"p95_ms_{n}_{phase}"] = _percentile(xs, 95)
+            window.send(Pause())
+        finally:
+            window.close()
+    result["hidden"] = 256
+    result["with_grad_flow"] = True
+    return result
+
+
+def bench_memory(steps: int) -> dict[str, Any]:
+    """RSS of the GUI process over a long run of a tiny model, every panel open."""
+    import tempfile
+
+    import psutil
+
+    _app()
+    config = RunConfig().replace(
+        corpus={"source": "synthetic:repeat"},
+        model={"hidden_size": 8},
+        train={"batch_size": 4, "num_steps": 4, "val_every": 1000},
+    )
+    proc = psutil.Process()
+    rss: dict[int, float] = {}
+    marks = sorted({10_000, *range(20_000, steps + 1, 10_000), steps})
+    with tempfile.TemporaryDirectory() as tmp:
+        window = _make_window(config, os.path.join(tmp, "bench.ini"))
+        counter = _StepCounter()
+        window.engine.event.connect(counter.on_event)
+        try:
+            window.start_engine()
+            if not _spin_until(lambda: counter.state in ("idle", "paused"), 120):
+                raise RuntimeError("the engine did not start within 120 s")
+            t0 = time.perf_counter()
+            window.send(Start())
+            for mark in marks:
+                if not _spin_until(lambda m=mark: counter.step >= m, 1800):  # type: ignore[misc]
+                    raise RuntimeError(f"step {mark} not reached")
+                rss[mark] = proc.memory_info().rss / 2**20
+            elapsed = time.perf_counter() - t0
+            window.send(Pause())
+        finally:
+            window.close()
+    first, last = marks[0], marks[-1]
+    growth = (rss[last] - rss[first]) / ((last - first) / 10_000) if last > first else 0.0
+    return {
+        "steps": steps,
+        "rss_mib_at_10k": rss[first],
+        f"rss_mib_at_{last // 1000}k": rss[last],
+        "rss_growth_mib_per_10k": growth,
+        "steps_per_s": steps / elapsed,
+    }

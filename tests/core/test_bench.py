@@ -1,0 +1,54 @@
+"""`rnnviz bench` reports every figure it promises. Timings are never asserted here."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+
+from rnnviz import bench
+
+
+def test_train_section_has_every_figure_for_both_presets() -> None:
+    result = bench.bench_train(rounds=1, steps_per_round=1, threads=1)
+    for preset in ("A", "B"):
+        r = result[preset]
+        for key in ("fast_tok_s", "textbook_tok_s", "limit_tok_s"):
+            assert r[key] > 0 and math.isfinite(r[key])
+        assert r["ratio_vs_textbook"] == pytest.approx(r["fast_tok_s"] / r["textbook_tok_s"])
+        assert r["fraction_of_limit"] == pytest.approx(r["fast_tok_s"] / r["limit_tok_s"])
+    assert result["A"]["config"]["hidden"] == 32 and result["B"]["config"]["hidden"] == 256
+
+
+def test_missing_keys_names_what_is_absent() -> None:
+    assert set(bench.missing_keys({})) == set(bench.REQUIRED_KEYS)
+    full: dict = {}
+    for key in bench.REQUIRED_KEYS:
+        node = full
+        *parents, last = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = 1.0
+    assert bench.missing_keys(full) == []
+    full["gui"]["lag_p99_ms"] = "fast"
+    assert bench.missing_keys(full) == ["gui.lag_p99_ms"]
+
+
+@pytest.mark.slow
+def test_quick_bench_json_has_every_key() -> None:
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    done = subprocess.run(
+        [sys.executable, "-m", "rnnviz", "bench", "--quick", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    assert bench.missing_keys(result) == []
+    assert result["machine"]["cores"] >= 1
