@@ -193,6 +193,8 @@ class Divergence:
     grad_norm_before_clip: float
     likely_cause: str
     rollback_steps: tuple[int, ...] = ()
+    # "loss_spike": the median of the recent losses the spike was judged against
+    recent_median_loss: float | None = None
 
 
 @dataclass(frozen=True)

@@ -151,7 +151,21 @@ def _hidden_levels(activation: str, hidden: np.ndarray) -> tuple[float, float]:
         return (-1.0, 1.0)  # tanh, and GRU/LSTM outputs, live in (-1, 1)
     finite = hidden[np.isfinite(hidden)]
     top = float(finite.max()) if finite.size else 0.0
-    return (0.0, max(RELU_LEVEL_FLOOR, top))
+    # up to the next 1-2-5 value: the levels (and the colours) stay put while training moves
+    # the largest activation a little, and the scale reads "0 … 50", not "0 … 43.71"
+    return (0.0, nice_ceiling(max(RELU_LEVEL_FLOOR, top)))
+
+
+def nice_ceiling(value: float) -> float:
+    """The smallest number of the 1-2-5 series (…, 1, 2, 5, 10, 20, …) that is >= ``value``."""
+    if not (math.isfinite(value) and value > 0):
+        return value
+    exponent = math.floor(math.log10(value))
+    for mantissa in (1.0, 2.0, 5.0, 10.0):
+        candidate = mantissa * 10.0**exponent
+        if candidate >= value * (1 - 1e-12):
+            return max(candidate, value)
+    return value
 
 
 def _zero_state(model: CharModel) -> State:

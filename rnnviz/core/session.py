@@ -433,6 +433,9 @@ class Session:
                     grad_norm_before_clip=record.grad_norm_before_clip,
                     likely_cause=likely_cause(record, run.config.train.optimizer, reason),
                     rollback_steps=rollback_steps(run),
+                    recent_median_loss=(
+                        run.trainer.last_spike_median if reason == "loss_spike" else None
+                    ),
                 )
             )
         for run in newly_diverged:

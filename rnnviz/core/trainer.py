@@ -158,6 +158,8 @@ class Trainer:
         self.nonfinite_in_row = 0
         self.diverged = False
         self.last_spike = False
+        # the recent median loss the last spike was judged against (None: no spike)
+        self.last_spike_median: float | None = None
         self.carried: State | None = None
         self.recent_losses: deque[float] = deque(maxlen=SPIKE_WINDOW)
         self._names = [name for name, _ in model.named_grad_params()]
@@ -259,6 +261,7 @@ class Trainer:
             self.carried = None
             for p in self.params:
                 p.grad = None
+        self.last_spike_median = None
         self.last_spike = ok and self._is_spike(loss)
         if ok:
             self.recent_losses.append(loss)
@@ -363,7 +366,11 @@ class Trainer:
         factor = self.cfg.loss_spike_factor
         if factor <= 0 or len(self.recent_losses) < SPIKE_MIN_STEPS:
             return False
-        return loss > factor * statistics.median(self.recent_losses)
+        median = statistics.median(self.recent_losses)
+        if loss > factor * median:
+            self.last_spike_median = float(median)
+            return True
+        return False
 
     def _sigma_max(self) -> float | None:
         W = self._weight

@@ -133,6 +133,7 @@ class ControlsPanel(QWidget):
     play_toggled = Signal(bool)  # True: start training, False: pause
     step_requested = Signal()
     reset_requested = Signal()
+    compare_requested = Signal()  # "Compare run…": the main window offers the presets
     hyper_changed = Signal(float, float, bool)  # lr, clip θ, clipping on
     config_changed = Signal(object)  # RunConfig: needs a new model (ask, then Reset)
     corpus_file_requested = Signal()  # "Open file…" in the corpus combo
@@ -159,7 +160,15 @@ class ControlsPanel(QWidget):
             "same data order (Ctrl+R)"
         )
         self.reset_button.clicked.connect(self._on_reset_clicked)
-        for button in (self.play_button, self.step_button, self.reset_button):
+        self.compare_button = QPushButton("⇄ Compare run…")
+        self.compare_button.setObjectName("compare_button")
+        self.compare_button.setToolTip(
+            "Train another run from the same initial parameters and the same data order with "
+            "one setting changed (clipping off, another θ or lr, another φ), and plot both "
+            "(Ctrl+K)"
+        )
+        self.compare_button.clicked.connect(self._on_compare_clicked)
+        for button in (self.play_button, self.step_button, self.reset_button, self.compare_button):
             button.setMinimumHeight(32)
 
         # ------------------------------------------------------------ live settings
@@ -280,6 +289,7 @@ class ControlsPanel(QWidget):
         inner = QWidget()
         column = QVBoxLayout(inner)
         column.addLayout(buttons)
+        column.addWidget(self.compare_button)
         column.addWidget(live)
         column.addWidget(model)
         column.addWidget(data)
@@ -387,6 +397,10 @@ class ControlsPanel(QWidget):
     @Slot()
     def _on_reset_clicked(self) -> None:
         self.reset_requested.emit()
+
+    @Slot()
+    def _on_compare_clicked(self) -> None:
+        self.compare_requested.emit()
 
     @Slot()
     def _on_hyper_widget_changed(self) -> None:

@@ -24,6 +24,7 @@ All methods run in the GUI thread.
 
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ from PySide6.QtWidgets import (
 from rnnviz.core.history import MetricHistory
 from rnnviz.core.messages import StepRecord
 from rnnviz.gui import theme
+from rnnviz.gui.metric_panels import LogAxis
 
 if TYPE_CHECKING:
     from rnnviz.core.probe import ProbeResult
@@ -269,6 +271,7 @@ class GradFlowPanel(QWidget):
         self._rings: dict[int, _FlowRing] = {}
         self._sigma: dict[int, MetricHistory] = {}
         self._sigma_items: dict[int, pg.PlotDataItem] = {}
+        self._labels: dict[int, str] = {}
         self._heatmap_run = 0
         self._training_top: float | None = None  # top of the training colour levels (log10)
         self._training_log = np.full((0, 0), np.nan)
@@ -374,38 +377,35 @@ class GradFlowPanel(QWidget):
     def _build_training_tab(self) -> QWidget:
         self.training_plots = pg.GraphicsLayoutWidget()
         self.training_plots.setBackground(theme.PLOT_BACKGROUND)
+        # compact: this tab shares a dock's height between two plots, so no title (the
+        # colour bar and the note below say what it is) and no x label (the σ_max plot below
+        # shares the x axis and names it)
         self.training_plot, self.training_image = _heatmap_plot(
-            self.training_plots,
-            0,
-            0,
-            left="position t in window",
-            bottom="optimizer step",
+            self.training_plots, 0, 0, left="t in window"
         )
-        self.training_plot.setTitle(
-            f"‖∂L/∂H_t‖ per position of the num_steps window (last {self._training_capacity:,}"
-            " steps)",
-            size=f"{theme.BASE_POINT_SIZE}pt",
-            color="#000",
+        self.training_plot.getViewBox().setToolTip(
+            f"‖∂L/∂H_t‖ for each position t of the num_steps window, over the last "
+            f"{self._training_capacity:,} optimizer steps (log colour scale)"
         )
         self.training_bar = _colour_bar(
             self.training_plots, 0, 1, (-TRAINING_DECADES, 0.0), COLOURBAR_TRAINING_LABEL
         )
 
-        self.sigma_plot: pg.PlotItem = self.training_plots.addPlot(row=1, col=0)
-        theme.style_plot(self.sigma_plot, left="σ_max(W_hh)", bottom="optimizer step")
+        # log y: σ_max near 1 and an exploding one at 10⁸ in the same view
+        self.sigma_plot: pg.PlotItem = self.training_plots.addPlot(
+            row=1, col=0, axisItems={"left": LogAxis("left")}
+        )
+        self.sigma_plot.setLogMode(x=False, y=True)
+        theme.style_plot(self.sigma_plot, left="σ_max", bottom="optimizer step")
         self.sigma_plot.showGrid(x=True, y=True, alpha=0.3)
         self.sigma_plot.setXLink(self.training_plot)  # one step is one x on both plots
         self.sigma_plot.setAutoVisible(y=True)
         self.sigma_plot.getViewBox().setToolTip(HELP_TEXT)
-        self.sigma_legend = self.sigma_plot.addLegend(
-            offset=(-10, -10),
-            labelTextSize=f"{theme.BASE_POINT_SIZE}pt",
-            labelTextColor="#000",
-            brush=pg.mkBrush(255, 255, 255, 220),
-        )
-        self.sigma_legend.setVisible(False)  # one run needs no legend
+        # several runs are named in the plot's title (a legend box would hide half of
+        # this short plot); one run needs no name
+        self._sigma_key = ""
         self.sigma_line = pg.InfiniteLine(
-            pos=1.0,
+            pos=0.0,  # log10(1): an InfiniteLine's position is in view units
             angle=0,
             pen=pg.mkPen(theme.MUTED, width=2, style=Qt.PenStyle.DashLine),
             label="σ_max = 1",
@@ -420,8 +420,8 @@ class GradFlowPanel(QWidget):
         for plot in (self.training_plot, self.sigma_plot):
             plot.getAxis("left").setWidth(theme.LEFT_AXIS_WIDTH)
         layout = self.training_plots.ci.layout
-        layout.setRowStretchFactor(0, 3)
-        layout.setRowStretchFactor(1, 2)
+        layout.setRowStretchFactor(0, 1)
+        layout.setRowStretchFactor(1, 1)
 
         self.run_combo = QComboBox()
         self.run_combo.setObjectName("gradflow_run")
@@ -429,7 +429,7 @@ class GradFlowPanel(QWidget):
         self.run_combo.setToolTip("Which run the heatmap shows")
         self.run_combo.currentIndexChanged.connect(self._on_run_chosen)
         self.training_note = QLabel(
-            "dark: the gradient of the loss hardly reaches that position of the window"
+            "top: ‖∂L/∂H_t‖ per window position t; dark: it hardly gets there"
         )
         self.training_note.setFont(theme.font(0.95))
         self.training_note.setWordWrap(True)
@@ -610,13 +610,47 @@ class GradFlowPanel(QWidget):
             self._sigma.pop(rid, None)
             item = self._sigma_items.pop(rid, None)
             if item is not None:
-                self.sigma_legend.removeItem(item)
                 self.sigma_plot.removeItem(item)
         if run_id is None or run_id == self._heatmap_run:
             self._training_top = None
         self._update_run_combo()
         self._dirty = True
         self.redraw()
+
+    def remove_run(self, run_id: int) -> None:
+        """A run was closed: its data, its name, and the heatmap back to the main run."""
+        self._labels.pop(run_id, None)
+        if run_id == self._heatmap_run and run_id != 0:
+            self._heatmap_run = 0
+        self.clear(run_id)
+
+    def set_run_label(self, run_id: int, label: str) -> None:
+        """Name a run in the σ_max key and the heatmap's run list ("" for the default)."""
+        if self._labels.get(run_id, "") == label:
+            return
+        self._labels[run_id] = label
+        self._update_run_combo(force=True)
+        self._dirty = True
+
+    def run_name(self, run_id: int) -> str:
+        return self._labels.get(run_id) or ("main" if run_id == 0 else f"run {run_id}")
+
+    def truncate_after(self, run_id: int, step: int) -> None:
+        """Forget a run's steps after ``step`` (a rollback abandoned them)."""
+        history = self._sigma.get(run_id)
+        if history is not None and len(history):
+            steps = history.recent(1)["step"]
+            if len(steps) and int(steps[-1]) > step:
+                history.truncate_after(step)
+                self._dirty = True
+        ring = self._rings.get(run_id)
+        if ring is not None and ring.last_step is not None and ring.last_step > step:
+            kept_steps, kept = ring.ordered()
+            fresh = _FlowRing(ring.num_steps, self._training_capacity)
+            for column in np.flatnonzero(kept_steps <= step):
+                fresh.put(int(kept_steps[column]), kept[:, column])
+            self._rings[run_id] = fresh
+            self._dirty = True
 
     def set_heatmap_run(self, run_id: int) -> None:
         self._heatmap_run = int(run_id)
@@ -631,17 +665,17 @@ class GradFlowPanel(QWidget):
             self.set_heatmap_run(int(run_id))
             self.redraw()
 
-    def _update_run_combo(self) -> None:
+    def _update_run_combo(self, force: bool = False) -> None:
         runs = sorted(set(self._rings) | {self._heatmap_run})
         several = len(runs) > 1
         self.run_combo.setVisible(several)
         self.run_label.setVisible(several)
         current = [self.run_combo.itemData(i) for i in range(self.run_combo.count())]
-        if current != runs:
+        if force or current != runs:
             self.run_combo.blockSignals(True)
             self.run_combo.clear()
             for rid in runs:
-                self.run_combo.addItem("main run" if rid == 0 else f"run {rid}", rid)
+                self.run_combo.addItem(self.run_name(rid), rid)
             self.run_combo.blockSignals(False)
         self.run_combo.setCurrentIndex(runs.index(self._heatmap_run))
 
@@ -670,7 +704,7 @@ class GradFlowPanel(QWidget):
         self.training_image.setRect(
             QRectF(float(steps[0]), 0.0, float(len(steps)), float(ring.num_steps))
         )
-        self.training_plot.getAxis("left").setTicks([theme.number_ticks(ring.num_steps, 8)])
+        self.training_plot.getAxis("left").setTicks([theme.number_ticks(ring.num_steps, 4)])
 
     def _draw_sigma(self) -> None:
         x_lo, x_hi = math.inf, -math.inf
@@ -679,8 +713,7 @@ class GradFlowPanel(QWidget):
             item = self._sigma_items.get(run_id)
             if item is None:
                 colour = theme.RUN_COLOURS[run_id % len(theme.RUN_COLOURS)]
-                name = "σ_max(W_hh)" if run_id == 0 else f"σ_max(W_hh), run {run_id}"
-                item = _log_curve(colour, width=2.0, symbol=None, name=name)
+                item = _log_curve(colour, width=2.0, symbol=None)
                 item.setDownsampling(auto=True, method="peak")
                 item.setClipToView(True)
                 self._sigma_items[run_id] = item
@@ -688,11 +721,28 @@ class GradFlowPanel(QWidget):
             item.setData(steps, sigma)
             if len(steps):
                 x_lo, x_hi = min(x_lo, float(steps[0])), max(x_hi, float(steps[-1]))
-        self.sigma_legend.setVisible(len(self._sigma_items) > 1)
+        self._draw_sigma_key()
         if x_lo <= x_hi:
             self.sigma_anchor.setData([x_lo, x_hi], [1.0, 1.0])
         else:
             self.sigma_anchor.setData([], [])
+
+    def _draw_sigma_key(self) -> None:
+        runs = sorted(self._sigma_items)
+        key = ""
+        if len(runs) > 1:
+            key = "σ_max(W_hh): " + " &nbsp; ".join(
+                f"<span style='color:{theme.RUN_COLOURS[rid % len(theme.RUN_COLOURS)]}'>"
+                f"━━ <b>{html.escape(self.run_name(rid))}</b></span>"
+                for rid in runs
+            )
+        if key != self._sigma_key:
+            self._sigma_key = key
+            self.sigma_plot.setTitle(key or None, size=f"{theme.BASE_POINT_SIZE}pt", color="#000")
+
+    def sigma_key_text(self) -> str:
+        """The σ_max plot's key: the runs by colour and name ("" with one run)."""
+        return self._sigma_key
 
     # ------------------------------------------------------------------ help
 
@@ -748,7 +798,7 @@ class GradFlowPanel(QWidget):
         sigma = np.asarray(
             cols.get("w_hh_sigma_max", np.full(len(steps), np.nan)), dtype=np.float64
         )
-        keep = np.isfinite(sigma)
+        keep = np.isfinite(sigma) & (sigma > 0)  # a log axis takes positive values only
         return steps[keep], sigma[keep]
 
     def sigma_item(self, run_id: int = 0) -> pg.PlotDataItem:

@@ -15,6 +15,7 @@ torch is imported lazily (first probe, first engine start), so the window shows 
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import time
@@ -22,7 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QResizeEvent, QShowEvent
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QKeySequence,
+    QResizeEvent,
+    QShowEvent,
+    QTextDocument,
+)
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -36,6 +44,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
+    QTabWidget,
     QToolBar,
     QVBoxLayout,
     QWidget,
@@ -44,13 +53,16 @@ from PySide6.QtWidgets import (
 import rnnviz
 from rnnviz.core.config import ConfigError, RunConfig
 from rnnviz.core.messages import (
+    CloseRun,
     Divergence,
     Failure,
+    Fork,
     Load,
     MetricsBatch,
     ParamSnapshot,
     Pause,
     Reset,
+    Rollback,
     RunInfo,
     Save,
     Saved,
@@ -60,15 +72,18 @@ from rnnviz.core.messages import (
     Step,
 )
 from rnnviz.gui import theme
+from rnnviz.gui.compare import CompareDialog, unique_label
 from rnnviz.gui.controls import ControlsPanel
 from rnnviz.gui.engine import EngineClient
-from rnnviz.gui.metric_panels import GradNormPanel, TrainingCurvesPanel
+from rnnviz.gui.gradflow_panel import GradFlowPanel
+from rnnviz.gui.metric_panels import GradNormPanel, TrainingCurvesPanel, run_colour
 from rnnviz.gui.probe_panels import HiddenStatesPanel, ProbeTextPanel, SoftmaxPanel, TimeCursor
+from rnnviz.gui.stepview_panel import PLACEHOLDER_GATED, StepViewPanel
 
 REDRAW_INTERVAL_MS = 33  # ~30 Hz
 PROBE_DEBOUNCE_MS = 60  # typing: probe when the keys pause this long
 PROBE_MIN_INTERVAL_S = 0.25  # while training: at most ~4 probes per second
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2  # 2: the gradient-flow and step-view docks
 SETTINGS_ORG = "rnnviz"
 SETTINGS_APP = "rnnviz"
 
@@ -79,13 +94,74 @@ DOCKS: tuple[tuple[str, str], ...] = (
     ("dock_probe_text", "Probe text"),
     ("dock_hidden", "Hidden states"),
     ("dock_softmax", "Softmax"),
+    ("dock_gradflow", "Gradient flow"),
+    ("dock_stepview", "Step view"),
 )
+MAIN_RUN_LABEL = "main"  # the main run's name in the legends once compare runs exist
 
 # keys that are not QAction shortcuts but that the shortcuts dialog lists
 EXTRA_KEYS: tuple[tuple[str, str], ...] = (
     ("click a row of the hidden-state heatmap", "trace that unit; colour the text by it"),
     ("click a character of the probe text", "move the time cursor there"),
 )
+
+
+def readable_cause(text: str) -> str:
+    """core writes ``||g||`` and ``theta`` (plain ASCII); the banner uses the slides' symbols."""
+    return text.replace("||g||", "‖g‖").replace("theta", "θ")
+
+
+def rollback_target(event: Divergence) -> int | None:
+    """The step to roll back to: the newest kept snapshot *before* the divergent step (one
+    taken at that very step holds its result), else the newest there is."""
+    steps = sorted(event.rollback_steps)
+    before = [s for s in steps if s < event.step]
+    if before:
+        return before[-1]
+    return steps[-1] if steps else None
+
+
+def divergence_message(event: Divergence, run_name: str | None = None) -> str:
+    """The banner's text (rich text): what happened at which step, ‖g‖, the likely cause."""
+    loss, g = event.loss, event.grad_norm_before_clip
+    if event.reason == "loss_spike":
+        what = f"the loss jumped to {theme.plain_number(loss)}"
+        median = event.recent_median_loss
+        if median is not None and median > 0 and math.isfinite(loss):
+            ratio = theme.plain_number(float(f"{loss / median:.2g}"))
+            what += f", {ratio}× its recent median ({theme.plain_number(median)})"
+    elif not math.isfinite(loss):
+        what = (
+            f"the loss became non-finite ({theme.plain_number(loss)}); the step was skipped, "
+            "the parameters are the last good ones"
+        )
+    else:
+        what = (
+            f"a gradient became non-finite (loss {theme.plain_number(loss)}); the step was "
+            "skipped, the parameters are the last good ones"
+        )
+    who = f"run '{html.escape(run_name)}', " if run_name else ""
+    return (
+        f"<b>⚠ {who}step {event.step}: {html.escape(what)}.</b> "
+        f"‖g‖ before clipping = <b>{theme.plain_number(g)}</b>. "
+        f"Likely cause: {html.escape(readable_cause(event.likely_cause))}. "
+        "Training is paused."
+    )
+
+
+_torch_threads_set = False
+
+
+def _use_one_torch_thread() -> None:
+    """Probes here use one torch thread: the engine process trains on the other core, and a
+    second OpenMP thread in this process would wait on it at every op (measured: a 20-character
+    probe took 140 ms instead of 3 ms while training with two threads)."""
+    global _torch_threads_set
+    if not _torch_threads_set:
+        import torch
+
+        torch.set_num_threads(1)
+        _torch_threads_set = True
 
 
 def default_settings() -> QSettings:
@@ -95,7 +171,8 @@ def default_settings() -> QSettings:
 
 
 class Banner(QWidget):
-    """A dismissable message across the top of the window (failures, divergences)."""
+    """A dismissable message across the top of the window (failures, divergences), with
+    optional action buttons (a divergence's "Roll back" and "Resume with clipping on")."""
 
     dismissed = Signal()
 
@@ -111,12 +188,29 @@ class Banner(QWidget):
         close = QPushButton("Dismiss")
         close.setToolTip("Hide this message (Esc)")
         close.clicked.connect(self._on_dismiss_clicked)
+        self._actions: list[QPushButton] = []
         layout = QHBoxLayout(self)
         layout.setContentsMargins(8, 4, 8, 4)
         layout.addWidget(self._label, 1)
         layout.addWidget(close)
         self._close = close
         self.set_kind("error")
+
+    def set_actions(self, buttons: list[QPushButton]) -> None:
+        """Show these buttons before "Dismiss" (and no others)."""
+        layout = self.layout()
+        for button in self._actions:
+            if button not in buttons:
+                layout.removeWidget(button)
+                button.hide()
+                button.setParent(None)
+        for i, button in enumerate(buttons):
+            layout.insertWidget(1 + i, button)
+            button.show()
+        self._actions = list(buttons)
+
+    def actions_shown(self) -> list[QPushButton]:
+        return list(self._actions)
 
     def set_kind(self, kind: str) -> None:
         colours = {"error": ("#fdecea", "#8a1c1c"), "warning": ("#fff4e5", "#7a4b00")}
@@ -127,9 +221,18 @@ class Banner(QWidget):
     def text(self) -> str:
         return self._label.text()
 
-    def set_text(self, text: str) -> None:
+    def set_text(self, text: str, *, rich: bool = False) -> None:
+        self._label.setTextFormat(Qt.TextFormat.RichText if rich else Qt.TextFormat.PlainText)
         self._label.setText(text)
         self._fit_height()
+
+    def plain_text(self) -> str:
+        """The message without markup (what a test or a screen reader reads)."""
+        if self._label.textFormat() != Qt.TextFormat.RichText:
+            return self._label.text()
+        doc = QTextDocument()
+        doc.setHtml(self._label.text())
+        return doc.toPlainText()
 
     def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt override
         super().resizeEvent(event)
@@ -141,7 +244,11 @@ class Banner(QWidget):
     def _fit_height(self) -> None:
         # a tool bar knows nothing of height-for-width: without this, a wrapped message
         # would get the height it needs at a narrow width (a tall, mostly empty band)
-        height = self.layout().totalHeightForWidth(max(self.width(), 400))
+        # hidden, the banner has no width of its own yet: it will span the window
+        width = self.width() if self.isVisible() else self.window().width() - 16
+        height = self.layout().totalHeightForWidth(max(width, 400))
+        if height < 0:  # no height-for-width (yet): keep the size there is
+            return
         if self.minimumHeight() != height or self.maximumHeight() != height:
             self.setFixedHeight(height)
 
@@ -209,6 +316,18 @@ class MainWindow(QMainWindow):
         self._records_received = 0
         self._last_divergence: Divergence | None = None
         self._last_failure: Failure | None = None
+        # compare runs (run_id -> label) and every run's step and state, as last reported
+        self._compare_runs: dict[int, str] = {}
+        self._run_steps: dict[int, int] = {}
+        self._run_states: dict[int, str] = {}
+        self._compare_dialog: CompareDialog | None = None
+        # the model + vocabulary the shown probe result came from (the step view uses them)
+        self._step_view_source: tuple[Any, Any] | None = None
+        self._step_view_stale = True
+        # whether these docks are on screen (a tab behind another is not; isVisible() says
+        # it is): kept from their visibilityChanged signals
+        self._gradflow_wanted = False
+        self._stepview_on_screen = False
         # probing
         self._probe_model: Any = None
         self._probe_model_snapshot: ParamSnapshot | None = None
@@ -238,8 +357,8 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._build_status_bar()
         self._build_banner()
-        self._apply_default_layout()
         self.resize(1600, 1000)
+        self._apply_default_layout()
         self._shown_once = False
         self._layout_restored = False
         if persist:
@@ -261,6 +380,8 @@ class MainWindow(QMainWindow):
         self.time_cursor = TimeCursor()
         self.hidden = HiddenStatesPanel()
         self.softmax = SoftmaxPanel()
+        self.gradflow = GradFlowPanel()
+        self.stepview = StepViewPanel()
 
         self.controls.play_toggled.connect(self._on_controls_play_toggled)
         self.controls.step_requested.connect(self._on_controls_step_requested)
@@ -269,6 +390,7 @@ class MainWindow(QMainWindow):
         self.controls.config_changed.connect(self._on_controls_config_changed)
         self.controls.corpus_file_requested.connect(self._on_open_corpus)
         self.controls.invalid_setting.connect(self._on_controls_invalid_setting)
+        self.controls.compare_requested.connect(self._on_action_compare)
         self.probe_text.text_edited.connect(self._on_probe_text_edited)
         self.probe_text.cursor_requested.connect(self._on_cursor_requested)
         self.hidden.cursor_requested.connect(self._on_cursor_requested)
@@ -289,6 +411,8 @@ class MainWindow(QMainWindow):
             "dock_probe_text": probe_box,
             "dock_hidden": self.hidden,
             "dock_softmax": self.softmax,
+            "dock_gradflow": self.gradflow,
+            "dock_stepview": self.stepview,
         }
         self.docks: dict[str, QDockWidget] = {}
         for name, title in DOCKS:
@@ -303,6 +427,12 @@ class MainWindow(QMainWindow):
             self.docks[name] = dock
         # the docks fill the window: no central widget between them
         self.setCentralWidget(None)
+        # tabs of tabbed docks above them, where a reader looks first
+        self.setTabPosition(Qt.DockWidgetArea.AllDockWidgetAreas, QTabWidget.TabPosition.North)
+        # hidden panels cost nothing: gradient flow is probed, and the step view computed,
+        # only while their dock is on screen
+        self.docks["dock_gradflow"].visibilityChanged.connect(self._on_gradflow_visibility)
+        self.docks["dock_stepview"].visibilityChanged.connect(self._on_stepview_visibility)
 
     def _action(
         self, text: str, slot: Any, shortcut: Any = None, tip: str = "", name: str = ""
@@ -343,6 +473,13 @@ class MainWindow(QMainWindow):
             "Ctrl+R",
             "Back to the initial parameters (same seed, same init)",
             "act_reset",
+        )
+        self.act_compare = self._action(
+            "Compare run…",
+            self._on_action_compare,
+            "Ctrl+K",
+            "Train another run from the same start with one setting changed, and plot both",
+            "act_compare",
         )
         self.act_prev = self._action(
             "Previous time step",
@@ -457,6 +594,8 @@ class MainWindow(QMainWindow):
             self.act_step,
             self.act_reset,
             None,
+            self.act_compare,
+            None,
             self.act_prev,
             self.act_next,
             self.act_first,
@@ -488,13 +627,34 @@ class MainWindow(QMainWindow):
         self.nonfinite_label.setToolTip(
             "Optimizer steps skipped because the loss or a gradient was NaN or infinite"
         )
-        for label in (self.state_label, self.step_label, self.speed_label, self.nonfinite_label):
+        # every run's step, in its curve colour, while compare runs exist
+        self.runs_label = QLabel()
+        self.runs_label.setObjectName("runs_label")
+        self.runs_label.setTextFormat(Qt.TextFormat.RichText)
+        self.runs_label.setToolTip("Each run's optimizer step (the curves' colours)")
+        self.runs_label.hide()
+        for label in (
+            self.state_label,
+            self.runs_label,
+            self.step_label,
+            self.speed_label,
+            self.nonfinite_label,
+        ):
             label.setFont(theme.font(0.95, bold=label is self.state_label))
             bar.addPermanentWidget(label)
 
     def _build_banner(self) -> None:
         self.banner = Banner()
         self.banner.dismissed.connect(self._on_banner_dismissed)
+        # a divergence's actions (shown by _on_divergence, for the run it names)
+        self.rollback_button = self._banner_button("banner_rollback", self._on_banner_rollback)
+        self.resume_clip_button = self._banner_button(
+            "banner_resume_clip", self._on_banner_resume_with_clipping
+        )
+        self.resume_button = self._banner_button("banner_resume", self._on_banner_resume)
+        self.resume_button.setText("Resume")
+        self.resume_button.setToolTip("Train on; the compare run stays as it is")
+        self.close_run_button = self._banner_button("banner_close_run", self._on_banner_close_run)
         self.banner_bar = QToolBar("Messages", self)
         self.banner_bar.setObjectName("banner_bar")
         self.banner_bar.setMovable(False)
@@ -504,10 +664,22 @@ class MainWindow(QMainWindow):
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.banner_bar)
         self.banner_bar.hide()
 
+    def _banner_button(self, name: str, slot: Any) -> QPushButton:
+        """A divergence action; _on_divergence names it for the run and shows it."""
+        button = QPushButton()
+        button.setObjectName(name)
+        button.setFont(theme.font(1.0, bold=True))
+        button.clicked.connect(slot)
+        button.hide()
+        return button
+
     # ================================================================ layout
 
     def _apply_default_layout(self) -> None:
-        """Controls left; curves + grad norms top; probe text middle; hidden + softmax bottom.
+        """Controls left; curves + grad norms top; probe text middle; hidden + softmax bottom,
+        with the gradient flow and the step view as tabs behind the softmax: beside the hidden
+        states, the step view explains one column of them and the gradient flow reads as
+        ‖∂L/∂H‖ of the same steps, under the gradient norms.
 
         Everything but the controls is nested in the right dock area. (With top and bottom
         areas and no central widget, Qt's dock layout widens the left column by a
@@ -524,6 +696,11 @@ class MainWindow(QMainWindow):
         self.splitDockWidget(d["dock_probe_text"], d["dock_hidden"], Qt.Orientation.Vertical)
         self.splitDockWidget(d["dock_curves"], d["dock_gradnorms"], Qt.Orientation.Horizontal)
         self.splitDockWidget(d["dock_hidden"], d["dock_softmax"], Qt.Orientation.Horizontal)
+        # one tab group: a second one made here leaves a stray copy of its tab bar drawn
+        # over the other docks (Qt 6.11)
+        self.tabifyDockWidget(d["dock_softmax"], d["dock_gradflow"])
+        self.tabifyDockWidget(d["dock_gradflow"], d["dock_stepview"])
+        d["dock_softmax"].raise_()
 
     @Slot()
     def _size_default_docks(self) -> None:
@@ -631,7 +808,25 @@ class MainWindow(QMainWindow):
         return self._run_info
 
     def banner_text(self) -> str:
-        return self.banner.text() if not self.banner_bar.isHidden() else ""
+        """The banner's message as plain text ("" while it is hidden)."""
+        return self.banner.plain_text() if not self.banner_bar.isHidden() else ""
+
+    @property
+    def compare_runs(self) -> dict[int, str]:
+        """The compare runs the engine reported (run_id -> label); the main run is 0."""
+        return dict(self._compare_runs)
+
+    def run_step(self, run_id: int) -> int | None:
+        """A run's step, as last reported (None: no such run)."""
+        if run_id == 0:
+            return self._step
+        return self._run_steps.get(run_id) if run_id in self._compare_runs else None
+
+    def run_name(self, run_id: int) -> str:
+        """How the legends name a run: "main" (or "" alone), a compare run by its label."""
+        if run_id == 0:
+            return MAIN_RUN_LABEL
+        return self._compare_runs.get(run_id) or f"run {run_id}"
 
     def start_engine(self) -> None:
         """Spawn the engine (called once the window shows; imports torch in the child)."""
@@ -639,6 +834,8 @@ class MainWindow(QMainWindow):
             self._restart_engine(self._config)
 
     def _restart_engine(self, config: RunConfig) -> None:
+        for run_id in list(self._compare_runs):  # a fresh engine has the main run only
+            self._remove_compare_run(run_id)
         self.engine.set_config(config)
         try:
             self.engine.restart(config)
@@ -682,8 +879,12 @@ class MainWindow(QMainWindow):
         records = batch.records
         if not records:
             return
+        if batch.run_id != 0 and batch.run_id not in self._compare_runs:
+            return  # a run closed since: its last steps are no news
         self.curves.append(records, run_id=batch.run_id)
         self.gradnorms.append(records, run_id=batch.run_id)
+        self.gradflow.append(records, run_id=batch.run_id)
+        self._run_steps[batch.run_id] = records[-1].step
         if batch.run_id == 0:
             last = records[-1]
             self._step, self._epoch = last.step, last.epoch
@@ -705,7 +906,18 @@ class MainWindow(QMainWindow):
             self._probe_throttle.start(int(wait * 1000) + 1)
 
     def _on_state_changed(self, event: StateChanged) -> None:
-        if event.run_id != 0:
+        run_id = event.run_id
+        if run_id != 0 and run_id not in self._compare_runs:
+            return
+        # the run is at event.step: steps after it were abandoned (a rollback)
+        for panel in (self.curves, self.gradnorms, self.gradflow):
+            panel.truncate_after(run_id, event.step)
+        self._run_steps[run_id] = event.step
+        self._run_states[run_id] = event.state
+        if run_id != 0:
+            if event.state == "stopped":  # CloseRun (or a checkpoint replaced the runs)
+                self._remove_compare_run(run_id)
+            self._update_status()
             return
         self._step, self._epoch = event.step, event.epoch
         self._set_state(event.state)
@@ -714,7 +926,7 @@ class MainWindow(QMainWindow):
 
     def _on_run_info(self, info: RunInfo) -> None:
         if info.run_id != 0:
-            self.curves.set_run_label(info.run_id, info.label)
+            self._add_compare_run(info)
             return
         self._run_info = info
         self._config = info.config
@@ -724,6 +936,9 @@ class MainWindow(QMainWindow):
         self.gradnorms.set_theta(info.config.train.clip_theta, info.config.train.clip_enabled)
         self.curves.clear()
         self.gradnorms.clear()
+        self.gradflow.clear()
+        self._run_steps = {rid: 0 for rid in self._run_steps}
+        self._run_states.pop(0, None)
         self._records_received = 0
         self._step = self._epoch = 0
         self._nonfinite_total = 0
@@ -740,20 +955,36 @@ class MainWindow(QMainWindow):
         self._update_status()
 
     def _on_divergence(self, event: Divergence) -> None:
+        if event.run_id != 0 and event.run_id not in self._compare_runs:
+            return
         if self.controls.training:
             self.send(Pause())
         self._last_divergence = event
-        g = event.grad_norm_before_clip
-        g_text = f"{g:.3g}" if math.isfinite(g) else str(g)
-        reason = {"nonfinite": "a non-finite loss or gradient", "loss_spike": "a loss spike"}.get(
-            event.reason, event.reason
-        )
-        run = "" if event.run_id == 0 else f" (run {event.run_id})"
+        several = bool(self._compare_runs)
+        name = self.run_name(event.run_id) if several or event.run_id != 0 else None
+        target = rollback_target(event)
+        actions: list[QPushButton] = []
+        if target is not None:
+            who = "" if event.run_id == 0 else f"'{self.run_name(event.run_id)}' "
+            self.rollback_button.setText(f"Roll back {who}to step {target}")
+            self.rollback_button.setToolTip(
+                f"Restore the parameters, optimizer state and data position of step {target} "
+                "(the newest good snapshot before the divergence), then pause"
+            )
+            actions.append(self.rollback_button)
+        if event.run_id == 0:
+            theta = self._resume_theta()
+            self.resume_clip_button.setText(f"Resume with clipping on (θ = {theta:g})")
+            self.resume_clip_button.setToolTip(
+                f"Turn gradient clipping on at θ = {theta:g} (g ← min(1, θ/‖g‖) g) and train on"
+            )
+            actions.append(self.resume_clip_button)
+        else:
+            self.close_run_button.setText(f"Close '{self.run_name(event.run_id)}'")
+            self.close_run_button.setToolTip("Stop this compare run and remove its curves")
+            actions += [self.resume_button, self.close_run_button]
         self._show_banner(
-            f"Training diverged{run} at step {event.step}: {reason}; "
-            f"‖g‖ before clipping = {g_text}. Likely cause: {event.likely_cause}. "
-            "Training is paused.",
-            kind="warning",
+            divergence_message(event, name), kind="warning", actions=actions, rich=True
         )
 
     def _on_failure(self, failure: Failure) -> None:
@@ -790,6 +1021,8 @@ class MainWindow(QMainWindow):
             self.controls.set_config(self._config)
             return
         self.engine.set_config(self._config)
+        # the θ line moves now, not when the first step with the new θ is drawn
+        self.gradnorms.set_theta(theta, clip_on, pending=True)
         self.send(SetHyper(lr=lr, clip_theta=theta, clip_enabled=clip_on))
 
     @Slot(object)
@@ -844,6 +1077,79 @@ class MainWindow(QMainWindow):
     @Slot()
     def _on_action_reset(self) -> None:
         self._reset_run()
+
+    @Slot()
+    def _on_action_compare(self) -> CompareDialog:
+        """Training ▸ Compare run… (Ctrl+K, the controls' button): the presets dialog."""
+        if self._compare_dialog is not None:
+            self._compare_dialog.close()
+        dialog = CompareDialog(self._config, self.compare_runs, self._step, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.fork_requested.connect(self._on_compare_fork_requested)
+        dialog.close_requested.connect(self._on_compare_close_requested)
+        dialog.close_all_requested.connect(self.close_compare_runs)
+        dialog.destroyed.connect(self._on_compare_dialog_destroyed)
+        self._compare_dialog = dialog
+        dialog.show()
+        return dialog
+
+    @Slot()
+    def _on_compare_dialog_destroyed(self) -> None:
+        self._compare_dialog = None
+
+    @Slot(object, str, bool)
+    def _on_compare_fork_requested(self, changes: object, label: str, reset: bool) -> None:
+        self.start_compare_run(changes, label, reset=reset)  # type: ignore[arg-type]
+
+    def start_compare_run(
+        self, changes: dict[str, dict[str, Any]], label: str, *, reset: bool = False
+    ) -> None:
+        """Fork the main run with ``changes`` (the session answers with a RunInfo)."""
+        try:
+            self._config.replace(**changes)  # say what is wrong before the engine does
+        except ConfigError as exc:
+            self._show_banner(str(exc), kind="warning")
+            return
+        taken = set(self._compare_runs.values()) | {MAIN_RUN_LABEL}
+        self.send(Fork(changes, label=unique_label(label, taken)))
+        if reset:
+            self.send(Reset(None))  # every run from step 0: the session resets the forks too
+
+    @Slot(int)
+    def _on_compare_close_requested(self, run_id: int) -> None:
+        self.send(CloseRun(run_id))
+
+    @Slot()
+    def close_compare_runs(self) -> None:
+        """Stop every compare run (their curves go when the engine confirms)."""
+        for run_id in sorted(self._compare_runs):
+            self.send(CloseRun(run_id))
+
+    def _add_compare_run(self, info: RunInfo) -> None:
+        self._compare_runs[info.run_id] = info.label or f"run {info.run_id}"
+        self._run_steps[info.run_id] = 0
+        self._run_states[info.run_id] = "idle"
+        label = self._compare_runs[info.run_id]
+        for panel in (self.curves, self.gradnorms, self.gradflow):
+            panel.clear(info.run_id)
+            panel.set_run_label(0, MAIN_RUN_LABEL)
+            panel.set_run_label(info.run_id, label)
+        self._update_status()
+
+    def _remove_compare_run(self, run_id: int) -> None:
+        self._compare_runs.pop(run_id, None)
+        self._run_steps.pop(run_id, None)
+        self._run_states.pop(run_id, None)
+        self.curves.clear(run_id)
+        self.gradnorms.clear(run_id)
+        self.gradflow.remove_run(run_id)
+        if not self._compare_runs:
+            for panel in (self.curves, self.gradnorms, self.gradflow):
+                panel.set_run_label(0, "")
+        event = self._last_divergence
+        if event is not None and event.run_id == run_id:
+            self._last_divergence = None
+            self._hide_banner()
 
     @Slot()
     def _on_action_prev(self) -> None:
@@ -970,6 +1276,7 @@ class MainWindow(QMainWindow):
             self._set_probe_result(None)
             return
         try:
+            _use_one_torch_thread()
             from rnnviz.core.probe import model_from_params, probe
             from rnnviz.core.vocab import Vocab
 
@@ -997,15 +1304,78 @@ class MainWindow(QMainWindow):
         cursor = self.time_cursor.cursor()
         self.time_cursor.set_result(result)
         self.time_cursor.set_cursor(cursor)
-        for panel in (self.probe_text, self.hidden, self.softmax):
+        for panel in (self.probe_text, self.hidden, self.softmax, self.gradflow):
             panel.set_result(result)
             panel.set_cursor(self.time_cursor.cursor())
+        # the step view recomputes one step on the very model this result came from
+        self._step_view_source = (
+            None
+            if result is None
+            else (getattr(self, "_probe_model", None), getattr(self, "_probe_vocab", None))
+        )
+        self._step_view_stale = True
+        self._update_step_view()
         self.probe_shown.emit()
 
     @Slot(int)
     def _on_time_cursor_changed(self, t: int) -> None:
-        for panel in (self.probe_text, self.hidden, self.softmax):
+        for panel in (self.probe_text, self.hidden, self.softmax, self.gradflow):
             panel.set_cursor(t)
+        self._step_view_stale = True
+        self._update_step_view()
+
+    @property
+    def probe_with_grad_flow(self) -> bool:
+        """Probe with the gradient-flow matrix: while its dock is on screen (and the text is
+        not longer than core computes it for)."""
+        if not self._gradflow_wanted:
+            return False
+        # read here, not at the top: core.probe imports torch, which loads after the window
+        from rnnviz.core.probe import MAX_GRAD_FLOW_CHARS
+
+        return len(self.probe_text.text()) <= MAX_GRAD_FLOW_CHARS
+
+    @probe_with_grad_flow.setter
+    def probe_with_grad_flow(self, wanted: bool) -> None:
+        self._gradflow_wanted = bool(wanted)
+
+    @Slot(bool)
+    def _on_gradflow_visibility(self, visible: bool) -> None:
+        self.probe_with_grad_flow = visible
+        result = self._probe_result
+        if visible and result is not None and getattr(result, "grad_flow", None) is None:
+            self._run_probe()  # the shown probe was made without it: probe again, with it
+
+    @Slot(bool)
+    def _on_stepview_visibility(self, visible: bool) -> None:
+        self._stepview_on_screen = visible
+        if visible:
+            self._update_step_view()
+
+    def _update_step_view(self) -> None:
+        """``core.probe.step_detail`` at the cursor, while the step view is on screen."""
+        if not self._step_view_stale or not self._stepview_on_screen:
+            return
+        self._step_view_stale = False
+        result = self._probe_result
+        if result is None:
+            self.stepview.set_detail(None)
+            return
+        if getattr(result, "kind", "fast") not in ("scratch", "fast"):
+            self.stepview.set_detail(None, placeholder=PLACEHOLDER_GATED)
+            return
+        model, vocab = self._step_view_source or (None, None)
+        if model is None or vocab is None:
+            self.stepview.set_detail(None)
+            return
+        try:
+            from rnnviz.core.probe import step_detail
+
+            detail = step_detail(model, vocab, result.text, self.time_cursor.cursor())
+        except Exception as exc:  # like a probe: never take the window down
+            self.stepview.set_detail(None, placeholder=f"Step view failed: {exc}")
+            return
+        self.stepview.set_detail(detail, result.vocab_tokens)
 
     @Slot(int)
     def _on_cursor_requested(self, t: int) -> None:
@@ -1032,9 +1402,25 @@ class MainWindow(QMainWindow):
         }
         self.state_label.setText(self._state)
         self.state_label.setStyleSheet(f"color: {colours.get(self._state, '#333')};")
-        self.step_label.setText(f"step {self._step:,}   epoch {self._epoch}")
+        # with compare runs, the runs label names every run's step
+        step = "" if self._compare_runs else f"step {self._step:,}   "
+        self.step_label.setText(f"{step}epoch {self._epoch}")
         self.speed_label.setText(f"{self._tokens_per_s:,.0f} tokens/s")
         self.nonfinite_label.setText(f"skipped non-finite steps: {self._nonfinite_total}")
+        if self._compare_runs:
+            parts = []
+            for run_id in [0, *sorted(self._compare_runs)]:
+                step = self._step if run_id == 0 else self._run_steps.get(run_id, 0)
+                state = self._run_states.get(run_id, "")
+                note = f" ({state})" if state in ("diverged", "stopped") else ""
+                parts.append(
+                    f"<span style='color:{run_colour(run_id)}'>━━</span> "
+                    f"{html.escape(self.run_name(run_id))} step {step:,}{note}"
+                )
+            self.runs_label.setText("&nbsp;&nbsp;".join(parts))
+            self.runs_label.show()
+        else:
+            self.runs_label.hide()
 
     @Slot()
     def _on_redraw_timer(self) -> None:
@@ -1044,19 +1430,82 @@ class MainWindow(QMainWindow):
         """Redraw the dirty metric panels; True if any drew."""
         drew = self.curves.redraw()
         drew = self.gradnorms.redraw() or drew
+        drew = self.gradflow.redraw() or drew
         if drew:
             self._update_status()
         return drew
 
-    def _show_banner(self, text: str, kind: str = "error") -> None:
+    def _show_banner(
+        self,
+        text: str,
+        kind: str = "error",
+        *,
+        actions: list[QPushButton] | None = None,
+        rich: bool = False,
+    ) -> None:
         self.banner.set_kind(kind)
-        self.banner.set_text(text)
+        self.banner.set_actions(actions or [])
+        self.banner.set_text(text, rich=rich)
         self.banner_bar.show()
+
+    def _hide_banner(self) -> None:
+        self.banner_bar.hide()
+        self.banner.set_actions([])
 
     @Slot()
     def _on_banner_dismissed(self) -> None:
-        self.banner_bar.hide()
+        self._hide_banner()
         self._last_failure = None
+
+    # ================================================================ divergence actions
+
+    def _resume_theta(self) -> float:
+        """θ for "Resume with clipping on": the one the controls show (1 if it is unusable)."""
+        theta = self._config.train.clip_theta
+        return theta if math.isfinite(theta) and theta > 0 else 1.0
+
+    @Slot()
+    def _on_banner_rollback(self) -> None:
+        event = self._last_divergence
+        target = None if event is None else rollback_target(event)
+        if event is None or target is None:
+            return
+        self.send(Rollback(target, run_id=event.run_id))
+        self._hide_banner()
+
+    @Slot()
+    def _on_banner_resume_with_clipping(self) -> None:
+        """Clipping on at the current θ, then train on (the controls show it at once)."""
+        event = self._last_divergence
+        theta = self._resume_theta()
+        if self._state == "diverged" and event is not None:
+            # the run gave up after too many bad steps in a row: from its last good point
+            target = rollback_target(event)
+            if target is not None:
+                self.send(Rollback(target, run_id=0))
+        try:
+            self._config = self._config.replace(train={"clip_enabled": True, "clip_theta": theta})
+        except ConfigError as exc:
+            self._show_banner(str(exc), kind="warning")
+            return
+        self.engine.set_config(self._config)
+        self.controls.set_config(self._config)
+        self.gradnorms.set_theta(theta, True, pending=True)
+        self.send(SetHyper(clip_theta=theta, clip_enabled=True))
+        self.send(Start())
+        self._hide_banner()
+
+    @Slot()
+    def _on_banner_resume(self) -> None:
+        self.send(Start())
+        self._hide_banner()
+
+    @Slot()
+    def _on_banner_close_run(self) -> None:
+        event = self._last_divergence
+        if event is not None and event.run_id != 0:
+            self.send(CloseRun(event.run_id))
+        self._hide_banner()
 
     # ================================================================ closing
 

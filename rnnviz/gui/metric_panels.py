@@ -14,6 +14,7 @@ All methods run in the GUI thread.
 
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -33,7 +34,13 @@ from PySide6.QtWidgets import (
 
 from rnnviz.core.history import PARAM_PREFIX, MetricHistory
 from rnnviz.core.messages import StepRecord
-from rnnviz.gui.theme import BASE_POINT_SIZE, PLOT_BACKGROUND, RUN_COLOURS, style_plot
+from rnnviz.gui.theme import (
+    BASE_POINT_SIZE,
+    PLOT_BACKGROUND,
+    RUN_COLOURS,
+    plain_number,
+    style_plot,
+)
 
 D2L_REFERENCE_PPL = 7.3
 D2L_REFERENCE_LABEL = "d2l (Time Machine) ≈ 7.3"
@@ -104,14 +111,10 @@ def _mantissa_rank(x: float) -> int:
 
 
 def _plain_number(x: float) -> str:
+    """A log-axis tick label (empty for 0 and non-finite ticks)."""
     if x == 0 or not math.isfinite(x):
         return ""
-    if 1e-3 <= abs(x) < 1e5:
-        return f"{x:.3g}"
-    exponent = int(math.floor(math.log10(abs(x))))
-    mantissa = x / 10.0**exponent
-    sup = str(exponent).translate(str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹"))
-    return f"10{sup}" if round(mantissa, 2) == 1 else f"{mantissa:.2g}·10{sup}"
+    return plain_number(x)
 
 
 def _legend_entry(plot: pg.PlotItem, item: pg.PlotDataItem, name: str, show: bool) -> None:
@@ -124,6 +127,10 @@ def _legend_entry(plot: pg.PlotItem, item: pg.PlotDataItem, name: str, show: boo
         legend.addItem(item, name)
     elif listed and not show:
         legend.removeItem(item)
+
+
+def _ratio_text(ratio: float) -> str:
+    return plain_number(ratio) if math.isfinite(ratio) else "non-finite"
 
 
 def _grad_key_html() -> str:
@@ -150,17 +157,6 @@ def _style_plot(plot: pg.PlotItem, left: str, bottom: str | None) -> None:
         # "(x0.001)" next to a log axis reads as part of the name; plain numbers instead
         plot.getAxis(name).enableAutoSIPrefix(False)
     plot.getAxis("left").setWidth(LEFT_AXIS_WIDTH)
-
-
-def _legend(plot: pg.PlotItem) -> pg.LegendItem:
-    """Black text on a translucent white box: readable over the curves on a projector."""
-    return plot.addLegend(
-        offset=(-10, 10),
-        labelTextColor="#000000",
-        labelTextSize=f"{BASE_POINT_SIZE - 2}pt",
-        brush=pg.mkBrush(255, 255, 255, 210),
-        pen=pg.mkPen("#BBBBBB"),
-    )
 
 
 def _curve(
@@ -247,6 +243,8 @@ class _MetricPanel(QWidget):
     def append(self, records: Sequence[StepRecord], run_id: int = 0) -> None:
         if not records:
             return
+        # a step that goes back (after a rollback): the abandoned continuation goes
+        self.truncate_after(run_id, int(records[0].step) - 1)
         self.history(run_id).append(records)
         self._dirty = True
 
@@ -272,8 +270,35 @@ class _MetricPanel(QWidget):
         """Hook: adjust hints and legends once the runs are drawn."""
 
     def set_run_label(self, run_id: int, label: str) -> None:
-        """Name a run in the legend (runs after the first need one to be told apart)."""
+        """Name a run in the legend (runs after the first need one to be told apart).
+
+        A run whose name changes (the main run becomes "main" once a compare run appears)
+        gets new plot items, named anew, at the next redraw.
+        """
+        if self._labels.get(run_id, "") == label:
+            return
         self._labels[run_id] = label
+        if run_id in self._items:
+            self._remove_run_items(run_id)
+            self._dirty = True
+
+    def run_label(self, run_id: int) -> str:
+        return self._labels.get(run_id, "")
+
+    def last_step(self, run_id: int = 0) -> int | None:
+        """The newest step recorded for a run (None: none yet)."""
+        hist = self._histories.get(run_id)
+        if hist is None:
+            return None
+        steps = hist.recent(1).get("step", ())
+        return int(steps[-1]) if len(steps) else None
+
+    def truncate_after(self, run_id: int, step: int) -> None:
+        """Forget a run's steps after ``step`` (a rollback abandoned them)."""
+        last = self.last_step(run_id)
+        if last is not None and last > step:
+            self._histories[run_id].truncate_after(step)
+            self._dirty = True
 
     def curve_items(self, run_id: int = 0) -> Any:
         """The plot items of one run (tests read their data); empty ones for a new run."""
@@ -336,8 +361,12 @@ class TrainingCurvesPanel(_MetricPanel):
         )
         self.ppl_plot.setLogMode(x=False, y=True)
         _style_plot(self.ppl_plot, "perplexity", None)
-        self.legend = _legend(self.ppl_plot)
-        self.legend.setColumnCount(2)  # one row: less of the curves hidden
+        # a key above the plot, not a legend box over the curves: with two runs a box would
+        # cover half of a short plot. Runs by colour and name, line styles once.
+        self.key_label = QLabel()
+        self.key_label.setObjectName("curves_key_label")
+        self.key_label.setTextFormat(Qt.TextFormat.RichText)
+        self._nonfinite_runs: set[int] = set()
         self.speed_plot: pg.PlotItem = self.plot_widget.addPlot(row=1, col=0)
         _style_plot(self.speed_plot, "10³ tok/s", "optimizer step")
         self.speed_plot.setXLink(self.ppl_plot)
@@ -366,6 +395,7 @@ class TrainingCurvesPanel(_MetricPanel):
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(self.key_label)
         layout.addWidget(self.plot_widget, 1)
         row = QHBoxLayout()
         row.addWidget(self.reference_check)
@@ -374,9 +404,36 @@ class TrainingCurvesPanel(_MetricPanel):
         self._after_draw(False)
 
     def _after_draw(self, has_data: bool) -> None:
-        # before the first step: say how to start, not an empty legend box
+        # before the first step: say how to start, not an empty key
         self.ppl_plot.setTitle(None if has_data else EMPTY_HINT, color="#555", size="12pt")
-        self.legend.setVisible(has_data)
+        self.key_label.setText(self._key_html() if has_data else "")
+
+    def key_run_names(self) -> list[str]:
+        """The runs the key names (empty while only one run is drawn: it needs no name)."""
+        runs = self._drawn_runs()
+        return [self._run_name(rid) for rid in runs] if len(runs) > 1 else []
+
+    def _drawn_runs(self) -> list[int]:
+        return [rid for rid in self.run_ids() if len(self._histories[rid])]
+
+    def _run_name(self, run_id: int) -> str:
+        return self._labels.get(run_id) or ("main" if run_id == 0 else f"run {run_id}")
+
+    def _key_html(self) -> str:
+        runs = self._drawn_runs()
+        parts = []
+        if len(runs) > 1:
+            for rid in runs:
+                name = html.escape(self._run_name(rid))
+                parts.append(f"<span style='color:{run_colour(rid)}'>━━ <b>{name}</b></span>")
+            ink = "#333333"
+        else:
+            ink = run_colour(runs[0] if runs else 0)
+        parts.append(f"<span style='color:{ink}'>━━</span> train")
+        parts.append(f"<span style='color:{ink}'>┄○┄</span> validation")
+        if self._nonfinite_runs & set(runs):
+            parts.append(f"<span style='color:{NONFINITE_COLOUR}'>✕</span> perplexity not finite")
+        return " &nbsp; ".join(parts)
 
     @Slot(bool)
     def _on_reference_toggled(self, on: bool) -> None:
@@ -394,7 +451,12 @@ class TrainingCurvesPanel(_MetricPanel):
         has_val = np.isfinite(val)
         items.val.setData(*positive_finite(steps[has_val], val[has_val]))
         bad = cols["nonfinite"] | ~np.isfinite(ppl)
+        # a skipped step, or a loss so large that exp(loss) overflows
         _mark_nonfinite(self.ppl_plot, items.nonfinite, steps, bad, ppl, val)
+        if bad.any():
+            self._nonfinite_runs.add(run_id)
+        else:
+            self._nonfinite_runs.discard(run_id)
         speed = cols["tokens_per_s"]
         ok = np.isfinite(speed)
         # thousands: "3059" fits the axis, "3059000" does not (and SI prefixes are off)
@@ -413,6 +475,17 @@ class _GradRunItems(_RunItems):
         self.params: dict[str, pg.PlotDataItem] = {}
         self.plot = plot
         self.place(plot, self.before, self.after, self.clipped, self.nonfinite)
+        # a compare run's own θ, in its colour, where it differs from the main run's
+        self.theta_line = pg.InfiniteLine(
+            pos=0.0,
+            angle=0,
+            pen=pg.mkPen(colour, width=1.5, style=Qt.PenStyle.DashLine),
+            label=f"θ{label}",
+            labelOpts={"position": 0.3, "anchors": [(0, 0), (0, 0)], "color": colour},
+        )
+        self.theta_line.setVisible(False)
+        self.place(plot, self.theta_line)
+        self.suffix = label
 
     def param_curve(self, name: str, colour: str) -> pg.PlotDataItem:
         item = self.params.get(name)
@@ -432,6 +505,8 @@ class GradNormPanel(_MetricPanel):
         self._param_checks: dict[str, QCheckBox] = {}
         self._theta: float | None = None
         self._clip_enabled = True
+        # θ / clipping the user just chose, not yet in any record (see set_theta)
+        self._theta_pending: tuple[float, bool] | None = None
 
         self.plot_widget = pg.PlotWidget(
             background=PLOT_BACKGROUND, axisItems={"left": LogAxis("left")}
@@ -511,8 +586,17 @@ class GradNormPanel(_MetricPanel):
     def shown_params(self) -> list[str]:
         return [n for n, c in self._param_checks.items() if c.isChecked()]
 
-    def set_theta(self, theta: float, clip_enabled: bool = True) -> None:
-        """Move the θ line (also follows the records' clip_theta as they arrive)."""
+    def set_theta(self, theta: float, clip_enabled: bool = True, *, pending: bool = False) -> None:
+        """Move the θ line now (it also follows the records' clip_theta as they arrive).
+
+        ``pending``: the user's new θ, which no record carries yet. The line moves at once
+        and stays, even while records of steps from before the change still arrive.
+        """
+        self._theta_pending = (float(theta), bool(clip_enabled)) if pending else None
+        self._show_theta(theta, clip_enabled)
+        self._update_stats()
+
+    def _show_theta(self, theta: float, clip_enabled: bool) -> None:
         self._theta = float(theta)
         self._clip_enabled = bool(clip_enabled)
         if self._theta > 0 and math.isfinite(self._theta):
@@ -531,16 +615,31 @@ class GradNormPanel(_MetricPanel):
     def theta(self) -> float | None:
         return self._theta
 
+    @property
+    def clip_enabled(self) -> bool:
+        return self._clip_enabled
+
     def clip_stats(self, run_id: int = 0) -> tuple[float | None, float | None]:
-        """(clip rate over the last 100 steps, latest ‖g‖ before clip / θ) of a run."""
+        """(clip rate over the last 100 steps, latest ‖g‖ before clip / θ) of a run.
+
+        θ is the run's newest; for the main run, a θ the user has just chosen (the line
+        shows it) counts at once.
+        """
         if run_id not in self._histories:
             return None, None
         recent = self._histories[run_id].recent(CLIP_RATE_WINDOW)
         if len(recent.get("step", ())) == 0:
             return None, None
         rate = float(np.mean(recent["clipped"]))
-        ratio = float(recent["grad_norm_before_clip"][-1] / recent["clip_theta"][-1])
+        theta = float(recent["clip_theta"][-1])
+        if run_id == self._stats_run() and self._theta_pending is not None:
+            theta = self._theta_pending[0]
+        ratio = float(recent["grad_norm_before_clip"][-1] / theta)
         return rate, ratio
+
+    def run_stats_text(self, run_id: int) -> str:
+        """One run's line of the stats: step, clip rate and ‖g‖/θ (plain text)."""
+        return self._run_stats(run_id, html=False)
 
     # ------------------------------------------------------------ drawing
 
@@ -555,28 +654,74 @@ class GradNormPanel(_MetricPanel):
             self._update_stats()
         return drew
 
+    def _stats_run(self) -> int:
+        """The run the θ line speaks of: the main run (or the first one there is)."""
+        return 0 if 0 in self._histories or not self._histories else min(self._histories)
+
     def _update_stats(self) -> None:
-        # the stats speak of the main run (or the first one there is)
-        run_id = 0 if 0 in self._histories or not self._histories else min(self._histories)
+        run_id = self._stats_run()
         recent = self._histories[run_id].recent(1) if run_id in self._histories else {}
         if len(recent.get("step", ())):
             theta = float(recent["clip_theta"][-1])
             enabled = bool(recent["clip_enabled"][-1])
-            if theta != self._theta or enabled != self._clip_enabled:
-                self.set_theta(theta, enabled)
+            if self._theta_pending is not None:
+                if (theta, enabled) == self._theta_pending:
+                    self._theta_pending = None  # the records have caught up
+            elif theta != self._theta or enabled != self._clip_enabled:
+                self._show_theta(theta, enabled)
+        runs = [rid for rid in self.run_ids() if len(self._histories[rid])]
+        if len(runs) > 1:
+            # one line per run, in its colour: which run clips how often, and its step
+            self.stats_label.setText("<br>".join(self._run_stats(rid, html=True) for rid in runs))
+            return
         rate, ratio = self.clip_stats(run_id)
         if rate is None or ratio is None:
             self.stats_label.setText("clip rate (last 100 steps): –   ‖g‖/θ: –")
             return
-        ratio_text = f"{ratio:.3g}" if math.isfinite(ratio) else "non-finite"
         state = "" if self._clip_enabled else "   (clipping off)"
         self.stats_label.setText(
             f"clip rate (last {CLIP_RATE_WINDOW} steps): {rate:.0%}   "
-            f"latest ‖g‖/θ: {ratio_text}{state}"
+            f"latest ‖g‖/θ: {_ratio_text(ratio)}{state}"
         )
+
+    def _run_stats(self, run_id: int, *, html: bool) -> str:
+        recent = self._histories[run_id].recent(1)
+        rate, ratio = self.clip_stats(run_id)
+        name = self._labels.get(run_id) or ("main" if run_id == 0 else f"run {run_id}")
+        if rate is None or ratio is None or not len(recent.get("step", ())):
+            body = "no steps yet"
+        else:
+            step = int(recent["step"][-1])
+            enabled = bool(recent["clip_enabled"][-1])
+            if run_id == self._stats_run() and self._theta_pending is not None:
+                enabled = self._theta_pending[1]
+            clip = f"clip rate {rate:.0%}" if enabled else "clipping off"
+            body = f"step {step:,}: {clip}, ‖g‖/θ {_ratio_text(ratio)}"
+        if not html:
+            return f"{name} — {body}"
+        colour = run_colour(run_id)
+        return f"<span style='color:{colour}'>━━ <b>{name}</b></span> {body}"
 
     def _make_items(self, colour: str, suffix: str) -> _GradRunItems:
         return _GradRunItems(self.plot, colour, suffix)
+
+    def _draw_run_theta(self, run_id: int, items: _GradRunItems, cols: dict[str, Any]) -> None:
+        """A compare run's θ line: shown where its clipping differs from the main run's."""
+        theta = cols["clip_theta"]
+        if run_id == self._stats_run() or not len(theta):
+            items.theta_line.setVisible(False)
+            return
+        own, enabled = float(theta[-1]), bool(cols["clip_enabled"][-1])
+        differs = enabled and (not self._clip_enabled or own != self._theta)
+        if differs and own > 0 and math.isfinite(own):
+            items.theta_line.setPos(math.log10(own))
+            items.theta_line.label.setFormat(f"θ = {own:g}{items.suffix}")
+        items.theta_line.setVisible(differs)
+
+    def theta_line_of(self, run_id: int) -> pg.InfiniteLine | None:
+        """The θ line of a compare run (None for the main run or a run not drawn yet)."""
+        items = self._items.get(run_id)
+        return None if items is None or run_id == self._stats_run() else items.theta_line
 
     def _draw_run(self, run_id: int, cols: dict[str, np.ndarray], hist: MetricHistory) -> None:
         items = self._items_for(run_id)
@@ -591,6 +736,7 @@ class GradNormPanel(_MetricPanel):
         bad = cols["nonfinite"] | ~np.isfinite(before)
         theta = cols["clip_theta"]  # the θ line is in the view too: crosses go above it
         _mark_nonfinite(self.plot, items.nonfinite, steps, bad, before, after, theta)
+        self._draw_run_theta(run_id, items, cols)
         shown = set(self.shown_params())
         for i, name in enumerate(self._param_names):
             column = PARAM_PREFIX + name

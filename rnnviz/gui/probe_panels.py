@@ -509,7 +509,7 @@ class ProbeTextPanel(QWidget):
         topk_ids = result.topk_ids.tolist()
         topk_probs = result.topk_probs.tolist()
         topk = [
-            [f"{shown_vocab[v]} {p:.2f}" for v, p in zip(ids, probs, strict=True)]
+            [f"{shown_vocab[v]} {theme.fixed_or_plain(p)}" for v, p in zip(ids, probs, strict=True)]
             for ids, probs in zip(topk_ids, topk_probs, strict=True)
         ]
         tokens = result.tokens.tolist()
@@ -586,7 +586,9 @@ class ProbeTextPanel(QWidget):
         if self._mode == "unit":
             levels = (-1.0, 1.0) if self._result is None else self._levels(self._result)
             cmap = theme.activation_colormap(levels)
-            self._legend.set_scale(cmap, f"{levels[0]:g}", f"{levels[1]:+g}")
+            self._legend.set_scale(
+                cmap, theme.plain_number(levels[0]), theme.plain_number(levels[1], sign=True)
+            )
             self._legend_caption.setText(
                 f"H_t[{self._shown_unit()}] after reading each character"
                 + (f" ({self._result.activation})" if self._result is not None else "")
@@ -628,7 +630,8 @@ class ProbeTextPanel(QWidget):
             if t in unknown:
                 lines.append("not in the vocabulary: maps to <unk>")
             if t > 0:
-                lines.append(f"surprise on seeing it: {r.surprisal_bits[t - 1]:.2f} bits")
+                bits = theme.fixed_or_plain(float(r.surprisal_bits[t - 1]))
+                lines.append(f"surprise on seeing it: {bits} bits")
             if t + 1 < T:
                 p_next = r.probs[t, r.tokens[t + 1]]
                 lines.append(f"P(next = {quoted(text[t + 1])}) = {p_next:.3f}")
@@ -730,6 +733,13 @@ class _Heatmap:
         )
         self.cursor_line.setZValue(10)
         self.plot.addItem(self.cursor_line)
+        # NaN cells (a diverged model) are transparent in the image: this grey shows through,
+        # so a missing value never reads as the colour of 0
+        self.missing_rect = QGraphicsRectItem(0.0, 0.0, 0.0, 0.0)
+        self.missing_rect.setBrush(pg.mkBrush(theme.MISSING_VALUE))
+        self.missing_rect.setPen(pg.mkPen(None))
+        self.missing_rect.setZValue(-20)
+        self.plot.addItem(self.missing_rect)
         theme.style_plot(self.plot, left=left, bottom=bottom)
         theme.style_colour_bar(self.bar, bar_label)
         self.x_ticks = _TickSource(
@@ -744,14 +754,16 @@ class _Heatmap:
             self.bar.setColorMap(cmap)
         if levels != self.levels:
             self.levels = levels
-            self.bar.setLevels(levels)
+            theme.set_colour_bar_levels(self.bar, levels)
         self.image.setImage(np.ascontiguousarray(array), levels=levels, autoLevels=False)
         rows, cols = array.shape
+        self.missing_rect.setRect(0.0, 0.0, float(cols), float(rows))
         self.plot.setRange(xRange=(0, cols), yRange=(0, rows), padding=0)
         self._on_view_resized()
 
     def clear(self) -> None:
         self.image.clear()
+        self.missing_rect.setRect(0.0, 0.0, 0.0, 0.0)
 
     def set_bar_label(self, text: str) -> None:
         theme.style_colour_bar(self.bar, text)
@@ -1104,23 +1116,24 @@ class SoftmaxPanel(QWidget):
         brushes = [self._bar_brush] * V
         if self._highlight is not None:
             brushes[self._highlight] = self._true_brush
-        self.bar_item.setOpts(x=np.arange(V) + 0.5, height=r.probs[t], brushes=brushes)
+        # a diverged model's probabilities may be NaN: no bar rather than a NaN rectangle
+        heights = np.where(np.isfinite(r.probs[t]), r.probs[t], 0.0)
+        self.bar_item.setOpts(x=np.arange(V) + 0.5, height=heights, brushes=brushes)
         prefix = r.text[: t + 1]
         if len(prefix) > 24:
             prefix = "…" + prefix[-23:]
         self.bar_plot.setTitle(f"P(next char | '{prefix}') at t = {t}")
         top = ",  ".join(
-            f"{theme.display_char(r.vocab_tokens[v])} {p:.2f}"
+            f"{theme.display_char(r.vocab_tokens[v])} {theme.fixed_or_plain(p)}"
             for v, p in zip(r.topk_ids[t].tolist(), r.topk_probs[t].tolist(), strict=True)
         )
         if self._highlight is None:
             truth = "last character: next one unknown"
         else:
             p_true = float(r.probs[t, self._highlight])
-            truth = (
-                f"true next {quoted(r.text[t + 1])} (orange): p = {p_true:.3f}, "
-                f"{r.surprisal_bits[t]:.2f} bits"
-            )
+            p_text = theme.fixed_or_plain(p_true, 3)
+            bits = theme.fixed_or_plain(float(r.surprisal_bits[t]))
+            truth = f"true next {quoted(r.text[t + 1])} (orange): p = {p_text}, {bits} bits"
         self._readout.setText(f"{truth}     top {r.topk_ids.shape[1]}: {top}")
 
     def bar_heights(self) -> np.ndarray:

@@ -112,6 +112,40 @@ def number_ticks(count: int, max_labels: int) -> list[tuple[float, str]]:
     return [(i + 0.5, str(i)) for i in range(0, count, step)]
 
 
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def plain_number(x: float, *, sign: bool = False) -> str:
+    """A number as a student reads it: ``0.25``, ``430``, ``6.5·10¹⁶`` (never ``6.5e+16``).
+
+    ``sign`` puts a ``+`` before positive numbers (the end of a diverging colour scale).
+    """
+    if not math.isfinite(x):
+        return "∞" if x > 0 else ("−∞" if x < 0 else "NaN")
+    if x == 0:
+        return "0"
+    plus = "+" if sign and x > 0 else ""
+    if 100 <= abs(x) < 1e4:
+        return plus + f"{x:.0f}".replace("-", "−")  # 1234, not 1.23e+03
+    if 1e-3 <= abs(x) < 100:
+        return plus + f"{x:.3g}".replace("-", "−")
+    exponent = int(math.floor(math.log10(abs(x))))
+    mantissa = f"{abs(x) / 10.0**exponent:.2g}"
+    if mantissa == "10":  # 9.97·10¹⁶ rounds up to 10¹⁷
+        mantissa, exponent = "1", exponent + 1
+    power = "10" + str(exponent).translate(_SUPERSCRIPT)
+    minus = "−" if x < 0 else plus
+    return minus + power if mantissa == "1" else f"{minus}{mantissa}·{power}"
+
+
+def fixed_or_plain(x: float, decimals: int = 2) -> str:
+    """``x`` with ``decimals`` decimals while that reads well (``3.14``), else plain_number
+    (``4.2·10²¹`` after a divergence, not ``4152605116486912049152.00``)."""
+    if math.isfinite(x) and abs(x) < 1e4:
+        return f"{x:.{decimals}f}"
+    return plain_number(x)
+
+
 def set_level_ticks(axis: pg.AxisItem, levels: tuple[float, float]) -> None:
     """Three ticks for a fixed range: both ends and the middle (0 for a symmetric range).
 
@@ -119,7 +153,13 @@ def set_level_ticks(axis: pg.AxisItem, levels: tuple[float, float]) -> None:
     """
     lo, hi = levels
     axis.setStyle(textFillLimits=[(0, 1.0)], hideOverlappingLabels=False)
-    axis.setTicks([[(v, f"{v:g}") for v in (lo, (lo + hi) / 2, hi)]])
+    # the labels carry the scale; "(x1e+15)" next to the axis name would be misread
+    axis.enableAutoSIPrefix(False)
+    values = (lo, (lo + hi) / 2, hi)
+    labels = [plain_number(v) for v in values]
+    if max(len(label) for label in labels) > 6:  # "2.5·10³⁷" would not fit beside the ends
+        values, labels = (lo, hi), [labels[0], labels[2]]
+    axis.setTicks([list(zip(values, labels, strict=True))])
 
 
 def set_axis_label(plot: pg.PlotItem, side: str, text: str) -> None:
@@ -133,6 +173,7 @@ def style_colour_bar(bar: pg.ColorBarItem, label: str) -> None:
     axis.setPen("#000")
     axis.setTextPen("#000")
     axis.setWidth(int(BASE_POINT_SIZE * 5.5))
+    axis.enableAutoSIPrefix(False)  # no "(x1e+15)" after the label: see set_colour_bar_levels
     axis.setLabel(label, **{"font-size": f"{BASE_POINT_SIZE}pt", "color": "#000"})
     bar.getAxis("left").setLabel(None)
     bar.getAxis("left").showLabel(False)
@@ -148,5 +189,17 @@ def style_plot(plot: pg.PlotItem, **labels: str) -> None:
         axis.setTextPen("#000")
         # a label at a cell centre next to the plot's edge may stick out a few pixels
         axis.setStyle(hideOverlappingLabels=False)
+        # "(x1e+15)" after an axis name reads as part of the name; labels say the scale
+        axis.enableAutoSIPrefix(False)
     for side, text in labels.items():
         set_axis_label(plot, side, text)
+
+
+def set_colour_bar_levels(bar: pg.ColorBarItem, levels: tuple[float, float]) -> None:
+    """Fixed levels on a colour bar, labelled at both ends and the middle in plain numbers.
+
+    Needed where the levels can be huge (ReLU activations after a divergence): pyqtgraph's
+    own ticks would print 20000000000000000 or a "(x1e+15)" scale instead.
+    """
+    bar.setLevels(levels)
+    set_level_ticks(bar.getAxis("right"), levels)

@@ -17,6 +17,7 @@ from rnnviz.core.probe import (
     grad_flow_to_distance,
     hidden_jacobian_norms,
     model_from_params,
+    nice_ceiling,
     params_to_numpy,
     probe,
     step_detail,
@@ -487,6 +488,17 @@ def test_hidden_levels(vocab: Vocab) -> None:
     res = probe(make_model(vocab, "scratch", "relu"), vocab, TEXT)
     low, high = res.hidden_levels
     assert low == 0.0 and high >= max(1.0, float(res.hidden.max()))
+    # a 1-2-5 value: fixed while the activations move a little, and a readable scale
+    assert high / 10.0 ** math.floor(math.log10(high)) in (1.0, 2.0, 5.0)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(0.3, 0.5), (1.0, 1.0), (1.01, 2.0), (2.0, 2.0), (4.2, 5.0), (7.0, 10.0), (6.5e16, 1e17)],
+)
+def test_nice_ceiling(value: float, expected: float) -> None:
+    assert nice_ceiling(value) == pytest.approx(expected)
+    assert nice_ceiling(value) >= value
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -332,6 +332,7 @@ def test_loss_spike_pauses_once_per_streak(monkeypatch: pytest.MonkeyPatch) -> N
     def spiky() -> StepRecord:
         record = real()
         trainer.last_spike = record.step in (2, 3, 5)
+        trainer.last_spike_median = 0.5 if trainer.last_spike else None
         return record
 
     monkeypatch.setattr(trainer, "train_step", spiky)
@@ -340,6 +341,7 @@ def test_loss_spike_pauses_once_per_streak(monkeypatch: pytest.MonkeyPatch) -> N
     assert trainer.step == 2 and session.state == "paused"
     (div,) = rec.of(Divergence)
     assert div.reason == "loss_spike" and div.step == 2 and "jumped" in div.likely_cause
+    assert div.recent_median_loss == 0.5  # the trainer's, for "N× its recent median"
     # step 3 spikes too: the same streak, no second alarm; step 5 is a new one
     session.handle(Start())
     session.run_until_idle(max_rounds=20)

@@ -3,6 +3,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import statistics
 from typing import Any, cast
 
 import numpy as np
@@ -283,9 +284,13 @@ def test_loss_spike_sets_flag_and_keeps_update() -> None:
     with torch.no_grad():
         as_fast(model).W_hq.mul_(300.0)
     before = params_of(model)
+    median = statistics.median(tr.recent_losses)
     rec = tr.train_step()
     assert tr.last_spike and tr.loss_spike and not rec.nonfinite
     assert any(not torch.equal(p, q) for p, q in zip(model.parameters(), before, strict=True))
+    # the median the spike was judged against, for the banner's "N× its recent median"
+    assert tr.last_spike_median == pytest.approx(median)
+    assert rec.loss > 5.0 * tr.last_spike_median
 
 
 @pytest.mark.parametrize("kind", ["fast", "scratch", "gru"])

@@ -273,7 +273,8 @@ def test_divergence_pauses_and_shows_a_banner(window, qtbot):
         )
     )
     text = window.banner_text()
-    assert "step 42" in text and "‖g‖ before clipping = inf" in text
+    assert "step 42" in text and "‖g‖ before clipping = ∞" in text
+    assert "the loss became non-finite" in text
     assert "clipping is off" in text
     qtbot.keyClick(window, Qt.Key.Key_Escape)
     assert window.banner_text() == ""

@@ -215,3 +215,96 @@ def test_clear_forgets_everything(curves):
     curves.clear()
     curves.redraw()
     assert curves.run_ids() == []
+
+
+# --------------------------------------------------------------------------- gradient debugging
+
+
+def test_nonfinite_losses_keep_finite_data_visible_and_a_sane_y_range(curves, grads):
+    """A divergence: NaN and inf losses and norms among huge finite ones. No NaN reaches
+    pyqtgraph, the finite steps stay drawn, the crosses mark the rest, the view is finite."""
+    records = [make_record(s) for s in range(1, 21)]
+    records += [
+        make_record(21, ppl=1e30, before=1e12, clip_enabled=False),
+        make_record(22, ppl=math.inf, before=math.inf, clip_enabled=False, nonfinite=True),
+        make_record(23, ppl=math.nan, before=math.nan, clip_enabled=False, nonfinite=True),
+    ]
+    for panel in (curves, grads):
+        panel.append(records)
+        panel.redraw()
+    for item in (curves.curve_items(0).train, grads.curve_items(0).before):
+        x, y = curve_xy(item)
+        assert np.all(np.isfinite(y)) and np.all(y > 0)
+        assert list(x) == list(range(1, 22))  # every finite step stays
+    mx, my = curve_xy(curves.curve_items(0).nonfinite)
+    np.testing.assert_array_equal(mx, [22, 23])
+    assert np.all(my == my.max()) and np.isfinite(my).all()
+    for plot in (curves.ppl_plot, grads.plot):
+        plot.getViewBox().updateAutoRange()
+        (x_lo, x_hi), (y_lo, y_hi) = plot.viewRange()
+        assert all(math.isfinite(v) for v in (x_lo, x_hi, y_lo, y_hi))
+        assert y_hi > y_lo
+    assert "perplexity not finite" in curves.key_label.text()
+
+
+def test_theta_line_moves_at_once_and_stale_records_do_not_move_it_back(grads):
+    grads.append([make_record(s, before=2.0, theta=1.0) for s in range(1, 5)])
+    grads.redraw()
+    assert grads.theta == 1.0
+    grads.set_theta(0.25, True, pending=True)  # the user's new θ, before any step used it
+    assert grads.theta == 0.25
+    assert grads.theta_line.value() == pytest.approx(math.log10(0.25))
+    assert "θ = 0.25" in grads.theta_line.label.format
+    _, ratio = grads.clip_stats(0)
+    assert ratio == pytest.approx(2.0 / 0.25)  # ‖g‖/θ against the new θ at once
+    assert "8" in grads.stats_label.text()
+    grads.append([make_record(5, before=2.0, theta=1.0)])  # a step from before the change
+    grads.redraw()
+    assert grads.theta == 0.25
+    grads.append([make_record(6, before=2.0, theta=0.25)])  # the records catch up
+    grads.redraw()
+    assert grads.theta == 0.25
+    grads.append([make_record(7, before=2.0, theta=3.0)])  # e.g. a checkpoint was loaded
+    grads.redraw()
+    assert grads.theta == 3.0
+    grads.set_theta(3.0, False, pending=True)
+    assert "clipping off" in grads.theta_line.label.format
+
+
+def test_compare_runs_are_named_with_steps_and_their_own_theta(curves, grads):
+    for panel in (curves, grads):
+        panel.append([make_record(s) for s in range(1, 6)], run_id=0)
+        panel.redraw()
+    assert curves.key_run_names() == []  # one run: no names needed
+    for panel in (curves, grads):
+        panel.set_run_label(0, "main")
+        panel.set_run_label(1, "θ=0.1")
+        panel.append([make_record(s, theta=0.1) for s in range(1, 4)], run_id=1)
+        panel.redraw()
+    assert curves.key_run_names() == ["main", "θ=0.1"]
+    key = curves.key_label.text()
+    assert "main" in key and "θ=0.1" in key
+    assert "step 5" in grads.run_stats_text(0) and "step 3" in grads.run_stats_text(1)
+    assert "main" in grads.stats_label.text() and "θ=0.1" in grads.stats_label.text()
+    line = grads.theta_line_of(1)
+    assert line is not None and line.isVisible()
+    assert line.value() == pytest.approx(math.log10(0.1))
+    assert grads.theta_line_of(0) is None
+    x, _ = curve_xy(curves.curve_items(1).train)
+    np.testing.assert_array_equal(x, [1, 2, 3])
+    for panel in (curves, grads):  # the compare run is closed
+        panel.clear(1)
+        panel.set_run_label(0, "")
+        panel.redraw()
+    assert curves.run_ids() == [0] and curves.key_run_names() == []
+    assert "θ=0.1" not in grads.stats_label.text()
+
+
+def test_rollback_truncates_the_abandoned_steps(curves):
+    curves.append([make_record(s) for s in range(1, 11)])
+    curves.truncate_after(0, 5)
+    curves.redraw()
+    np.testing.assert_array_equal(curve_xy(curves.curve_items(0).train)[0], [1, 2, 3, 4, 5])
+    curves.append([make_record(s) for s in range(3, 5)])  # a step that goes back, unannounced
+    curves.redraw()
+    np.testing.assert_array_equal(curve_xy(curves.curve_items(0).train)[0], [1, 2, 3, 4])
