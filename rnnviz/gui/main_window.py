@@ -81,7 +81,9 @@ from rnnviz.gui.probe_panels import HiddenStatesPanel, ProbeTextPanel, SoftmaxPa
 from rnnviz.gui.stepview_panel import PLACEHOLDER_GATED, StepViewPanel
 
 REDRAW_INTERVAL_MS = 33  # ~30 Hz
-PROBE_DEBOUNCE_MS = 60  # typing: probe when the keys pause this long
+# typing: keystrokes that arrive in one pass of the event loop are coalesced into one probe;
+# a probe takes a few ms, so waiting for a pause in the typing would only add latency
+PROBE_DEBOUNCE_MS = 0
 PROBE_MIN_INTERVAL_S = 0.25  # while training: at most ~4 probes per second
 LAYOUT_VERSION = 2  # 2: the gradient-flow and step-view docks
 SETTINGS_ORG = "rnnviz"
