@@ -206,8 +206,10 @@ def cmd_gui(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    import importlib
+
     try:
-        import rnnviz.bench as bench
+        bench = importlib.import_module("rnnviz.bench")
     except ImportError as exc:
         print(f"error: the benchmark module is not available ({exc})", file=sys.stderr)
         return EXIT_USAGE
