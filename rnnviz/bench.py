@@ -240,7 +240,7 @@ def run_bench(quick: bool) -> dict[str, Any]:
     )
     result.update(bench_startup(rounds=2 if quick else 5))
     result["gui"] = bench_gui(seconds=6 if quick else 15, rounds=1 if quick else 3)
-    result["probe"] = bench_probe(samples=20 if quick else 60)
+    result["probe"] = bench_probe(samples=12 if quick else 30)
     result["memory"] = bench_memory(steps=20_000 if quick else 100_000)
     return result
 

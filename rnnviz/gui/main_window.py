@@ -80,7 +80,10 @@ from rnnviz.gui.metric_panels import GradNormPanel, TrainingCurvesPanel, run_col
 from rnnviz.gui.probe_panels import HiddenStatesPanel, ProbeTextPanel, SoftmaxPanel, TimeCursor
 from rnnviz.gui.stepview_panel import PLACEHOLDER_GATED, StepViewPanel
 
-REDRAW_INTERVAL_MS = 33  # ~30 Hz
+# The redraw timer ticks at ~60 Hz and redraws ONE dirty metric panel per tick, round robin:
+# each of the three then redraws at up to ~20 Hz (metrics arrive every ~50 ms anyway), and no
+# single pass of the event loop paints more than one of them, which keeps the loop's lag short.
+REDRAW_INTERVAL_MS = 16
 # typing: keystrokes that arrive in one pass of the event loop are coalesced into one probe;
 # a probe takes a few ms, so waiting for a pause in the typing would only add latency
 PROBE_DEBOUNCE_MS = 0
@@ -339,6 +342,8 @@ class MainWindow(QMainWindow):
         self._last_probe_time = -math.inf
         self.probe_with_grad_flow = False  # the gradient-flow panel turns it on
 
+        self._redraw_next = 0  # the metric panel the next redraw tick looks at first
+        self._pending_probe_panels: list[Any] = []  # a staggered probe result still to show
         self._redraw_timer = QTimer(self)
         self._redraw_timer.setInterval(REDRAW_INTERVAL_MS)
         self._redraw_timer.timeout.connect(self._on_redraw_timer)
@@ -348,7 +353,7 @@ class MainWindow(QMainWindow):
         self._probe_debounce.timeout.connect(self._on_probe_timer)
         self._probe_throttle = QTimer(self)
         self._probe_throttle.setSingleShot(True)
-        self._probe_throttle.timeout.connect(self._on_probe_timer)
+        self._probe_throttle.timeout.connect(self._on_probe_throttle_timer)
 
         self.engine = EngineClient(self._config, self, target=engine_target)
         self.engine.event.connect(self._on_engine_event)
@@ -903,7 +908,7 @@ class MainWindow(QMainWindow):
             return
         wait = PROBE_MIN_INTERVAL_S - (time.monotonic() - self._last_probe_time)
         if wait <= 0:
-            self._run_probe()
+            self._run_probe(staggered=True)
         elif not self._probe_throttle.isActive():
             self._probe_throttle.start(int(wait * 1000) + 1)
 
@@ -1265,7 +1270,11 @@ class MainWindow(QMainWindow):
     def _on_probe_timer(self) -> None:
         self._run_probe()
 
-    def _run_probe(self) -> None:
+    @Slot()
+    def _on_probe_throttle_timer(self) -> None:
+        self._run_probe(staggered=self._state == "training")
+
+    def _run_probe(self, staggered: bool = False) -> None:
         """Probe the typed string on the newest snapshot, here in the GUI thread."""
         self._probe_throttle.stop()
         self._probe_debounce.stop()
@@ -1299,25 +1308,34 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Probe failed: {self._probe_error}", 6000)
             return
         self._probe_error = ""
-        self._set_probe_result(result)
+        self._set_probe_result(result, staggered=staggered)
 
-    def _set_probe_result(self, result: Any) -> None:
+    def _set_probe_result(self, result: Any, staggered: bool = False) -> None:
+        """Show a probe result. ``staggered`` (re-probes while training): one panel per redraw
+        tick instead of all in one pass, so the event loop never stalls for the whole set."""
         self._probe_result = result
         cursor = self.time_cursor.cursor()
         self.time_cursor.set_result(result)
         self.time_cursor.set_cursor(cursor)
-        for panel in (self.probe_text, self.hidden, self.softmax, self.gradflow):
-            panel.set_result(result)
-            panel.set_cursor(self.time_cursor.cursor())
         # the step view recomputes one step on the very model this result came from
         self._step_view_source = (
             None
             if result is None
             else (getattr(self, "_probe_model", None), getattr(self, "_probe_vocab", None))
         )
-        self._step_view_stale = True
-        self._update_step_view()
-        self.probe_shown.emit()
+        self._pending_probe_panels = [self.probe_text, self.hidden, self.softmax, self.gradflow]
+        if not staggered:
+            while self._pending_probe_panels:
+                self._show_next_probe_panel()
+
+    def _show_next_probe_panel(self) -> None:
+        panel = self._pending_probe_panels.pop(0)
+        panel.set_result(self._probe_result)
+        panel.set_cursor(self.time_cursor.cursor())
+        if not self._pending_probe_panels:
+            self._step_view_stale = True
+            self._update_step_view()
+            self.probe_shown.emit()
 
     @Slot(int)
     def _on_time_cursor_changed(self, t: int) -> None:
@@ -1426,7 +1444,16 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def _on_redraw_timer(self) -> None:
-        self.redraw()
+        if self._pending_probe_panels:
+            self._show_next_probe_panel()
+            return
+        panels = (self.curves, self.gradnorms, self.gradflow)
+        for i in range(len(panels)):
+            index = (self._redraw_next + i) % len(panels)
+            if panels[index].redraw():
+                self._redraw_next = (index + 1) % len(panels)
+                self._update_status()
+                return
 
     def redraw(self) -> bool:
         """Redraw the dirty metric panels; True if any drew."""
