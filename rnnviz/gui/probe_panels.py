@@ -692,7 +692,7 @@ class _TickSource:
 
 
 # pixels one tick label needs on a time-step axis: a character, a step number like "120"
-_STEP_TICK_PX = (theme.BASE_POINT_SIZE * 1.8, theme.BASE_POINT_SIZE * 3.6)
+_STEP_TICK_PX = (theme.BASE_POINT_SIZE * 1.1, theme.BASE_POINT_SIZE * 3.6)
 
 
 class _Heatmap:
