@@ -24,7 +24,9 @@ class Block(importlib.abc.MetaPathFinder):
 sys.meta_path.insert(0, Block())
 for mod in {modules!r}:
     importlib.import_module(mod)
-loaded = sorted(m for m in sys.modules if m.split(".")[0] in FORBIDDEN or m.startswith("rnnviz.gui"))
+loaded = sorted(
+    m for m in sys.modules if m.split(".")[0] in FORBIDDEN or m.startswith("rnnviz.gui")
+)
 assert not loaded, loaded
 print("ok", len({modules!r}))
 """
@@ -58,3 +60,23 @@ def test_import_linter_contract_is_kept() -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1 kept, 0 broken" in done.stdout, done.stdout
+
+
+def _tool(name: str) -> str:
+    return str(Path(sys.executable).with_name(name))
+
+
+def test_ruff_finds_nothing() -> None:
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [_tool("ruff"), "check", str(root)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_mypy_strict_on_the_core() -> None:
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [_tool("mypy"), "rnnviz/core"], capture_output=True, text=True, timeout=300, cwd=root
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
