@@ -61,6 +61,8 @@ from rnnviz.core.runs import Run, build_run, same_corpus
 
 # above these learning rates a divergence is blamed on the learning rate
 HIGH_LR = {"sgd": 2.0, "adam": 0.05}
+# metric batches from the engine process (see engine_main)
+ENGINE_BATCH_INTERVAL_S = 0.04
 # how long the idle loop blocks on the inbox before looking again
 IDLE_POLL_S = 0.1
 # how often the loop asks whether its parent is still alive
@@ -514,7 +516,9 @@ def engine_main(inbox: Any, outbox: Any, config: RunConfig) -> None:
     torch.set_num_threads(1)
     with contextlib.suppress(KeyboardInterrupt):
         try:
-            session = Session(config, emit=outbox.put)
+            # 40 ms: the GUI's panels redraw once per metric batch, so this keeps them above
+            # 20 Hz (a batch closes at the first step boundary after the interval)
+            session = Session(config, emit=outbox.put, batch_interval_s=ENGINE_BATCH_INTERVAL_S)
         except Exception as exc:
             outbox.put(Failure(user_message(exc), traceback.format_exc(), fatal=True))
             return

@@ -135,10 +135,19 @@ def _measure_training(seconds: float, with_window: bool, tmp: str) -> dict[str, 
     heartbeat = _Heartbeat()
     paints = _PaintCounter()
     window = None
+    redraws = {"n": 0}
     if with_window:
         window = _make_window(config, os.path.join(tmp, "bench.ini"))
         engine = window.engine
-        for dock in window.findChildren(pg.PlotWidget):
+        curves_redraw = window.curves.redraw
+
+        def counted_redraw() -> bool:  # how often the training curves really redraw
+            drew = bool(curves_redraw())
+            redraws["n"] += drew
+            return drew
+
+        window.curves.redraw = counted_redraw
+        for dock in window.findChildren(pg.GraphicsView):
             dock.viewport().installEventFilter(paints)
         engine.event.connect(counter.on_event)
         window.start_engine()
@@ -152,6 +161,7 @@ def _measure_training(seconds: float, with_window: bool, tmp: str) -> dict[str, 
         engine.send(Start())
         _spin(2.0)  # warm-up: first snapshots, first probes, allocator
         step0, t0, paints0 = counter.step, time.perf_counter(), paints.paints
+        redraws0 = redraws["n"]
         heartbeat.start()
         _spin(seconds)
         heartbeat.stop()
@@ -168,6 +178,7 @@ def _measure_training(seconds: float, with_window: bool, tmp: str) -> dict[str, 
         "lag_p99_ms": _percentile(heartbeat.lags_ms, 99),
         "lag_max_ms": max(heartbeat.lags_ms) if heartbeat.lags_ms else float("nan"),
         "paint_hz": (paints.paints - paints0) / elapsed,
+        "curves_redraw_hz": (redraws["n"] - redraws0) / elapsed,
     }
 
 
@@ -191,6 +202,7 @@ def bench_gui(seconds: float, rounds: int = 2) -> dict[str, Any]:
         "lag_p99_ms": statistics.median(g["lag_p99_ms"] for g in gui),
         "lag_max_ms": max(g["lag_max_ms"] for g in gui),
         "plot_paints_per_s": statistics.median(g["paint_hz"] for g in gui),
+        "curves_redraws_per_s": statistics.median(g["curves_redraw_hz"] for g in gui),
         "seconds_per_round": seconds,
         "rounds": rounds,
     }

@@ -80,10 +80,11 @@ from rnnviz.gui.metric_panels import GradNormPanel, TrainingCurvesPanel, run_col
 from rnnviz.gui.probe_panels import HiddenStatesPanel, ProbeTextPanel, SoftmaxPanel, TimeCursor
 from rnnviz.gui.stepview_panel import PLACEHOLDER_GATED, StepViewPanel
 
-# The redraw timer ticks at ~60 Hz and redraws ONE dirty metric panel per tick, round robin:
-# each of the three then redraws at up to ~20 Hz (metrics arrive every ~50 ms anyway), and no
-# single pass of the event loop paints more than one of them, which keeps the loop's lag short.
-REDRAW_INTERVAL_MS = 16
+# The redraw timer ticks at ~80 Hz and redraws ONE dirty panel per tick, round robin (a
+# re-probe's panels first, one per tick): the three metric panels then redraw at ~20 Hz or more
+# (metrics arrive every ~40 ms), and no single pass of the event loop paints more than one
+# panel, which keeps the loop's lag short.
+REDRAW_INTERVAL_MS = 12
 # typing: keystrokes that arrive in one pass of the event loop are coalesced into one probe;
 # a probe takes a few ms, so waiting for a pause in the typing would only add latency
 PROBE_DEBOUNCE_MS = 0

@@ -25,6 +25,7 @@ from PySide6.QtCore import Qt, Slot
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QCheckBox,
+    QGraphicsItem,
     QHBoxLayout,
     QLabel,
     QSizePolicy,
@@ -217,6 +218,16 @@ class _RunItems:
         self._placed.clear()
 
 
+def x_range_top(last_step: int) -> int:
+    """The smallest of 10, 20, 50, 100, 200, 500, ... that leaves 5 % room after ``last_step``."""
+    need = max(10.0, last_step * 1.05)
+    scale = 10 ** math.floor(math.log10(need))
+    for mantissa in (1, 2, 5, 10):
+        if mantissa * scale >= need:
+            return int(mantissa * scale)
+    return int(10 * scale)  # pragma: no cover - the loop always returns
+
+
 class _MetricPanel(QWidget):
     """Histories per run, a dirty flag, and the append / clear / redraw protocol."""
 
@@ -227,6 +238,7 @@ class _MetricPanel(QWidget):
         self._items: dict[int, Any] = {}  # run_id -> that run's plot items
         self._labels: dict[int, str] = {}
         self._dirty = False
+        self._x_top = -1  # the step axis's current top (see _grow_x_range)
 
     @property
     def dirty(self) -> bool:
@@ -254,6 +266,7 @@ class _MetricPanel(QWidget):
         for rid in ids:
             self._histories.pop(rid, None)
             self._remove_run_items(rid)
+        self._x_top = -1
         self._dirty = True
 
     def redraw(self) -> bool:
@@ -264,7 +277,24 @@ class _MetricPanel(QWidget):
         for run_id, hist in self._histories.items():
             self._draw_run(run_id, hist.columns(), hist)
         self._after_draw(any(len(h) for h in self._histories.values()))
+        self._grow_x_range()
         return True
+
+    def _step_axis_plots(self) -> list[pg.PlotItem]:
+        """Hook: the plots whose x axis is the optimizer step."""
+        return []
+
+    def _grow_x_range(self) -> None:
+        """The step axis grows in 1-2-5 steps, not with every new step: an axis whose range
+        did not change keeps its cached drawing, and redrawing axes is most of a paint."""
+        last = max((self.last_step(r) or 0 for r in self._histories), default=0)
+        top = x_range_top(last)
+        if top == self._x_top:
+            return
+        self._x_top = top
+        for plot in self._step_axis_plots():
+            plot.enableAutoRange(x=False)
+            plot.setXRange(0, top, padding=0.02)
 
     def _after_draw(self, has_data: bool) -> None:
         """Hook: adjust hints and legends once the runs are drawn."""
@@ -348,8 +378,17 @@ class _TrainingRunItems(_RunItems):
         self.place(speed_plot, self.speed)
 
 
+def _cache_step_axes(*plots: pg.PlotItem) -> None:
+    """Keep each step axis's drawing in a pixmap until its range changes (see x_range_top)."""
+    for plot in plots:
+        plot.getAxis("bottom").setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+
+
 class TrainingCurvesPanel(_MetricPanel):
     """Train perplexity per step, validation points, tokens/s, and the d2l reference line."""
+
+    def _step_axis_plots(self) -> list[pg.PlotItem]:
+        return [self.ppl_plot]  # the tokens/s plot is x-linked to it
 
     def __init__(self, parent: QWidget | None = None, capacity: int = 4096) -> None:
         super().__init__(parent, capacity)
@@ -370,6 +409,7 @@ class TrainingCurvesPanel(_MetricPanel):
         self.speed_plot: pg.PlotItem = self.plot_widget.addPlot(row=1, col=0)
         _style_plot(self.speed_plot, "10³ tok/s", "optimizer step")
         self.speed_plot.setXLink(self.ppl_plot)
+        _cache_step_axes(self.ppl_plot, self.speed_plot)
         # the x axis is shared with the tokens/s plot right below, which carries its name
         self.plot_widget.ci.layout.setRowStretchFactor(0, 4)
         self.plot_widget.ci.layout.setRowStretchFactor(1, 1)
@@ -499,6 +539,9 @@ class _GradRunItems(_RunItems):
 class GradNormPanel(_MetricPanel):
     """‖g‖ before and after clipping, θ, clip markers and rate, per-parameter norms."""
 
+    def _step_axis_plots(self) -> list[pg.PlotItem]:
+        return [self.plot]
+
     def __init__(self, parent: QWidget | None = None, capacity: int = 4096) -> None:
         super().__init__(parent, capacity)
         self._param_names: list[str] = []
@@ -514,6 +557,7 @@ class GradNormPanel(_MetricPanel):
         self.plot: pg.PlotItem = self.plot_widget.getPlotItem()
         self.plot.setLogMode(x=False, y=True)
         _style_plot(self.plot, "gradient norm ‖g‖", "optimizer step")
+        _cache_step_axes(self.plot)
         # a key above the plot instead of a legend box over the curves (they fill the plot)
         self.key_label = QLabel(_grad_key_html())
         self.key_label.setObjectName("grad_key_label")
