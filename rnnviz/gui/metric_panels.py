@@ -219,10 +219,11 @@ class _RunItems:
 
 
 def x_range_top(last_step: int) -> int:
-    """The smallest of 10, 20, 50, 100, 200, 500, ... that leaves 5 % room after ``last_step``."""
+    """The smallest of 10, 15, 20, 30, 40, 50, 70, 100, 150, ... that leaves 5 % room after
+    ``last_step``: the axis changes rarely, and the curve fills at least ~2/3 of the width."""
     need = max(10.0, last_step * 1.05)
     scale = 10 ** math.floor(math.log10(need))
-    for mantissa in (1, 2, 5, 10):
+    for mantissa in (1, 1.5, 2, 3, 4, 5, 7, 10):
         if mantissa * scale >= need:
             return int(mantissa * scale)
     return int(10 * scale)  # pragma: no cover - the loop always returns
@@ -285,7 +286,7 @@ class _MetricPanel(QWidget):
         return []
 
     def _grow_x_range(self) -> None:
-        """The step axis grows in 1-2-5 steps, not with every new step: an axis whose range
+        """The step axis grows in steps of x_range_top, not with every new step: an axis whose range
         did not change keeps its cached drawing, and redrawing axes is most of a paint."""
         last = max((self.last_step(r) or 0 for r in self._histories), default=0)
         top = x_range_top(last)
