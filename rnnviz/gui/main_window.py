@@ -724,7 +724,7 @@ class MainWindow(QMainWindow):
         self.resizeDocks([d["dock_curves"], d["dock_gradnorms"]], half, Qt.Orientation.Horizontal)
         self.resizeDocks([d["dock_hidden"], d["dock_softmax"]], half, Qt.Orientation.Horizontal)
         small = height < 900  # 1280×800: the plots need the height more than the text
-        probe_h = 200 if small else 250
+        probe_h = 200 if small else 290  # room for all top-5 rows under the characters
         top_h = int((height - probe_h) * (0.5 if small else 0.45))
         self.resizeDocks(
             [d["dock_curves"], d["dock_probe_text"], d["dock_hidden"]],
