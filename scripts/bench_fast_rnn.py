@@ -4,14 +4,21 @@ Both sides do the same clip + SGD update; rounds are interleaved and the median 
 because this machine is shared and noisy.
 
     .venv/bin/python scripts/bench_fast_rnn.py [--rounds 7] [--steps 5] [--threads 1 2]
+
+``--against REV`` also times FastRNN as committed at git revision REV (e.g. HEAD), or as in a
+saved copy of fast_rnn.py if REV is a file, interleaved with the working tree's, and prints the
+paired ratio: the way to A/B a change to fast_rnn.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
 import time
+import types
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch.nn import functional as F
@@ -25,6 +32,24 @@ CONFIGS = {
     "B (H256 B32 T35 V28)": (256, 32, 35, 28),
     "B (H256 B32 T35 V100)": (256, 32, 35, 100),
 }
+
+
+def fast_rnn_at(rev: str) -> type[FastRNN]:
+    """FastRNN as rnnviz/core/fast_rnn.py stood at git revision ``rev``, or as in the file
+    ``rev`` if that is a path (a saved copy of an uncommitted variant)."""
+    if Path(rev).is_file():
+        src, origin = Path(rev).read_text(), rev
+    else:
+        path = "rnnviz/core/fast_rnn.py"
+        root = Path(__file__).resolve().parent.parent
+        src = subprocess.run(
+            ["git", "show", f"{rev}:{path}"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout
+        origin = f"{rev}:{path}"
+    module = types.ModuleType("fast_rnn_baseline")
+    exec(compile(src, origin, "exec"), module.__dict__)
+    cls: type[FastRNN] = module.FastRNN
+    return cls
 
 
 def sgd(model: torch.nn.Module, lr: float, theta: float) -> None:
@@ -73,7 +98,15 @@ def gemm_floor(hidden: int, batch: int, T: int, V: int) -> Callable[[], None]:
     return run
 
 
-def bench(steps: int, rounds: int, hidden: int, batch: int, T: int, V: int) -> dict[str, float]:
+def bench(
+    steps: int,
+    rounds: int,
+    hidden: int,
+    batch: int,
+    T: int,
+    V: int,
+    baseline: type[FastRNN] | None = None,
+) -> dict[str, float]:
     cfg = ModelConfig(kind="scratch", hidden_size=hidden)
     torch.manual_seed(0)
     scratch = ScratchRNN(V, cfg)
@@ -85,6 +118,10 @@ def bench(steps: int, rounds: int, hidden: int, batch: int, T: int, V: int) -> d
         "fast": lambda: fast_step(fast, X, Y),
         "floor": gemm_floor(hidden, batch, T, V),
     }
+    if baseline is not None:
+        base = baseline(V, cfg)
+        base.load_state_dict(fast.state_dict())
+        variants["base"] = lambda: fast_step(base, X, Y)
     for fn in variants.values():  # warm-up
         fn()
         fn()
@@ -103,6 +140,10 @@ def bench(steps: int, rounds: int, hidden: int, batch: int, T: int, V: int) -> d
     result["paired"] = statistics.median(
         a / b for a, b in zip(times["textbook"], times["fast"], strict=True)
     )
+    if baseline is not None:
+        result["paired_vs_base"] = statistics.median(
+            a / b for a, b in zip(times["base"], times["fast"], strict=True)
+        )
     return result
 
 
@@ -112,13 +153,22 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--only", default="", help="run the configs whose name contains this")
+    ap.add_argument("--against", metavar="REV", help="also time FastRNN at this git revision")
     args = ap.parse_args()
+    baseline = fast_rnn_at(args.against) if args.against else None
     for threads in args.threads:
         torch.set_num_threads(threads)
         for name, shape in CONFIGS.items():
             if args.only not in name:
                 continue
-            r = bench(args.steps, args.rounds, *shape)
+            r = bench(args.steps, args.rounds, *shape, baseline=baseline)
+            if baseline is not None:
+                print(
+                    f"threads={threads} {name}: fast@{args.against} {r['base']:,.0f} tok/s, "
+                    f"fast {r['fast']:,.0f} tok/s = {r['fast'] / r['base']:.3f}x "
+                    f"(paired {r['paired_vs_base']:.3f}x)",
+                    flush=True,
+                )
             print(
                 f"threads={threads} {name}: textbook {r['textbook']:,.0f} tok/s, "
                 f"fast {r['fast']:,.0f} tok/s, speed-up {r['fast'] / r['textbook']:.2f}x "
