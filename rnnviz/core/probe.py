@@ -239,65 +239,156 @@ def _back_step(model: CharModel, ids: Tensor, hidden: Tensor, cells: Tensor | No
 
 
 def _grad_flow(
-    model: CharModel, ids: Tensor, hidden: Tensor, cells: Tensor | None, probs: Tensor
+    model: CharModel,
+    ids: Tensor,
+    hidden: Tensor,
+    cells: Tensor | None,
+    probs: Tensor,
+    first_row: int = 0,
+    G_T: Tensor | None = None,
 ) -> Tensor:
-    """(T, T) G[t, k] = ||dL_t/dH_k|| by one backward sweep for all loss terms together.
+    """(T, T) G transposed, ``G_T[k, t] = ||dL_t/dH_k||``, by one backward sweep for all loss
+    terms t >= ``first_row`` together. Entries of earlier rows t are left as ``G_T`` has them
+    (a probe of a longer text with the same first characters reuses them; see ``Prober``).
 
     M holds dL_t/dH_k for every t >= k as k steps down from T-2 to 0; a row t joins when k
-    reaches t, so the sweep costs about T^2/2 vector-Jacobian products (T^2 H^2 / 2 for the
-    scratch RNN), not T full backward passes.
+    reaches t, so the sweep costs about n T vector-Jacobian products for n rows (n T H^2 for the
+    scratch RNN; T^2 H^2 / 2 for all of them), not n full backward passes.
     """
     T, H = hidden.shape
-    G_T = torch.zeros(T, T, dtype=hidden.dtype, device=hidden.device)  # G transposed: rows k
-    if T < 2:
+    if G_T is None:
+        G_T = torch.zeros(T, T, dtype=hidden.dtype, device=hidden.device)
+    r0 = max(0, first_row)
+    if T < 2 or r0 > T - 2:
         return G_T
     # dL_t/dO_t = softmax(O_t) - onehot(y_t): the direct gradient at each step's output
-    d_logits = probs[:-1].clone()
-    d_logits[torch.arange(T - 1, device=ids.device), ids[1:]] -= 1.0
+    d_logits = probs[r0:-1].clone()
+    d_logits[torch.arange(T - 1 - r0, device=ids.device), ids[r0 + 1 :]] -= 1.0
     W_hq = getattr(model, "W_hq", None)
     if not isinstance(W_hq, Tensor):
         raise TypeError(f"{type(model).__name__} has no output layer W_hq")
-    direct = d_logits @ W_hq.detach().t()  # (T-1, H) dL_t/dH_t
+    direct = d_logits @ W_hq.detach().t()  # (T-1-r0, H) dL_t/dH_t for t = r0..T-2
     back = _back_step(model, ids, hidden, cells)
-    Mh = torch.zeros(T - 1, H, dtype=hidden.dtype, device=hidden.device)
+    # row i of M is loss term t = r0 + i
+    Mh = torch.zeros(T - 1 - r0, H, dtype=hidden.dtype, device=hidden.device)
     Mc = torch.zeros_like(Mh) if cells is not None else None
     for k in range(T - 2, -1, -1):
-        if k < T - 2:
-            rows = slice(k + 1, T - 1)
+        lo = max(k + 1, r0)  # the rows already holding dL_t/dH_{k+1}
+        if lo <= T - 2:
+            rows = slice(lo - r0, T - 1 - r0)
             Mh[rows], new_c = back(k, Mh[rows], None if Mc is None else Mc[rows])
             if Mc is not None and new_c is not None:
                 Mc[rows] = new_c
-        Mh[k] = direct[k]
-        torch.linalg.vector_norm(Mh[k:], dim=1, out=G_T[k, k : T - 1])
-    return G_T.t()
+        if k >= r0:
+            Mh[k - r0] = direct[k - r0]
+        start = max(k, r0)
+        torch.linalg.vector_norm(Mh[start - r0 :], dim=1, out=G_T[k, start : T - 1])
+    return G_T
+
+
+def _common_prefix(a: np.ndarray, b: np.ndarray) -> int:
+    """How many leading entries two 1-D arrays share."""
+    n = min(len(a), len(b))
+    differ = np.flatnonzero(a[:n] != b[:n])
+    return int(differ[0]) if differ.size else n
 
 
 # ---------------------------------------------------------------------------- public API
 
 
-@torch.no_grad()
-def probe(
+class Prober:
+    """Probes one model again and again as the text changes, reusing the work on the part that
+    did not change. Typing is the case it is for: the GUI keeps one per parameter snapshot.
+
+    H_t and O_t depend on characters 0..t only, and the gradient-flow row G[t, :] on
+    characters 0..t+1 (L_t predicts character t+1). So when the new text shares its first p
+    tokens with the last one, steps 0..p-1 of the forward pass and rows 0..p-2 of G are kept
+    and only the rest is computed: a keystroke at the end of a T-character text costs one step
+    forward and one row of G (about T H^2 multiply-adds) instead of T^2 H^2 / 2; a backspace
+    costs nothing but the copies. The result equals ``probe(model, vocab, text)`` up to
+    float rounding (tested). The model must not change while a Prober holds it.
+    """
+
+    def __init__(self, model: CharModel, vocab: Vocab) -> None:
+        _check_vocab(model, vocab)
+        self.model = model
+        self.vocab = vocab
+        self._ids = np.zeros(0, dtype=np.int64)
+        self._logits: Tensor | None = None  # (T, V)
+        self._hidden: Tensor | None = None  # (T, H)
+        self._cells: Tensor | None = None  # (T, H), LSTM only
+        self._G_T: Tensor | None = None  # (T, T) G transposed, None: not computed
+        self.reused_steps = 0  # of the last probe: how many leading steps came from the cache
+
+    @torch.no_grad()
+    def probe(self, text: str, top_k: int = 5, with_grad_flow: bool = True) -> ProbeResult:
+        """Read ``text`` from a zero state and measure every step (see ``probe``)."""
+        model, vocab = self.model, self.vocab
+        ids_np = _encode(vocab, text)
+        if top_k < 1:
+            raise ValueError(f"top_k must be at least 1, not {top_k}")
+        T = len(ids_np)
+        if with_grad_flow and T > MAX_GRAD_FLOW_CHARS:
+            raise ValueError(
+                f"gradient flow is limited to {MAX_GRAD_FLOW_CHARS} characters (this text has"
+                f" {T}); probe with with_grad_flow=False"
+            )
+        p = _common_prefix(self._ids, ids_np) if self._hidden is not None else 0
+        ids = torch.from_numpy(ids_np).to(model.device)
+        logits, hidden, cells = self._forward_from(p, ids)
+        log_probs = torch.log_softmax(logits, dim=-1)  # (T, V): stabler than log(softmax)
+        probs = log_probs.exp()
+        G_T = None
+        if with_grad_flow:
+            G_T = torch.zeros(T, T, dtype=hidden.dtype, device=hidden.device)
+            keep = max(0, p - 1) if self._G_T is not None else 0  # rows t < keep still hold
+            if keep:
+                G_T[:keep, :keep] = self._G_T[:keep, :keep]  # type: ignore[index]
+            _grad_flow(model, ids, hidden, cells, probs, first_row=keep, G_T=G_T)
+        self._ids, self._logits, self._hidden, self._cells = ids_np, logits, hidden, cells
+        self._G_T = G_T
+        self.reused_steps = p
+        return _result(model, vocab, text, ids_np, ids, hidden, cells, log_probs, probs, top_k, G_T)
+
+    def _forward_from(self, p: int, ids: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Logits, hidden and cells of all of ``ids``, steps 0..p-1 taken from the cache."""
+        if p == 0:
+            return _forward(self.model, ids)
+        assert self._logits is not None and self._hidden is not None
+        T = len(ids)
+        if p >= T:  # a shorter text (a backspace) or the same one: nothing new to compute
+            cells = None if self._cells is None else self._cells[:T]
+            return self._logits[:T], self._hidden[:T], cells
+        start: State = self._hidden[p - 1 : p]
+        if isinstance(self.model, LSTMModel):
+            assert self._cells is not None
+            state = (self._hidden[p - 1 : p], self._cells[p - 1 : p])
+            logits, hidden, new_cells, _ = self.model.forward_with_cells(ids[None, p:], state)
+            cells = torch.cat([self._cells[:p], new_cells[0]])
+        else:
+            logits, hidden, _ = self.model(ids[None, p:], start)
+            cells = None
+        return (
+            torch.cat([self._logits[:p], logits[0]]),
+            torch.cat([self._hidden[:p], hidden[0]]),
+            cells,
+        )
+
+
+def _result(
     model: CharModel,
     vocab: Vocab,
     text: str,
-    top_k: int = 5,
-    with_grad_flow: bool = True,
+    ids_np: np.ndarray,
+    ids: Tensor,
+    hidden: Tensor,
+    cells: Tensor | None,
+    log_probs: Tensor,
+    probs: Tensor,
+    top_k: int,
+    G_T: Tensor | None,
 ) -> ProbeResult:
-    """Read ``text`` from a zero state and measure every step. Does not change the model."""
-    ids_np = _encode(vocab, text)
-    _check_vocab(model, vocab)
-    if top_k < 1:
-        raise ValueError(f"top_k must be at least 1, not {top_k}")
     T = len(ids_np)
-    if with_grad_flow and T > MAX_GRAD_FLOW_CHARS:
-        raise ValueError(
-            f"gradient flow is limited to {MAX_GRAD_FLOW_CHARS} characters (this text has {T});"
-            " probe with with_grad_flow=False"
-        )
-    ids = torch.from_numpy(ids_np).to(model.device)
-    logits, hidden, cells = _forward(model, ids)
-    log_probs = torch.log_softmax(logits, dim=-1)  # (T, V): stabler than log(softmax)
-    probs = log_probs.exp()
     k = min(top_k, model.vocab_size)
     topk_probs, topk_ids = torch.topk(probs, k, dim=-1)  # sorted, most likely first
 
@@ -305,7 +396,6 @@ def probe(
     if T > 1:
         step_loss[:-1] = -log_probs[:-1].gather(1, ids[1:, None])[:, 0]
 
-    grad_flow = _to_numpy(_grad_flow(model, ids, hidden, cells, probs)) if with_grad_flow else None
     activation = _activation(model)
     hidden_np = _to_numpy(hidden)
     return ProbeResult(
@@ -322,9 +412,23 @@ def probe(
         topk_probs=_to_numpy(topk_probs),
         step_loss=_to_numpy(step_loss),
         surprisal_bits=_to_numpy(step_loss / math.log(2.0)),
-        grad_flow=grad_flow,
+        grad_flow=None if G_T is None else _to_numpy(G_T.t()),
         hidden_levels=_hidden_levels(activation, hidden_np),
     )
+
+
+def probe(
+    model: CharModel,
+    vocab: Vocab,
+    text: str,
+    top_k: int = 5,
+    with_grad_flow: bool = True,
+) -> ProbeResult:
+    """Read ``text`` from a zero state and measure every step. Does not change the model.
+
+    For one text at a time; ``Prober`` probes a changing text and reuses what did not change.
+    """
+    return Prober(model, vocab).probe(text, top_k=top_k, with_grad_flow=with_grad_flow)
 
 
 @torch.no_grad()

@@ -514,3 +514,130 @@ def test_probe_on_cuda_equals_cpu(vocab: Vocab, kind: str) -> None:
         hidden_jacobian_norms(model.to("cpu"), vocab, TEXT, 5),
         rtol=1e-4,
     )
+
+
+# --------------------------------------------------------- the incremental Prober
+
+
+def assert_same_result(got, expected) -> None:  # type: ignore[no-untyped-def]
+    """Two ProbeResults agree: equal text and tokens, numbers equal up to float rounding.
+
+    1e-5 as for the fast path against the scratch model: the fast RNN's tanh is computed as
+    2 sigmoid(2a) - 1 with the constants folded into the weights, so a step continued from a
+    cached state and the same step inside one pass differ by ~1e-6 (seen: 1.5e-6).
+    """
+    assert got.text == expected.text
+    np.testing.assert_array_equal(got.tokens, expected.tokens)
+    assert got.unknown == expected.unknown
+    for name in ("hidden", "probs", "topk_probs", "step_loss", "surprisal_bits"):
+        np.testing.assert_allclose(
+            getattr(got, name), getattr(expected, name), rtol=1e-5, atol=1e-5, err_msg=name
+        )
+    if expected.cell is None:
+        assert got.cell is None
+    else:
+        np.testing.assert_allclose(got.cell, expected.cell, rtol=1e-5, atol=1e-5)
+    if expected.grad_flow is None:
+        assert got.grad_flow is None
+    else:
+        assert got.grad_flow is not None and got.grad_flow.shape == expected.grad_flow.shape
+        np.testing.assert_allclose(got.grad_flow, expected.grad_flow, rtol=1e-4, atol=1e-5)
+    assert got.hidden_levels == expected.hidden_levels
+
+
+# a typing session: append, backspace, edit in the middle, paste over, unknown characters
+EDITS = [
+    "t",
+    "th",
+    "the",
+    "the ",
+    "the t",
+    "the ti",
+    "the t",
+    "the tim",
+    "the time",
+    "the lime",  # a change in the middle: everything after it is recomputed
+    "the lime!",  # an unknown character
+    "xhe lime!",  # a change at the start: nothing is reused
+    "speak of him",  # pasted over
+    "speak of him",  # the same text again
+    "speak",
+]
+
+
+@pytest.mark.parametrize(("kind", "activation"), VARIANTS)
+def test_prober_over_a_typing_session_equals_fresh_probes(
+    vocab: Vocab, kind: str, activation: str
+) -> None:
+    from rnnviz.core.probe import Prober
+
+    model = make_model(vocab, kind, activation)
+    prober = Prober(model, vocab)
+    reused = []
+    for i, text in enumerate(EDITS):
+        with_grad_flow = i != 4  # one probe without: the next must not reuse a missing G
+        got = prober.probe(text, with_grad_flow=with_grad_flow)
+        assert_same_result(got, probe(model, vocab, text, with_grad_flow=with_grad_flow))
+        reused.append(prober.reused_steps)
+    # the cache really is used where the texts share a beginning, and only there
+    assert reused[:4] == [0, 1, 2, 3]
+    assert reused[EDITS.index("the lime")] == 4
+    assert reused[EDITS.index("xhe lime!")] == 0
+    assert reused[EDITS.index("speak of him") + 1] == len("speak of him")
+
+
+def test_prober_after_a_probe_without_grad_flow_recomputes_all_rows(vocab: Vocab) -> None:
+    from rnnviz.core.probe import Prober
+
+    model = make_model(vocab, "fast")
+    prober = Prober(model, vocab)
+    prober.probe("the tim", with_grad_flow=False)
+    got = prober.probe("the time")
+    assert prober.reused_steps == 7
+    assert_same_result(got, probe(model, vocab, "the time"))
+    assert got.grad_flow is not None and got.grad_flow[:6].max() > 0
+
+
+@pytest.mark.parametrize("kind", ["fast", "lstm"])
+def test_prober_random_edits_equal_fresh_probes(vocab: Vocab, kind: str) -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from rnnviz.core.probe import Prober
+
+    model = make_model(vocab, kind)
+    alphabet = "the timravl!"
+    edit = st.tuples(
+        st.sampled_from(["append", "backspace", "insert", "delete", "replace"]),
+        st.integers(0, 40),
+        st.sampled_from(alphabet),
+    )
+
+    @settings(max_examples=60, deadline=None)
+    @given(start=st.text(alphabet, min_size=1, max_size=12), edits=st.lists(edit, max_size=8))
+    def check(start: str, edits: list[tuple[str, int, str]]) -> None:
+        prober = Prober(model, vocab)
+        text = start
+        prober.probe(text)
+        for op, pos, ch in edits:
+            i = pos % (len(text) + 1)
+            if op == "append":
+                text += ch
+            elif op == "backspace" and len(text) > 1:
+                text = text[:-1]
+            elif op == "insert":
+                text = text[:i] + ch + text[i:]
+            elif op == "delete" and len(text) > 1:
+                text = text[: min(i, len(text) - 1)] + text[min(i, len(text) - 1) + 1 :]
+            elif op == "replace":
+                text = text[:i] + ch + text[i + 1 :] if i < len(text) else text
+            assert_same_result(prober.probe(text), probe(model, vocab, text))
+
+    check()
+
+
+def test_prober_refuses_a_wrong_vocabulary(vocab: Vocab) -> None:
+    from rnnviz.core.probe import Prober
+
+    with pytest.raises(ValueError, match="vocabulary"):
+        Prober(make_model(vocab, "fast"), Vocab.from_text("ab"))
