@@ -641,3 +641,22 @@ def test_prober_refuses_a_wrong_vocabulary(vocab: Vocab) -> None:
 
     with pytest.raises(ValueError, match="vocabulary"):
         Prober(make_model(vocab, "fast"), Vocab.from_text("ab"))
+
+
+def test_scratch_grad_flow_without_the_step_history_is_the_same(
+    vocab: Vocab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Long texts take the sweep that keeps no history of M (too large): same numbers."""
+    import rnnviz.core.probe as probe_module
+
+    model = make_model(vocab, "fast")
+    text = "the time traveller for so"
+    kept = probe(model, vocab, text)
+    monkeypatch.setattr(probe_module, "_HISTORY_MAX_ELEMENTS", 0)
+    swept = probe(model, vocab, text)
+    assert kept.grad_flow is not None and swept.grad_flow is not None
+    assert kept.grad_flow[:-1].max() > 1e-3
+    np.testing.assert_allclose(swept.grad_flow, kept.grad_flow, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        swept.grad_flow, naive_grad_flow(model, ids_of(vocab, text)), rtol=1e-4, atol=1e-6
+    )
