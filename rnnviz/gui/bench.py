@@ -24,6 +24,7 @@ from rnnviz.core.messages import MetricsBatch, Pause, Start, StateChanged  # noq
 
 HEARTBEAT_MS = 10
 WINDOW_SIZE = (1600, 1000)
+PROBE_WINDOW_SIZE = (1920, 1080)  # room for three probe panels side by side
 
 
 def _app() -> QApplication:
@@ -208,8 +209,34 @@ def bench_gui(seconds: float, rounds: int = 2) -> dict[str, Any]:
     }
 
 
-def _probe_latencies(window: Any, lengths: tuple[int, ...], samples: int) -> dict[int, list[float]]:
-    """Text change → every probe panel set and painted, in ms, for texts of each length."""
+# how the text changes in the keystroke-to-panels bench
+PROBE_EDITS = {
+    "type": "a key typed at the end of the text (the cursor where typing leaves it)",
+    "mid": "a key typed in the middle of the text",
+    "paste": "the whole text replaced at once",
+}
+
+
+def _wait_shown(app: QApplication, shown: dict[str, int], before: int, t0: float) -> None:
+    while shown["n"] == before:
+        app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 5)
+        if time.perf_counter() - t0 > 5:
+            window = app.activeWindow()
+            error = getattr(window, "_probe_error", "") if window is not None else ""
+            raise RuntimeError(f"no probe result within 5 s {error}".rstrip())
+    app.processEvents()  # the paints the new result asked for
+
+
+def _probe_latencies(
+    window: Any, lengths: tuple[int, ...], samples: int
+) -> dict[tuple[str, int], list[float]]:
+    """Text change → every probe panel set and painted, in ms, by (edit, length).
+
+    A keystroke is a real key event on the text field: "type" adds a character at the end of
+    a text of length-1 characters, "mid" in its middle; "paste" sets a new text of the length.
+    """
+    from PySide6.QtTest import QTest
+
     shown = {"n": 0}
 
     def on_shown() -> None:
@@ -219,28 +246,61 @@ def _probe_latencies(window: Any, lengths: tuple[int, ...], samples: int) -> dic
     alphabet = "abcdefghijklmnopqrstuvwxyz      "
     rng = random.Random(0)
     app = QApplication.instance()
-    assert app is not None
-    out: dict[int, list[float]] = {n: [] for n in lengths}
+    assert isinstance(app, QApplication)
+    out: dict[tuple[str, int], list[float]] = {(e, n): [] for e in PROBE_EDITS for n in lengths}
     line_edit = window.probe_text.line_edit()
+    line_edit.setFocus()
     for i in range(samples):
         for n in lengths:
-            text = "".join(rng.choice(alphabet) for _ in range(n))
-            before = shown["n"]
-            t0 = time.perf_counter()
-            line_edit.setText(text)
-            while shown["n"] == before:
-                app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 5)
-                if time.perf_counter() - t0 > 5:
-                    raise RuntimeError("no probe result within 5 s")
-            app.processEvents()  # the paints the new result asked for
-            out[n].append((time.perf_counter() - t0) * 1000)
-            _spin(0.02 + 0.01 * (i % 3))  # like keystrokes: not back to back
+            for edit in PROBE_EDITS:
+                text = "".join(rng.choice(alphabet) for _ in range(n))
+                if edit != "paste":  # start from the text without the key about to be typed
+                    before = shown["n"]
+                    line_edit.setText(text[:-1])
+                    _wait_shown(app, shown, before, time.perf_counter())
+                    line_edit.setCursorPosition(n - 1 if edit == "type" else n // 2)
+                    _spin(0.02)
+                before = shown["n"]
+                t0 = time.perf_counter()
+                if edit == "paste":
+                    line_edit.setText(text)
+                else:
+                    QTest.keyClick(line_edit, text[-1])
+                _wait_shown(app, shown, before, t0)
+                out[(edit, n)].append((time.perf_counter() - t0) * 1000)
+                _spin(0.02 + 0.01 * (i % 3))  # like keystrokes: not back to back
     window.probe_shown.disconnect(on_shown)
     return out
 
 
+def _show_every_probe_panel(window: Any) -> None:
+    """The default layout tabs the softmax, gradient-flow and step-view docks: put the first
+    two side by side so that every probe panel is on screen and painted."""
+    docks = window.docks
+    gradflow = docks["dock_gradflow"]
+    # out of the tab group (the step view is no probe panel; it is behind a tab by default)
+    window.removeDockWidget(gradflow)
+    window.removeDockWidget(docks["dock_stepview"])
+    window.splitDockWidget(docks["dock_hidden"], gradflow, Qt.Orientation.Horizontal)
+    gradflow.show()
+    third = (window.width() - docks["dock_controls"].width()) // 3
+    window.resizeDocks(
+        [docks["dock_hidden"], gradflow, docks["dock_softmax"]],
+        [third] * 3,
+        Qt.Orientation.Horizontal,
+    )
+    _spin(0.2)
+    hidden = [n for n, d in docks.items() if n != "dock_stepview" and d.visibleRegion().isEmpty()]
+    if hidden:
+        raise RuntimeError(f"bench layout: docks not on screen: {hidden}")
+
+
 def bench_probe(samples: int, lengths: tuple[int, ...] = (20, 100, 500)) -> dict[str, Any]:
-    """Keystroke to panels at hidden 256 (config B), paused and while training."""
+    """Keystroke to panels at hidden 256 (config B), paused and while training, with every
+    probe panel (text, hidden states, softmax, gradient flow) on screen.
+
+    ``p50_ms_{n}_{phase}`` / ``p95_ms_{n}_{phase}``: a key typed at the end of an n-character
+    text; ``..._mid``: typed in its middle; ``..._paste``: the whole text replaced."""
     import tempfile
 
     _app()
@@ -251,6 +311,9 @@ def bench_probe(samples: int, lengths: tuple[int, ...] = (20, 100, 500)) -> dict
     with tempfile.TemporaryDirectory() as tmp:
         window = _make_window(config, os.path.join(tmp, "bench.ini"))
         try:
+            window.resize(*PROBE_WINDOW_SIZE)
+            _spin(0.2)
+            _show_every_probe_panel(window)
             window.probe_with_grad_flow = True
             window.start_engine()
             if not _spin_until(lambda: window.probe_result is not None, 120):
@@ -260,14 +323,16 @@ def bench_probe(samples: int, lengths: tuple[int, ...] = (20, 100, 500)) -> dict
                     window.send(Start())
                     _spin(1.5)
                 lat = _probe_latencies(window, lengths, samples)
-                for n, xs in lat.items():
-                    result[f"p50_ms_{n}_{phase}"] = _percentile(xs, 50)
-                    result[f"p95_ms_{n}_{phase}"] = _percentile(xs, 95)
+                for (edit, n), xs in lat.items():
+                    suffix = "" if edit == "type" else f"_{edit}"
+                    result[f"p50_ms_{n}_{phase}{suffix}"] = _percentile(xs, 50)
+                    result[f"p95_ms_{n}_{phase}{suffix}"] = _percentile(xs, 95)
             window.send(Pause())
         finally:
             window.close()
     result["hidden"] = 256
     result["with_grad_flow"] = True
+    result["edits"] = dict(PROBE_EDITS)
     return result
 
 

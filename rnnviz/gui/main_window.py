@@ -338,6 +338,7 @@ class MainWindow(QMainWindow):
         self._probe_model: Any = None
         self._probe_model_snapshot: ParamSnapshot | None = None
         self._probe_vocab: Any = None
+        self._prober: Any = None  # core.probe.Prober on _probe_model: reuses the unchanged prefix
         self._probe_result: Any = None
         self._probe_error = ""
         self._last_probe_time = -math.inf
@@ -1269,17 +1270,22 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def _on_probe_timer(self) -> None:
-        self._run_probe()
+        self._run_probe(keystroke=True)
 
     @Slot()
     def _on_probe_throttle_timer(self) -> None:
         self._run_probe(staggered=self._state == "training")
 
-    def _run_probe(self, staggered: bool = False) -> None:
-        """Probe the typed string on the newest snapshot, here in the GUI thread."""
-        self._probe_throttle.stop()
+    def _run_probe(self, staggered: bool = False, keystroke: bool = False) -> None:
+        """Probe the typed string, here in the GUI thread, with a ``core.probe.Prober`` that
+        recomputes only the steps after the first changed character.
+
+        A new snapshot means a new model and a probe of the whole text (at most every
+        PROBE_MIN_INTERVAL_S while training). A ``keystroke`` while training stays on the model
+        it has, at most that old, so it costs one step instead of the whole text; the newer
+        snapshot follows by the throttle timer.
+        """
         self._probe_debounce.stop()
-        self._last_probe_time = time.monotonic()
         snapshot = self._snapshot
         text = self.probe_text.text()
         if snapshot is None:
@@ -1287,23 +1293,37 @@ class MainWindow(QMainWindow):
         if not text:
             self._set_probe_result(None)
             return
+        keep_model = (
+            keystroke
+            and self._state == "training"
+            and self._prober is not None
+            and self._probe_model_snapshot is not None
+            and self._probe_model_snapshot.config.model == snapshot.config.model
+            and self._probe_vocab.tokens == snapshot.vocab_tokens
+        )
+        if keep_model and self._probe_model_snapshot is not snapshot:
+            if not self._probe_throttle.isActive():  # the newer snapshot follows shortly
+                wait = PROBE_MIN_INTERVAL_S - (time.monotonic() - self._last_probe_time)
+                self._probe_throttle.start(max(1, int(wait * 1000) + 1))
+        else:
+            self._probe_throttle.stop()
+            self._last_probe_time = time.monotonic()
         try:
             _use_one_torch_thread()
-            from rnnviz.core.probe import model_from_params, probe
+            from rnnviz.core.probe import Prober, model_from_params
             from rnnviz.core.vocab import Vocab
 
             # the model is rebuilt once per snapshot (identity: a reset's step-0 snapshot
             # is a new one with the same step); typing re-probes the same model
-            if self._probe_model_snapshot is not snapshot:
+            if self._probe_model_snapshot is not snapshot and not keep_model:
                 if self._probe_vocab is None or self._probe_vocab.tokens != snapshot.vocab_tokens:
                     self._probe_vocab = Vocab(snapshot.vocab_tokens)
                 self._probe_model = model_from_params(
                     snapshot.config.model, len(snapshot.vocab_tokens), dict(snapshot.params)
                 )
+                self._prober = Prober(self._probe_model, self._probe_vocab)
                 self._probe_model_snapshot = snapshot
-            result = probe(
-                self._probe_model, self._probe_vocab, text, with_grad_flow=self.probe_with_grad_flow
-            )
+            result = self._prober.probe(text, with_grad_flow=self.probe_with_grad_flow)
         except Exception as exc:  # a probe must never take the window down
             self._probe_error = f"{type(exc).__name__}: {exc}"
             self.statusBar().showMessage(f"Probe failed: {self._probe_error}", 6000)
@@ -1333,6 +1353,7 @@ class MainWindow(QMainWindow):
         panel = self._pending_probe_panels.pop(0)
         panel.set_result(self._probe_result)
         panel.set_cursor(self.time_cursor.cursor())
+        theme.settle_views(panel)
         if not self._pending_probe_panels:
             self._step_view_stale = True
             self._update_step_view()
@@ -1342,6 +1363,7 @@ class MainWindow(QMainWindow):
     def _on_time_cursor_changed(self, t: int) -> None:
         for panel in (self.probe_text, self.hidden, self.softmax, self.gradflow):
             panel.set_cursor(t)
+            theme.settle_views(panel)
         self._step_view_stale = True
         self._update_step_view()
 

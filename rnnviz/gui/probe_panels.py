@@ -12,25 +12,30 @@ report what the user did, so wiring panels to each other cannot loop.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QPoint, QPointF, QRect, QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QPoint, QPointF, QRect, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import (
     QColor,
+    QFont,
     QFontMetrics,
     QHelpEvent,
     QMouseEvent,
     QPainter,
+    QPainterPath,
     QPaintEvent,
     QPen,
     QResizeEvent,
+    QStaticText,
 )
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QGraphicsPathItem,
     QGraphicsRectItem,
     QHBoxLayout,
     QLabel,
@@ -70,6 +75,35 @@ def _placeholder_label(text: str) -> QLabel:
     label.setFont(theme.font(1.3))
     label.setStyleSheet(f"color: {theme.PLACEHOLDER_INK};")
     return label
+
+
+def _same_leading_rows(old: tuple[np.ndarray, ...], new: tuple[np.ndarray, ...]) -> int:
+    """How many leading rows are equal (NaN equal to NaN) in every pair of arrays."""
+    n = min(min(len(a) for a in old), min(len(b) for b in new))
+    same = np.ones(n, dtype=bool)
+    for a, b in zip(old, new, strict=True):
+        equal = a[:n] == b[:n]
+        if a.dtype.kind == "f":  # a NaN (a diverged model) equals a NaN here
+            equal |= np.isnan(a[:n]) & np.isnan(b[:n])
+        same &= equal.reshape(n, -1).all(axis=1)
+    return n if same.all() else int(np.argmin(same))
+
+
+def _tooltip(r: ProbeResult, t: int) -> str:
+    """The tooltip of character t of a probe: its surprise and the probability of the next."""
+    text, T = r.text, len(r.text)
+    lines = [f"t = {t}  {quoted(text[t])}"]
+    if t in r.unknown:
+        lines.append("not in the vocabulary: maps to <unk>")
+    if t > 0:
+        bits = theme.fixed_or_plain(float(r.surprisal_bits[t - 1]))
+        lines.append(f"surprise on seeing it: {bits} bits")
+    if t + 1 < T:
+        p_next = r.probs[t, r.tokens[t + 1]]
+        lines.append(f"P(next = {quoted(text[t + 1])}) = {p_next:.3f}")
+    else:
+        lines.append("last character: next one unknown")
+    return "\n".join(lines)
 
 
 def _readout_label() -> QLabel:
@@ -240,7 +274,7 @@ class _CharStrip(QWidget):
         self._colours: list[QColor] = []
         self._topk: list[list[str]] = []  # per step, "e 0.41" lines
         self._topk_true: list[int] = []  # per step, which top-k line is the true next char, -1
-        self._tooltips: list[str] = []
+        self._tooltip: Callable[[int], str] | None = None  # cell -> its tooltip, made on hover
         self._unknown: frozenset[int] = frozenset()
         self._cursor = 0
         self._show_topk = True
@@ -251,7 +285,12 @@ class _CharStrip(QWidget):
         self._line_h = QFontMetrics(self._small_font).height()
         self._cell_w = 10
         self._rows_per_cell = 0
+        # laid-out text by (string, font): a keystroke repaints the same labels ("e 0.04")
+        # again and again, and laying them out was a third of the strip's paint
+        self._static_text: dict[tuple[str, int], QStaticText] = {}
         self.setMouseTracking(False)
+        # paintEvent fills every pixel: Qt need not repaint the scroll area and dock beneath
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Minimum)
         self._update_geometry()
 
@@ -261,18 +300,52 @@ class _CharStrip(QWidget):
         chars: list[str],
         topk: list[list[str]],
         topk_true: list[int],
-        tooltips: list[str],
+        tooltip: Callable[[int], str] | None,
         unknown: frozenset[int],
     ) -> None:
+        old = (self._chars, self._topk, self._topk_true, self._unknown)
+        old_layout = (self._cell_w, self._rows_per_cell, self.minimumHeight())
         self._chars, self._topk, self._topk_true = chars, topk, topk_true
-        self._tooltips, self._unknown = tooltips, unknown
+        self._tooltip, self._unknown = tooltip, unknown
         self._cursor = _clamp(self._cursor, len(chars))
         self._update_geometry()
-        self.update()
+        if (self._cell_w, self._rows_per_cell, self.minimumHeight()) != old_layout:
+            self.update()
+            return
+        # a keystroke changes the cells from the edited one on: repaint only those
+        n = max(len(old[0]), len(chars))
+        first = next(
+            (
+                i
+                for i in range(n)
+                if i >= len(old[0])
+                or i >= len(chars)
+                or old[0][i] != chars[i]
+                or old[1][i] != topk[i]
+                or old[2][i] != topk_true[i]
+                or (i in old[3]) != (i in unknown)
+            ),
+            n,
+        )
+        self._update_from(first, n)
 
     def set_colours(self, colours: list[QColor]) -> None:
+        old = self._colours
         self._colours = colours
-        self.update()
+        n = max(len(old), len(colours))
+        first = next(
+            (i for i in range(n) if i >= len(old) or i >= len(colours) or old[i] != colours[i]),
+            n,
+        )
+        self._update_from(first, n)
+
+    def _update_from(self, first: int, end: int) -> None:
+        """Repaint cells ``first`` .. ``end``-1 (with their whole rows: cells wrap like text)."""
+        if first >= end:
+            return
+        top = self.cell_rect(first).top() - 3
+        bottom = self.cell_rect(end - 1).bottom() + 3
+        self.update(QRect(0, top, self.width(), bottom - top + 1))
 
     def set_cursor(self, t: int) -> None:
         t = _clamp(t, len(self._chars))
@@ -340,8 +413,8 @@ class _CharStrip(QWidget):
     def event(self, event: QEvent) -> bool:
         if event.type() == QEvent.Type.ToolTip and isinstance(event, QHelpEvent):
             i = self.index_at(event.pos())
-            if i is not None and i < len(self._tooltips):
-                QToolTip.showText(event.globalPos(), self._tooltips[i], self)
+            if i is not None and self._tooltip is not None:
+                QToolTip.showText(event.globalPos(), self._tooltip(i), self)
             else:
                 QToolTip.hideText()
             return True
@@ -372,6 +445,26 @@ class _CharStrip(QWidget):
             self._paint_cell(painter, i)
         painter.end()
 
+    def _draw_centred(self, painter: QPainter, rect: QRect, text: str, font: QFont) -> None:
+        """``drawText(rect, AlignCenter, text)`` from a cached layout (QStaticText)."""
+        key = (text, id(font))  # the strip's own three fonts, alive as long as it is
+        static = self._static_text.get(key)
+        if static is None:
+            if len(self._static_text) > 4096:
+                self._static_text.clear()
+            static = QStaticText(text)
+            static.setTextFormat(Qt.TextFormat.PlainText)
+            static.prepare(painter.transform(), font)
+            self._static_text[key] = static
+        size = static.size()
+        painter.drawStaticText(
+            QPointF(
+                rect.left() + (rect.width() - size.width()) / 2,
+                rect.top() + (rect.height() - size.height()) / 2,
+            ),
+            static,
+        )
+
     def _paint_cell(self, painter: QPainter, i: int) -> None:
         rect = self.cell_rect(i)
         char_rect = QRect(rect.left(), rect.top(), rect.width(), self._char_h)
@@ -385,7 +478,7 @@ class _CharStrip(QWidget):
             ink = QColor(theme.MUTED)
         painter.setFont(self._char_font)
         painter.setPen(ink)
-        painter.drawText(char_rect, Qt.AlignmentFlag.AlignCenter, char)
+        self._draw_centred(painter, char_rect, char, self._char_font)
         if i in self._unknown:
             pen = QPen(QColor(theme.UNKNOWN), 3, Qt.PenStyle.DashLine)
             painter.setPen(pen)
@@ -397,12 +490,13 @@ class _CharStrip(QWidget):
             y = char_rect.bottom() + 3
             for line_no, line in enumerate(self._topk[i]):
                 true_line = line_no == self._topk_true[i]
-                painter.setFont(self._small_bold if true_line else self._small_font)
+                font = self._small_bold if true_line else self._small_font
+                painter.setFont(font)
                 painter.setPen(QColor(theme.HIGHLIGHT if true_line else "#303030"))
                 line_rect = QRect(
                     rect.left(), y + line_no * self._line_h, rect.width(), self._line_h
                 )
-                painter.drawText(line_rect, Qt.AlignmentFlag.AlignCenter, line)
+                self._draw_centred(painter, line_rect, line, font)
         if i == self._cursor:
             painter.setPen(QPen(QColor(theme.CURSOR), 3))
             painter.setBrush(Qt.BrushStyle.NoBrush)
@@ -426,6 +520,11 @@ class ProbeTextPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._result: ProbeResult | None = None
+        self._topk_lines: list[list[str]] = []  # the strip's top-k lines, made from _topk_of
+        self._topk_of: ProbeResult | None = None
+        # the strip's colours, made from these values, levels and colour map
+        self._colours_of: tuple[np.ndarray, tuple[float, float], pg.ColorMap] | None = None
+        self._colours: list[QColor] = []
         self._mode: ColourMode = "unit"
         self._unit = 0
         self._cursor = 0
@@ -497,7 +596,7 @@ class ProbeTextPanel(QWidget):
     def set_result(self, result: ProbeResult | None) -> None:
         self._result = result
         if result is None:
-            self._strip.set_content([], [], [], [], frozenset())
+            self._strip.set_content([], [], [], None, frozenset())
             self._unknown_label.hide()
             self._recolour()
             return
@@ -506,12 +605,16 @@ class ProbeTextPanel(QWidget):
         self._cursor = _clamp(self._cursor, T)
         chars = [theme.display_char(c) for c in text]
         shown_vocab = [theme.display_char(tok) for tok in vocab]
-        topk_ids = result.topk_ids.tolist()
-        topk_probs = result.topk_probs.tolist()
-        topk = [
+        # after a keystroke the rows before the edit are the same numbers: keep their lines
+        keep = self._same_topk_rows(result)
+        topk_ids = result.topk_ids[keep:].tolist()
+        topk_probs = result.topk_probs[keep:].tolist()
+        topk = self._topk_lines[:keep] + [
             [f"{shown_vocab[v]} {theme.fixed_or_plain(p)}" for v, p in zip(ids, probs, strict=True)]
             for ids, probs in zip(topk_ids, topk_probs, strict=True)
         ]
+        self._topk_lines, self._topk_of = topk, result
+        topk_ids = result.topk_ids.tolist()
         tokens = result.tokens.tolist()
         true_next = tokens[1:] + [-1]
         topk_true = [
@@ -519,7 +622,7 @@ class ProbeTextPanel(QWidget):
             for ids, nxt in zip(topk_ids, true_next, strict=True)
         ]
         unknown = frozenset(result.unknown)
-        self._strip.set_content(chars, topk, topk_true, self._tooltips(result), unknown)
+        self._strip.set_content(chars, topk, topk_true, partial(_tooltip, result), unknown)
         self._strip.set_cursor(self._cursor)
         self._update_unknown_label(result)
         self._recolour()
@@ -563,6 +666,16 @@ class ProbeTextPanel(QWidget):
         return self._strip
 
     # -- internals
+    def _same_topk_rows(self, result: ProbeResult) -> int:
+        """How many leading rows of top-k ids and probabilities ``result`` shares with the
+        result the current top-k lines were made from."""
+        old = self._topk_of
+        if old is None or old.vocab_tokens != result.vocab_tokens:
+            return 0
+        return _same_leading_rows(
+            (old.topk_ids, old.topk_probs), (result.topk_ids, result.topk_probs)
+        )
+
     def _shown_unit(self) -> int:
         if self._result is None:
             return self._unit
@@ -599,10 +712,18 @@ class ProbeTextPanel(QWidget):
                 "surprisal of each character given those before it, −log₂ p"
             )
         if self._result is None:
+            self._colours_of, self._colours = None, []
             self._strip.set_colours([])
             return
         values, levels, cmap = self._colour_values()
-        self._strip.set_colours(theme.map_colours(cmap, values, levels))
+        keep = 0
+        if self._colours_of is not None:
+            old_values, old_levels, old_cmap = self._colours_of
+            if (old_levels, old_cmap) == (levels, cmap):
+                keep = _same_leading_rows((old_values,), (values,))
+        self._colours = self._colours[:keep] + theme.map_colours(cmap, values[keep:], levels)
+        self._colours_of = (values, levels, cmap)
+        self._strip.set_colours(self._colours)
 
     def _update_unit_label(self) -> None:
         self._unit_label.setText(f"unit {self._shown_unit()}")
@@ -621,25 +742,6 @@ class ProbeTextPanel(QWidget):
         )
         self._unknown_label.show()
 
-    def _tooltips(self, r: ProbeResult) -> list[str]:
-        text, T = r.text, len(r.text)
-        unknown = set(r.unknown)
-        tips = []
-        for t in range(T):
-            lines = [f"t = {t}  {quoted(text[t])}"]
-            if t in unknown:
-                lines.append("not in the vocabulary: maps to <unk>")
-            if t > 0:
-                bits = theme.fixed_or_plain(float(r.surprisal_bits[t - 1]))
-                lines.append(f"surprise on seeing it: {bits} bits")
-            if t + 1 < T:
-                p_next = r.probs[t, r.tokens[t + 1]]
-                lines.append(f"P(next = {quoted(text[t + 1])}) = {p_next:.3f}")
-            else:
-                lines.append("last character: next one unknown")
-            tips.append("\n".join(lines))
-        return tips
-
     def _on_edit_text_changed(self, text: str) -> None:
         self.text_edited.emit(text)
 
@@ -651,48 +753,6 @@ class ProbeTextPanel(QWidget):
 
 
 # --------------------------------------------------------------------------------- heatmaps
-
-
-class _TickSource:
-    """Tick labels for one axis: characters (``chars``) or cell numbers 0..count-1.
-
-    With ``numbers_when_crowded`` an axis of characters that do not all fit shows step
-    numbers instead: every 4th character of a sentence says nothing, t = 0, 10, 20 does.
-    """
-
-    def __init__(
-        self,
-        axis: pg.AxisItem,
-        char_px: float,
-        number_px: float | None = None,
-        *,
-        numbers_when_crowded: bool = False,
-    ) -> None:
-        self.axis = axis
-        self.char_px = char_px  # room one label needs along the axis
-        self.number_px = char_px if number_px is None else number_px
-        self.numbers_when_crowded = numbers_when_crowded
-        self.chars: Sequence[str] | None = None
-        self.count = 0
-
-    def set_chars(self, chars: Sequence[str]) -> None:
-        self.chars, self.count = chars, len(chars)
-
-    def set_count(self, count: int) -> None:
-        self.chars, self.count = None, count
-
-    def refresh(self, pixels: float) -> None:
-        max_chars = max(1, int(pixels // self.char_px))
-        crowded = self.count > max_chars
-        if self.chars is not None and not (crowded and self.numbers_when_crowded):
-            ticks = theme.char_ticks(self.chars, max_chars)
-        else:
-            ticks = theme.number_ticks(self.count, max(1, int(pixels // self.number_px)))
-        self.axis.setTicks([ticks])
-
-
-# pixels one tick label needs on a time-step axis: a character, a step number like "120"
-_STEP_TICK_PX = (theme.BASE_POINT_SIZE * 1.1, theme.BASE_POINT_SIZE * 3.6)
 
 
 class _Heatmap:
@@ -742,10 +802,10 @@ class _Heatmap:
         self.plot.addItem(self.missing_rect)
         theme.style_plot(self.plot, left=left, bottom=bottom)
         theme.style_colour_bar(self.bar, bar_label)
-        self.x_ticks = _TickSource(
-            self.plot.getAxis("bottom"), *_STEP_TICK_PX, numbers_when_crowded=True
+        self.x_ticks = theme.TickSource(
+            self.plot.getAxis("bottom"), *theme.STEP_TICK_PX, numbers_when_crowded=True
         )
-        self.y_ticks = _TickSource(self.plot.getAxis("left"), theme.BASE_POINT_SIZE * 1.9)
+        self.y_ticks = theme.TickSource(self.plot.getAxis("left"), theme.BASE_POINT_SIZE * 1.9)
         self.plot.getViewBox().sigResized.connect(self._on_view_resized)
 
     def show(self, array: np.ndarray, levels: tuple[float, float], cmap: pg.ColorMap) -> None:
@@ -804,6 +864,13 @@ def _graphics_with_placeholder(
     graphics.setBackground(theme.PLOT_BACKGROUND)
     stack.addWidget(graphics)
     return stack, graphics
+
+
+# the softmax heatmap's true-next outlines are at least this many pixels across
+MARK_MIN_PX = 9
+
+# the hidden-state trace marks each step with a dot up to this many steps
+TRACE_DOTS_MAX_STEPS = 60
 
 
 class HiddenStatesPanel(QWidget):
@@ -884,8 +951,8 @@ class HiddenStatesPanel(QWidget):
         # the same left-axis width keeps the trace's steps under the heatmap's columns
         for plot in (self.plot_item, self.trace_plot):
             plot.getAxis("left").setWidth(theme.LEFT_AXIS_WIDTH)
-        self._trace_x_ticks = _TickSource(
-            self.trace_plot.getAxis("bottom"), *_STEP_TICK_PX, numbers_when_crowded=True
+        self._trace_x_ticks = theme.TickSource(
+            self.trace_plot.getAxis("bottom"), *theme.STEP_TICK_PX, numbers_when_crowded=True
         )
         self._graphics.ci.layout.setRowStretchFactor(0, 3)
         self._graphics.ci.layout.setRowStretchFactor(1, 1)
@@ -895,6 +962,7 @@ class HiddenStatesPanel(QWidget):
         scene.sigMouseMoved.connect(self._on_scene_mouse_moved)
         self.plot_item.getViewBox().sigResized.connect(self._on_view_resized)
         self._cell_check.toggled.connect(self._on_cell_check_toggled)
+        theme.cache_axes(self._graphics)
         self.set_result(None)
 
     # -- public API
@@ -918,6 +986,7 @@ class HiddenStatesPanel(QWidget):
         self._trace_x_ticks.set_chars(result.text)
         self._cursor = _clamp(self._cursor, len(result.text))
         self._draw()
+        self._on_view_resized()  # the trace's ticks for this text (not only on a resize)
         self._readout.setText("click a row to trace that unit over time")
 
     def set_cursor(self, t: int) -> None:
@@ -989,6 +1058,11 @@ class HiddenStatesPanel(QWidget):
         values, _, name = self._shown()
         T, H = values.shape
         unit = min(self._unit, H - 1)
+        # a dot per step while the dots are apart; past that they are a blur and cost
+        # a scatter item (a millisecond a keystroke at 100 characters)
+        symbol = "o" if T <= TRACE_DOTS_MAX_STEPS else None
+        if theme.changed(self.trace_curve, "symbol", symbol):
+            self.trace_curve.setSymbol(symbol)
         self.trace_curve.setData(np.arange(T) + 0.5, values[:, unit])
         theme.set_axis_label(self.trace_plot, "left", f"{name}[{unit}]")
         self.unit_box.setRect(0, unit, T, 1)
@@ -1033,6 +1107,7 @@ class SoftmaxPanel(QWidget):
         super().__init__(parent)
         self._result: ProbeResult | None = None
         self._cursor = 0
+        self._drawn_for: ProbeResult | None = None  # the result whose cursor step is drawn
         self._highlight: int | None = None
 
         self._readout = _readout_label()
@@ -1056,7 +1131,9 @@ class SoftmaxPanel(QWidget):
         self.bar_plot.addItem(self.bar_item)
         theme.style_plot(self.bar_plot, left="probability", bottom="next character (vocabulary)")
         self.bar_plot.setTitle("", size=f"{theme.BASE_POINT_SIZE * 1.15:.0f}pt", color="#000")
-        self._bar_ticks = _TickSource(self.bar_plot.getAxis("bottom"), theme.BASE_POINT_SIZE * 1.6)
+        self._bar_ticks = theme.TickSource(
+            self.bar_plot.getAxis("bottom"), theme.BASE_POINT_SIZE * 1.6
+        )
         self.bar_plot.getViewBox().sigResized.connect(self._on_bar_view_resized)
 
         self._heatmap = _Heatmap(
@@ -1071,13 +1148,17 @@ class SoftmaxPanel(QWidget):
         self.heatmap_item = self._heatmap.image
         self.cursor_line = self._heatmap.cursor_line
         # the character that really came next, outlined in each column of the heatmap
-        self.true_next_marks = pg.ScatterPlotItem(
-            symbol="s", size=9, pen=pg.mkPen(theme.HIGHLIGHT, width=2), brush=None
-        )
+        # one path of cell outlines: a scatter item of squares cost ~1.5 ms a keystroke
+        self.true_next_marks = QGraphicsPathItem()
+        mark_pen = pg.mkPen(theme.HIGHLIGHT, width=2)
+        mark_pen.setCosmetic(True)
+        self.true_next_marks.setPen(mark_pen)
         self.true_next_marks.setZValue(5)
         self._heatmap.plot.addItem(self.true_next_marks)
+        self._heatmap.plot.getViewBox().sigResized.connect(self._draw_true_next_marks)
         self._graphics.ci.layout.setRowStretchFactor(0, 1)
         self._graphics.ci.layout.setRowStretchFactor(1, 1)
+        theme.cache_axes(self._graphics)
         self.set_result(None)
 
     # -- public API
@@ -1086,8 +1167,9 @@ class SoftmaxPanel(QWidget):
         if result is None:
             self._heatmap.clear()
             self.bar_item.setOpts(x=[], height=[], brushes=None, brush=self._bar_brush)
-            self.true_next_marks.setData([], [])
+            self.true_next_marks.setPath(QPainterPath())
             self._highlight = None
+            self._drawn_for = None
             self._readout.setText("")
             self._stack.setCurrentIndex(0)
             return
@@ -1100,7 +1182,7 @@ class SoftmaxPanel(QWidget):
         self._heatmap.x_ticks.set_chars(result.text)
         self._heatmap.y_ticks.set_chars(result.vocab_tokens)
         self._heatmap.show(result.probs.T, (0.0, 1.0), theme.SEQUENTIAL)
-        self.true_next_marks.setData(np.arange(T - 1) + 0.5, result.tokens[1:] + 0.5)
+        self._draw_true_next_marks()
         self._cursor = _clamp(self._cursor, T)
         self.set_cursor(self._cursor)
 
@@ -1110,7 +1192,10 @@ class SoftmaxPanel(QWidget):
             self._cursor = max(0, int(t))
             return
         T, V = len(r.text), len(r.vocab_tokens)
-        t = self._cursor = _clamp(int(t), T)
+        t = _clamp(int(t), T)
+        if self._drawn_for is r and t == self._cursor:
+            return  # set_result drew this step already
+        self._cursor, self._drawn_for = t, r
         self._heatmap.set_cursor(t)
         self._highlight = int(r.tokens[t + 1]) if t + 1 < T else None
         brushes = [self._bar_brush] * V
@@ -1122,7 +1207,7 @@ class SoftmaxPanel(QWidget):
         prefix = r.text[: t + 1]
         if len(prefix) > 24:
             prefix = "…" + prefix[-23:]
-        self.bar_plot.setTitle(f"P(next char | '{prefix}') at t = {t}")
+        theme.set_title(self.bar_plot, f"P(next char | '{prefix}') at t = {t}")
         top = ",  ".join(
             f"{theme.display_char(r.vocab_tokens[v])} {theme.fixed_or_plain(p)}"
             for v, p in zip(r.topk_ids[t].tolist(), r.topk_probs[t].tolist(), strict=True)
@@ -1156,5 +1241,21 @@ class SoftmaxPanel(QWidget):
         return self._readout.text()
 
     # -- internals
+    def _draw_true_next_marks(self) -> None:
+        """An outline around the cell of the character that came next, in every column: the
+        cell, or a square of MARK_MIN_PX where the cells are smaller than that."""
+        r = self._result
+        marks = QPainterPath()
+        if r is not None and len(r.text) > 1:
+            # the heatmap spans T x V cells (its view's range, which pyqtgraph applies late)
+            view = self._heatmap.plot.getViewBox().boundingRect()
+            cells_per_px_x = len(r.text) / max(1.0, view.width())
+            cells_per_px_y = len(r.vocab_tokens) / max(1.0, view.height())
+            w = max(0.84, MARK_MIN_PX * cells_per_px_x)
+            h = max(0.84, MARK_MIN_PX * cells_per_px_y)
+            for t, v in enumerate(r.tokens[1:].tolist()):
+                marks.addRect(QRectF(t + 0.5 - w / 2, v + 0.5 - h / 2, w, h))
+        self.true_next_marks.setPath(marks)
+
     def _on_bar_view_resized(self) -> None:
         self._bar_ticks.refresh(self.bar_plot.getViewBox().boundingRect().width())

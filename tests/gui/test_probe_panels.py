@@ -272,7 +272,7 @@ def test_text_panel_topk_and_unknown(qtbot, make_result):
     assert panel.unknown_text().startswith(
         "5 characters not in the vocabulary: 'T', 'I', 'M', 'E', '!'"
     )
-    assert "maps to <unk>" in panel._strip._tooltips[4]
+    assert "maps to <unk>" in panel._strip._tooltip(4)
 
 
 def test_text_panel_signals(qtbot, make_result):
