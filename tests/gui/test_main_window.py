@@ -213,6 +213,54 @@ def test_typed_text_is_probed_on_the_latest_snapshot(window, qtbot):
     np.testing.assert_allclose(window.softmax.bar_heights(), expected.probs[t], atol=1e-6)
 
 
+def test_a_typed_key_reprobes_only_the_new_step_and_shows_the_same_numbers(window, qtbot):
+    edit = window.probe_text.line_edit()
+    edit.setText("the time machin")
+    qtbot.waitUntil(lambda: window.probe_result.text == "the time machin", timeout=ENGINE_WAIT_MS)
+    edit.setFocus()
+    edit.end(False)
+    with qtbot.waitSignal(window.probe_shown, timeout=ENGINE_WAIT_MS):
+        qtbot.keyClick(edit, "e")
+    assert window.probe_result.text == "the time machine"
+    assert window._prober.reused_steps == len("the time machin")  # not the whole text again
+    expected = core_probe(window.snapshot, "the time machine")
+    np.testing.assert_allclose(window.hidden.displayed_array(), expected.hidden.T, atol=1e-5)
+    np.testing.assert_allclose(window.softmax.heatmap_array(), expected.probs.T, atol=1e-5)
+
+
+def test_a_key_typed_while_training_is_shown_at_once_and_the_newest_model_follows(
+    window, qtbot
+):
+    edit = window.probe_text.line_edit()
+    qtbot.mouseClick(window.controls.play_button, Qt.MouseButton.LeftButton)
+    wait_state(qtbot, window, "training")
+    # a snapshot newer than the model the last probe ran on
+    qtbot.waitUntil(
+        lambda: window.snapshot is not None
+        and window._probe_model_snapshot is not None
+        and window.snapshot.step > window._probe_model_snapshot.step,
+        timeout=ENGINE_WAIT_MS,
+    )
+    probed_on = window._probe_model_snapshot
+    text = edit.text()
+    edit.setFocus()
+    edit.end(False)
+    with qtbot.waitSignal(window.probe_shown, timeout=ENGINE_WAIT_MS):
+        qtbot.keyClick(edit, "x")
+    # the keystroke: shown on the model the window had, reusing every earlier step (not
+    # rebuilt from the newer snapshot, which would probe the whole text again)
+    assert window.probe_result.text == text + "x"
+    assert window._prober.reused_steps == len(text)
+    # and within the re-probe interval the newest snapshot's model takes over
+    qtbot.waitUntil(
+        lambda: window._probe_model_snapshot is not probed_on
+        and window.probe_result.text == text + "x",
+        timeout=ENGINE_WAIT_MS,
+    )
+    qtbot.mouseClick(window.controls.play_button, Qt.MouseButton.LeftButton)
+    wait_state(qtbot, window, "paused")
+
+
 def test_probe_follows_training(window, qtbot):
     qtbot.keyClick(window, Qt.Key.Key_Right)
     qtbot.waitUntil(
