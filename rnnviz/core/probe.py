@@ -365,6 +365,21 @@ class Prober:
         self._G_T: Tensor | None = None  # (T, T) G transposed, None: not computed
         self.reused_steps = 0  # of the last probe: how many leading steps came from the cache
 
+    def work(self, text: str, with_grad_flow: bool = True) -> tuple[int, int]:
+        """About how many multiply-adds ``probe(text)`` would do now: (forward pass, gradient
+        flow), counting only what the cache does not already hold. Lets a caller decide where
+        to run it (a keystroke at the end of a text is cheap; a pasted text is not)."""
+        ids_np = _encode(self.vocab, text)
+        T, H, V = len(ids_np), self.model.hidden_size, self.model.vocab_size
+        gates = {"gru": 3, "lstm": 4}.get(self.model.kind, 1)
+        p = _common_prefix(self._ids, ids_np) if self._hidden is not None else 0
+        forward = max(0, T - p) * (gates * H * H + H * V)
+        if not with_grad_flow:
+            return forward, 0
+        keep = max(0, p - 1) if self._G_T is not None else 0
+        rows = max(0, T - 1 - keep)
+        return forward, rows * T * gates * H * H
+
     @torch.no_grad()
     def probe(self, text: str, top_k: int = 5, with_grad_flow: bool = True) -> ProbeResult:
         """Read ``text`` from a zero state and measure every step (see ``probe``)."""

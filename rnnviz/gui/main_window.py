@@ -19,6 +19,7 @@ import html
 import json
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,7 @@ from rnnviz.gui.engine import EngineClient
 from rnnviz.gui.gradflow_panel import GradFlowPanel
 from rnnviz.gui.metric_panels import GradNormPanel, TrainingCurvesPanel, run_colour
 from rnnviz.gui.probe_panels import HiddenStatesPanel, ProbeTextPanel, SoftmaxPanel, TimeCursor
+from rnnviz.gui.probe_worker import ProbeRequest, ProbeWorker
 from rnnviz.gui.stepview_panel import PLACEHOLDER_GATED, StepViewPanel
 
 # The redraw timer ticks at ~80 Hz and redraws ONE dirty panel per tick, round robin (a
@@ -89,6 +91,10 @@ REDRAW_INTERVAL_MS = 12
 # a probe takes a few ms, so waiting for a pause in the typing would only add latency
 PROBE_DEBOUNCE_MS = 0
 PROBE_MIN_INTERVAL_S = 0.25  # while training: at most ~4 probes per second
+REPROBE_COST_FACTOR = 4.0  # ... and at most a quarter of the time probing (long texts)
+# while training, a re-probe of more multiply-adds than this (~2 ms here) runs on the probe
+# thread; smaller ones, keystrokes and everything while paused run on the GUI thread
+PROBE_INLINE_WORK = 20_000_000
 LAYOUT_VERSION = 2  # 2: the gradient-flow and step-view docks
 SETTINGS_ORG = "rnnviz"
 SETTINGS_APP = "rnnviz"
@@ -174,6 +180,18 @@ def default_settings() -> QSettings:
     return QSettings(
         QSettings.Format.IniFormat, QSettings.Scope.UserScope, SETTINGS_ORG, SETTINGS_APP
     )
+
+
+@dataclass(frozen=True)
+class _ProbeTag:
+    """The window's note on a probe request: how to show the answer, and the model and
+    vocabulary it came from (the step view recomputes a step on the same model)."""
+
+    staggered: bool
+    keystroke: bool
+    model: Any
+    vocab: Any
+    snapshot: ParamSnapshot
 
 
 class Banner(QWidget):
@@ -339,6 +357,13 @@ class MainWindow(QMainWindow):
         self._probe_model_snapshot: ParamSnapshot | None = None
         self._probe_vocab: Any = None
         self._prober: Any = None  # core.probe.Prober on _probe_model: reuses the unchanged prefix
+        # probes run on the probe thread; tickets order them (see rnnviz.gui.probe_worker)
+        self._probe_worker = ProbeWorker(self)
+        self._probe_worker.done.connect(self._on_probe_done)
+        self._probe_ticket = 0  # of the last request
+        self._shown_ticket = 0  # of the result on screen
+        self._reprobe_cost_s = 0.0  # how long the last re-probe on a new snapshot took
+        self._probe_snapshot: ParamSnapshot | None = None  # the shown result's parameters
         self._probe_result: Any = None
         self._probe_error = ""
         self._last_probe_time = -math.inf
@@ -813,6 +838,11 @@ class MainWindow(QMainWindow):
         return self._probe_result
 
     @property
+    def probe_snapshot(self) -> ParamSnapshot | None:
+        """The parameter snapshot the shown probe result was computed on."""
+        return self._probe_snapshot
+
+    @property
     def run_info(self) -> RunInfo | None:
         return self._run_info
 
@@ -1277,20 +1307,24 @@ class MainWindow(QMainWindow):
         self._run_probe(staggered=self._state == "training")
 
     def _run_probe(self, staggered: bool = False, keystroke: bool = False) -> None:
-        """Probe the typed string, here in the GUI thread, with a ``core.probe.Prober`` that
-        recomputes only the steps after the first changed character.
+        """Probe the typed string with a ``core.probe.Prober``, which recomputes only the
+        steps after the first changed character.
 
         A new snapshot means a new model and a probe of the whole text (at most every
-        PROBE_MIN_INTERVAL_S while training). A ``keystroke`` while training stays on the model
-        it has, at most that old, so it costs one step instead of the whole text; the newer
-        snapshot follows by the throttle timer.
+        PROBE_MIN_INTERVAL_S while training, less often when that probe is slow). While
+        training, one larger than PROBE_INLINE_WORK (a long text with the gradient flow) runs
+        on the probe thread, and keystrokes meanwhile go on with the model on screen. A
+        ``keystroke`` while training stays on the model it has, at most that old, so it costs
+        one step instead of the whole text; the newer snapshot follows by the throttle timer.
         """
         self._probe_debounce.stop()
         snapshot = self._snapshot
         text = self.probe_text.text()
         if snapshot is None:
             return
+        self._probe_ticket += 1
         if not text:
+            self._shown_ticket = self._probe_ticket
             self._set_probe_result(None)
             return
         keep_model = (
@@ -1303,11 +1337,12 @@ class MainWindow(QMainWindow):
         )
         if keep_model and self._probe_model_snapshot is not snapshot:
             if not self._probe_throttle.isActive():  # the newer snapshot follows shortly
-                wait = PROBE_MIN_INTERVAL_S - (time.monotonic() - self._last_probe_time)
+                wait = self._reprobe_interval() - (time.monotonic() - self._last_probe_time)
                 self._probe_throttle.start(max(1, int(wait * 1000) + 1))
         else:
             self._probe_throttle.stop()
             self._last_probe_time = time.monotonic()
+        with_grad_flow = self.probe_with_grad_flow
         try:
             _use_one_torch_thread()
             from rnnviz.core.probe import Prober, model_from_params
@@ -1316,20 +1351,75 @@ class MainWindow(QMainWindow):
             # the model is rebuilt once per snapshot (identity: a reset's step-0 snapshot
             # is a new one with the same step); typing re-probes the same model
             if self._probe_model_snapshot is not snapshot and not keep_model:
-                if self._probe_vocab is None or self._probe_vocab.tokens != snapshot.vocab_tokens:
-                    self._probe_vocab = Vocab(snapshot.vocab_tokens)
-                self._probe_model = model_from_params(
+                vocab = self._probe_vocab
+                if vocab is None or vocab.tokens != snapshot.vocab_tokens:
+                    vocab = Vocab(snapshot.vocab_tokens)
+                model = model_from_params(
                     snapshot.config.model, len(snapshot.vocab_tokens), dict(snapshot.params)
                 )
-                self._prober = Prober(self._probe_model, self._probe_vocab)
-                self._probe_model_snapshot = snapshot
-            result = self._prober.probe(text, with_grad_flow=self.probe_with_grad_flow)
+                prober = Prober(model, vocab)
+                tag = _ProbeTag(staggered, keystroke, model, vocab, snapshot)
+                if self._state == "training" and sum(prober.work(text, with_grad_flow)) > (
+                    PROBE_INLINE_WORK
+                ):
+                    self._probe_worker.submit(
+                        ProbeRequest(self._probe_ticket, prober, text, with_grad_flow, tag)
+                    )
+                    return
+                self._adopt_prober(prober, tag)
+            tag = _ProbeTag(
+                staggered,
+                keystroke,
+                self._probe_model,
+                self._probe_vocab,
+                self._probe_model_snapshot,
+            )
+            started = time.perf_counter()
+            result = self._prober.probe(text, with_grad_flow=with_grad_flow)
         except Exception as exc:  # a probe must never take the window down
-            self._probe_error = f"{type(exc).__name__}: {exc}"
-            self.statusBar().showMessage(f"Probe failed: {self._probe_error}", 6000)
+            self._show_probe_error(f"{type(exc).__name__}: {exc}")
             return
+        request = ProbeRequest(self._probe_ticket, self._prober, text, with_grad_flow, tag)
+        self._on_probe_done(request, result, "", time.perf_counter() - started)
+
+    def _adopt_prober(self, prober: Any, tag: _ProbeTag) -> None:
+        """From now on keystrokes probe with ``prober`` (its model and snapshot)."""
+        self._prober = prober
+        self._probe_model, self._probe_vocab = tag.model, tag.vocab
+        self._probe_model_snapshot = tag.snapshot
+
+    def _reprobe_interval(self) -> float:
+        """Seconds between re-probes on new snapshots while training: PROBE_MIN_INTERVAL_S, or
+        a probe's cost times REPROBE_COST_FACTOR when that is longer (a long text with the
+        gradient flow), so re-probing never takes most of a core."""
+        return max(PROBE_MIN_INTERVAL_S, REPROBE_COST_FACTOR * self._reprobe_cost_s)
+
+    def _show_probe_error(self, message: str) -> None:
+        self._probe_error = message
+        self.statusBar().showMessage(f"Probe failed: {message}", 6000)
+
+    @Slot(object, object, str, float)
+    def _on_probe_done(
+        self, request: ProbeRequest, result: Any, error: str, seconds: float
+    ) -> None:
+        """A probe's answer, computed here or on the probe thread."""
+        tag: _ProbeTag = request.tag
+        if not tag.keystroke and seconds > 0:
+            self._reprobe_cost_s = seconds
+        if request.ticket < self._shown_ticket:
+            return  # a newer result is on screen already
+        if error:
+            self._show_probe_error(error)
+            return
+        if request.prober is not self._prober:  # from the probe thread: its model is newer
+            self._adopt_prober(request.prober, tag)
         self._probe_error = ""
-        self._set_probe_result(result, staggered=staggered)
+        self._shown_ticket = request.ticket
+        self._probe_snapshot = tag.snapshot
+        self._step_view_source = (tag.model, tag.vocab)
+        self._set_probe_result(result, staggered=tag.staggered)
+        if result.text != self.probe_text.text():  # typed on while the thread computed
+            self._probe_debounce.start()
 
     def _set_probe_result(self, result: Any, staggered: bool = False) -> None:
         """Show a probe result. ``staggered`` (re-probes while training): one panel per redraw
@@ -1338,12 +1428,8 @@ class MainWindow(QMainWindow):
         cursor = self.time_cursor.cursor()
         self.time_cursor.set_result(result)
         self.time_cursor.set_cursor(cursor)
-        # the step view recomputes one step on the very model this result came from
-        self._step_view_source = (
-            None
-            if result is None
-            else (getattr(self, "_probe_model", None), getattr(self, "_probe_vocab", None))
-        )
+        if result is None:
+            self._step_view_source = None
         self._pending_probe_panels = [self.probe_text, self.hidden, self.softmax, self.gradflow]
         if not staggered:
             while self._pending_probe_panels:
@@ -1562,9 +1648,11 @@ class MainWindow(QMainWindow):
     # ================================================================ closing
 
     def shutdown(self) -> None:
-        """Stop timers and the engine; idempotent. Queued commands (a Save) are served first."""
+        """Stop timers, the probe thread and the engine; idempotent. Queued commands (a Save)
+        are served first."""
         for timer in (self._redraw_timer, self._probe_debounce, self._probe_throttle):
             timer.stop()
+        self._probe_worker.stop()
         if self.engine.is_running() and self.controls.training:
             self.engine.send(Pause())
         self.engine.shutdown()

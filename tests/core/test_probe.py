@@ -660,3 +660,20 @@ def test_scratch_grad_flow_without_the_step_history_is_the_same(
     np.testing.assert_allclose(
         swept.grad_flow, naive_grad_flow(model, ids_of(vocab, text)), rtol=1e-4, atol=1e-6
     )
+
+
+def test_prober_work_counts_only_what_the_cache_lacks(vocab: Vocab) -> None:
+    from rnnviz.core.probe import Prober
+
+    model = make_model(vocab, "fast")
+    H, V = model.hidden_size, model.vocab_size
+    prober = Prober(model, vocab)
+    assert prober.work("the time") == (8 * (H * H + H * V), 7 * 8 * H * H)
+    prober.probe("the time")
+    # one more character: one forward step, and one row of G (the old last character gains
+    # a loss; the new last one has none)
+    assert prober.work("the times") == (H * H + H * V, 9 * H * H)
+    assert prober.work("the tim") == (0, 0)  # a backspace: everything is cached
+    assert prober.work("the times", with_grad_flow=False)[1] == 0
+    lstm = Prober(make_model(vocab, "lstm"), vocab)
+    assert lstm.work("the")[0] == 3 * (4 * H * H + H * V)

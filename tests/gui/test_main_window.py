@@ -261,12 +261,36 @@ def test_a_key_typed_while_training_is_shown_at_once_and_the_newest_model_follow
     wait_state(qtbot, window, "paused")
 
 
+def test_a_long_text_is_reprobed_on_the_probe_thread_while_training(window, qtbot):
+    """With the gradient flow, a 300-character re-probe is large: it runs on the probe thread
+    and the window takes its model over when the answer comes."""
+    window.probe_with_grad_flow = True
+    text = ("the time machine " * 20)[:300]
+    window.probe_text.line_edit().setText(text)
+    qtbot.waitUntil(lambda: window.probe_result.text == text, timeout=ENGINE_WAIT_MS)
+    qtbot.mouseClick(window.controls.play_button, Qt.MouseButton.LeftButton)
+    wait_state(qtbot, window, "training")
+    with qtbot.waitSignal(window._probe_worker.done, timeout=ENGINE_WAIT_MS) as blocker:
+        pass
+    request, result, error, _seconds = blocker.args
+    assert error == "" and request.text == text and request.with_grad_flow
+    assert result.grad_flow is not None and result.grad_flow.shape == (300, 300)
+    qtbot.waitUntil(
+        lambda: window.probe_snapshot is not None
+        and window.probe_snapshot.step >= request.tag.snapshot.step,
+        timeout=ENGINE_WAIT_MS,
+    )
+    assert window.probe_result.text == text
+    qtbot.mouseClick(window.controls.play_button, Qt.MouseButton.LeftButton)
+    wait_state(qtbot, window, "paused")
+
+
 def test_probe_follows_training(window, qtbot):
     qtbot.keyClick(window, Qt.Key.Key_Right)
     qtbot.waitUntil(
         lambda: window.snapshot is not None and window.snapshot.step == 1, timeout=ENGINE_WAIT_MS
     )
-    qtbot.waitUntil(lambda: window.probe_result is not None, timeout=ENGINE_WAIT_MS)
+    qtbot.waitUntil(lambda: window.probe_snapshot is window.snapshot, timeout=ENGINE_WAIT_MS)
     expected = core_probe(window.snapshot, window.probe_text.text())
     np.testing.assert_allclose(window.probe_result.probs, expected.probs, atol=1e-6)
 

@@ -1,0 +1,100 @@
+"""The probe thread: runs the large re-probes of ``core.probe.Prober`` off the GUI thread.
+
+While training, the window re-probes the typed text on every new parameter snapshot (a few
+times a second). With the gradient-flow matrix that is T^2 H^2 / 2 multiply-adds: ~11 ms at
+100 characters and hidden 256, ~190 ms at 500. On the GUI thread a long text froze the window
+that long at every snapshot; here the GUI keeps painting and reading keys meanwhile. Small
+probes (a keystroke at the end of a text, anything while paused) stay on the GUI thread:
+handing them over and back cost more than they do, and two Python threads computing at once
+slowed each other (measured: a 100-character paste 29 ms on the GUI thread, 45 ms handed to
+this thread with the forward part shown first).
+
+One request at a time, the newest wins: a request submitted while another is computing
+replaces any request still waiting. Each request carries a ticket (an increasing number) so the
+window can ignore an answer older than what it shows.
+
+Threads: ``submit``, ``idle`` and ``stop`` are called from the GUI thread; ``run`` is the
+probe thread; ``done`` is queued to the GUI thread (its receiver lives there). A request's
+Prober is used by this thread only: the window makes a new Prober for each request it hands
+over and takes it back only from ``done``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import QObject, QThread, Signal
+
+
+@dataclass(frozen=True)
+class ProbeRequest:
+    ticket: int
+    prober: Any  # core.probe.Prober
+    text: str
+    with_grad_flow: bool
+    tag: Any = None  # the window's own note on the request, handed back with the answer
+
+
+class ProbeWorker(QThread):
+    """Computes probes one at a time, the newest request first (see module doc)."""
+
+    # (request, ProbeResult or None, error message or "", seconds the probe took)
+    done = Signal(object, object, str, float)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("rnnviz probe thread")
+        self._cond = threading.Condition()
+        self._waiting: ProbeRequest | None = None
+        self._stopping = False
+        self._busy = False
+
+    def submit(self, request: ProbeRequest) -> None:
+        """Queue ``request``, replacing one still waiting (GUI thread)."""
+        with self._cond:
+            if self._stopping:
+                return
+            self._waiting = request
+            self._cond.notify()
+        if not self.isRunning():
+            self.start()
+
+    def idle(self) -> bool:
+        """Nothing computing and nothing waiting."""
+        with self._cond:
+            return self._waiting is None and not self._busy
+
+    def stop(self) -> None:
+        """Drop what waits, let a running probe finish, end the thread (GUI thread)."""
+        with self._cond:
+            self._stopping = True
+            self._waiting = None
+            self._cond.notify()
+        self.wait()
+
+    def run(self) -> None:
+        while True:
+            with self._cond:
+                while self._waiting is None and not self._stopping:
+                    self._cond.wait()
+                if self._stopping:
+                    return
+                request, self._waiting = self._waiting, None
+                self._busy = True
+            try:
+                self._serve(request)
+            finally:
+                with self._cond:
+                    self._busy = False
+
+    def _serve(self, request: ProbeRequest) -> None:
+        started = time.perf_counter()
+        try:
+            result = request.prober.probe(request.text, with_grad_flow=request.with_grad_flow)
+        except Exception as exc:  # a probe must never take the window down
+            self.done.emit(request, None, f"{type(exc).__name__}: {exc}", 0.0)
+            return
+        self.done.emit(request, result, "", time.perf_counter() - started)
