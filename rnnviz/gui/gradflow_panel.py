@@ -279,6 +279,8 @@ class GradFlowPanel(QWidget):
         self._result: ProbeResult | None = None
         self._grad_flow: np.ndarray | None = None  # (T, T) of the current result
         self._row_drawn_for: np.ndarray | None = None  # the G whose cursor row is drawn
+        # (row, its character, its values) as the distance plot shows them
+        self._row_drawn: tuple[int, str, np.ndarray] | None = None
         self._chars: list[str] = []
         self._cursor = 0
         self._probe_log = np.full((0, 0), np.nan)
@@ -537,6 +539,7 @@ class GradFlowPanel(QWidget):
         return min(max(self._cursor, 0), T - 2)
 
     def _clear_row(self) -> None:
+        self._row_drawn = None
         self._distance = (np.empty(0), np.empty(0))
         self._fit = None
         self.distance_curve.setData([], [])
@@ -564,6 +567,16 @@ class GradFlowPanel(QWidget):
         d, values = grad_flow_to_distance(G, row)  # d = t - k for k = t .. 0
         distance = np.asarray(d, dtype=np.float64)
         values = np.asarray(values, dtype=np.float64)
+        drawn = (row, self._chars[row], values)
+        old = self._row_drawn
+        if (
+            old is not None
+            and old[:2] == drawn[:2]
+            and np.array_equal(old[2], values, equal_nan=True)
+        ):
+            self.row_note.setVisible(row != self._cursor)
+            return  # a key typed after this row changes nothing in it
+        self._row_drawn = drawn
         keep = np.isfinite(values) & (values > 0)
         self._distance = (distance[keep], values[keep])
         self.distance_curve.setData(distance[keep], values[keep])

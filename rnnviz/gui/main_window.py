@@ -18,6 +18,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,6 +96,9 @@ REPROBE_COST_FACTOR = 4.0  # ... and at most a quarter of the time probing (long
 # while training, a re-probe of more multiply-adds than this (~2 ms here) runs on the probe
 # thread; smaller ones, keystrokes and everything while paused run on the GUI thread
 PROBE_INLINE_WORK = 20_000_000
+# while paused, a probe of more multiply-adds than this uses this many torch threads
+PROBE_TWO_THREADS_WORK = 100_000_000
+PROBE_PAUSED_THREADS = min(2, os.cpu_count() or 1)
 LAYOUT_VERSION = 2  # 2: the gradient-flow and step-view docks
 SETTINGS_ORG = "rnnviz"
 SETTINGS_APP = "rnnviz"
@@ -161,19 +165,21 @@ def divergence_message(event: Divergence, run_name: str | None = None) -> str:
     )
 
 
-_torch_threads_set = False
+_torch_threads = 0  # what this process last set (0: not yet)
 
 
-def _use_one_torch_thread() -> None:
-    """Probes here use one torch thread: the engine process trains on the other core, and a
-    second OpenMP thread in this process would wait on it at every op (measured: a 20-character
-    probe took 140 ms instead of 3 ms while training with two threads)."""
-    global _torch_threads_set
-    if not _torch_threads_set:
+def _use_torch_threads(n: int) -> None:
+    """Probes here use one torch thread while training: the engine process trains on the
+    other core, and a second OpenMP thread in this process would wait on it at every op
+    (measured: a 20-character probe took 140 ms instead of 3 ms while training with two
+    threads). While paused that core is idle, and a large probe uses both (a 500-character
+    probe with the gradient flow: 184 -> 106 ms). Setting it costs nothing measurable."""
+    global _torch_threads
+    if n != _torch_threads:
         import torch
 
-        torch.set_num_threads(1)
-        _torch_threads_set = True
+        torch.set_num_threads(n)
+        _torch_threads = n
 
 
 def default_settings() -> QSettings:
@@ -452,6 +458,10 @@ class MainWindow(QMainWindow):
         for name, title in DOCKS:
             dock = QDockWidget(title, self)
             dock.setObjectName(name)
+            # an opaque panel: a label or field inside it that changes is repainted from the
+            # panel's background, not from the dock's frame and title and the window's (that
+            # was ~10 % of a keystroke's time)
+            widgets[name].setAutoFillBackground(True)
             dock.setWidget(widgets[name])
             dock.setFeatures(
                 QDockWidget.DockWidgetFeature.DockWidgetMovable
@@ -1344,7 +1354,7 @@ class MainWindow(QMainWindow):
             self._last_probe_time = time.monotonic()
         with_grad_flow = self.probe_with_grad_flow
         try:
-            _use_one_torch_thread()
+            _use_torch_threads(1)
             from rnnviz.core.probe import Prober, model_from_params
             from rnnviz.core.vocab import Vocab
 
@@ -1374,6 +1384,10 @@ class MainWindow(QMainWindow):
                 self._probe_vocab,
                 self._probe_model_snapshot,
             )
+            if self._state != "training" and sum(self._prober.work(text, with_grad_flow)) > (
+                PROBE_TWO_THREADS_WORK
+            ):
+                _use_torch_threads(PROBE_PAUSED_THREADS)
             started = time.perf_counter()
             result = self._prober.probe(text, with_grad_flow=with_grad_flow)
         except Exception as exc:  # a probe must never take the window down

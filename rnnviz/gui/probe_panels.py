@@ -231,6 +231,8 @@ class _ColourLegend(QWidget):
         self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
 
     def set_scale(self, cmap: pg.ColorMap, lo: str, hi: str) -> None:
+        if (cmap, lo, hi) == (self._cmap, self._lo, self._hi):
+            return  # every probe sets it; a repaint here repaints the panel beneath
         self._cmap, self._lo, self._hi = cmap, lo, hi
         self.update()
 
