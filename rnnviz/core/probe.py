@@ -51,6 +51,21 @@ if TYPE_CHECKING:
 # (T, T) float32: 64 MiB at this length; past it the GUI should probe without gradient flow
 MAX_GRAD_FLOW_CHARS = 4096
 
+class ProbeCancelled(Exception):
+    """A probe stopped early because its ``cancelled`` callback said so (nothing changed)."""
+
+
+Cancelled = Callable[[], bool] | None
+
+# how many steps of the gradient-flow sweep between two looks at ``cancelled``
+_CANCEL_EVERY = 8
+
+
+def _check(cancelled: Cancelled, k: int) -> None:
+    if cancelled is not None and k % _CANCEL_EVERY == 0 and cancelled():
+        raise ProbeCancelled
+
+
 # ReLU states have no upper bound; a fixed floor keeps tiny activations from filling the scale
 RELU_LEVEL_FLOOR = 1.0
 
@@ -246,6 +261,7 @@ def _grad_flow(
     probs: Tensor,
     first_row: int = 0,
     G_T: Tensor | None = None,
+    cancelled: Cancelled = None,
 ) -> Tensor:
     """(T, T) G transposed, ``G_T[k, t] = ||dL_t/dH_k||``, by one backward sweep for all loss
     terms t >= ``first_row`` together. Entries of earlier rows t are left as ``G_T`` has them
@@ -269,12 +285,13 @@ def _grad_flow(
         raise TypeError(f"{type(model).__name__} has no output layer W_hq")
     direct = d_logits @ W_hq.detach().t()  # (T-1-r0, H) dL_t/dH_t for t = r0..T-2
     if isinstance(model, ScratchRNN):
-        return _scratch_grad_flow(model, hidden, direct, r0, G_T)
+        return _scratch_grad_flow(model, hidden, direct, r0, G_T, cancelled)
     back = _back_step(model, ids, hidden, cells)
     # row i of M is loss term t = r0 + i
     Mh = torch.zeros(T - 1 - r0, H, dtype=hidden.dtype, device=hidden.device)
     Mc = torch.zeros_like(Mh) if cells is not None else None
     for k in range(T - 2, -1, -1):
+        _check(cancelled, k)
         lo = max(k + 1, r0)  # the rows already holding dL_t/dH_{k+1}
         if lo <= T - 2:
             rows = slice(lo - r0, T - 1 - r0)
@@ -293,7 +310,12 @@ _HISTORY_MAX_ELEMENTS = 1 << 22  # 16 MiB of float32
 
 
 def _scratch_grad_flow(
-    model: ScratchRNN, hidden: Tensor, direct: Tensor, r0: int, G_T: Tensor
+    model: ScratchRNN,
+    hidden: Tensor,
+    direct: Tensor,
+    r0: int,
+    G_T: Tensor,
+    cancelled: Cancelled = None,
 ) -> Tensor:
     """``_grad_flow``'s sweep for the scratch/fast RNN, where one step back is
     M <- (M * phi'(A_{k+1})) W_hh^T, on preallocated buffers.
@@ -315,6 +337,7 @@ def _scratch_grad_flow(
         history[t, t - r0] = direct
         steps = history.unbind(0)
         for k in range(T - 3, -1, -1):
+            _check(cancelled, k)
             a = max(k + 1 - r0, 0)  # rows t > k carry dL_t/dH_{k+1}: take them back one step
             torch.mm(steps[k + 1][a:] * phi_prime[k + 1], W_hh_T, out=steps[k][a:])
         G_T[: T - 1, r0 : T - 1] = torch.linalg.vector_norm(history, dim=2)
@@ -322,6 +345,7 @@ def _scratch_grad_flow(
     M = direct.clone()
     scratch = torch.empty_like(M)
     for k in range(T - 2, -1, -1):
+        _check(cancelled, k)
         a = max(k + 1 - r0, 0)
         if a < n:
             rows = M[a:]
@@ -381,8 +405,18 @@ class Prober:
         return forward, rows * T * gates * H * H
 
     @torch.no_grad()
-    def probe(self, text: str, top_k: int = 5, with_grad_flow: bool = True) -> ProbeResult:
-        """Read ``text`` from a zero state and measure every step (see ``probe``)."""
+    def probe(
+        self,
+        text: str,
+        top_k: int = 5,
+        with_grad_flow: bool = True,
+        cancelled: Cancelled = None,
+    ) -> ProbeResult:
+        """Read ``text`` from a zero state and measure every step (see ``probe``).
+
+        ``cancelled``, if given, is asked every few steps of the gradient-flow sweep; when it
+        returns True the probe raises ProbeCancelled and the cache stays as it was.
+        """
         model, vocab = self.model, self.vocab
         ids_np = _encode(vocab, text)
         if top_k < 1:
@@ -404,7 +438,9 @@ class Prober:
             keep = max(0, p - 1) if self._G_T is not None else 0  # rows t < keep still hold
             if keep:
                 G_T[:keep, :keep] = self._G_T[:keep, :keep]  # type: ignore[index]
-            _grad_flow(model, ids, hidden, cells, probs, first_row=keep, G_T=G_T)
+            _grad_flow(
+                model, ids, hidden, cells, probs, first_row=keep, G_T=G_T, cancelled=cancelled
+            )
         self._ids, self._logits, self._hidden, self._cells = ids_np, logits, hidden, cells
         self._G_T = G_T
         self.reused_steps = p

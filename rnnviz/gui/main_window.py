@@ -948,7 +948,7 @@ class MainWindow(QMainWindow):
         if self._state != "training":
             self._run_probe()
             return
-        wait = PROBE_MIN_INTERVAL_S - (time.monotonic() - self._last_probe_time)
+        wait = self._reprobe_interval() - (time.monotonic() - self._last_probe_time)
         if wait <= 0:
             self._run_probe(staggered=True)
         elif not self._probe_throttle.isActive():
@@ -1321,11 +1321,12 @@ class MainWindow(QMainWindow):
         steps after the first changed character.
 
         A new snapshot means a new model and a probe of the whole text (at most every
-        PROBE_MIN_INTERVAL_S while training, less often when that probe is slow). While
-        training, one larger than PROBE_INLINE_WORK (a long text with the gradient flow) runs
-        on the probe thread, and keystrokes meanwhile go on with the model on screen. A
+        PROBE_MIN_INTERVAL_S while training, less often when that probe is slow). A
         ``keystroke`` while training stays on the model it has, at most that old, so it costs
         one step instead of the whole text; the newer snapshot follows by the throttle timer.
+        While training, a re-probe larger than PROBE_INLINE_WORK (a long text with the gradient
+        flow) runs on the probe thread, and keystrokes meanwhile go on with the model on
+        screen; a probe answered here cancels an older one computing there.
         """
         self._probe_debounce.stop()
         snapshot = self._snapshot
@@ -1360,6 +1361,7 @@ class MainWindow(QMainWindow):
 
             # the model is rebuilt once per snapshot (identity: a reset's step-0 snapshot
             # is a new one with the same step); typing re-probes the same model
+            new_prober = None
             if self._probe_model_snapshot is not snapshot and not keep_model:
                 vocab = self._probe_vocab
                 if vocab is None or vocab.tokens != snapshot.vocab_tokens:
@@ -1367,26 +1369,30 @@ class MainWindow(QMainWindow):
                 model = model_from_params(
                     snapshot.config.model, len(snapshot.vocab_tokens), dict(snapshot.params)
                 )
-                prober = Prober(model, vocab)
+                new_prober = Prober(model, vocab)
                 tag = _ProbeTag(staggered, keystroke, model, vocab, snapshot)
-                if self._state == "training" and sum(prober.work(text, with_grad_flow)) > (
-                    PROBE_INLINE_WORK
-                ):
-                    self._probe_worker.submit(
-                        ProbeRequest(self._probe_ticket, prober, text, with_grad_flow, tag)
-                    )
-                    return
-                self._adopt_prober(prober, tag)
-            tag = _ProbeTag(
-                staggered,
-                keystroke,
-                self._probe_model,
-                self._probe_vocab,
-                self._probe_model_snapshot,
-            )
-            if self._state != "training" and sum(self._prober.work(text, with_grad_flow)) > (
-                PROBE_TWO_THREADS_WORK
-            ):
+            else:
+                tag = _ProbeTag(
+                    staggered,
+                    keystroke,
+                    self._probe_model,
+                    self._probe_vocab,
+                    self._probe_model_snapshot,
+                )
+            work = sum((new_prober or self._prober).work(text, with_grad_flow))
+            if self._state == "training" and not keystroke and work > PROBE_INLINE_WORK:
+                # a re-probe on a new snapshot: the probe thread gets the new Prober; the
+                # window's stays for keystrokes, which are answered here (a key typed at the
+                # end is one step and one row of G, cheap even on a long text)
+                prober = new_prober or Prober(tag.model, tag.vocab)
+                self._probe_worker.submit(
+                    ProbeRequest(self._probe_ticket, prober, text, with_grad_flow, tag)
+                )
+                return
+            self._probe_worker.cancel()  # whatever it computes is older than this answer
+            if new_prober is not None:
+                self._adopt_prober(new_prober, tag)
+            if self._state != "training" and work > PROBE_TWO_THREADS_WORK:
                 _use_torch_threads(PROBE_PAUSED_THREADS)
             started = time.perf_counter()
             result = self._prober.probe(text, with_grad_flow=with_grad_flow)
@@ -1418,7 +1424,7 @@ class MainWindow(QMainWindow):
     ) -> None:
         """A probe's answer, computed here or on the probe thread."""
         tag: _ProbeTag = request.tag
-        if not tag.keystroke and seconds > 0:
+        if seconds > 0 and request.prober.reused_steps == 0:  # a whole text: what a re-probe costs
             self._reprobe_cost_s = seconds
         if request.ticket < self._shown_ticket:
             return  # a newer result is on screen already

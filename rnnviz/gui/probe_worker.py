@@ -10,7 +10,11 @@ slowed each other (measured: a 100-character paste 29 ms on the GUI thread, 45 m
 this thread with the forward part shown first).
 
 One request at a time, the newest wins: a request submitted while another is computing
-replaces any request still waiting. Each request carries a ticket (an increasing number) so the
+replaces any request still waiting, and cancels the one computing if that is for another text
+(``core.probe`` looks at the cancel flag every few steps of the gradient-flow sweep); one for
+the same text (a newer snapshot) waits, so snapshots arriving faster than a long probe never
+starve it. ``cancel`` stops the computing one when the window answers a newer text itself.
+A cancelled probe answers nothing. Each request carries a ticket (an increasing number) so the
 window can ignore an answer older than what it shows.
 
 Threads: ``submit``, ``idle`` and ``stop`` are called from the GUI thread; ``run`` is the
@@ -51,6 +55,8 @@ class ProbeWorker(QThread):
         self._waiting: ProbeRequest | None = None
         self._stopping = False
         self._busy = False
+        self._running: ProbeRequest | None = None
+        self._cancel = threading.Event()
 
     def submit(self, request: ProbeRequest) -> None:
         """Queue ``request``, replacing one still waiting (GUI thread)."""
@@ -58,9 +64,17 @@ class ProbeWorker(QThread):
             if self._stopping:
                 return
             self._waiting = request
+            if self._running is not None and self._running.text != request.text:
+                self._cancel.set()  # the text changed: what computes will not be shown
             self._cond.notify()
         if not self.isRunning():
             self.start()
+
+    def cancel(self) -> None:
+        """Drop what waits and stop what computes: the window has a newer answer (GUI thread)."""
+        with self._cond:
+            self._waiting = None
+            self._cancel.set()
 
     def idle(self) -> bool:
         """Nothing computing and nothing waiting."""
@@ -84,16 +98,27 @@ class ProbeWorker(QThread):
                     return
                 request, self._waiting = self._waiting, None
                 self._busy = True
+                self._running = request
+                self._cancel.clear()
             try:
                 self._serve(request)
             finally:
                 with self._cond:
                     self._busy = False
+                    self._running = None
 
     def _serve(self, request: ProbeRequest) -> None:
+        from rnnviz.core.probe import ProbeCancelled
+
         started = time.perf_counter()
         try:
-            result = request.prober.probe(request.text, with_grad_flow=request.with_grad_flow)
+            result = request.prober.probe(
+                request.text,
+                with_grad_flow=request.with_grad_flow,
+                cancelled=self._cancel.is_set,
+            )
+        except ProbeCancelled:
+            return
         except Exception as exc:  # a probe must never take the window down
             self.done.emit(request, None, f"{type(exc).__name__}: {exc}", 0.0)
             return

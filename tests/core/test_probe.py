@@ -677,3 +677,28 @@ def test_prober_work_counts_only_what_the_cache_lacks(vocab: Vocab) -> None:
     assert prober.work("the times", with_grad_flow=False)[1] == 0
     lstm = Prober(make_model(vocab, "lstm"), vocab)
     assert lstm.work("the")[0] == 3 * (4 * H * H + H * V)
+
+
+def test_a_cancelled_probe_raises_and_leaves_the_cache_as_it_was(vocab: Vocab) -> None:
+    from rnnviz.core.probe import ProbeCancelled, Prober
+
+    model = make_model(vocab, "fast")
+    prober = Prober(model, vocab)
+    prober.probe("the time")
+    asked: list[int] = []
+
+    def cancelled() -> bool:
+        asked.append(1)
+        return True
+
+    with pytest.raises(ProbeCancelled):
+        prober.probe("xhe time traveller", cancelled=cancelled)
+    assert asked  # it looked
+    got = prober.probe("the times")
+    assert prober.reused_steps == len("the time")  # the cache is the one before the cancel
+    assert_same_result(got, probe(model, vocab, "the times"))
+    # never cancelled: the same numbers as without the callback
+    assert_same_result(
+        Prober(model, vocab).probe("the time", cancelled=lambda: False),
+        probe(model, vocab, "the time"),
+    )

@@ -1,4 +1,4 @@
-"""The probe thread: newest request wins, errors reported, clean stop."""
+"""The probe thread: newest request wins, cancelling, errors reported, clean stop."""
 
 from __future__ import annotations
 
@@ -14,12 +14,18 @@ class FakeProber:
 
     def __init__(self) -> None:
         self.texts: list[str] = []
+        self.cancelled: list[str] = []
         self.release = threading.Event()
         self.started = threading.Event()
 
-    def probe(self, text, with_grad_flow=True):  # type: ignore[no-untyped-def]
+    def probe(self, text, with_grad_flow=True, cancelled=None):  # type: ignore[no-untyped-def]
+        from rnnviz.core.probe import ProbeCancelled
+
         self.started.set()
         self.release.wait(10)
+        if cancelled is not None and cancelled():
+            self.cancelled.append(text)
+            raise ProbeCancelled
         if text == "boom":
             raise ValueError("no such character")
         self.texts.append(text)
@@ -34,7 +40,7 @@ def worker(qtbot):
     assert not w.isRunning()
 
 
-def test_newest_request_wins(worker, qtbot):
+def test_newest_request_wins_and_cancels_the_one_computing(worker, qtbot):
     prober = FakeProber()
     answers: list[tuple[int, object]] = []
     worker.done.connect(lambda req, r, err, s: answers.append((req.ticket, r)))
@@ -44,9 +50,38 @@ def test_newest_request_wins(worker, qtbot):
     worker.submit(ProbeRequest(2, prober, "ab", True))
     worker.submit(ProbeRequest(3, prober, "abc", False))  # replaces 2, still waiting
     prober.release.set()
+    qtbot.waitUntil(lambda: worker.idle() and len(answers) == 1, timeout=10_000)
+    assert prober.cancelled == ["a"]  # 1 was obsolete once 2 came: it answers nothing
+    assert prober.texts == ["abc"]
+    assert answers == [(3, "abc (whole)")]
+
+
+def test_a_request_for_the_same_text_waits_instead_of_cancelling(worker, qtbot):
+    """A newer snapshot's re-probe of the same text must not starve a long probe."""
+    prober = FakeProber()
+    answers: list[int] = []
+    worker.done.connect(lambda req, r, err, s: answers.append(req.ticket))
+    worker.submit(ProbeRequest(1, prober, "same", True))
+    assert prober.started.wait(10)
+    worker.submit(ProbeRequest(2, prober, "same", True))
+    prober.release.set()
     qtbot.waitUntil(lambda: worker.idle() and len(answers) == 2, timeout=10_000)
-    assert prober.texts == ["a", "abc"]
-    assert answers == [(1, "a (whole)"), (3, "abc (whole)")]
+    assert prober.cancelled == [] and answers == [1, 2]
+
+
+def test_cancel_stops_the_probe_computing_and_drops_the_waiting_one(worker, qtbot):
+    prober = FakeProber()
+    answers: list[int] = []
+    worker.done.connect(lambda req, r, err, s: answers.append(req.ticket))
+    worker.submit(ProbeRequest(1, prober, "a", True))
+    assert prober.started.wait(10)
+    worker.cancel()
+    prober.release.set()
+    qtbot.waitUntil(worker.idle, timeout=10_000)
+    assert prober.cancelled == ["a"] and answers == []
+    with qtbot.waitSignal(worker.done, timeout=10_000):  # the next request is not cancelled
+        worker.submit(ProbeRequest(2, prober, "b", True))
+    assert prober.texts == ["b"]
 
 
 def test_a_failing_probe_is_reported_not_raised(worker, qtbot):
