@@ -507,15 +507,26 @@ class GradFlowPanel(QWidget):
         self._probe_x_ticks.set_chars(self._chars)
         self._probe_y_ticks.set_chars(self._chars)
         self._refresh_probe_ticks()
-        if new_shape:  # the whole matrix (a zoom in is kept while the length stays)
-            self.probe_plot.setLimits(xMin=-0.5, xMax=T + 0.5, yMin=-0.5, yMax=T + 0.5)
-            # explicit, not autorange: that measures every item's bounds at the next paint
-            self.probe_plot.setRange(xRange=(0.0, T), yRange=(0.0, T), padding=0.02)
+        if new_shape:
+            self._fit_probe_span()
         self.probe_stack.setCurrentIndex(1)
         self._draw_row()
 
+    def _fit_probe_span(self) -> None:
+        """The whole matrix in view, over theme.time_span steps; a zoom in is kept while the
+        span stays."""
+        if self._grad_flow is None:
+            return
+        view = self.probe_plot.getViewBox().boundingRect()
+        span = theme.time_span(len(self._grad_flow), min(view.width(), view.height()))
+        if theme.changed(self.probe_plot, "span", span):
+            self.probe_plot.setLimits(xMin=-0.5, xMax=span + 0.5, yMin=-0.5, yMax=span + 0.5)
+            # explicit, not autorange: that measures every item's bounds at the next paint
+            self.probe_plot.setRange(xRange=(0.0, span), yRange=(0.0, span), padding=0.02)
+
     @Slot()
     def _refresh_probe_ticks(self) -> None:
+        self._fit_probe_span()
         rect = self.probe_plot.getViewBox().boundingRect()
         self._probe_x_ticks.refresh(rect.width())
         self._probe_y_ticks.refresh(rect.height())

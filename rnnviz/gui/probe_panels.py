@@ -780,6 +780,7 @@ class _Heatmap:
         self.plot.setMenuEnabled(False)
         self.plot.hideButtons()
         self.levels = levels
+        self._shape = (0, 0)  # (rows, time steps) of the array shown
         self.bar = pg.ColorBarItem(
             values=levels,
             colorMap=cmap,
@@ -820,10 +821,11 @@ class _Heatmap:
         self.image.setImage(np.ascontiguousarray(array), levels=levels, autoLevels=False)
         rows, cols = array.shape
         self.missing_rect.setRect(0.0, 0.0, float(cols), float(rows))
-        self.plot.setRange(xRange=(0, cols), yRange=(0, rows), padding=0)
+        self._shape = (rows, cols)
         self._on_view_resized()
 
     def clear(self) -> None:
+        self._shape = (0, 0)
         self.image.clear()
         self.missing_rect.setRect(0.0, 0.0, 0.0, 0.0)
 
@@ -852,6 +854,11 @@ class _Heatmap:
 
     def _on_view_resized(self) -> None:
         rect = self.plot.getViewBox().boundingRect()
+        rows, cols = self._shape
+        if cols:  # the time axis's span depends on how many characters fit its width
+            span = theme.time_span(cols, rect.width())
+            if theme.changed(self.plot, "span", (span, rows)):
+                self.plot.setRange(xRange=(0, span), yRange=(0, rows), padding=0)
         self.x_ticks.refresh(rect.width())
         self.y_ticks.refresh(rect.height())
 

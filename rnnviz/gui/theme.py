@@ -307,3 +307,24 @@ def settle_views(widget: QWidget) -> None:
     """
     for view in widget.findChildren(pg.GraphicsView):
         view.scene().prepareForPaint()
+
+
+_SPAN_MANTISSAS = (1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
+
+
+def time_span(count: int, pixels: float, char_px: float = STEP_TICK_PX[0]) -> int:
+    """How many time steps a time axis spans for a text of ``count`` characters.
+
+    While the characters fit as tick labels, exactly ``count``. Past that the axis shows step
+    numbers and spans the next of 10, 12, 15, 20, 25, 30, 40, 50, 60, 80, 100, … : typing one
+    more character then leaves the range, and so every axis and the view's transform, as they
+    were (regenerating the time axes was the largest part of a keystroke's paint), at the cost
+    of at most a quarter blank columns on the right, where the next characters go.
+    """
+    if count <= 0 or count * char_px <= pixels:
+        return max(count, 0)
+    scale = 10 ** math.floor(math.log10(count))
+    for mantissa in _SPAN_MANTISSAS:
+        if mantissa * scale >= count:
+            return int(round(mantissa * scale))
+    return int(10 * scale)  # pragma: no cover - the loop always returns

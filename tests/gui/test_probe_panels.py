@@ -427,3 +427,23 @@ def test_plain_number():
     assert theme.plain_number(float("nan")) == "NaN"
     assert theme.fixed_or_plain(3.14159) == "3.14"
     assert theme.fixed_or_plain(4.15e21) == "4.2·10²¹"
+
+
+def test_time_span_is_the_text_while_it_fits_then_grows_in_steps() -> None:
+    from rnnviz.gui.theme import time_span
+
+    # characters fit as labels: the axis spans exactly the text
+    assert time_span(16, pixels=1000, char_px=10) == 16
+    # crowded: the next of 10, 12, 15, 20, 25, 30, 40, 50, 60, 80, 100, ...
+    assert [time_span(n, pixels=100, char_px=10) for n in (11, 13, 99, 100, 101, 501)] == [
+        12,
+        15,
+        100,
+        100,
+        120,
+        600,
+    ]
+    spans = [time_span(n, pixels=50, char_px=10) for n in range(6, 3000)]
+    assert all(s >= n for s, n in zip(spans, range(6, 3000), strict=True))
+    assert all(s < 1.34 * n for s, n in zip(spans, range(6, 3000), strict=True))
+    assert len(set(spans)) < 40  # a key typed rarely changes it
