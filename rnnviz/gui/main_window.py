@@ -96,6 +96,8 @@ REPROBE_COST_FACTOR = 4.0  # ... and at most a quarter of the time probing (long
 # while training, a re-probe of more multiply-adds than this (~2 ms here) runs on the probe
 # thread; smaller ones, keystrokes and everything while paused run on the GUI thread
 PROBE_INLINE_WORK = 20_000_000
+# after a key in the probe text, the metric panels wait this long before their next redraw
+TYPING_PRIORITY_S = 0.04
 # while paused, a probe of more multiply-adds than this uses this many torch threads
 PROBE_TWO_THREADS_WORK = 100_000_000
 PROBE_PAUSED_THREADS = min(2, os.cpu_count() or 1)
@@ -369,6 +371,7 @@ class MainWindow(QMainWindow):
         self._probe_ticket = 0  # of the last request
         self._shown_ticket = 0  # of the result on screen
         self._reprobe_cost_s = 0.0  # how long the last re-probe on a new snapshot took
+        self._typing_until = 0.0  # monotonic time until which typing has the event loop
         self._probe_snapshot: ParamSnapshot | None = None  # the shown result's parameters
         self._probe_result: Any = None
         self._probe_error = ""
@@ -1306,6 +1309,10 @@ class MainWindow(QMainWindow):
 
     @Slot(str)
     def _on_probe_text_edited(self, _text: str) -> None:
+        # typing first: the metric panels skip their redraws until the key has been answered
+        # and painted (they catch up a few ticks later; a curve redraw in the same pass as the
+        # probe panels was most of the slow keystrokes while training)
+        self._typing_until = time.monotonic() + TYPING_PRIORITY_S
         self._probe_debounce.start()
 
     @Slot()
@@ -1575,6 +1582,8 @@ class MainWindow(QMainWindow):
     def _on_redraw_timer(self) -> None:
         if self._pending_probe_panels:
             self._show_next_probe_panel()
+            return
+        if time.monotonic() < self._typing_until:
             return
         panels = (self.curves, self.gradnorms, self.gradflow)
         for i in range(len(panels)):

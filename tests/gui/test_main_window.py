@@ -542,3 +542,23 @@ def test_a_real_divergence_pauses_training_and_explains_it(make_window, qtbot, t
     window.redraw()  # whatever the numbers did, the plots draw (no NaN reaches them)
     x, y = plotted(window.gradnorms.curve_items(0).before)
     assert np.all(np.isfinite(y)) and np.all(y > 0)
+
+
+def test_typing_holds_the_metric_redraws_back_briefly(window, qtbot, monkeypatch):
+    """A key in the probe text: the curves wait TYPING_PRIORITY_S, then redraw as before."""
+    import time as time_module
+
+    from rnnviz.gui import main_window
+
+    calls: list[str] = []
+    for name in ("curves", "gradnorms", "gradflow"):
+        monkeypatch.setattr(getattr(window, name), "redraw", lambda n=name: calls.append(n))
+    window._pending_probe_panels = []
+    qtbot.keyClicks(window.probe_text.line_edit(), "x")
+    assert window._typing_until > time_module.monotonic()
+    window._on_redraw_timer()
+    assert calls == []
+    qtbot.wait(int(main_window.TYPING_PRIORITY_S * 1000) + 20)
+    window._pending_probe_panels = []
+    window._on_redraw_timer()
+    assert calls  # the metric panels are redrawn again
