@@ -494,7 +494,6 @@ class GradFlowPanel(QWidget):
             return
         G = np.asarray(flow, dtype=np.float64)
         T = G.shape[0]
-        new_shape = self._grad_flow is None or self._grad_flow.shape != G.shape
         self._grad_flow = G
         text = str(getattr(result, "text", ""))
         self._chars = list(text[:T]) + ["?"] * max(0, T - len(text))
@@ -506,9 +505,7 @@ class GradFlowPanel(QWidget):
         self.probe_image.setRect(QRectF(0.0, 0.0, float(T), float(T)))
         self._probe_x_ticks.set_chars(self._chars)
         self._probe_y_ticks.set_chars(self._chars)
-        self._refresh_probe_ticks()
-        if new_shape:
-            self._fit_probe_span()
+        self._refresh_probe_ticks()  # fits the span too
         self.probe_stack.setCurrentIndex(1)
         self._draw_row()
 

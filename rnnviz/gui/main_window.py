@@ -669,6 +669,11 @@ class MainWindow(QMainWindow):
         self.state_label.setFont(theme.font(1.0, bold=True))
         self.step_label = QLabel()
         self.step_label.setObjectName("step_label")
+        # room for large numbers: a permanent status-bar label that grows late was seen cut
+        # to "step 100   epoch" in a screenshot
+        self.step_label.setMinimumWidth(
+            self.step_label.fontMetrics().horizontalAdvance("step 1,000,000   epoch 10,000")
+        )
         self.speed_label = QLabel()
         self.nonfinite_label = QLabel()
         self.nonfinite_label.setToolTip(
