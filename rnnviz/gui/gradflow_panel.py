@@ -373,10 +373,10 @@ class GradFlowPanel(QWidget):
         layout.setColumnStretchFactor(0, 5)
         layout.setColumnStretchFactor(2, 4)
 
-        self.factor_label = QLabel()
+        # its text changes with every probe and cursor move: it must not re-lay out the window
+        self.factor_label = theme.SteadyLabel(wrap=True)
         self.factor_label.setObjectName("gradflow_factor")
-        self.factor_label.setFont(theme.font(1.25, bold=True))
-        self.factor_label.setWordWrap(True)
+        self.factor_label.label().setFont(theme.font(1.25, bold=True))
         self.factor_label.setToolTip(
             "A straight line fitted to log10 ‖∂L_t/∂H_k‖ against t − k for the selected row: "
             "each step back multiplies the gradient by this factor."
@@ -600,7 +600,7 @@ class GradFlowPanel(QWidget):
         if fitted is None:
             self._fit = None
             self.fit_curve.setData([], [])
-            self.factor_label.setStyleSheet("")
+            self._set_factor_colour("")
             self.factor_label.setText("fewer than 2 steps back to fit: move the cursor right")
             return
         slope, intercept = fitted
@@ -614,11 +614,15 @@ class GradFlowPanel(QWidget):
         colour = {"vanishing": VANISHING_COLOUR, "exploding": EXPLODING_COLOUR}.get(
             verdict, "#000000"
         )
-        self.factor_label.setStyleSheet(f"color: {colour};")
+        self._set_factor_colour(f"color: {colour};")
         self.factor_label.setText(
             f"per-step factor {format_factor(self._fit.factor)} ({verdict})"
             f"  ·  10 steps back ×{pow10(10 * slope):.2g}"
         )
+
+    def _set_factor_colour(self, style: str) -> None:
+        if theme.changed(self.factor_label, "style", style):  # a style sheet restyles
+            self.factor_label.label().setStyleSheet(style)
 
     # ------------------------------------------------------------------ training
 

@@ -98,6 +98,16 @@ REPROBE_COST_FACTOR = 4.0  # ... and at most a quarter of the time probing (long
 PROBE_INLINE_WORK = 20_000_000
 # after a key in the probe text, the metric panels wait this long before their next redraw
 TYPING_PRIORITY_S = 0.04
+# while training, a re-probe on a new snapshot waits until the typing has paused this long
+# (keys meanwhile are answered on the model on screen, one step each): a re-probe computing
+# on the probe thread when a key came held the key back until it finished (the two threads
+# share the GIL and the core the engine leaves), which made the slow keystrokes while training
+TYPING_QUIET_S = 0.4
+# ... but the model on screen is never older than this while the typing goes on
+TYPING_MAX_STALE_S = 2.0
+# while typing, a metric panel redraws at most this often (else at every redraw tick with
+# news): a key that came while one painted (~5 ms for the gradient norms) waited for it
+TYPING_METRIC_INTERVAL_S = 0.25
 # while paused, a probe of more multiply-adds than this uses this many torch threads
 PROBE_TWO_THREADS_WORK = 100_000_000
 PROBE_PAUSED_THREADS = min(2, os.cpu_count() or 1)
@@ -372,6 +382,8 @@ class MainWindow(QMainWindow):
         self._shown_ticket = 0  # of the result on screen
         self._reprobe_cost_s = 0.0  # how long the last re-probe on a new snapshot took
         self._typing_until = 0.0  # monotonic time until which typing has the event loop
+        self._last_key_time = -math.inf  # monotonic time of the last edit of the probe text
+        self._last_metric_redraw = -math.inf  # monotonic time a metric panel last redrew
         self._probe_snapshot: ParamSnapshot | None = None  # the shown result's parameters
         self._probe_result: Any = None
         self._probe_error = ""
@@ -664,25 +676,21 @@ class MainWindow(QMainWindow):
 
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
-        self.state_label = QLabel()
+        # the labels that change while training are SteadyLabels: a QLabel's new text
+        # re-laid out the whole window (theme.SteadyLabel)
+        self.state_label = theme.SteadyLabel()
         self.state_label.setObjectName("state_label")
-        self.state_label.setFont(theme.font(1.0, bold=True))
-        self.step_label = QLabel()
+        self.step_label = theme.SteadyLabel()
         self.step_label.setObjectName("step_label")
-        # room for large numbers: a permanent status-bar label that grows late was seen cut
-        # to "step 100   epoch" in a screenshot
-        self.step_label.setMinimumWidth(
-            self.step_label.fontMetrics().horizontalAdvance("step 1,000,000   epoch 10,000")
-        )
-        self.speed_label = QLabel()
-        self.nonfinite_label = QLabel()
+        self.speed_label = theme.SteadyLabel()
+        self.nonfinite_label = theme.SteadyLabel()
         self.nonfinite_label.setToolTip(
             "Optimizer steps skipped because the loss or a gradient was NaN or infinite"
         )
         # every run's step, in its curve colour, while compare runs exist
-        self.runs_label = QLabel()
+        self.runs_label = theme.SteadyLabel()
         self.runs_label.setObjectName("runs_label")
-        self.runs_label.setTextFormat(Qt.TextFormat.RichText)
+        self.runs_label.label().setTextFormat(Qt.TextFormat.RichText)
         self.runs_label.setToolTip("Each run's optimizer step (the curves' colours)")
         self.runs_label.hide()
         for label in (
@@ -692,7 +700,7 @@ class MainWindow(QMainWindow):
             self.speed_label,
             self.nonfinite_label,
         ):
-            label.setFont(theme.font(0.95, bold=label is self.state_label))
+            label.label().setFont(theme.font(0.95, bold=label is self.state_label))
             bar.addPermanentWidget(label)
 
     def _build_banner(self) -> None:
@@ -956,7 +964,7 @@ class MainWindow(QMainWindow):
         if self._state != "training":
             self._run_probe()
             return
-        wait = self._reprobe_interval() - (time.monotonic() - self._last_probe_time)
+        wait = self._reprobe_wait()
         if wait <= 0:
             self._run_probe(staggered=True)
         elif not self._probe_throttle.isActive():
@@ -1317,7 +1325,12 @@ class MainWindow(QMainWindow):
         # typing first: the metric panels skip their redraws until the key has been answered
         # and painted (they catch up a few ticks later; a curve redraw in the same pass as the
         # probe panels was most of the slow keystrokes while training)
-        self._typing_until = time.monotonic() + TYPING_PRIORITY_S
+        now = time.monotonic()
+        self._typing_until = now + TYPING_PRIORITY_S
+        self._last_key_time = now
+        # a re-probe computing on the probe thread is for the text before this key: stop it
+        # now, so the thread stops competing with this key for the GIL and the core
+        self._probe_worker.cancel()
         self._probe_debounce.start()
 
     @Slot()
@@ -1326,6 +1339,11 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def _on_probe_throttle_timer(self) -> None:
+        if self._state == "training":
+            wait = self._reprobe_wait()
+            if wait > 0:  # typing: the re-probe waits for a pause
+                self._probe_throttle.start(int(wait * 1000) + 1)
+                return
         self._run_probe(staggered=self._state == "training")
 
     def _run_probe(self, staggered: bool = False, keystroke: bool = False) -> None:
@@ -1360,8 +1378,7 @@ class MainWindow(QMainWindow):
         )
         if keep_model and self._probe_model_snapshot is not snapshot:
             if not self._probe_throttle.isActive():  # the newer snapshot follows shortly
-                wait = self._reprobe_interval() - (time.monotonic() - self._last_probe_time)
-                self._probe_throttle.start(max(1, int(wait * 1000) + 1))
+                self._probe_throttle.start(max(1, int(self._reprobe_wait() * 1000) + 1))
         else:
             self._probe_throttle.stop()
             self._last_probe_time = time.monotonic()
@@ -1425,6 +1442,17 @@ class MainWindow(QMainWindow):
         a probe's cost times REPROBE_COST_FACTOR when that is longer (a long text with the
         gradient flow), so re-probing never takes most of a core."""
         return max(PROBE_MIN_INTERVAL_S, REPROBE_COST_FACTOR * self._reprobe_cost_s)
+
+    def _reprobe_wait(self) -> float:
+        """Seconds until a re-probe on a new snapshot may start while training (<= 0: now):
+        the re-probe interval after the last one, and TYPING_QUIET_S after the last key unless
+        the model on screen is TYPING_MAX_STALE_S old."""
+        now = time.monotonic()
+        since_probe = now - self._last_probe_time
+        wait = self._reprobe_interval() - since_probe
+        if since_probe < TYPING_MAX_STALE_S:
+            wait = max(wait, TYPING_QUIET_S - (now - self._last_key_time))
+        return wait
 
     def _show_probe_error(self, message: str) -> None:
         self._probe_error = message
@@ -1562,7 +1590,9 @@ class MainWindow(QMainWindow):
             "stopped": "#b00020",
         }
         self.state_label.setText(self._state)
-        self.state_label.setStyleSheet(f"color: {colours.get(self._state, '#333')};")
+        style = f"color: {colours.get(self._state, '#333')};"
+        if theme.changed(self.state_label, "style", style):  # a new style sheet re-lays out
+            self.state_label.label().setStyleSheet(style)
         # with compare runs, the runs label names every run's step
         step = "" if self._compare_runs else f"step {self._step:,}   "
         self.step_label.setText(f"{step}epoch {self._epoch}")
@@ -1588,13 +1618,18 @@ class MainWindow(QMainWindow):
         if self._pending_probe_panels:
             self._show_next_probe_panel()
             return
-        if time.monotonic() < self._typing_until:
+        now = time.monotonic()
+        if now < self._typing_until:
+            return
+        typing = now - self._last_key_time < TYPING_QUIET_S
+        if typing and now - self._last_metric_redraw < TYPING_METRIC_INTERVAL_S:
             return
         panels = (self.curves, self.gradnorms, self.gradflow)
         for i in range(len(panels)):
             index = (self._redraw_next + i) % len(panels)
             if panels[index].redraw():
                 self._redraw_next = (index + 1) % len(panels)
+                self._last_metric_redraw = now
                 self._update_status()
                 return
 

@@ -39,6 +39,7 @@ from rnnviz.gui.theme import (
     BASE_POINT_SIZE,
     PLOT_BACKGROUND,
     RUN_COLOURS,
+    SteadyLabel,
     plain_number,
     style_plot,
 )
@@ -574,7 +575,8 @@ class GradNormPanel(_MetricPanel):
         # in the bounds: how far below (or above) θ the gradients are is the point
         self.plot.addItem(self.theta_line)
 
-        self.stats_label = QLabel("clip rate (last 100 steps): –   ‖g‖/θ: –")
+        # its text changes at every redraw: a SteadyLabel does not re-lay out the window
+        self.stats_label = SteadyLabel("clip rate (last 100 steps): –   ‖g‖/θ: –", shrink=True)
         self.stats_label.setToolTip(
             "Share of the last 100 optimizer steps on which clipping scaled the gradient "
             "down, and the newest ratio of the unclipped gradient norm to θ"

@@ -106,10 +106,10 @@ def _tooltip(r: ProbeResult, t: int) -> str:
     return "\n".join(lines)
 
 
-def _readout_label() -> QLabel:
-    label = QLabel()
-    label.setFont(theme.font(1.1))
-    label.setWordWrap(True)
+def _readout_label() -> theme.SteadyLabel:
+    # its text changes with every probe and cursor move: it must not re-lay out the window
+    label = theme.SteadyLabel(wrap=True)
+    label.label().setFont(theme.font(1.1))
     return label
 
 

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtCore import QEvent, QSize
 from PySide6.QtGui import QColor, QFont, QFontDatabase
-from PySide6.QtWidgets import QGraphicsItem, QWidget
+from PySide6.QtWidgets import QGraphicsItem, QLabel, QSizePolicy, QWidget
 
 # Okabe & Ito's palette: told apart with every common colour-vision deficiency.
 RUN_COLOURS: tuple[str, ...] = (
@@ -328,3 +330,81 @@ def time_span(count: int, pixels: float, char_px: float = STEP_TICK_PX[0]) -> in
         if mantissa * scale >= count:
             return int(round(mantissa * scale))
     return int(10 * scale)  # pragma: no cover - the loop always returns
+
+
+class SteadyLabel(QWidget):
+    """A label for a value that changes many times a second (a step count, a clip rate, a
+    probe's readout), whose new text does not re-lay out the window.
+
+    ``QLabel.setText`` asks its parent layout to re-lay out, and the request travels up every
+    layout to the main window's, which re-lays out every dock (Qt even makes a geometry
+    animation per dock each time): 44 times a second while training, measured with an event
+    filter. This widget holds the QLabel without a layout, so the request stops here; it asks
+    its own layout for room only when a text needs more height, or more width than any before
+    it. ``shrink``: the layout may make it narrower than its text (the text is then cut).
+    ``wrap``: word-wrapped; its height follows the text at the width it has.
+    """
+
+    def __init__(
+        self,
+        text: str = "",
+        parent: QWidget | None = None,
+        *,
+        shrink: bool = False,
+        wrap: bool = False,
+    ) -> None:
+        super().__init__(parent)
+        self._label = QLabel(text, self)
+        self._label.setWordWrap(wrap)
+        self._shrink = shrink or wrap
+        self._hint = QSize(0, 0)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+
+    def label(self) -> QLabel:
+        """The QLabel inside (its font, text format, style)."""
+        return self._label
+
+    def text(self) -> str:
+        return self._label.text()
+
+    def setText(self, text: str) -> None:  # noqa: N802 - QLabel's name
+        self._label.setText(text)
+        # here, not only on the label's LayoutRequest: a hidden widget posts none, and the
+        # layout would keep the size it cached for the old text
+        self._relayout_if_needed()
+
+    def setToolTip(self, text: str) -> None:  # noqa: N802 - QWidget's name
+        super().setToolTip(text)
+        self._label.setToolTip(text)
+
+    def _wanted(self) -> QSize:
+        hint = self._label.sizeHint()
+        if self._label.wordWrap():
+            width = self.width() if self.width() > 1 else hint.width()
+            height = self._label.heightForWidth(width)
+            return QSize(hint.width(), height if height > 0 else hint.height())
+        return QSize(max(hint.width(), self._hint.width()), hint.height())
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        self._hint = self._wanted()
+        return QSize(self._hint)
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        hint = self.sizeHint()
+        return QSize(0 if self._shrink else hint.width(), hint.height())
+
+    def _relayout_if_needed(self) -> None:
+        if self._wanted() != self._hint:
+            self.updateGeometry()  # the layout asks sizeHint again
+
+    def event(self, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.LayoutRequest:  # the label's text or font changed
+            self._relayout_if_needed()
+            return True
+        return super().event(event)
+
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+        self._label.setGeometry(self.rect())
+        super().resizeEvent(event)
+        if self._label.wordWrap():
+            self._relayout_if_needed()  # a new width: another height

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import psutil
@@ -228,17 +229,17 @@ def test_a_typed_key_reprobes_only_the_new_step_and_shows_the_same_numbers(windo
     np.testing.assert_allclose(window.softmax.heatmap_array(), expected.probs.T, atol=1e-5)
 
 
-def test_a_key_typed_while_training_is_shown_at_once_and_the_newest_model_follows(
-    window, qtbot
-):
+def test_a_key_typed_while_training_is_shown_at_once_and_the_newest_model_follows(window, qtbot):
     edit = window.probe_text.line_edit()
     qtbot.mouseClick(window.controls.play_button, Qt.MouseButton.LeftButton)
     wait_state(qtbot, window, "training")
     # a snapshot newer than the model the last probe ran on
     qtbot.waitUntil(
-        lambda: window.snapshot is not None
-        and window._probe_model_snapshot is not None
-        and window.snapshot.step > window._probe_model_snapshot.step,
+        lambda: (
+            window.snapshot is not None
+            and window._probe_model_snapshot is not None
+            and window.snapshot.step > window._probe_model_snapshot.step
+        ),
         timeout=ENGINE_WAIT_MS,
     )
     probed_on = window._probe_model_snapshot
@@ -253,8 +254,9 @@ def test_a_key_typed_while_training_is_shown_at_once_and_the_newest_model_follow
     assert window._prober.reused_steps == len(text)
     # and within the re-probe interval the newest snapshot's model takes over
     qtbot.waitUntil(
-        lambda: window._probe_model_snapshot is not probed_on
-        and window.probe_result.text == text + "x",
+        lambda: (
+            window._probe_model_snapshot is not probed_on and window.probe_result.text == text + "x"
+        ),
         timeout=ENGINE_WAIT_MS,
     )
     qtbot.mouseClick(window.controls.play_button, Qt.MouseButton.LeftButton)
@@ -276,8 +278,10 @@ def test_a_long_text_is_reprobed_on_the_probe_thread_while_training(window, qtbo
     assert error == "" and request.text == text and request.with_grad_flow
     assert result.grad_flow is not None and result.grad_flow.shape == (300, 300)
     qtbot.waitUntil(
-        lambda: window.probe_snapshot is not None
-        and window.probe_snapshot.step >= request.tag.snapshot.step,
+        lambda: (
+            window.probe_snapshot is not None
+            and window.probe_snapshot.step >= request.tag.snapshot.step
+        ),
         timeout=ENGINE_WAIT_MS,
     )
     assert window.probe_result.text == text
@@ -544,15 +548,17 @@ def test_a_real_divergence_pauses_training_and_explains_it(make_window, qtbot, t
     assert np.all(np.isfinite(y)) and np.all(y > 0)
 
 
-def test_typing_holds_the_metric_redraws_back_briefly(window, qtbot, monkeypatch):
-    """A key in the probe text: the curves wait TYPING_PRIORITY_S, then redraw as before."""
+def test_typing_holds_the_metric_redraws_back(window, qtbot, monkeypatch):
+    """A key in the probe text: the curves wait TYPING_PRIORITY_S, then redraw at most every
+    TYPING_METRIC_INTERVAL_S while the typing goes on, and at every tick once it pauses."""
     import time as time_module
 
     from rnnviz.gui import main_window
 
+    window._redraw_timer.stop()  # the test ticks it
     calls: list[str] = []
     for name in ("curves", "gradnorms", "gradflow"):
-        monkeypatch.setattr(getattr(window, name), "redraw", lambda n=name: calls.append(n))
+        monkeypatch.setattr(getattr(window, name), "redraw", lambda n=name: calls.append(n) or True)
     window._pending_probe_panels = []
     qtbot.keyClicks(window.probe_text.line_edit(), "x")
     assert window._typing_until > time_module.monotonic()
@@ -560,5 +566,83 @@ def test_typing_holds_the_metric_redraws_back_briefly(window, qtbot, monkeypatch
     assert calls == []
     qtbot.wait(int(main_window.TYPING_PRIORITY_S * 1000) + 20)
     window._pending_probe_panels = []
+    window._last_metric_redraw = -math.inf
     window._on_redraw_timer()
-    assert calls  # the metric panels are redrawn again
+    assert len(calls) == 1  # one panel per tick
+    window._on_redraw_timer()
+    assert len(calls) == 1  # typing: not again within the interval
+    qtbot.wait(int(main_window.TYPING_METRIC_INTERVAL_S * 1000) + 20)
+    window._on_redraw_timer()
+    assert len(calls) == 2
+    window._last_key_time = -math.inf  # the typing paused
+    window._on_redraw_timer()
+    window._on_redraw_timer()
+    assert len(calls) == 4
+    assert sorted(calls[:3]) == ["curves", "gradflow", "gradnorms"]  # round robin
+    window._redraw_timer.start()
+
+
+def test_while_typing_reprobes_on_new_snapshots_wait_for_a_pause(window, monkeypatch):
+    """While training, keys are answered on the model on screen; a new snapshot's re-probe
+    waits TYPING_QUIET_S after the last key (a re-probe computing on the probe thread held
+    keys back), unless the model on screen is TYPING_MAX_STALE_S old. A key stops a re-probe
+    computing at once."""
+    import time as time_module
+
+    from rnnviz.gui import main_window
+
+    cancels: list[int] = []
+    monkeypatch.setattr(window._probe_worker, "cancel", lambda: cancels.append(1))
+    window._on_probe_text_edited("the tim")
+    assert cancels == [1]
+    now = time_module.monotonic()
+    window._reprobe_cost_s = 0.0
+    window._last_probe_time = now - main_window.PROBE_MIN_INTERVAL_S - 0.1
+    window._last_key_time = now
+    wait = window._reprobe_wait()
+    assert main_window.TYPING_QUIET_S - 0.1 < wait <= main_window.TYPING_QUIET_S
+    window._last_key_time = now - main_window.TYPING_QUIET_S - 0.1  # a pause in the typing
+    assert window._reprobe_wait() <= 0
+    window._last_key_time = now
+    window._last_probe_time = now - main_window.TYPING_MAX_STALE_S - 0.1  # stale model
+    assert window._reprobe_wait() <= 0
+    window._last_key_time = -math.inf  # no typing: the re-probe interval alone
+    window._last_probe_time = now
+    assert window._reprobe_wait() == pytest.approx(main_window.PROBE_MIN_INTERVAL_S, abs=0.05)
+
+
+def test_metric_redraws_do_not_re_lay_out_the_window(window, qtbot):
+    """The labels that change with every redraw are SteadyLabels: while training, the main
+    window's layout (every dock) is not redone (a QLabel's new text did that 44 times a
+    second)."""
+    from PySide6.QtCore import QEvent, QObject
+
+    class LayoutRequests(QObject):
+        count = 0
+
+        def eventFilter(self, obj, event):  # noqa: N802 - Qt override
+            if event.type() == QEvent.Type.LayoutRequest:
+                LayoutRequests.count += 1
+            return False
+
+    qtbot.mouseClick(window.controls.play_button, Qt.MouseButton.LeftButton)
+    wait_state(qtbot, window, "training")
+    start = window.step
+    qtbot.waitUntil(lambda: window.step > start + 20, timeout=ENGINE_WAIT_MS)
+    qtbot.wait(300)
+    spy = LayoutRequests()
+    window.installEventFilter(spy)
+    statuses = []
+    original = window._update_status
+    window._update_status = lambda: (statuses.append(1), original())[1]
+    drawn = window.step
+    qtbot.waitUntil(
+        lambda: window.step > drawn + 20 and len(statuses) >= 10, timeout=ENGINE_WAIT_MS
+    )
+    window.removeEventFilter(spy)
+    del window._update_status
+    assert window.step_label.text().startswith("step ")
+    # one each time a label needs more room than ever before (the step count gains a digit)
+    assert LayoutRequests.count <= 2, (LayoutRequests.count, len(statuses))
+    qtbot.mouseClick(window.controls.play_button, Qt.MouseButton.LeftButton)
+    wait_state(qtbot, window, "paused")

@@ -1,0 +1,92 @@
+"""theme.SteadyLabel: a value label whose new text does not re-lay out the window."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QEvent, QObject
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from rnnviz.gui.theme import SteadyLabel
+
+
+class _LayoutRequests(QObject):
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def eventFilter(self, obj, event):  # noqa: N802 - Qt override
+        if event.type() == QEvent.Type.LayoutRequest:
+            self.count += 1
+        return False
+
+
+def _in_a_layout(qtbot, label: QWidget) -> tuple[QWidget, _LayoutRequests]:
+    outer = QWidget()
+    qtbot.addWidget(outer)
+    layout = QVBoxLayout(outer)
+    layout.addWidget(label)
+    layout.addWidget(QLabel("a neighbour"))
+    outer.show()
+    qtbot.waitExposed(outer)
+    requests = _LayoutRequests()
+    outer.installEventFilter(requests)
+    qtbot.wait(20)
+    requests.count = 0
+    return outer, requests
+
+
+def test_a_new_text_no_wider_than_before_does_not_re_lay_out_the_parent(qtbot):
+    label = SteadyLabel("step 1,000   epoch 10")
+    outer, requests = _in_a_layout(qtbot, label)
+    for step in range(2, 30):
+        label.setText(f"step {step}   epoch 1")
+        qtbot.wait(1)
+    assert label.text() == "step 29   epoch 1"
+    assert requests.count == 0
+    # a plain QLabel there re-lays out its parent at every new text (what SteadyLabel avoids)
+    plain = QLabel("x")
+    outer.layout().addWidget(plain)
+    qtbot.wait(20)
+    requests.count = 0
+    plain.setText("step 2")
+    qtbot.wait(20)
+    assert requests.count > 0
+    outer.removeEventFilter(requests)
+
+
+def test_a_wider_or_taller_text_gets_room(qtbot):
+    label = SteadyLabel("short")
+    outer, requests = _in_a_layout(qtbot, label)
+    width, height = label.width(), label.height()
+    label.setText("a much longer text than the first one, which needs more room")
+    qtbot.waitUntil(lambda: label.width() > width)
+    assert requests.count > 0
+    assert label.label().width() == label.width()  # the QLabel inside fills it
+    label.label().setTextFormat(label.label().textFormat().RichText)
+    label.setText("one line<br>and a second line")
+    qtbot.waitUntil(lambda: label.height() > height)
+    outer.removeEventFilter(requests)
+
+
+def test_shrink_lets_the_layout_cut_it_and_tooltips_reach_the_label(qtbot):
+    wide = "clip rate (last 100 steps): 12%   latest ‖g‖/θ: 3.4"
+    assert SteadyLabel(wide).minimumSizeHint().width() > 100
+    cut = SteadyLabel(wide, shrink=True)
+    assert cut.minimumSizeHint().width() == 0
+    cut.setToolTip("why")
+    assert cut.toolTip() == "why" and cut.label().toolTip() == "why"
+
+
+def test_a_text_set_while_hidden_has_room_once_shown(qtbot):
+    """A hidden widget posts no layout request: the status bar kept the width it had cached
+    for the empty text and cut 'skipped non-finite steps: 0' to 's' (seen in a screenshot)."""
+    outer = QWidget()
+    qtbot.addWidget(outer)
+    layout = QVBoxLayout(outer)
+    label = SteadyLabel()
+    layout.addWidget(label)
+    layout.activate()  # the layout caches the empty label's size
+    label.setText("skipped non-finite steps: 0")
+    outer.show()
+    qtbot.waitExposed(outer)
+    qtbot.waitUntil(lambda: label.width() >= label.label().sizeHint().width())
+    assert outer.minimumSizeHint().width() >= label.label().sizeHint().width()
