@@ -7,7 +7,10 @@ asserted in tests; tests only check that the JSON has every field.
 Sections
 - train: tokens/s of the fast path and of the textbook loop (the scratch model, autograd over a
   Python loop) for d2l's preset A and config B, and the "shape limit": the tokens/s the step would
-  reach if it did nothing but its matrix multiplications, timed at these exact shapes.
+  reach if it did nothing but its matrix multiplications, timed at these exact shapes. For
+  context also d2l's own loop, line for line (`d2l_loop_step`: one-hot inputs, the output layer
+  inside the loop); the scratch model reads X_t W_xh as a row of W_xh and runs the output layer
+  once over all steps, so it is the stronger baseline of the two.
 - gui: training speed with every panel open and redrawing vs the same engine headless, and the
   GUI event loop's lag (a 10 ms heartbeat timer).
 - probe: time from a text change to every probe panel showing the new result.
@@ -89,6 +92,35 @@ def _percentile(xs: list[float], q: float) -> float:
 # ------------------------------------------------------------------------------- training
 
 
+def d2l_loop_step(params: list[Any], X: Any, Y: Any, lr: float, theta: float) -> float:
+    """One training step of d2l's RNN from scratch ("Recurrent Neural Network Implementation
+    from Scratch"), line for line: one-hot inputs, time-major, the output layer inside the loop,
+    the mean cross-entropy, d2l's ``grad_clipping`` and ``sgd``. Returns the loss."""
+    import torch
+    from torch.nn import functional as F
+
+    W_xh, W_hh, b_h, W_hq, b_q = params
+    inputs = F.one_hot(X.T, W_xh.shape[0]).type(torch.float32)  # (T, B, V)
+    H = torch.zeros((X.shape[0], W_hh.shape[0]))
+    outputs = []
+    for X_t in inputs:
+        H = torch.tanh(torch.mm(X_t, W_xh) + torch.mm(H, W_hh) + b_h)
+        outputs.append(torch.mm(H, W_hq) + b_q)
+    y_hat = torch.cat(outputs, dim=0)
+    loss = F.cross_entropy(y_hat, Y.T.reshape(-1).long()).mean()
+    for p in params:
+        p.grad = None
+    loss.backward()
+    norm = torch.sqrt(sum(torch.sum(p.grad**2) for p in params))
+    if norm > theta:
+        for p in params:
+            p.grad[:] *= theta / norm
+    with torch.no_grad():
+        for p in params:
+            p -= lr * p.grad
+    return float(loss.detach())
+
+
 def _train_step_fns(preset: dict[str, int], seed: int = 0) -> dict[str, Callable[[], None]]:
     """One optimizer step of each variant, on the same shapes and data."""
     import torch
@@ -102,7 +134,11 @@ def _train_step_fns(preset: dict[str, int], seed: int = 0) -> dict[str, Callable
     Y = torch.randint(0, V, (B, T), generator=gen)
     textbook = build_model(V, ModelConfig(kind="scratch", hidden_size=H), seed)
     fast = build_model(V, ModelConfig(kind="fast", hidden_size=H), seed)
+    d2l_params = [p.detach().clone().requires_grad_(True) for p in textbook.parameters()]
     lr, theta = 0.01, 1.0  # small lr: the parameters stay in the same regime for every round
+
+    def d2l_step() -> None:
+        d2l_loop_step(d2l_params, X, Y, lr, theta)
 
     def textbook_step() -> None:
         logits, _, _ = textbook(X)
@@ -148,7 +184,7 @@ def _train_step_fns(preset: dict[str, int], seed: int = 0) -> dict[str, Callable
     out_dh = torch.empty(T * B, H)
     out_dw_hq = torch.empty(H, V)
     out_dw_hh = torch.empty(H, H)
-    return {"textbook": textbook_step, "fast": fast_step, "limit": limit_step}
+    return {"textbook": textbook_step, "fast": fast_step, "limit": limit_step, "d2l": d2l_step}
 
 
 def bench_train(rounds: int, steps_per_round: int, threads: int) -> dict[str, Any]:
@@ -171,6 +207,7 @@ def bench_train(rounds: int, steps_per_round: int, threads: int) -> dict[str, An
         fast = statistics.median(samples["fast"])
         textbook = statistics.median(samples["textbook"])
         limit = statistics.median(samples["limit"])
+        d2l = statistics.median(samples["d2l"])
         out[name] = {
             "config": preset,
             "threads": threads,
@@ -179,8 +216,11 @@ def bench_train(rounds: int, steps_per_round: int, threads: int) -> dict[str, An
             "limit_tok_s": limit,
             "ratio_vs_textbook": fast / textbook,
             "fraction_of_limit": fast / limit,
+            "d2l_loop_tok_s": d2l,
+            "ratio_vs_d2l_loop": fast / d2l,
             "fast_tok_s_range": _median_min_max(samples["fast"]),
             "textbook_tok_s_range": _median_min_max(samples["textbook"]),
+            "d2l_loop_tok_s_range": _median_min_max(samples["d2l"]),
         }
     return out
 
@@ -264,6 +304,10 @@ def format_table(result: dict[str, Any]) -> str:
                 f"{r['fraction_of_limit']:.0%}",
                 GOALS["train.fraction_of_limit"],
             )
+        )
+        rows.append((f"train.{name}.d2l_loop_tok_s", f"{r['d2l_loop_tok_s']:,.0f}", ""))
+        rows.append(
+            (f"train.{name}.ratio_vs_d2l_loop", f"{r['ratio_vs_d2l_loop']:.2f}×", "(context)")
         )
     flat = _flatten({k: v for k, v in result.items() if k in ("gui", "probe", "memory")})
     flat["startup_s"] = result.get("startup_s")

@@ -110,8 +110,11 @@ class ScratchRNN(CharModel):
         assert isinstance(H_t, Tensor)
         x_proj = self.W_xh[tokens]  # (B, T, H): X_t W_xh as a row lookup of the one-hot X_t
         hiddens = []
-        for t in range(T):
-            H_t = self.phi(x_proj[:, t] + H_t @ self.W_hh + self.b_h)  # (B, H)
+        # unbind, not x_proj[:, t]: autograd's backward of each slice writes a zero tensor the
+        # size of all of x_proj (T of them per step), which made this loop 1.6x slower than
+        # d2l's own one-hot loop at preset A (`rnnviz bench`, train.*.d2l_loop_tok_s)
+        for x_t in x_proj.unbind(1):
+            H_t = self.phi(x_t + H_t @ self.W_hh + self.b_h)  # (B, H)
             hiddens.append(H_t)
         hidden_seq = torch.stack(hiddens, dim=1)  # (B, T, H)
         logits = hidden_seq @ self.W_hq + self.b_q  # (B, T, V)

@@ -21,7 +21,33 @@ def test_train_section_has_every_figure_for_both_presets() -> None:
             assert r[key] > 0 and math.isfinite(r[key])
         assert r["ratio_vs_textbook"] == pytest.approx(r["fast_tok_s"] / r["textbook_tok_s"])
         assert r["fraction_of_limit"] == pytest.approx(r["fast_tok_s"] / r["limit_tok_s"])
+        assert r["ratio_vs_d2l_loop"] == pytest.approx(r["fast_tok_s"] / r["d2l_loop_tok_s"])
     assert result["A"]["config"]["hidden"] == 32 and result["B"]["config"]["hidden"] == 256
+
+
+def test_the_d2l_loop_is_the_same_training_step_as_the_scratch_model() -> None:
+    """The context baseline computes what the scratch model does: same loss, same update
+    (clipped gradients, SGD), so the two differ only in how they compute it."""
+    import torch
+
+    from rnnviz.core.config import ModelConfig
+    from rnnviz.core.model import build_model
+
+    V, H, B, T, lr, theta = 28, 16, 4, 6, 0.5, 0.01  # theta small: clipping engages
+    gen = torch.Generator().manual_seed(3)
+    X = torch.randint(0, V, (B, T), generator=gen)
+    Y = torch.randint(0, V, (B, T), generator=gen)
+    scratch = build_model(V, ModelConfig(kind="scratch", hidden_size=H, init="uniform"), 0)
+    params = [p.detach().clone().requires_grad_(True) for p in scratch.parameters()]
+    loss = bench.d2l_loop_step(params, X, Y, lr, theta)
+    logits, _, _ = scratch(X)
+    expected = torch.nn.functional.cross_entropy(logits.reshape(-1, V), Y.reshape(-1))
+    assert loss == pytest.approx(float(expected), rel=1e-6)
+    expected.backward()
+    torch.nn.utils.clip_grad_norm_(scratch.parameters(), theta)
+    with torch.no_grad():
+        for p, q in zip(scratch.parameters(), params, strict=True):
+            torch.testing.assert_close(p - lr * p.grad, q, atol=1e-6, rtol=1e-5)
 
 
 def test_missing_keys_names_what_is_absent() -> None:
