@@ -108,6 +108,10 @@ TYPING_MAX_STALE_S = 2.0
 # while typing, a metric panel redraws at most this often (else at every redraw tick with
 # news): a key that came while one painted (~5 ms for the gradient norms) waited for it
 TYPING_METRIC_INTERVAL_S = 0.25
+# while training, an edit whose probe is larger than this (a long text pasted: ~190 ms at 500
+# characters, hidden 256, with the gradient flow) runs on the probe thread too, so the window
+# does not freeze; keys typed meanwhile wait for it, then reuse what it computed
+PROBE_KEY_THREAD_WORK = 2_000_000_000
 # while paused, a probe of more multiply-adds than this uses this many torch threads
 PROBE_TWO_THREADS_WORK = 100_000_000
 PROBE_PAUSED_THREADS = min(2, os.cpu_count() or 1)
@@ -1329,9 +1333,19 @@ class MainWindow(QMainWindow):
         self._typing_until = now + TYPING_PRIORITY_S
         self._last_key_time = now
         # a re-probe computing on the probe thread is for the text before this key: stop it
-        # now, so the thread stops competing with this key for the GIL and the core
-        self._probe_worker.cancel()
+        # now, so the thread stops competing with this key for the GIL and the core (an
+        # edit's own probe there goes on: this key reuses what it computes)
+        if not self._worker_has_edit():
+            self._probe_worker.cancel()
         self._probe_debounce.start()
+
+    def _worker_has_edit(self) -> bool:
+        """The probe thread computes (or is about to) an edit's probe (PROBE_KEY_THREAD_WORK)."""
+        request = self._probe_worker.current()
+        # (one answered already is not: the thread may not have cleared it yet)
+        return (
+            request is not None and request.tag.keystroke and request.ticket > self._shown_ticket
+        )
 
     @Slot()
     def _on_probe_timer(self) -> None:
@@ -1363,6 +1377,8 @@ class MainWindow(QMainWindow):
         text = self.probe_text.text()
         if snapshot is None:
             return
+        if self._worker_has_edit():
+            return  # when it answers, the window probes again from its cache (_on_probe_done)
         self._probe_ticket += 1
         if not text:
             self._shown_ticket = self._probe_ticket
@@ -1409,10 +1425,11 @@ class MainWindow(QMainWindow):
                     self._probe_model_snapshot,
                 )
             work = sum((new_prober or self._prober).work(text, with_grad_flow))
-            if self._state == "training" and not keystroke and work > PROBE_INLINE_WORK:
-                # a re-probe on a new snapshot: the probe thread gets the new Prober; the
-                # window's stays for keystrokes, which are answered here (a key typed at the
-                # end is one step and one row of G, cheap even on a long text)
+            threshold = PROBE_KEY_THREAD_WORK if keystroke else PROBE_INLINE_WORK
+            if self._state == "training" and work > threshold:
+                # a re-probe on a new snapshot (or a long paste): the probe thread gets a new
+                # Prober; the window's stays for keystrokes, which are answered here (a key
+                # typed at the end is one step and one row of G, cheap even on a long text)
                 prober = new_prober or Prober(tag.model, tag.vocab)
                 self._probe_worker.submit(
                     ProbeRequest(self._probe_ticket, prober, text, with_grad_flow, tag)

@@ -76,6 +76,11 @@ class ProbeWorker(QThread):
             self._waiting = None
             self._cancel.set()
 
+    def current(self) -> ProbeRequest | None:
+        """The request computing, else the one waiting, else None."""
+        with self._cond:
+            return self._running or self._waiting
+
     def idle(self) -> bool:
         """Nothing computing and nothing waiting."""
         with self._cond:

@@ -289,6 +289,39 @@ def test_a_long_text_is_reprobed_on_the_probe_thread_while_training(window, qtbo
     wait_state(qtbot, window, "paused")
 
 
+def test_a_long_paste_while_training_is_probed_on_the_probe_thread(window, qtbot, monkeypatch):
+    """While training, an edit whose probe is large (a long paste) runs on the probe thread,
+    so the window does not freeze; a key typed meanwhile waits for it and then reuses it."""
+    from rnnviz.gui import main_window
+
+    # the tiny model's 300-character paste is ~23 M multiply-adds, one key ~0.1 M
+    monkeypatch.setattr(main_window, "PROBE_KEY_THREAD_WORK", 1_000_000)
+    window.probe_with_grad_flow = True
+    qtbot.mouseClick(window.controls.play_button, Qt.MouseButton.LeftButton)
+    wait_state(qtbot, window, "training")
+    answers: list[tuple[str, bool, str]] = []
+    window._probe_worker.done.connect(
+        lambda request, _result, error, _s: answers.append(
+            (request.text, request.tag.keystroke, error)
+        )
+    )
+    shown: list[tuple[str, int]] = []
+    window.probe_shown.connect(
+        lambda: shown.append((window.probe_result.text, window._prober.reused_steps))
+    )
+    text = ("the time machine " * 20)[:300]
+    edit = window.probe_text.line_edit()
+    edit.setText(text)
+    qtbot.waitUntil(
+        lambda: window._worker_has_edit() or any(a[1] for a in answers), timeout=ENGINE_WAIT_MS
+    )
+    edit.setText(text + "x")  # typed on, while the thread computes (or just after)
+    qtbot.waitUntil(lambda: (text + "x", len(text)) in shown, timeout=ENGINE_WAIT_MS)
+    assert (text, True, "") in answers  # the paste, on the probe thread, not cancelled
+    qtbot.mouseClick(window.controls.play_button, Qt.MouseButton.LeftButton)
+    wait_state(qtbot, window, "paused")
+
+
 def test_probe_follows_training(window, qtbot):
     qtbot.keyClick(window, Qt.Key.Key_Right)
     qtbot.waitUntil(

@@ -47,10 +47,12 @@ def test_newest_request_wins_and_cancels_the_one_computing(worker, qtbot):
     worker.submit(ProbeRequest(1, prober, "a", True))
     assert prober.started.wait(10)  # request 1 is computing
     assert not worker.idle()
+    assert worker.current().ticket == 1
     worker.submit(ProbeRequest(2, prober, "ab", True))
     worker.submit(ProbeRequest(3, prober, "abc", False))  # replaces 2, still waiting
     prober.release.set()
     qtbot.waitUntil(lambda: worker.idle() and len(answers) == 1, timeout=10_000)
+    assert worker.current() is None
     assert prober.cancelled == ["a"]  # 1 was obsolete once 2 came: it answers nothing
     assert prober.texts == ["abc"]
     assert answers == [(3, "abc (whole)")]
