@@ -1427,10 +1427,17 @@ class MainWindow(QMainWindow):
             work = sum((new_prober or self._prober).work(text, with_grad_flow))
             threshold = PROBE_KEY_THREAD_WORK if keystroke else PROBE_INLINE_WORK
             if self._state == "training" and work > threshold:
-                # a re-probe on a new snapshot (or a long paste): the probe thread gets a new
-                # Prober; the window's stays for keystrokes, which are answered here (a key
-                # typed at the end is one step and one row of G, cheap even on a long text)
-                prober = new_prober or Prober(tag.model, tag.vocab)
+                # a re-probe on a new snapshot: the probe thread gets a new Prober; the
+                # window's stays for keystrokes, which are answered here (a key typed at the
+                # end is one step and one row of G, cheap even on a long text). A large edit
+                # (a long paste, a key early in a long text) takes the window's own Prober and
+                # its cache along: keys wait for it anyway (_worker_has_edit)
+                if new_prober is not None:
+                    prober = new_prober
+                elif keystroke:
+                    prober = self._prober
+                else:
+                    prober = Prober(tag.model, tag.vocab)
                 self._probe_worker.submit(
                     ProbeRequest(self._probe_ticket, prober, text, with_grad_flow, tag)
                 )
