@@ -49,7 +49,8 @@ class BatchSource:
                     f"the {split} split has {len(part):,} characters "
                     f"({len(ids):,} in all, {val_fraction:.0%} held out for validation); one "
                     f"window needs at least num_steps+1 = {need:,}. Use a longer text or a "
-                    "smaller num_steps.")
+                    "smaller num_steps."
+                )
         self.notes: list[str] = []
         self._epoch: int | None = None
         self._order = np.empty(0, dtype=np.int64)  # random: window starts of self._epoch
@@ -69,11 +70,12 @@ class BatchSource:
                 self.notes.append(
                     f"the training split ({len(self.train_ids):,} characters) holds only "
                     f"{self.rows} sequential streams of num_steps={T}, so batches have "
-                    f"{self.rows} rows instead of {cfg.batch_size}")
+                    f"{self.rows} rows instead of {cfg.batch_size}"
+                )
             stream_len = (len(self.train_ids) - 1) // self.rows
             span = self.rows * stream_len
             self._xs = self.train_ids[:span].reshape(self.rows, stream_len)
-            self._ys = self.train_ids[1:span + 1].reshape(self.rows, stream_len)
+            self._ys = self.train_ids[1 : span + 1].reshape(self.rows, stream_len)
             chunks = stream_len // T
             self.steps_per_epoch = min(chunks, math.ceil(cfg.windows_per_epoch / self.rows))
             self.n_windows = self.rows * chunks
@@ -100,12 +102,12 @@ class BatchSource:
         T = self.cfg.num_steps
         if self.cfg.partition == "random":
             B = self.cfg.batch_size
-            starts = self._order[index * B:(index + 1) * B]
+            starts = self._order[index * B : (index + 1) * B]
             windows = self.train_ids[starts[:, None] + self._steps]
             return torch.from_numpy(windows[:, :-1].copy()), torch.from_numpy(windows[:, 1:].copy())
         col = self._offset + index * T
-        x = np.ascontiguousarray(self._xs[:, col:col + T])
-        y = np.ascontiguousarray(self._ys[:, col:col + T])
+        x = np.ascontiguousarray(self._xs[:, col : col + T])
+        y = np.ascontiguousarray(self._ys[:, col : col + T])
         return torch.from_numpy(x), torch.from_numpy(y)
 
     def continues_state(self, index: int) -> bool:
@@ -122,5 +124,5 @@ class BatchSource:
             windows = self.val_ids[starts[:, None] + self._steps]
             X = torch.from_numpy(windows[:, :-1].copy())
             Y = torch.from_numpy(windows[:, 1:].copy())
-            self._val = [(X[i:i + B], Y[i:i + B]) for i in range(0, n, B)]
+            self._val = [(X[i : i + B], Y[i : i + B]) for i in range(0, n, B)]
         return list(self._val)

@@ -49,10 +49,23 @@ BUILTIN_MAX_CHARS = 1_500_000
 _BUILTIN_FORMAT = 1
 
 # Folders of the stdlib whose docstrings are tests, tools, vendored or generated code.
-_SKIP_DIRS = frozenset({
-    "test", "tests", "idlelib", "site-packages", "dist-packages", "__pycache__", "turtledemo",
-    "lib2to3", "ensurepip", "venv", "pydoc_data", "encodings", "lib-dynload",
-})
+_SKIP_DIRS = frozenset(
+    {
+        "test",
+        "tests",
+        "idlelib",
+        "site-packages",
+        "dist-packages",
+        "__pycache__",
+        "turtledemo",
+        "lib2to3",
+        "ensurepip",
+        "venv",
+        "pydoc_data",
+        "encodings",
+        "lib-dynload",
+    }
+)
 _DOC_NODES = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
 _STMT_LISTS = ("body", "orelse", "finalbody", "handlers", "cases")
 # A prose word: letters with inner apostrophes/hyphens, optionally quoted, bracketed or
@@ -65,8 +78,10 @@ _TEXT_CONTROLS = frozenset(b"\t\n\r\f\b\x1b")
 _BINARY_CONTROL_RATIO = 0.10
 _BOMS: tuple[tuple[bytes, str], ...] = (
     # UTF-32-LE's BOM begins with UTF-16-LE's, so UTF-32 is tried first.
-    (b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
-    (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"),
+    (b"\xff\xfe\x00\x00", "utf-32"),
+    (b"\x00\x00\xfe\xff", "utf-32"),
+    (b"\xff\xfe", "utf-16"),
+    (b"\xfe\xff", "utf-16"),
 )
 
 
@@ -84,16 +99,25 @@ class Corpus:
 # ------------------------------------------------------------------------------ dispatch
 
 
-def load_corpus(cfg: CorpusConfig, *, cache_dir: Path | None = None,
-                max_bytes: int = 50_000_000, url: str = TIME_MACHINE_URL,
-                sha1: str = TIME_MACHINE_SHA1, seed: int = 0) -> Corpus:
+def load_corpus(
+    cfg: CorpusConfig,
+    *,
+    cache_dir: Path | None = None,
+    max_bytes: int = 50_000_000,
+    url: str = TIME_MACHINE_URL,
+    sha1: str = TIME_MACHINE_SHA1,
+    seed: int = 0,
+) -> Corpus:
     """The corpus ``cfg.source`` names. ``seed`` only matters for synthetic corpora."""
     source = cfg.source.strip()
     if source.startswith("synthetic:"):
         kind = source.split(":", 1)[1].strip()
         text = synthetic_text(kind, cfg, seed)
-        return Corpus(_synthetic_title(kind, cfg), text,
-                      (f"generated from seed {seed}; preprocessing does not apply",))
+        return Corpus(
+            _synthetic_title(kind, cfg),
+            text,
+            (f"generated from seed {seed}; preprocessing does not apply",),
+        )
     if source == "builtin":
         version = f"{sys.version_info.major}.{sys.version_info.minor}"
         name = f"built-in (Python {version} docstrings)"
@@ -110,8 +134,7 @@ def load_corpus(cfg: CorpusConfig, *, cache_dir: Path | None = None,
         raw, notes = read_text_file(path, max_bytes)
     text = preprocess(raw, cfg.preprocess)
     if not text.strip():
-        raise CorpusError(f"{name} contains no usable text after '{cfg.preprocess}' "
-                          "preprocessing")
+        raise CorpusError(f"{name} contains no usable text after '{cfg.preprocess}' preprocessing")
     return Corpus(name, text, tuple(notes))
 
 
@@ -119,8 +142,10 @@ def check_length(text: str, num_steps: int) -> None:
     """Refuse a corpus too short for one training window (num_steps inputs + 1 target)."""
     need = num_steps + 1
     if len(text) < need:
-        raise CorpusError(f"corpus has {len(text):,} characters after preprocessing; one "
-                          f"training window needs at least num_steps+1 = {need:,}")
+        raise CorpusError(
+            f"corpus has {len(text):,} characters after preprocessing; one "
+            f"training window needs at least num_steps+1 = {need:,}"
+        )
 
 
 def preprocess(text: str, mode: str) -> str:
@@ -161,7 +186,8 @@ def builtin_text(*, cache_dir: Path | None = None) -> str:
     impl = sys.implementation.name
     v = sys.version_info
     cache = (cache_dir or default_cache_dir()) / (
-        f"builtin-{impl}{v.major}.{v.minor}.{v.micro}-v{_BUILTIN_FORMAT}.txt")
+        f"builtin-{impl}{v.major}.{v.minor}.{v.micro}-v{_BUILTIN_FORMAT}.txt"
+    )
     with contextlib.suppress(OSError, UnicodeDecodeError):
         cached = cache.read_text(encoding="utf-8")
         if len(cached) >= BUILTIN_MIN_CHARS:
@@ -174,8 +200,11 @@ def builtin_text(*, cache_dir: Path | None = None) -> str:
     return text
 
 
-def build_builtin_text(stdlib: Path | None = None, max_chars: int = BUILTIN_MAX_CHARS,
-                       min_chars: int = BUILTIN_MIN_CHARS) -> str:
+def build_builtin_text(
+    stdlib: Path | None = None,
+    max_chars: int = BUILTIN_MAX_CHARS,
+    min_chars: int = BUILTIN_MIN_CHARS,
+) -> str:
     """Extract the corpus from ``stdlib`` (default: this Python's) without the cache."""
     root = Path(stdlib or sysconfig.get_paths()["stdlib"])
     seen: set[str] = set()
@@ -212,17 +241,20 @@ def build_builtin_text(stdlib: Path | None = None, max_chars: int = BUILTIN_MAX_
         raise CorpusError(
             f"the built-in corpus needs Python's standard-library sources, but {root} gave "
             f"only {len(text):,} characters of docstrings; use source 'time-machine' or a "
-            "text file instead")
+            "text file instead"
+        )
     return text
 
 
 def _stdlib_sources(root: Path) -> list[Path]:
     found: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if d not in _SKIP_DIRS
-                       and not d.startswith((".", "config-"))]
-        found.extend(Path(dirpath, f) for f in filenames
-                     if f.endswith(".py") and not f.startswith("test_"))
+        dirnames[:] = [
+            d for d in dirnames if d not in _SKIP_DIRS and not d.startswith((".", "config-"))
+        ]
+        found.extend(
+            Path(dirpath, f) for f in filenames if f.endswith(".py") and not f.startswith("test_")
+        )
     # Sorted by relative path so the order does not depend on the file system's.
     return sorted(found, key=lambda p: p.relative_to(root).parts)
 
@@ -303,8 +335,9 @@ def synthetic_text(name: str, cfg: CorpusConfig, seed: int) -> str:
         return _delay_text(length, cfg.delay_k, seed)
     if name == "brackets":
         return _brackets_text(length, seed)
-    raise CorpusError(f"unknown synthetic corpus {name!r}; choose one of "
-                      f"{', '.join(SYNTHETIC_NAMES)}")
+    raise CorpusError(
+        f"unknown synthetic corpus {name!r}; choose one of {', '.join(SYNTHETIC_NAMES)}"
+    )
 
 
 DELAY_KEYS = "abcd"
@@ -411,8 +444,10 @@ def _decode(data: bytes, name: str) -> tuple[str, list[str]]:
         raise CorpusError(f"{name} looks like a binary file (it contains NUL bytes), not text")
     controls = sum(1 for b in head if (b < 32 and b not in _TEXT_CONTROLS) or b == 127)
     if controls > _BINARY_CONTROL_RATIO * len(head):
-        raise CorpusError(f"{name} looks like a binary file ({controls} control bytes in its "
-                          f"first {len(head):,}), not text")
+        raise CorpusError(
+            f"{name} looks like a binary file ({controls} control bytes in its "
+            f"first {len(head):,}), not text"
+        )
     try:
         return data.decode("utf-8-sig"), ["encoding: UTF-8"]
     except UnicodeDecodeError:
@@ -423,7 +458,8 @@ def _decode(data: bytes, name: str) -> tuple[str, list[str]]:
     if best is not None:
         with contextlib.suppress(UnicodeDecodeError, LookupError):
             return data.decode(best.encoding), [
-                f"encoding: {best.encoding} (detected; the file is not valid UTF-8)"]
+                f"encoding: {best.encoding} (detected; the file is not valid UTF-8)"
+            ]
     return _decode_with(data, "utf-8", name)
 
 
@@ -446,9 +482,14 @@ def _decode_with(data: bytes, encoding: str, name: str) -> tuple[str, list[str]]
 # ------------------------------------------------------------------------------ download
 
 
-def fetch_time_machine(cache_dir: Path | None = None, url: str = TIME_MACHINE_URL,
-                       sha1: str = TIME_MACHINE_SHA1, *, timeout: float = 30.0,
-                       max_bytes: int = 20_000_000) -> Path:
+def fetch_time_machine(
+    cache_dir: Path | None = None,
+    url: str = TIME_MACHINE_URL,
+    sha1: str = TIME_MACHINE_SHA1,
+    *,
+    timeout: float = 30.0,
+    max_bytes: int = 20_000_000,
+) -> Path:
     """The cached, verified file; downloaded first if it is not cached yet.
 
     Only a complete download whose SHA-1 matches is ever written (atomically), so a cached
@@ -464,8 +505,10 @@ def fetch_time_machine(cache_dir: Path | None = None, url: str = TIME_MACHINE_UR
     data = _download(url, timeout, max_bytes)
     digest = hashlib.sha1(data).hexdigest()
     if digest != sha1:
-        raise CorpusError(f"downloaded {url} but its SHA-1 is {digest}, not {sha1}; the "
-                          "file was discarded and nothing was cached")
+        raise CorpusError(
+            f"downloaded {url} but its SHA-1 is {digest}, not {sha1}; the "
+            "file was discarded and nothing was cached"
+        )
     try:
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(target, data)
@@ -489,8 +532,10 @@ def _download(url: str, timeout: float, max_bytes: int) -> bytes:
             while chunk := response.read(1 << 16):
                 received += len(chunk)
                 if received > max_bytes:
-                    raise CorpusError(f"downloading {url} stopped: it is larger than "
-                                      f"{_size(max_bytes)}; nothing was cached")
+                    raise CorpusError(
+                        f"downloading {url} stopped: it is larger than "
+                        f"{_size(max_bytes)}; nothing was cached"
+                    )
                 chunks.append(chunk)
     except CorpusError:
         raise
@@ -499,6 +544,8 @@ def _download(url: str, timeout: float, max_bytes: int) -> bytes:
         raise CorpusError(f"downloading {url} failed ({exc}); nothing was cached") from None
     # http.client returns a short body without complaint when the server hangs up early.
     if expected is not None and received != expected:
-        raise CorpusError(f"downloading {url} failed: the connection dropped after "
-                          f"{received:,} of {expected:,} bytes; nothing was cached")
+        raise CorpusError(
+            f"downloading {url} failed: the connection dropped after "
+            f"{received:,} of {expected:,} bytes; nothing was cached"
+        )
     return b"".join(chunks)

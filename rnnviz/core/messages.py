@@ -108,8 +108,18 @@ class Stop:
 
 
 Command = (
-    Start | Pause | Step | Reset | SetHyper | ProbeRequest | Save | Load | Rollback | Fork
-    | CloseRun | Stop
+    Start
+    | Pause
+    | Step
+    | Reset
+    | SetHyper
+    | ProbeRequest
+    | Save
+    | Load
+    | Rollback
+    | Fork
+    | CloseRun
+    | Stop
 )
 
 # ---------------------------------------------------------------- events (from the session)
@@ -220,6 +230,12 @@ class Failure:
 
 
 Event = (
-    RunInfo | MetricsBatch | ParamSnapshot | StateChanged | Divergence | ProbeReply | Saved
+    RunInfo
+    | MetricsBatch
+    | ParamSnapshot
+    | StateChanged
+    | Divergence
+    | ProbeReply
+    | Saved
     | Failure
 )

@@ -31,8 +31,9 @@ class Vocab:
         rest = tokens[1:]
         for tok in rest:
             if not isinstance(tok, str) or len(tok) != 1:
-                raise ValueError(f"vocabulary tokens after {self.UNK!r} are single characters, "
-                                 f"not {tok!r}")
+                raise ValueError(
+                    f"vocabulary tokens after {self.UNK!r} are single characters, not {tok!r}"
+                )
         if len(set(rest)) != len(rest):
             raise ValueError("vocabulary tokens must be distinct")
         self.tokens: tuple[str, ...] = tokens

@@ -1343,9 +1343,7 @@ class MainWindow(QMainWindow):
         """The probe thread computes (or is about to) an edit's probe (PROBE_KEY_THREAD_WORK)."""
         request = self._probe_worker.current()
         # (one answered already is not: the thread may not have cleared it yet)
-        return (
-            request is not None and request.tag.keystroke and request.ticket > self._shown_ticket
-        )
+        return request is not None and request.tag.keystroke and request.ticket > self._shown_ticket
 
     @Slot()
     def _on_probe_timer(self) -> None:

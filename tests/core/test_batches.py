@@ -63,8 +63,7 @@ def test_batches_are_a_pure_function_of_seed_epoch_and_index() -> None:
 
 
 def test_sequential_rows_continue_from_batch_to_batch() -> None:
-    bs = source(40_000, batch_size=8, num_steps=16, partition="sequential",
-                windows_per_epoch=10**6)
+    bs = source(40_000, batch_size=8, num_steps=16, partition="sequential", windows_per_epoch=10**6)
     stream_len = (36_000 - 1) // 8
     assert bs.steps_per_epoch == stream_len // 16
     for epoch in (0, 1):
@@ -82,8 +81,9 @@ def test_sequential_rows_continue_from_batch_to_batch() -> None:
 
 
 def test_sequential_offset_is_seeded_and_a_capped_epoch_moves_over_the_text() -> None:
-    kw: dict[str, Any] = dict(batch_size=4, num_steps=10, partition="sequential",
-                              windows_per_epoch=8, seed=3)
+    kw: dict[str, Any] = dict(
+        batch_size=4, num_steps=10, partition="sequential", windows_per_epoch=8, seed=3
+    )
     bs = source(10_000, **kw)
     assert bs.steps_per_epoch == 2  # 8 windows / 4 streams, far fewer than the chunks
     firsts = {int(bs.batch(e, 0)[0][0, 0]) for e in range(40)}
@@ -139,13 +139,27 @@ def test_with_a_real_vocabulary_windows_are_slices_of_the_text() -> None:
 
 
 @settings(max_examples=40, deadline=None)
-@given(n=st.integers(60, 3000), T=st.integers(1, 20), B=st.integers(1, 50),
-       wpe=st.integers(1, 400), seed=st.integers(0, 2**32), epoch=st.integers(0, 1000),
-       partition=st.sampled_from(["random", "sequential"]))
-def test_every_batch_is_well_formed(n: int, T: int, B: int, wpe: int, seed: int, epoch: int,
-                                    partition: str) -> None:
-    bs = source(n, val_fraction=0.5, batch_size=B, num_steps=T, windows_per_epoch=wpe,
-                seed=seed, partition=partition)
+@given(
+    n=st.integers(60, 3000),
+    T=st.integers(1, 20),
+    B=st.integers(1, 50),
+    wpe=st.integers(1, 400),
+    seed=st.integers(0, 2**32),
+    epoch=st.integers(0, 1000),
+    partition=st.sampled_from(["random", "sequential"]),
+)
+def test_every_batch_is_well_formed(
+    n: int, T: int, B: int, wpe: int, seed: int, epoch: int, partition: str
+) -> None:
+    bs = source(
+        n,
+        val_fraction=0.5,
+        batch_size=B,
+        num_steps=T,
+        windows_per_epoch=wpe,
+        seed=seed,
+        partition=partition,
+    )
     n_train = len(bs.train_ids)
     assert bs.steps_per_epoch >= 1
     for i in range(bs.steps_per_epoch):

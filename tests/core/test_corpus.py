@@ -45,8 +45,9 @@ def test_builtin_corpus_is_long_english_prose(builtin_cache: Path) -> None:
     assert len(text) >= BUILTIN_MIN_CHARS
     assert ">>>" not in text
     words = text.split()
-    assert sum(w.strip(".,;:!?\"'()").lower() in {"the", "a", "of", "is", "to"}
-               for w in words) > 0.08 * len(words)
+    assert sum(
+        w.strip(".,;:!?\"'()").lower() in {"the", "a", "of", "is", "to"} for w in words
+    ) > 0.08 * len(words)
     vocab = Vocab.from_text(preprocess(text, "d2l"))
     assert len(vocab) == 28  # d2l: 26 letters, space and <unk>
     assert set(vocab.tokens[1:]) == set("abcdefghijklmnopqrstuvwxyz ")
@@ -69,20 +70,23 @@ def test_builtin_extraction_is_deterministic() -> None:
     assert a == b and len(a) >= 40_000
 
 
-def test_load_builtin_uses_the_env_cache_dir(builtin_cache: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_load_builtin_uses_the_env_cache_dir(
+    builtin_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("RNNVIZ_CACHE_DIR", str(builtin_cache))
     assert default_cache_dir() == builtin_cache
     c = load_corpus(CorpusConfig(source="builtin"))
-    assert c.name == f"built-in (Python {sys.version_info.major}.{sys.version_info.minor} " \
-        "docstrings)"
+    assert (
+        c.name == f"built-in (Python {sys.version_info.major}.{sys.version_info.minor} docstrings)"
+    )
     assert set(c.text) == set("abcdefghijklmnopqrstuvwxyz ")
     kept = load_corpus(CorpusConfig(source="builtin", preprocess="keep"))
     assert "\n" not in kept.text and "." in kept.text and "T" in kept.text
 
 
 def test_builtin_cache_is_written_atomically_and_rebuilt_when_short(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     fake = "Some prose. " * 20_000
     monkeypatch.setattr(corpus_mod, "build_builtin_text", lambda: fake)
     assert builtin_text(cache_dir=tmp_path) == fake
@@ -96,22 +100,26 @@ def test_builtin_extraction_keeps_prose_and_skips_tests_and_code(tmp_path: Path)
     prose = "This paragraph explains in plain words what the function does for you."
     (tmp_path / "b.py").write_text(
         f'"""Module b.\n\n{prose}\n"""\n'
-        'def f():\n'
+        "def f():\n"
         '    """Call it like this.\n\n'
-        '    >>> f(1, 2)\n    3\n\n'
-        '    x = foo_bar(a[1], b=2) if self._flag else None  # code, not prose at all\n\n'
-        '    Indented block that looks like prose but is an example of something.\n'
-        '        more = example(code)\n'
-        '    """\n', encoding="utf-8")
+        "    >>> f(1, 2)\n    3\n\n"
+        "    x = foo_bar(a[1], b=2) if self._flag else None  # code, not prose at all\n\n"
+        "    Indented block that looks like prose but is an example of something.\n"
+        "        more = example(code)\n"
+        '    """\n',
+        encoding="utf-8",
+    )
     (tmp_path / "a.py").write_text(
         '"""The first module comes first because files are read in sorted order."""\n'
         'class C:\n    """Classes have docstrings that are read like all the others."""\n',
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     for skipped in ("test", "site-packages", "idlelib"):
         (tmp_path / skipped).mkdir()
         (tmp_path / skipped / "m.py").write_text(
             '"""This docstring lives in a folder that must never be read at all."""\n',
-            encoding="utf-8")
+            encoding="utf-8",
+        )
     (tmp_path / "broken.py").write_text('"""Never parsed because of the syntax.\n', "utf-8")
     text = build_builtin_text(tmp_path, min_chars=0)
     assert text.split("\n") == [
@@ -127,13 +135,17 @@ def test_builtin_extraction_keeps_prose_and_skips_tests_and_code(tmp_path: Path)
 
 
 def test_preprocess_d2l_is_letters_and_spaces_lower_case() -> None:
-    assert preprocess("The Time-Machine, by H. G. Wells!\n1895", "d2l") == \
-        "the time machine by h g wells "
+    assert (
+        preprocess("The Time-Machine, by H. G. Wells!\n1895", "d2l")
+        == "the time machine by h g wells "
+    )
 
 
 def test_preprocess_keep_keeps_case_and_punctuation_but_not_control_characters() -> None:
-    assert preprocess("Hello,\tWorld!\r\n\n  Caf\u00e9\x07 \u00a0x", "keep") == \
-        "Hello, World! Caf\u00e9 x"
+    assert (
+        preprocess("Hello,\tWorld!\r\n\n  Caf\u00e9\x07 \u00a0x", "keep")
+        == "Hello, World! Caf\u00e9 x"
+    )
 
 
 def test_preprocess_refuses_unknown_modes() -> None:
@@ -145,8 +157,10 @@ def test_check_length_message() -> None:
     check_length("x" * 33, 32)
     with pytest.raises(CorpusError) as err:
         check_length("x" * 20, 32)
-    assert str(err.value) == ("corpus has 20 characters after preprocessing; one training "
-                              "window needs at least num_steps+1 = 33")
+    assert str(err.value) == (
+        "corpus has 20 characters after preprocessing; one training "
+        "window needs at least num_steps+1 = 33"
+    )
 
 
 # ------------------------------------------------------------------------------ synthetic
@@ -176,7 +190,7 @@ def test_delay_corpus_copies_a_key_from_k_steps_back(k: int) -> None:
         if s + k + 1 >= len(text):
             break
         assert text[s] in "abcd"
-        assert set(text[s + 1:s + k]) <= set("wxyz")
+        assert set(text[s + 1 : s + k]) <= set("wxyz")
         assert text[s + k] == text[s]  # the character k steps back, nothing in between
         assert text[s + k + 1] == " "
         checked += 1
@@ -226,9 +240,11 @@ def test_load_synthetic_names_and_no_preprocessing() -> None:
 
 # ------------------------------------------------------------------------------ user files
 
-FRENCH = ("Le gar\u00e7on \u00e9tait tr\u00e8s content de voir la for\u00eat apr\u00e8s une "
-          "longue journ\u00e9e. O\u00f9 est le caf\u00e9? \u00c7a co\u00fbte cher, \u00e0 peu "
-          "pr\u00e8s dix euros. ") * 5
+FRENCH = (
+    "Le gar\u00e7on \u00e9tait tr\u00e8s content de voir la for\u00eat apr\u00e8s une "
+    "longue journ\u00e9e. O\u00f9 est le caf\u00e9? \u00c7a co\u00fbte cher, \u00e0 peu "
+    "pr\u00e8s dix euros. "
+) * 5
 
 
 def test_utf8_file(tmp_path: Path) -> None:
@@ -299,8 +315,9 @@ def test_empty_missing_and_directory_are_rejected(tmp_path: Path) -> None:
         read_text_file(tmp_path, 10_000)
 
 
-def test_oversized_file_is_rejected_before_reading(tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_oversized_file_is_rejected_before_reading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     p = tmp_path / "huge.txt"
     with p.open("wb") as fh:
         fh.truncate(60_000_000)  # sparse: takes no disk space
@@ -311,8 +328,9 @@ def test_oversized_file_is_rejected_before_reading(tmp_path: Path,
     monkeypatch.setattr(Path, "read_bytes", no_reading)
     with pytest.raises(CorpusError) as err:
         load_corpus(cfg(source=str(p)))
-    assert str(err.value) == ("huge.txt is 60.0 MB (60,000,000 bytes); the limit is "
-                              "50.0 MB (50,000,000 bytes)")
+    assert str(err.value) == (
+        "huge.txt is 60.0 MB (60,000,000 bytes); the limit is 50.0 MB (50,000,000 bytes)"
+    )
     small = tmp_path / "small.txt"
     small.write_bytes(b"x" * 101)
     with pytest.raises(CorpusError, match="101 bytes; the limit is 100 bytes"):
@@ -379,15 +397,17 @@ def server() -> Iterator[Server]:
     s.close()
 
 
-def test_download_is_verified_cached_and_reused_without_the_server(tmp_path: Path,
-                                                                   server: Server) -> None:
+def test_download_is_verified_cached_and_reused_without_the_server(
+    tmp_path: Path, server: Server
+) -> None:
     path = fetch_time_machine(tmp_path, server.url, PAYLOAD_SHA1, timeout=5)
     assert path.read_bytes() == PAYLOAD
     assert os.listdir(tmp_path) == ["timemachine.txt"]
     server.close()
     assert fetch_time_machine(tmp_path, server.url, PAYLOAD_SHA1, timeout=5) == path
-    c = load_corpus(cfg(source="time-machine"), cache_dir=tmp_path, url=server.url,
-                    sha1=PAYLOAD_SHA1)
+    c = load_corpus(
+        cfg(source="time-machine"), cache_dir=tmp_path, url=server.url, sha1=PAYLOAD_SHA1
+    )
     assert c.name == "The Time Machine (H. G. Wells)"
     assert c.text.startswith("the time traveller for so it will be")
     assert server.hits == 1

@@ -74,6 +74,14 @@ def test_ruff_finds_nothing() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def test_ruff_format_has_nothing_to_change() -> None:
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [_tool("ruff"), "format", "--check", str(root)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 def test_mypy_strict_on_the_core() -> None:
     root = Path(__file__).resolve().parents[2]
     done = subprocess.run(

@@ -60,7 +60,8 @@ def test_json_round_trip_and_equality() -> None:
 
 
 @pytest.mark.parametrize(
-    "tokens", [[], ["a", "<unk>"], ["<unk>", "ab"], ["<unk>", "a", "a"], ["<unk>", ""]])
+    "tokens", [[], ["a", "<unk>"], ["<unk>", "ab"], ["<unk>", "a", "a"], ["<unk>", ""]]
+)
 def test_invalid_token_lists_are_refused(tokens: list[str]) -> None:
     with pytest.raises(ValueError):
         Vocab(tokens)

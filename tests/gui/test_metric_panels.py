@@ -314,7 +314,16 @@ def test_step_axis_grows_in_steps_with_room_after_the_last_step() -> None:
     from rnnviz.gui.metric_panels import x_range_top
 
     assert [x_range_top(s) for s in (0, 9, 10, 95, 96, 100, 143, 190, 480, 1000)] == [
-        10, 10, 15, 100, 150, 150, 200, 200, 700, 1500,
+        10,
+        10,
+        15,
+        100,
+        150,
+        150,
+        200,
+        200,
+        700,
+        1500,
     ]
     tops = set()
     for step in range(0, 5000, 7):
