@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 
 from rnnviz.core.history import PARAM_PREFIX, MetricHistory
 from rnnviz.core.messages import StepRecord
+from rnnviz.gui import theme
 from rnnviz.gui.theme import (
     BASE_POINT_SIZE,
     PLOT_BACKGROUND,
@@ -446,9 +447,15 @@ class TrainingCurvesPanel(_MetricPanel):
         self._after_draw(False)
 
     def _after_draw(self, has_data: bool) -> None:
-        # before the first step: say how to start, not an empty key
-        self.ppl_plot.setTitle(None if has_data else EMPTY_HINT, color="#555", size="12pt")
-        self.key_label.setText(self._key_html() if has_data else "")
+        # before the first step: say how to start, where the key goes (a plot title took
+        # height from both plots, and the speed plot's axis label then ran into the other's)
+        hint = f"<span style='color:#555; font-size:12pt'>{html.escape(EMPTY_HINT)}</span>"
+        self.key_label.setText(self._key_html() if has_data else hint)
+        if theme.changed(self.speed_plot, "has_data", has_data):
+            # the empty speed plot spans 0..1 in a short row: pyqtgraph labelled every 0.2,
+            # four crammed labels on the first screen a class sees; 0 and 1 until data comes
+            axis = self.speed_plot.getAxis("left")
+            axis.setTickSpacing(*(() if has_data else (1.0, 1.0)))
 
     def key_run_names(self) -> list[str]:
         """The runs the key names (empty while only one run is drawn: it needs no name)."""

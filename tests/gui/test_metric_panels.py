@@ -96,6 +96,19 @@ def test_training_curves_plot_the_records(curves):
     assert curves.ppl_plot.ctrl.logYCheck.isChecked()
 
 
+def test_before_the_first_step_the_curves_say_how_to_start(curves):
+    """The hint sits where the key goes (not as a plot title, which shrank both plots), and the
+    empty speed plot has no crammed 0.2-step labels; both turn normal with the first steps."""
+    speed_axis = curves.speed_plot.getAxis("left")
+    assert "no steps yet" in curves.key_label.text()
+    assert curves.ppl_plot.titleLabel.text in ("", None)
+    assert speed_axis._tickSpacing == [(1.0, 0.0), (1.0, 0.0)]
+    curves.append([make_record(s) for s in range(1, 6)])
+    assert curves.redraw()
+    assert "no steps yet" not in curves.key_label.text()
+    assert speed_axis._tickSpacing is None  # pyqtgraph picks the ticks again
+
+
 def test_reference_line_toggles(curves):
     line = curves.reference_line
     assert line.isVisible()
