@@ -1500,7 +1500,10 @@ class MainWindow(QMainWindow):
         self._probe_snapshot = tag.snapshot
         self._step_view_source = (tag.model, tag.vocab)
         self._set_probe_result(result, staggered=tag.staggered)
-        if result.text != self.probe_text.text():  # typed on while the thread computed
+        # typed on while the thread computed, or paused meanwhile with a newer model than
+        # the one this answer came from (the probes it held back were not made)
+        newer_model = self._state != "training" and tag.snapshot is not self._snapshot
+        if result.text != self.probe_text.text() or newer_model:
             self._probe_debounce.start()
 
     def _set_probe_result(self, result: Any, staggered: bool = False) -> None:

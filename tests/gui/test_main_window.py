@@ -323,6 +323,26 @@ def test_a_long_paste_while_training_is_probed_on_the_probe_thread(window, qtbot
     wait_state(qtbot, window, "paused")
 
 
+def test_an_answer_from_an_older_model_after_a_pause_is_followed_by_the_newest(window, qtbot):
+    """The probe thread answered an edit made while training, but training paused meanwhile
+    with a newer snapshot, whose probe the edit held back: the window probes again."""
+    import dataclasses
+
+    from rnnviz.gui.main_window import _ProbeTag
+    from rnnviz.gui.probe_worker import ProbeRequest
+
+    assert window.state != "training"
+    older = dataclasses.replace(window.snapshot)  # another snapshot object, as if older
+    tag = _ProbeTag(False, True, window._probe_model, window._probe_vocab, older)
+    request = ProbeRequest(
+        window._shown_ticket, window._prober, window.probe_text.text(), False, tag
+    )
+    with qtbot.waitSignal(window.probe_shown, timeout=ENGINE_WAIT_MS):
+        window._on_probe_done(request, window.probe_result, "", 0.01)
+    assert window.probe_snapshot is older
+    qtbot.waitUntil(lambda: window.probe_snapshot is window.snapshot, timeout=ENGINE_WAIT_MS)
+
+
 def test_probe_follows_training(window, qtbot):
     qtbot.keyClick(window, Qt.Key.Key_Right)
     qtbot.waitUntil(
