@@ -379,11 +379,12 @@ class SteadyLabel(QWidget):
 
     def _wanted(self) -> QSize:
         hint = self._label.sizeHint()
+        height = hint.height()
         if self._label.wordWrap():
-            width = self.width() if self.width() > 1 else hint.width()
-            height = self._label.heightForWidth(width)
-            return QSize(hint.width(), height if height > 0 else hint.height())
-        return QSize(max(hint.width(), self._hint.width()), hint.height())
+            at = self.width() if self.width() > 1 else hint.width()
+            height = self._label.heightForWidth(at)
+            height = height if height > 0 else hint.height()
+        return QSize(max(hint.width(), self._hint.width()), height)  # width: grows only
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
         self._hint = self._wanted()

@@ -90,3 +90,19 @@ def test_a_text_set_while_hidden_has_room_once_shown(qtbot):
     qtbot.waitExposed(outer)
     qtbot.waitUntil(lambda: label.width() >= label.label().sizeHint().width())
     assert outer.minimumSizeHint().width() >= label.label().sizeHint().width()
+
+
+def test_a_wrapped_label_asks_for_room_only_when_its_height_changes(qtbot):
+    label = SteadyLabel("a readout of a few words", wrap=True)
+    outer, requests = _in_a_layout(qtbot, label)
+    outer.resize(300, outer.height())
+    qtbot.wait(20)
+    requests.count = 0
+    for text in ("short", "a readout of a few more words", "p = 0.25"):
+        label.setText(text)  # one line each at 300 px
+        qtbot.wait(1)
+    assert requests.count == 0
+    height = label.height()
+    label.setText(" ".join(["a long readout that wraps"] * 8))
+    qtbot.waitUntil(lambda: label.height() > height)
+    outer.removeEventFilter(requests)
