@@ -114,6 +114,24 @@ def test_cursor_selects_row_and_distance_curve_is_the_row(panel, real_result):
     assert not panel.row_note.isVisibleTo(panel)
 
 
+def test_the_distance_plot_range_is_bucketed_and_kept_while_a_key_fits_it(panel, monkeypatch):
+    """x spans the next of 10, 12, 15, 20, ... steps back, y whole decades around the curves
+    (log10 view units): a new row (a key typed at the end) inside them sets no range."""
+    G = geometric(20, 0.5)  # row 18: values 1 .. 0.5**18 ~ 4e-6
+    panel.set_result(fake_result(G))
+    panel.set_cursor(18)
+    (x_lo, x_hi), (y_lo, y_hi) = panel.distance_plot.viewRange()
+    assert x_lo <= 0 < 18 < 20 <= x_hi < 21  # 19 points: the bucket of 20
+    assert y_lo <= -6 < 0 <= y_hi < 0.5  # log10: 1e-6 .. 1
+    calls: list[object] = []
+    monkeypatch.setattr(panel.distance_plot, "setRange", lambda *a, **k: calls.append(a))
+    G2 = geometric(21, 0.5)  # row 19, the new one: 20 points, still 1e-6 .. 1
+    panel.set_result(fake_result(G2))
+    panel.set_cursor(19)
+    assert panel.selected_row() == 19
+    assert calls == []
+
+
 def test_last_row_falls_back_to_t_minus_two(panel, real_result):
     panel.set_result(real_result)
     T = len(real_result.text)
