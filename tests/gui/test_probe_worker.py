@@ -58,13 +58,20 @@ def test_newest_request_wins_and_cancels_the_one_computing(worker, qtbot):
     assert answers == [(3, "abc (whole)")]
 
 
-def test_a_request_for_the_same_text_waits_instead_of_cancelling(worker, qtbot):
-    """A newer snapshot's re-probe of the same text must not starve a long probe."""
+def _computing(worker: ProbeWorker, text: str) -> tuple[FakeProber, list[int]]:
+    """A FakeProber whose request 1 for ``text`` is computing (blocked), and the tickets the
+    worker answers."""
     prober = FakeProber()
     answers: list[int] = []
     worker.done.connect(lambda req, r, err, s: answers.append(req.ticket))
-    worker.submit(ProbeRequest(1, prober, "same", True))
+    worker.submit(ProbeRequest(1, prober, text, True))
     assert prober.started.wait(10)
+    return prober, answers
+
+
+def test_a_request_for_the_same_text_waits_instead_of_cancelling(worker, qtbot):
+    """A newer snapshot's re-probe of the same text must not starve a long probe."""
+    prober, answers = _computing(worker, "same")
     worker.submit(ProbeRequest(2, prober, "same", True))
     prober.release.set()
     qtbot.waitUntil(lambda: worker.idle() and len(answers) == 2, timeout=10_000)
@@ -72,11 +79,7 @@ def test_a_request_for_the_same_text_waits_instead_of_cancelling(worker, qtbot):
 
 
 def test_cancel_stops_the_probe_computing_and_drops_the_waiting_one(worker, qtbot):
-    prober = FakeProber()
-    answers: list[int] = []
-    worker.done.connect(lambda req, r, err, s: answers.append(req.ticket))
-    worker.submit(ProbeRequest(1, prober, "a", True))
-    assert prober.started.wait(10)
+    prober, answers = _computing(worker, "a")
     worker.cancel()
     prober.release.set()
     qtbot.waitUntil(worker.idle, timeout=10_000)
