@@ -75,7 +75,13 @@ EXPLODING_COLOUR = theme.HIGHLIGHT
 _ROW_PEN_WIDTH = 3
 
 PROBE_PLACEHOLDER = "type a string to probe"
-NO_FLOW_PLACEHOLDER = "this probe has no gradient flow (probed without it: the text is too long)"
+# a probe made while this panel was off screen (the window probes without the gradient flow
+# then, and again with it as soon as the panel shows); or a text over the limit
+PENDING_FLOW_PLACEHOLDER = "computing the gradient flow…"
+TOO_LONG_PLACEHOLDER = (
+    "no gradient flow for texts over {limit:,} characters (this one has {length:,}): "
+    "shorten the probe string"
+)
 COLOURBAR_PROBE_LABEL = "log10 ‖∂L_t/∂H_k‖"
 COLOURBAR_TRAINING_LABEL = "log10 ‖∂L/∂H_t‖"
 
@@ -268,6 +274,19 @@ class _FlowRing:
         return self.steps[order], self.values[:, order]
 
 
+def _no_flow_text(result: object) -> str:
+    """What the probe tab says when it has no matrix to show for ``result``."""
+    if result is None:
+        return PROBE_PLACEHOLDER
+    # a result exists, so core.probe (and torch) are loaded already
+    from rnnviz.core.probe import MAX_GRAD_FLOW_CHARS
+
+    length = len(str(getattr(result, "text", "")))
+    if length > MAX_GRAD_FLOW_CHARS:
+        return TOO_LONG_PLACEHOLDER.format(limit=MAX_GRAD_FLOW_CHARS, length=length)
+    return PENDING_FLOW_PLACEHOLDER
+
+
 class GradFlowPanel(QWidget):
     """Gradient flow: the probe string's ‖∂L_t/∂H_k‖, the training flow, and σ_max(W_hh)."""
 
@@ -324,6 +343,9 @@ class GradFlowPanel(QWidget):
         self.probe_placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.probe_placeholder.setFont(theme.font(1.3))
         self.probe_placeholder.setStyleSheet(f"color: {theme.PLACEHOLDER_INK};")
+        # wrapped: an unwrapped sentence made its width the least the dock (and the tab group
+        # it shares with the softmax dock) could shrink to, ~820 px
+        self.probe_placeholder.setWordWrap(True)
 
         self.probe_plots = pg.GraphicsLayoutWidget()
         self.probe_plots.setBackground(theme.PLOT_BACKGROUND)
@@ -487,9 +509,7 @@ class GradFlowPanel(QWidget):
             self._probe_log = np.full((0, 0), np.nan)
             self.probe_image.clear()
             self._clear_row()
-            self.probe_placeholder.setText(
-                PROBE_PLACEHOLDER if result is None else NO_FLOW_PLACEHOLDER
-            )
+            self.probe_placeholder.setText(_no_flow_text(result))
             self.probe_stack.setCurrentWidget(self.probe_placeholder)
             return
         G = np.asarray(flow, dtype=np.float64)

@@ -193,13 +193,27 @@ def test_placeholders(panel, real_result):
     assert panel.probe_stack.currentWidget() is panel.probe_placeholder
     assert panel.probe_placeholder.text() == gp.PROBE_PLACEHOLDER
     panel.set_result(real_result)
+    # probed while the panel was off screen: the window probes again with the flow
     panel.set_result(types.SimpleNamespace(text="abc", grad_flow=None))
     assert panel.probe_stack.currentWidget() is panel.probe_placeholder
-    assert panel.probe_placeholder.text() == gp.NO_FLOW_PLACEHOLDER
+    assert panel.probe_placeholder.text() == gp.PENDING_FLOW_PLACEHOLDER
+    from rnnviz.core.probe import MAX_GRAD_FLOW_CHARS
+
+    long_text = "a" * (MAX_GRAD_FLOW_CHARS + 1)
+    panel.set_result(types.SimpleNamespace(text=long_text, grad_flow=None))
+    assert "over 4,096 characters" in panel.probe_placeholder.text()
+    assert "this one has 4,097" in panel.probe_placeholder.text()
     panel.set_result(None)
     assert panel.probe_placeholder.text() == gp.PROBE_PLACEHOLDER
     assert panel.probe_image_array().size == 0
     panel.set_cursor(3)  # no result: nothing to select, no error
+
+
+def test_the_placeholder_does_not_set_the_panels_least_width(panel):
+    # unwrapped, the long sentence was the width the dock (and the softmax dock tabbed with
+    # it) could not shrink below: ~820 px, most of a laptop screen
+    panel.set_result(types.SimpleNamespace(text="a" * 5000, grad_flow=None))
+    assert panel.minimumSizeHint().width() < 400
 
 
 def test_one_character_probe(panel):

@@ -700,3 +700,14 @@ def test_metric_redraws_do_not_re_lay_out_the_window(window, qtbot):
     assert LayoutRequests.count <= 2, (LayoutRequests.count, len(statuses))
     qtbot.mouseClick(window.controls.play_button, Qt.MouseButton.LeftButton)
     wait_state(qtbot, window, "paused")
+
+
+def test_the_window_fits_a_laptop_screen_after_probing(window, qtbot):
+    # the first probe is made without the gradient flow (its dock is behind a tab), and the
+    # gradient-flow panel's note about that once made its dock, and the softmax dock tabbed
+    # with it, at least ~820 px wide: the hidden-state dock beside them was squeezed
+    qtbot.waitUntil(lambda: window.probe_result is not None, timeout=ENGINE_WAIT_MS)
+    assert window.probe_result.grad_flow is None
+    widest = {name: dock.minimumSizeHint().width() for name, dock in window.docks.items()}
+    assert max(widest.values()) <= 600, widest
+    assert window.minimumSizeHint().width() <= 1366
