@@ -1213,6 +1213,10 @@ class SoftmaxPanel(QWidget):
         # a diverged model's probabilities may be NaN: no bar rather than a NaN rectangle
         heights = np.where(np.isfinite(r.probs[t]), r.probs[t], 0.0)
         self.bar_item.setOpts(x=np.arange(V) + 0.5, height=heights, brushes=brushes)
+        # when the vocabulary does not fit as labels, the true next character and the top-k
+        # are the ones labelled (every other letter would skip the tall bars)
+        first = [] if self._highlight is None else [self._highlight]
+        self._bar_ticks.set_first(first + r.topk_ids[t].tolist())
         prefix = r.text[: t + 1]
         if len(prefix) > 24:
             prefix = "…" + prefix[-23:]

@@ -100,10 +100,24 @@ def display_char(token: str) -> str:
     return token
 
 
-def char_ticks(chars: Sequence[str], max_labels: int) -> list[tuple[float, str]]:
-    """Axis ticks at cell centres (i + 0.5), every n-th one so at most ``max_labels`` show."""
-    every = max(1, math.ceil(len(chars) / max(1, max_labels)))
-    return [(i + 0.5, display_char(chars[i])) for i in range(0, len(chars), every)]
+def char_ticks(
+    chars: Sequence[str], max_labels: int, first: Sequence[int] = ()
+) -> list[tuple[float, str]]:
+    """Axis ticks at cell centres (i + 0.5), every n-th one so at most ``max_labels`` show.
+
+    ``first``: cells to label before the regular ones, in this order, when not all fit (the
+    bars a reader looks at: every other letter of the vocabulary may skip exactly those). The
+    labels stay as far apart as the regular ones, so none overlap.
+    """
+    n = len(chars)
+    every = max(1, math.ceil(n / max(1, max_labels)))
+    if every == 1 or not first:
+        return [(i + 0.5, display_char(chars[i])) for i in range(0, n, every)]
+    chosen: list[int] = []
+    for i in [*first, *range(0, n, every)]:
+        if 0 <= i < n and all(abs(i - j) >= every for j in chosen):
+            chosen.append(i)
+    return [(i + 0.5, display_char(chars[i])) for i in sorted(chosen)]
 
 
 def number_ticks(count: int, max_labels: int) -> list[tuple[float, str]]:
@@ -265,6 +279,8 @@ class TickSource:
         self.numbers_when_crowded = numbers_when_crowded
         self.chars: Sequence[str] | None = None
         self.count = 0
+        self.first: Sequence[int] = ()  # cells labelled first when crowded (see char_ticks)
+        self._pixels = 0.0
 
     def set_chars(self, chars: Sequence[str]) -> None:
         self.chars, self.count = chars, len(chars)
@@ -272,11 +288,19 @@ class TickSource:
     def set_count(self, count: int) -> None:
         self.chars, self.count = None, count
 
+    def set_first(self, cells: Sequence[int]) -> None:
+        """Label these cells first when not all fit, and refresh at the last width."""
+        if list(cells) != list(self.first):
+            self.first = list(cells)
+            if self._pixels:
+                self.refresh(self._pixels)
+
     def refresh(self, pixels: float) -> None:
+        self._pixels = pixels
         max_chars = max(1, int(pixels // self.char_px))
         crowded = self.count > max_chars
         if self.chars is not None and not (crowded and self.numbers_when_crowded):
-            ticks = char_ticks(self.chars, max_chars)
+            ticks = char_ticks(self.chars, max_chars, self.first)
         else:
             ticks = number_ticks(self.count, max(1, int(pixels // self.number_px)))
         set_ticks(self.axis, ticks)

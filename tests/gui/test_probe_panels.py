@@ -189,6 +189,24 @@ def test_softmax_bars_follow_the_cursor(qtbot, make_result):
     assert "true next 'e'" in panel.readout_text()
 
 
+def test_a_crowded_vocabulary_axis_labels_the_true_next_and_top_bars(qtbot, make_result):
+    panel = _show(qtbot, SoftmaxPanel())
+    panel.resize(250, 400)  # too narrow for every letter of the vocabulary
+    _settle()
+    result = make_result()
+    panel.set_result(result)
+    _settle()
+    for t in (0, 6, 10):
+        panel.set_cursor(t)
+        ticks = panel.bar_plot.getAxis("bottom")._tickLevels[0]
+        assert len(ticks) < len(result.vocab_tokens)  # crowded: not every letter
+        labelled = {int(x) for x, _ in ticks}
+        assert int(result.tokens[t + 1]) in labelled  # the orange bar has its letter
+        assert int(result.topk_ids[t][0]) in labelled or any(
+            abs(int(result.topk_ids[t][0]) - i) < 2 for i in labelled
+        )
+
+
 def test_softmax_last_step_has_no_true_next(qtbot, make_result):
     panel = _show(qtbot, SoftmaxPanel())
     result = make_result()

@@ -1,10 +1,11 @@
-"""theme.SteadyLabel: a value label whose new text does not re-lay out the window."""
+"""theme: SteadyLabel (a value label whose new text does not re-lay out the window), ticks."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import QEvent, QObject
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from rnnviz.gui import theme
 from rnnviz.gui.theme import SteadyLabel
 
 
@@ -106,3 +107,17 @@ def test_a_wrapped_label_asks_for_room_only_when_its_height_changes(qtbot):
     label.setText(" ".join(["a long readout that wraps"] * 8))
     qtbot.waitUntil(lambda: label.height() > height)
     outer.removeEventFilter(requests)
+
+
+def test_char_ticks_label_the_given_cells_first_when_crowded():
+    chars = list("abcdefghijklmnopqrstuvwxyz")
+    regular = theme.char_ticks(chars, 13)  # every other one: a, c, e, ...
+    assert [label for _, label in regular][:3] == ["a", "c", "e"]
+    ticks = theme.char_ticks(chars, 13, first=[7, 8, 3])  # h first; i is too close to h
+    labels = {label for _, label in ticks}
+    assert {"h", "d"} <= labels and "i" not in labels
+    positions = sorted(x for x, _ in ticks)
+    assert min(b - a for a, b in zip(positions, positions[1:], strict=False)) >= 2
+    assert len(ticks) <= 13
+    # everything fits: every cell, whatever comes first
+    assert len(theme.char_ticks(chars, 26, first=[5])) == 26
