@@ -347,7 +347,7 @@ class GradFlowPanel(QWidget):
         # it shares with the softmax dock) could shrink to, ~820 px
         self.probe_placeholder.setWordWrap(True)
 
-        self.probe_plots = pg.GraphicsLayoutWidget()
+        self.probe_plots = theme.RoomyLayoutWidget()  # three plots side by side: none cut off
         self.probe_plots.setBackground(theme.PLOT_BACKGROUND)
         self.probe_plot, self.probe_image = _heatmap_plot(
             self.probe_plots, 0, 0, left="loss at step t", bottom="source step k (character)"
@@ -375,9 +375,7 @@ class GradFlowPanel(QWidget):
 
         self.distance_plot: pg.PlotItem = self.probe_plots.addPlot(row=0, col=2)
         self.distance_plot.setLogMode(x=False, y=True)
-        theme.style_plot(
-            self.distance_plot, left="‖∂L_t/∂H_k‖", bottom="distance t − k (steps back)"
-        )
+        theme.style_plot(self.distance_plot, left="‖∂L_t/∂H_k‖", bottom="steps back t − k")
         self.distance_plot.showGrid(x=True, y=True, alpha=0.3)
         # "(x0.001)" next to log ticks would make a student misread every tick
         self.distance_plot.getAxis("left").enableAutoSIPrefix(False)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QSize
+from PySide6.QtCore import QEvent, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QFontDatabase
 from PySide6.QtWidgets import QGraphicsItem, QLabel, QSizePolicy, QWidget
 
@@ -321,6 +321,25 @@ def cache_axes(view: pg.GraphicsView) -> None:
     for item in view.scene().items():
         if isinstance(item, pg.AxisItem):
             item.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+
+
+class RoomyLayoutWidget(pg.GraphicsLayoutWidget):
+    """A GraphicsLayoutWidget that gets no narrower than its plots' layout can shrink to.
+
+    Below that pyqtgraph lays the plots out wider than the view and the right-hand plot is cut
+    off (the gradient-flow panel's distance plot: its axis label "steps back" cut to "steps
+    bac" at the default window size); with a minimum width the dock stops shrinking there
+    instead. The layout's least width is known only after a paint (axes size themselves to
+    their tick labels as they draw), so it is read after each paint. The minimum only grows
+    (titles change with the cursor), so a text no wider than before re-lays out nothing.
+    """
+
+    def paintEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+        super().paintEvent(event)
+        hint = self.ci.layout.effectiveSizeHint(Qt.SizeHint.MinimumSize).width()
+        need = math.ceil(hint) + 2 * self.frameWidth()
+        if need > self.minimumWidth():
+            self.setMinimumWidth(need)
 
 
 def settle_views(widget: QWidget) -> None:

@@ -216,6 +216,24 @@ def test_the_placeholder_does_not_set_the_panels_least_width(panel):
     assert panel.minimumSizeHint().width() < 400
 
 
+def test_a_narrow_dock_does_not_cut_off_the_distance_plot(qtbot):
+    widget = GradFlowPanel(training_capacity=5)
+    qtbot.addWidget(widget)
+    widget.resize(300, 400)  # narrower than the three plots side by side can be
+    widget.show()
+    qtbot.waitExposed(widget)
+    G = geometric(25, 0.8)
+    widget.set_result(fake_result(G, text="bzwxwxwxwxb dyyxzywyzyd a"))
+    widget.set_cursor(21)
+    view = widget.probe_plots
+
+    def distance_plot_inside() -> bool:
+        right = widget.distance_plot.mapRectToScene(widget.distance_plot.boundingRect()).right()
+        return right <= view.viewport().width() + 1
+
+    qtbot.waitUntil(distance_plot_inside, timeout=2000)  # after a paint and a re-layout
+
+
 def test_one_character_probe(panel):
     panel.set_result(fake_result(np.zeros((1, 1)), "a"))
     assert panel.selected_row() is None
