@@ -328,10 +328,40 @@ class ShortcutsDialog(QDialog):
         self.table = table
 
 
+# the first window size, shrunk to fit a smaller screen
+DEFAULT_SIZE = (1600, 1000)
+# below this window height the default layout has two rows of plots, not three: the probe
+# text on top, then one tab group a column (curves | hidden states, grad norms | softmax |
+# gradient flow | step view). Three rows in 768 px squashed every plot to ~100 px (the
+# softmax bars to a line, rotated axis labels running into each other).
+COMPACT_HEIGHT = 900
+
+
+def first_size(available: tuple[int, int] | None) -> tuple[int, int]:
+    """DEFAULT_SIZE, or the screen's available size where that is smaller (a 1366x768 laptop
+    or a 1280x720 projector: a 1600x1000 window would hang off it)."""
+    if available is None:
+        return DEFAULT_SIZE
+    return (min(DEFAULT_SIZE[0], available[0]), min(DEFAULT_SIZE[1], available[1]))
+
+
+def _available_screen() -> tuple[int, int] | None:
+    """The primary screen's room for windows; None on the offscreen platform, whose fixed
+    800x600 "screen" is no real one (screenshots, the bench and tests size their windows)."""
+    from PySide6.QtGui import QGuiApplication
+
+    screen = QGuiApplication.primaryScreen()
+    if screen is None or QGuiApplication.platformName() == "offscreen":
+        return None
+    room = screen.availableGeometry()
+    return (room.width(), room.height())
+
+
 class MainWindow(QMainWindow):
     """rnnviz's window. Every method runs in the GUI thread."""
 
     probe_shown = Signal()  # a probe result was set on the probe panels
+    _compact = False  # the two-row default layout (see COMPACT_HEIGHT) is in use
 
     def __init__(
         self,
@@ -416,7 +446,7 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._build_status_bar()
         self._build_banner()
-        self.resize(1600, 1000)
+        self.resize(*first_size(_available_screen()))
         self._apply_default_layout()
         self._shown_once = False
         self._layout_restored = False
@@ -755,6 +785,19 @@ class MainWindow(QMainWindow):
             dock.show()
         area = Qt.DockWidgetArea
         self.addDockWidget(area.LeftDockWidgetArea, d["dock_controls"])
+        self._compact = self.height() < COMPACT_HEIGHT
+        if self._compact:
+            # two rows (see COMPACT_HEIGHT): the probe text, then a tab group a column
+            self.addDockWidget(area.RightDockWidgetArea, d["dock_probe_text"])
+            self.splitDockWidget(d["dock_probe_text"], d["dock_curves"], Qt.Orientation.Vertical)
+            self.splitDockWidget(d["dock_curves"], d["dock_gradnorms"], Qt.Orientation.Horizontal)
+            self.tabifyDockWidget(d["dock_curves"], d["dock_hidden"])
+            for before, dock in (("gradnorms", "softmax"), ("softmax", "gradflow")):
+                self.tabifyDockWidget(d[f"dock_{before}"], d[f"dock_{dock}"])
+            self.tabifyDockWidget(d["dock_gradflow"], d["dock_stepview"])
+            d["dock_curves"].raise_()  # what training shows first, beside the predictions
+            d["dock_softmax"].raise_()
+            return
         self.addDockWidget(area.RightDockWidgetArea, d["dock_curves"])
         self.splitDockWidget(d["dock_curves"], d["dock_probe_text"], Qt.Orientation.Vertical)
         self.splitDockWidget(d["dock_probe_text"], d["dock_hidden"], Qt.Orientation.Vertical)
@@ -778,10 +821,17 @@ class MainWindow(QMainWindow):
         self.resizeDocks([d["dock_controls"]], [controls_w], Qt.Orientation.Horizontal)
         half = [plots_w // 2, plots_w - plots_w // 2]
         self.resizeDocks([d["dock_curves"], d["dock_gradnorms"]], half, Qt.Orientation.Horizontal)
+        if self._compact:
+            probe_h = 230  # the characters and two rows of the top-k under them
+            self.resizeDocks(
+                [d["dock_probe_text"], d["dock_curves"]],
+                [probe_h, height - probe_h],
+                Qt.Orientation.Vertical,
+            )
+            return
         self.resizeDocks([d["dock_hidden"], d["dock_softmax"]], half, Qt.Orientation.Horizontal)
-        small = height < 900  # 1280×800: the plots need the height more than the text
-        probe_h = 200 if small else 290  # room for all top-5 rows under the characters
-        top_h = int((height - probe_h) * (0.5 if small else 0.45))
+        probe_h = 290  # room for all top-5 rows under the characters
+        top_h = int((height - probe_h) * 0.45)
         self.resizeDocks(
             [d["dock_curves"], d["dock_probe_text"], d["dock_hidden"]],
             [top_h, probe_h, height - probe_h - top_h],
@@ -794,7 +844,15 @@ class MainWindow(QMainWindow):
             self._shown_once = True
             if not self._layout_restored:
                 # dock sizes only take once the window has its real size
-                QTimer.singleShot(0, self._size_default_docks)
+                QTimer.singleShot(0, self._first_layout)
+
+    @Slot()
+    def _first_layout(self) -> None:
+        """The default layout for the size the window is shown at (a screenshot or a small
+        screen may have resized it since it was made): two rows or three, then dock sizes."""
+        if (self.height() < COMPACT_HEIGHT) != self._compact:
+            self._apply_default_layout()
+        self._size_default_docks()
 
     @Slot()
     def reset_layout(self) -> None:

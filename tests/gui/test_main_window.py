@@ -9,6 +9,7 @@ import numpy as np
 import psutil
 import pytest
 from PySide6.QtCore import QSettings, Qt
+from PySide6.QtWidgets import QApplication
 
 from rnnviz.core.config import RunConfig
 from rnnviz.core.messages import (
@@ -711,3 +712,39 @@ def test_the_window_fits_a_laptop_screen_after_probing(window, qtbot):
     widest = {name: dock.minimumSizeHint().width() for name, dock in window.docks.items()}
     assert max(widest.values()) <= 600, widest
     assert window.minimumSizeHint().width() <= 1366
+
+
+def test_the_first_window_fits_a_smaller_screen():
+    from rnnviz.gui.main_window import DEFAULT_SIZE, first_size
+
+    assert first_size(None) == DEFAULT_SIZE
+    assert first_size((1366, 728)) == (1366, 728)
+    assert first_size((2560, 1400)) == DEFAULT_SIZE
+    assert first_size((1920, 1040)) == (1600, 1000)
+
+
+def _tabbed_with(window, name: str) -> set[str]:
+    dock = window.docks[name]
+    return {d.objectName() for d in window.tabifiedDockWidgets(dock)}
+
+
+def test_a_short_window_gets_two_rows_of_plots_and_a_tall_one_three(make_window, tmp_path):
+    window = make_window(settings_file=tmp_path / "s.ini", start=False)
+    assert not _tabbed_with(window, "dock_curves")  # 1600x1000: curves beside grad norms
+    window.resize(1366, 720)
+    window.act_reset_layout.trigger()
+    assert _tabbed_with(window, "dock_curves") == {"dock_hidden"}
+    assert _tabbed_with(window, "dock_gradnorms") == {
+        "dock_softmax",
+        "dock_gradflow",
+        "dock_stepview",
+    }
+    QApplication.processEvents()
+    for shown in ("dock_curves", "dock_softmax", "dock_probe_text", "dock_controls"):
+        assert not window.docks[shown].visibleRegion().isEmpty(), shown
+    # the plots get the height: each shown plot dock is over half the window tall
+    assert window.docks["dock_softmax"].height() > 360
+    window.resize(1600, 1000)
+    window.act_reset_layout.trigger()
+    assert not _tabbed_with(window, "dock_curves")
+    assert _tabbed_with(window, "dock_softmax") == {"dock_gradflow", "dock_stepview"}
