@@ -350,7 +350,7 @@ class GradFlowPanel(QWidget):
         self.probe_plots = theme.RoomyLayoutWidget()  # three plots side by side: none cut off
         self.probe_plots.setBackground(theme.PLOT_BACKGROUND)
         self.probe_plot, self.probe_image = _heatmap_plot(
-            self.probe_plots, 0, 0, left="loss at step t", bottom="source step k (character)"
+            self.probe_plots, 0, 0, left="loss at step t", bottom="source step k"
         )
         self.probe_plot.invertY(True)  # a matrix: row t = 0 at the top, lower triangle filled
         self.probe_plot.setTitle("‖∂L_t/∂H_k‖", size=f"{theme.BASE_POINT_SIZE}pt", color="#000")
@@ -359,7 +359,9 @@ class GradFlowPanel(QWidget):
             self.probe_plot.getAxis("bottom"), *theme.STEP_TICK_PX, numbers_when_crowded=True
         )
         self._probe_y_ticks = theme.TickSource(
-            self.probe_plot.getAxis("left"), *theme.STEP_TICK_PX, numbers_when_crowded=True
+            self.probe_plot.getAxis("left"),
+            *theme.STEP_TICK_PX_VERTICAL,
+            numbers_when_crowded=True,
         )
         self.probe_plot.getViewBox().sigResized.connect(self._refresh_probe_ticks)
         self.probe_bar = _colour_bar(
@@ -647,7 +649,9 @@ class GradFlowPanel(QWidget):
         view units). Its autorange measured the curves' bounds and moved the axes at every
         keystroke, a key at the end of the text being a new row (py-spy: ~10 % of a key's
         samples; the panel alone, set and painted per key: 23 -> 6 ms of CPU)."""
-        span = theme.time_span(int(distance.max()) + 1 if distance.size else 1, 0.0)
+        # at least 10 steps: a row near the start spans 0..1, with ticks 0.2, 0.4, ... crammed
+        # into a plot a few characters wide
+        span = max(10, theme.time_span(int(distance.max()) + 1 if distance.size else 1, 0.0))
         finite = logs[np.isfinite(logs)]
         lo, hi = (-1, 0)
         if finite.size:  # (a hair of slack: a fitted 10**0 is not a decade above 1)

@@ -308,6 +308,8 @@ class TickSource:
 
 # pixels one tick label needs on a time-step axis: a character, a step number like "120"
 STEP_TICK_PX = (BASE_POINT_SIZE * 1.1, BASE_POINT_SIZE * 3.6)
+# the same up a vertical axis, where a character or a number is one line tall
+STEP_TICK_PX_VERTICAL = (BASE_POINT_SIZE * 1.6, BASE_POINT_SIZE * 1.6)
 
 
 def cache_axes(view: pg.GraphicsView) -> None:

@@ -132,6 +132,14 @@ def test_the_distance_plot_range_is_bucketed_and_kept_while_a_key_fits_it(panel,
     assert calls == []
 
 
+def test_a_row_near_the_start_spans_ten_steps_back(panel):
+    # one point (t = 0): the range was 0..1 and its ticks 0.2, 0.4, ... ran into each other
+    panel.set_result(fake_result(geometric(20, 0.5)))
+    panel.set_cursor(0)
+    (x_lo, x_hi), _ = panel.distance_plot.viewRange()
+    assert x_lo <= 0 and 10 <= x_hi < 11
+
+
 def test_last_row_falls_back_to_t_minus_two(panel, real_result):
     panel.set_result(real_result)
     T = len(real_result.text)
