@@ -24,12 +24,12 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import pyqtgraph as pg  # noqa: E402
 from PySide6.QtCore import QSettings, Qt  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from rnnviz.core.config import RunConfig  # noqa: E402
 from rnnviz.core.messages import Divergence, Step  # noqa: E402
+from rnnviz.gui import theme  # noqa: E402
 from rnnviz.gui.compare import clip_preset  # noqa: E402
 from rnnviz.gui.main_window import MainWindow  # noqa: E402
 
@@ -158,7 +158,7 @@ def main() -> int:
     parser.add_argument("path")
     args = parser.parse_args()
     app = QApplication.instance() or QApplication(["rnnviz"])
-    pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
+    theme.configure_pyqtgraph()  # as the app
     with tempfile.TemporaryDirectory() as settings_dir:
         shot = gradflow_shot if args.state == "gradflow" else compare_shot
         shot(app, args.path, settings_dir)  # type: ignore[arg-type]

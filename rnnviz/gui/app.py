@@ -12,12 +12,12 @@ import sys
 import time
 from collections.abc import Sequence
 
-import pyqtgraph as pg
 from PySide6.QtCore import QObject, QTimer, Slot
 from PySide6.QtWidgets import QApplication
 
 from rnnviz.core.config import RunConfig
 from rnnviz.core.messages import Failure, RunInfo, Step
+from rnnviz.gui import theme
 from rnnviz.gui.main_window import MainWindow
 
 SCREENSHOT_SIZE = (1600, 1000)
@@ -40,7 +40,7 @@ def run_app(argv: Sequence[str], screenshot: str | None = None, train_steps: int
     if screenshot is not None:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     app = _make_app(argv)
-    pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
+    theme.configure_pyqtgraph()
 
     if screenshot is None:
         window = MainWindow()

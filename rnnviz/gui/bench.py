@@ -21,6 +21,7 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from rnnviz.core.config import RunConfig  # noqa: E402
 from rnnviz.core.messages import MetricsBatch, Pause, Start, StateChanged  # noqa: E402
+from rnnviz.gui import theme  # noqa: E402
 
 HEARTBEAT_MS = 10
 WINDOW_SIZE = (1600, 1000)
@@ -29,7 +30,7 @@ PROBE_WINDOW_SIZE = (1920, 1080)  # room for three probe panels side by side
 
 def _app() -> QApplication:
     app = QApplication.instance() or QApplication(["rnnviz-bench"])
-    pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
+    theme.configure_pyqtgraph()  # as the app: the figures are the app's
     assert isinstance(app, QApplication)
     return app
 

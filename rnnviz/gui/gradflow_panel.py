@@ -234,6 +234,7 @@ def _log_curve(
         symbolPen=pg.mkPen(colour),
         symbolBrush=pg.mkBrush(colour),
         name=name,
+        **theme.SMOOTH,
     )
     item.setSkipFiniteCheck(True)  # sanitised before setData
     return item

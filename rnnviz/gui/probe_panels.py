@@ -947,6 +947,7 @@ class HiddenStatesPanel(QWidget):
             symbolSize=7,
             symbolBrush=theme.RUN_COLOURS[0],
             symbolPen=None,
+            **theme.SMOOTH,
         )
         self.trace_plot.addItem(self.trace_curve)
         self.trace_plot.addItem(

@@ -312,6 +312,24 @@ STEP_TICK_PX = (BASE_POINT_SIZE * 1.1, BASE_POINT_SIZE * 3.6)
 STEP_TICK_PX_VERTICAL = (BASE_POINT_SIZE * 1.6, BASE_POINT_SIZE * 1.6)
 
 
+def configure_pyqtgraph() -> None:
+    """pyqtgraph's global options for the app, its screenshots and ``rnnviz bench`` alike.
+
+    Row-major images (as numpy arrays are), and no antialiasing by default: antialiased
+    drawing of the long training curves raised the event loop's lag while training from p99
+    11 to 15.5-17 ms (max 19 to 25-32) and a keystroke's p50 by 1.5-3 ms (paired runs of
+    ``bench_gui`` / ``bench_probe``, 2026-11-26). The short probe curves (a unit's trace, the
+    gradient-flow distance curve and its fit) are drawn antialiased item by item (SMOOTH).
+    Until then the bench set this option off while the app set it on: its figures were not
+    the app's.
+    """
+    pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
+
+
+# PlotDataItem keywords for a short curve worth drawing smoothly (see configure_pyqtgraph)
+SMOOTH: dict[str, Any] = {"antialias": True}
+
+
 def cache_axes(view: pg.GraphicsView) -> None:
     """Keep every axis of ``view`` (plots and colour bars) as a pixmap until it changes.
 

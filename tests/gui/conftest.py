@@ -14,14 +14,14 @@ import weakref
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import pyqtgraph as pg  # noqa: E402
 import pytest  # noqa: E402
 from PySide6.QtCore import QObject, QSettings, QThread, Slot  # noqa: E402
 
 from rnnviz.core.config import CorpusConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402
 from rnnviz.core.messages import MetricsBatch, StateChanged  # noqa: E402
+from rnnviz.gui import theme  # noqa: E402
 
-pg.setConfigOptions(imageAxisOrder="row-major")
+theme.configure_pyqtgraph()  # as the app
 
 # The offscreen platform warns on every top-level show(); qt_log_level_fail would fail on it.
 OFFSCREEN_NOISE = r"This plugin does not support propagateSizeHints\(\)"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtCore import QEvent, QObject
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
@@ -121,3 +123,33 @@ def test_char_ticks_label_the_given_cells_first_when_crowded():
     assert len(ticks) <= 13
     # everything fits: every cell, whatever comes first
     assert len(theme.char_ticks(chars, 26, first=[5])) == 26
+
+
+def test_the_bench_draws_with_the_apps_pyqtgraph_options(monkeypatch):
+    # the bench once drew without antialiasing while the app drew with it: its figures were
+    # not the app's. Both call theme.configure_pyqtgraph.
+    import pyqtgraph as pg
+
+    from rnnviz.gui import app, bench
+
+    calls = []
+    monkeypatch.setattr(theme, "configure_pyqtgraph", lambda: calls.append("configured"))
+    bench._app()
+    assert calls == ["configured"]
+    assert "theme.configure_pyqtgraph()" in Path(app.__file__).read_text()
+    monkeypatch.undo()
+    pg.setConfigOptions(antialias=True)
+    theme.configure_pyqtgraph()
+    assert pg.getConfigOption("antialias") is False
+    assert pg.getConfigOption("imageAxisOrder") == "row-major"
+
+
+def test_the_short_probe_curves_are_drawn_smoothly(qtbot):
+    from rnnviz.gui.gradflow_panel import GradFlowPanel
+    from rnnviz.gui.probe_panels import HiddenStatesPanel
+
+    hidden, flow = HiddenStatesPanel(), GradFlowPanel(training_capacity=5)
+    qtbot.addWidget(hidden)
+    qtbot.addWidget(flow)
+    for item in (hidden.trace_curve, flow.distance_curve, flow.fit_curve):
+        assert item.opts["antialias"] is True
