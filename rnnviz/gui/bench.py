@@ -120,6 +120,9 @@ def _make_window(config: RunConfig, settings_path: str) -> Any:
         config, settings=QSettings(settings_path, QSettings.Format.IniFormat), persist=False
     )
     window.resize(*WINDOW_SIZE)
+    from rnnviz.gui.app import freeze_after_first_probe
+
+    freeze_after_first_probe(window)  # as the app
     window.show()
     return window
 

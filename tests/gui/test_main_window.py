@@ -748,3 +748,27 @@ def test_a_short_window_gets_two_rows_of_plots_and_a_tall_one_three(make_window,
     window.act_reset_layout.trigger()
     assert not _tabbed_with(window, "dock_curves")
     assert _tabbed_with(window, "dock_softmax") == {"dock_gradflow", "dock_stepview"}
+
+
+def test_the_app_freezes_its_long_lived_objects_after_the_first_probe(
+    make_window, qtbot, monkeypatch
+):
+    import gc
+
+    from rnnviz.gui import app
+
+    calls = []
+    real_freeze = gc.freeze
+    monkeypatch.setattr(gc, "freeze", lambda: calls.append(1) or real_freeze())
+    window = make_window(start=False)
+    app.freeze_after_first_probe(window)
+    try:
+        with qtbot.waitSignal(window.probe_shown, timeout=ENGINE_WAIT_MS):
+            window.start_engine()
+        assert len(calls) == 1
+        assert gc.get_freeze_count() > 10_000  # torch, pyqtgraph, the panels
+        window.probe_text.line_edit().setText("once only")
+        qtbot.waitUntil(lambda: window.probe_result.text == "once only", timeout=ENGINE_WAIT_MS)
+        assert len(calls) == 1  # once
+    finally:
+        gc.unfreeze()  # this test process makes many windows
