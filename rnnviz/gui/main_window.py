@@ -791,10 +791,13 @@ class MainWindow(QMainWindow):
             self.addDockWidget(area.RightDockWidgetArea, d["dock_probe_text"])
             self.splitDockWidget(d["dock_probe_text"], d["dock_curves"], Qt.Orientation.Vertical)
             self.splitDockWidget(d["dock_curves"], d["dock_gradnorms"], Qt.Orientation.Horizontal)
-            self.tabifyDockWidget(d["dock_curves"], d["dock_hidden"])
-            for before, dock in (("gradnorms", "softmax"), ("softmax", "gradflow")):
-                self.tabifyDockWidget(d[f"dock_{before}"], d[f"dock_{dock}"])
-            self.tabifyDockWidget(d["dock_gradflow"], d["dock_stepview"])
+            for first, then in (
+                ("curves", "hidden"),
+                ("gradnorms", "softmax"),
+                ("softmax", "gradflow"),
+                ("gradflow", "stepview"),
+            ):
+                self.tabifyDockWidget(d[f"dock_{first}"], d[f"dock_{then}"])
             d["dock_curves"].raise_()  # what training shows first, beside the predictions
             d["dock_softmax"].raise_()
             return
