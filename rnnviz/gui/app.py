@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from PySide6.QtCore import QObject, QTimer, Slot
+from PySide6.QtCore import QEvent, QObject, QTimer, Slot
 from PySide6.QtWidgets import QApplication
 
 from rnnviz.core.config import RunConfig
@@ -81,6 +81,14 @@ def freeze_after_first_probe(window: MainWindow) -> None:
     window.probe_shown.connect(freeze)
 
 
+def lay_out_now() -> None:
+    """Apply the layout requests still queued. A label that has just got wider (the status
+    bar's "epoch 9" -> "epoch 10") asks for room with a posted request; a window grabbed before
+    the event loop runs again shows its text cut ("epoch", seen in a screenshot)."""
+    for _ in range(4):  # a request climbs one layout per pass
+        QApplication.sendPostedEvents(None, QEvent.Type.LayoutRequest)
+
+
 def _process_start_time() -> float:
     import psutil
 
@@ -144,6 +152,7 @@ class ScreenshotDriver(QObject):
             return
         if self._trained() and self.window.state != "training" and self._probes_at_target:
             self.window.redraw()
+            lay_out_now()
             self.window.repaint()
             if not self.window.grab().save(self.path):
                 print(f"rnnviz: could not write {self.path}", file=sys.stderr)

@@ -153,3 +153,22 @@ def test_the_short_probe_curves_are_drawn_smoothly(qtbot):
     qtbot.addWidget(flow)
     for item in (hidden.trace_curve, flow.distance_curve, flow.fit_curve):
         assert item.opts["antialias"] is True
+
+
+def test_a_screenshot_lays_out_a_label_that_just_got_wider(qtbot):
+    from PySide6.QtWidgets import QHBoxLayout
+
+    from rnnviz.gui.app import lay_out_now
+
+    holder = QWidget()
+    row = QHBoxLayout(holder)
+    label = SteadyLabel()
+    row.addWidget(label)
+    row.addStretch(1)
+    label.setText("epoch 9")
+    holder.resize(600, 40)
+    holder.show()
+    qtbot.waitExposed(holder)
+    label.setText("step 100   epoch 10, and a good deal wider than before")
+    lay_out_now()  # no event loop pass in between, as in the screenshot driver
+    assert label.width() >= label.sizeHint().width()
