@@ -1,12 +1,18 @@
 from __future__ import annotations
 
+import bz2
+import gzip
 import hashlib
 import http.server
+import lzma
 import os
+import random
+import re
 import socket
 import sys
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -245,11 +251,43 @@ FRENCH = (
     "longue journ\u00e9e. O\u00f9 est le caf\u00e9? \u00c7a co\u00fbte cher, \u00e0 peu "
     "pr\u00e8s dix euros. "
 ) * 5
+JAPANESE = (
+    "\u543e\u8f29\u306f\u732b\u3067\u3042\u308b\u3002\u540d\u524d\u306f\u307e\u3060\u7121"
+    "\u3044\u3002\n\u3069\u3053\u3067\u751f\u308c\u305f\u304b\u3068\u3093\u3068\u898b\u5f53"
+    "\u304c\u3064\u304b\u306c\u3002\n"
+) * 4  # Soseki: "I am a cat. As yet I have no name. ..."
+RUSSIAN = (
+    "\u0421\u044a\u0435\u0448\u044c \u0436\u0435 \u0435\u0449\u0451 \u044d\u0442\u0438\u0445 "
+    "\u043c\u044f\u0433\u043a\u0438\u0445 \u0444\u0440\u0430\u043d\u0446\u0443\u0437\u0441"
+    "\u043a\u0438\u0445 \u0431\u0443\u043b\u043e\u043a, \u0434\u0430 \u0432\u044b\u043f"
+    "\u0435\u0439 \u0447\u0430\u044e. "
+) * 4
+GREEK = (
+    "\u039e\u03b5\u03c3\u03ba\u03b5\u03c0\u03ac\u03b6\u03c9 \u03c4\u03b7\u03bd \u03c8\u03c5"
+    "\u03c7\u03bf\u03c6\u03b8\u03cc\u03c1\u03b1 \u03b2\u03b4\u03b5\u03bb\u03c5\u03b3\u03bc"
+    "\u03af\u03b1. "
+) * 4
+# cp1252's own characters (curly quotes, dashes, euro, ellipsis): detectors read them as cp1250
+CP1252_TEXT = (
+    "The na\u00efve caf\u00e9 owner said \u201chello\u201d \u2014 it\u2019s 5\u20ac for a "
+    "cr\u00e8me br\u00fbl\u00e9e\u2026 "
+)
+# Western symbols that a detector prefers to read as Cyrillic or Central European letters
+SYMBOLS = (
+    "Price: 25\u00b0C \u00b1 2, area 3 m\u00b2 or 4 m\u00b3; \u00b5s timing \u00b6 section "
+    "\u00a7 3 \u00a9 2024 \u00ae \u00bc \u00bd \u00be \u00d7 \u00f7 \u00abquote\u00bb "
+    "\u00bfqu\u00e9? \u2014 \u201cx\u201d \u2018y\u2019 \u2026 \u20ac \u2122 \u2022 "
+) * 12
+
+
+def write(tmp_path: Path, data: bytes, name: str = "in.txt") -> Path:
+    p = tmp_path / name
+    p.write_bytes(data)
+    return p
 
 
 def test_utf8_file(tmp_path: Path) -> None:
-    p = tmp_path / "notes.txt"
-    p.write_bytes(FRENCH.encode("utf-8"))
+    p = write(tmp_path, FRENCH.encode("utf-8"), "notes.txt")
     text, notes = read_text_file(p, 10_000)
     assert text == FRENCH
     assert notes == ["encoding: UTF-8"]
@@ -257,62 +295,216 @@ def test_utf8_file(tmp_path: Path) -> None:
     assert c.name == "notes.txt" and "\u00e7" in c.text
 
 
-def test_latin1_file_is_detected(tmp_path: Path) -> None:
-    p = tmp_path / "latin.txt"
-    p.write_bytes(FRENCH.encode("latin-1"))
-    text, notes = read_text_file(p, 10_000)
-    assert text == FRENCH
-    assert len(notes) == 1 and "not valid UTF-8" in notes[0] and "detected" in notes[0]
+@pytest.mark.parametrize(
+    ("text", "encoding"),
+    [
+        ("na\u00efve", "latin-1"),  # charset-normalizer alone: cp1006, "na\ufb8ave"
+        ("caf\u00e9 au lait, tr\u00e8s bien", "latin-1"),  # cp1250: "tr\u010ds"
+        (FRENCH, "latin-1"),
+        (CP1252_TEXT, "cp1252"),  # cp1250: "cr\u010dme br\u0171l\u00e9e"
+        (CP1252_TEXT * 20, "cp1252"),
+        (SYMBOLS, "cp1252"),  # ptcp154 (Kazakh Cyrillic) or mac_latin2
+    ],
+)
+def test_western_legacy_text_is_read_as_cp1252(tmp_path: Path, text: str, encoding: str) -> None:
+    text_read, notes = read_text_file(write(tmp_path, text.encode(encoding)), 100_000)
+    assert text_read == text
+    assert len(notes) == 1 and notes[0].startswith("encoding: cp1252 (assumed")
 
 
-def test_utf16_with_bom_is_not_mistaken_for_binary(tmp_path: Path) -> None:
-    p = tmp_path / "wide.txt"
-    p.write_bytes(FRENCH.encode("utf-16"))
-    assert read_text_file(p, 10_000) == (FRENCH, ["encoding: utf-16"])
+@pytest.mark.parametrize(
+    ("text", "encoding"),
+    [
+        (JAPANESE, "shift_jis"),
+        (JAPANESE, "euc_jp"),
+        (RUSSIAN, "cp1251"),
+        (RUSSIAN, "koi8_r"),
+        (GREEK, "cp1253"),
+    ],
+)
+def test_non_western_encodings_are_used_when_detected_with_a_margin(
+    tmp_path: Path, text: str, encoding: str
+) -> None:
+    text_read, notes = read_text_file(write(tmp_path, text.encode(encoding)), 100_000)
+    assert text_read == text
+    assert len(notes) == 1 and "(detected with confidence; the file is not UTF-8)" in notes[0]
 
 
-def test_replacements_are_counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import charset_normalizer
+def test_iso2022_jp_is_found_from_its_escapes(tmp_path: Path) -> None:
+    # 7-bit, so valid UTF-8 as well: read as UTF-8 it was escape codes and ASCII letters
+    text_read, notes = read_text_file(write(tmp_path, JAPANESE.encode("iso2022_jp")), 10_000)
+    assert text_read == JAPANESE
+    assert notes == ["encoding: ISO-2022-JP (found from its escapes)"]
 
-    class NoGuess:
-        def best(self) -> None:
-            return None
 
-    monkeypatch.setattr(charset_normalizer, "from_bytes", lambda data: NoGuess())
-    p = tmp_path / "mixed.txt"
-    # three bad bytes, and one genuine U+FFFD that was in the file all along
-    p.write_bytes(b"good text \xff and \xfe\xfd more \xef\xbf\xbd end")
-    text, notes = read_text_file(p, 10_000)
-    assert text == "good text \ufffd and \ufffd\ufffd more \ufffd end"
-    assert "3 undecodable byte sequences in mixed.txt replaced" in notes[1]
-    c = load_corpus(cfg(source=str(p)))
+def test_bytes_cp1252_leaves_undefined_are_read_as_latin1_and_reported(tmp_path: Path) -> None:
+    data = FRENCH.encode("latin-1") + b" \x81 end"
+    text, notes = read_text_file(write(tmp_path, data, "w.txt"), 10_000)
+    assert text == FRENCH + " \x81 end"
+    assert (
+        notes[1]
+        == "1 byte of w.txt that cp1252 leaves undefined read as Latin-1 control characters"
+    )
+
+
+@pytest.mark.parametrize(
+    ("bom", "codec", "label"),
+    [
+        (b"\xef\xbb\xbf", "utf-8", "UTF-8 (with a byte-order mark)"),
+        (b"\xff\xfe", "utf-16-le", "UTF-16LE (byte-order mark)"),
+        (b"\xfe\xff", "utf-16-be", "UTF-16BE (byte-order mark)"),
+        (b"\xff\xfe\x00\x00", "utf-32-le", "UTF-32LE (byte-order mark)"),
+        (b"\x00\x00\xfe\xff", "utf-32-be", "UTF-32BE (byte-order mark)"),
+    ],
+)
+def test_byte_order_marks(tmp_path: Path, bom: bytes, codec: str, label: str) -> None:
+    for text in (FRENCH, JAPANESE):
+        p = write(tmp_path, bom + text.encode(codec))
+        assert read_text_file(p, 10_000) == (text, [f"encoding: {label}"])
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"])
+def test_utf16_and_utf32_without_bom_are_found_from_their_nul_bytes(
+    tmp_path: Path, codec: str
+) -> None:
+    label = codec.upper().replace("-LE", "LE").replace("-BE", "BE")
+    for text in (FRENCH, JAPANESE, "a"):
+        p = write(tmp_path, text.encode(codec))
+        assert read_text_file(p, 10_000) == (
+            text,
+            [f"encoding: {label} (no byte-order mark; found from its NUL bytes)"],
+        )
+
+
+def test_binary_after_a_byte_order_mark_is_refused(tmp_path: Path) -> None:
+    noise = random.Random(0).randbytes(4000)
+    with pytest.raises(CorpusError, match="UTF-16LE byte-order mark, but .* are not text"):
+        read_text_file(write(tmp_path, b"\xff\xfe" + noise), 10_000)
+
+
+def test_a_few_invalid_utf8_bytes_are_replaced_and_counted(tmp_path: Path) -> None:
+    # valid UTF-8 around three bad bytes and one genuine U+FFFD (not counted as replaced)
+    data = FRENCH.encode() + b" \xff and \xfe\xfd more \xef\xbf\xbd end"
+    text, notes = read_text_file(write(tmp_path, data, "mixed.txt"), 10_000)
+    assert text == FRENCH + " \ufffd and \ufffd\ufffd more \ufffd end"
+    assert notes == [
+        "encoding: UTF-8 with errors replaced",
+        "3 undecodable byte sequences in mixed.txt replaced by \ufffd",
+    ]
+    c = load_corpus(cfg(source=str(tmp_path / "mixed.txt")))
     assert any("3 undecodable" in n for n in c.notes)
 
 
+def test_text_with_more_than_one_percent_replaced_is_refused(tmp_path: Path) -> None:
+    data = ("\u00e9" * 10).encode() * 100 + b"\xff" * 20
+    with pytest.raises(CorpusError) as err:
+        read_text_file(write(tmp_path, data, "bad.txt"), 10_000)
+    assert str(err.value) == (
+        "bad.txt: 20 of 1,020 characters (2.0%) could not be decoded (read as UTF-8), "
+        "more than the 1% allowed; save the file as UTF-8 and try again"
+    )
+    # random high bytes read as cp1252: 5 of its 128 upper byte values are undefined
+    noise = bytes(b | 0x80 for b in random.Random(1).randbytes(3000))
+    with pytest.raises(CorpusError, match=r"could not be decoded \(read as cp1252\)"):
+        read_text_file(write(tmp_path, noise), 10_000)
+
+
+def _compressed() -> dict[str, bytes]:
+    text = (FRENCH * 20).encode()
+    return {
+        "gzip": gzip.compress(text),
+        "bzip2": bz2.compress(text),
+        "xz": lzma.compress(text),
+        "zlib": zlib.compress(text),
+        "zstd": b"\x28\xb5\x2f\xfd" + random.Random(2).randbytes(500),
+    }
+
+
+@pytest.mark.parametrize("kind", ["gzip", "bzip2", "xz", "zlib", "zstd"])
+def test_compressed_streams_are_refused_by_their_signature(tmp_path: Path, kind: str) -> None:
+    with pytest.raises(CorpusError) as err:
+        read_text_file(write(tmp_path, _compressed()[kind], "c.bin"), 100_000)
+    assert str(err.value).startswith(f"c.bin is {kind}-compressed data, not text; decompress it")
+
+
+def test_compressed_streams_without_a_signature_are_refused(tmp_path: Path) -> None:
+    # raw deflate of short texts: no signature, and often no NUL byte; charset-normalizer
+    # read some of them as text with a hundred replacement characters
+    rng = random.Random(3)
+    words = FRENCH.split()
+    for _ in range(40):
+        text = " ".join(rng.choice(words) for _ in range(rng.randrange(20, 400)))
+        with pytest.raises(CorpusError, match="not text|could not be decoded"):
+            read_text_file(write(tmp_path, zlib.compress(text.encode())[2:-4]), 100_000)
+    # random bytes with neither NUL nor control bytes: only their entropy gives them away
+    printable = [b for b in range(32, 256) if b != 127]
+    noise = bytes(rng.choice(printable) for _ in range(65536))
+    with pytest.raises(CorpusError, match="looks like compressed or encrypted data"):
+        read_text_file(write(tmp_path, noise), 100_000)
+
+
+@pytest.mark.parametrize(
+    ("head", "what"),
+    [
+        (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+        (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n", "a PDF document"),
+        (b"PK\x03\x04\x14\x00\x06\x00", "a ZIP archive"),
+        (b"\x7fELF\x02\x01\x01\x00", "an ELF executable"),
+        (b"\xff\xd8\xff\xe0\x00\x10JFIF", "a JPEG image"),
+    ],
+)
+def test_known_formats_are_named(tmp_path: Path, head: bytes, what: str) -> None:
+    with pytest.raises(CorpusError, match=f"^f.bin is {re.escape(what)}"):
+        read_text_file(write(tmp_path, head + bytes(range(256)) * 4, "f.bin"), 100_000)
+
+
+def test_text_that_starts_like_a_signature_is_text(tmp_path: Path) -> None:
+    for text in ("%PDF-1.7 is a version of the format.", "x\u0680 is zlib's header in UTF-8"):
+        assert read_text_file(write(tmp_path, text.encode()), 1000)[0] == text
+
+
 def test_binary_files_are_rejected(tmp_path: Path) -> None:
-    p = tmp_path / "image.png"
-    p.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 10)
     with pytest.raises(CorpusError, match="binary"):
-        read_text_file(p, 10_000)
-    q = tmp_path / "controls.dat"
-    q.write_bytes(bytes([1, 2, 3, 4, 5, 65, 66]) * 100)
+        read_text_file(write(tmp_path, bytes(range(256)) * 10, "image.dat"), 10_000)
     with pytest.raises(CorpusError, match="binary"):
-        read_text_file(q, 10_000)
+        read_text_file(write(tmp_path, bytes([1, 2, 3, 4, 5, 65, 66]) * 100), 10_000)
+    with pytest.raises(CorpusError, match="binary"):
+        read_text_file(write(tmp_path, b"hello\x00world"), 10_000)  # odd length: not UTF-16
 
 
-def test_empty_missing_and_directory_are_rejected(tmp_path: Path) -> None:
-    empty = tmp_path / "empty.txt"
-    empty.write_bytes(b"")
+def test_empty_corpus_path_lists_the_choices(tmp_path: Path) -> None:
+    message = (
+        "the corpus path is empty; choose builtin, time-machine, synthetic:repeat, "
+        "synthetic:delay, synthetic:brackets, or the path of a text file"
+    )
+    for source in ("", "  "):
+        with pytest.raises(CorpusError) as err:
+            load_corpus(cfg(source=source))
+        assert str(err.value) == message
+    with pytest.raises(CorpusError) as err:
+        read_text_file("", 10_000)
+    assert str(err.value) == message
+
+
+def test_empty_missing_and_special_files_are_rejected(tmp_path: Path) -> None:
     with pytest.raises(CorpusError, match="empty.txt is empty"):
-        read_text_file(empty, 10_000)
-    blank = tmp_path / "blank.txt"
-    blank.write_bytes(b" \n\n\t ")
+        read_text_file(write(tmp_path, b"", "empty.txt"), 10_000)
     with pytest.raises(CorpusError, match="only whitespace"):
-        read_text_file(blank, 10_000)
+        read_text_file(write(tmp_path, b" \n\n\t "), 10_000)
+    with pytest.raises(CorpusError, match="only whitespace"):
+        read_text_file(write(tmp_path, b"\xef\xbb\xbf"), 10_000)  # a byte-order mark alone
     with pytest.raises(CorpusError, match="file not found"):
         load_corpus(cfg(source=str(tmp_path / "nope.txt")))
-    with pytest.raises(CorpusError, match="not a regular file"):
+    with pytest.raises(CorpusError, match=r"not a regular file \(a directory\)"):
         read_text_file(tmp_path, 10_000)
+    if hasattr(os, "mkfifo"):
+        fifo = tmp_path / "fifo"
+        os.mkfifo(fifo)
+        with pytest.raises(CorpusError, match=r"not a regular file \(a FIFO\)"):
+            read_text_file(fifo, 10_000)  # at once: nothing opens it
+    if os.path.exists("/dev/zero"):
+        with pytest.raises(CorpusError, match=r"not a regular file \(a device\)"):
+            read_text_file("/dev/zero", 10_000)
 
 
 def test_oversized_file_is_rejected_before_reading(
@@ -322,24 +514,30 @@ def test_oversized_file_is_rejected_before_reading(
     with p.open("wb") as fh:
         fh.truncate(60_000_000)  # sparse: takes no disk space
 
-    def no_reading(self: Path) -> bytes:
+    def no_reading(fd: int, max_bytes: int, name: str) -> bytes:
         raise AssertionError("read before the size check")
 
-    monkeypatch.setattr(Path, "read_bytes", no_reading)
+    monkeypatch.setattr(corpus_mod, "_read_capped", no_reading)
     with pytest.raises(CorpusError) as err:
         load_corpus(cfg(source=str(p)))
     assert str(err.value) == (
         "huge.txt is 60.0 MB (60,000,000 bytes); the limit is 50.0 MB (50,000,000 bytes)"
     )
-    small = tmp_path / "small.txt"
-    small.write_bytes(b"x" * 101)
+    monkeypatch.undo()
+    small = write(tmp_path, b"x" * 101, "small.txt")
     with pytest.raises(CorpusError, match="101 bytes; the limit is 100 bytes"):
         read_text_file(small, 100)
+    # a file that grows after the size check is cut off at the limit, not read whole
+    fd = os.open(small, os.O_RDONLY)
+    try:
+        with pytest.raises(CorpusError, match="grew past the limit of 100 bytes"):
+            corpus_mod._read_capped(fd, 100, "small.txt")
+    finally:
+        os.close(fd)
 
 
 def test_file_with_no_letters_is_rejected_after_preprocessing(tmp_path: Path) -> None:
-    p = tmp_path / "digits.txt"
-    p.write_text("12345 67890\n", encoding="utf-8")
+    p = write(tmp_path, b"12345 67890\n", "digits.txt")
     with pytest.raises(CorpusError, match="digits.txt contains no usable text"):
         load_corpus(cfg(source=str(p)))
 
