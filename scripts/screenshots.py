@@ -24,14 +24,15 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from PySide6.QtCore import QSettings, Qt  # noqa: E402
+from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from rnnviz.core.config import RunConfig  # noqa: E402
 from rnnviz.core.messages import Divergence, Step  # noqa: E402
-from rnnviz.gui import theme  # noqa: E402
-from rnnviz.gui.compare import clip_preset  # noqa: E402
-from rnnviz.gui.main_window import MainWindow  # noqa: E402
+from rnnviz.gui import plotting  # noqa: E402
+from rnnviz.gui.panels.compare_dialog import clip_preset  # noqa: E402
+from rnnviz.gui.state.settings import SettingsStore  # noqa: E402
+from rnnviz.gui.window.main_window import MainWindow  # noqa: E402
 
 SIZE = (1600, 1000)
 TIMEOUT_S = 240.0
@@ -52,29 +53,33 @@ def settle(app: QApplication, window: MainWindow, seconds: float = 0.6) -> None:
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         app.processEvents()
-        window.redraw()
+        window.redraw.redraw_all()
         time.sleep(0.01)
 
 
 def open_window(app: QApplication, config: RunConfig, settings_dir: str) -> MainWindow:
-    settings = QSettings(str(Path(settings_dir) / "s.ini"), QSettings.Format.IniFormat)
+    settings = SettingsStore(Path(settings_dir) / "s.json")
     window = MainWindow(config, settings=settings, persist=False)
     window.resize(*SIZE)
     window.show()
     window.start_engine()
-    wait_until(app, lambda: window.run_info is not None and window.snapshot is not None, "engine")
+    wait_until(
+        app,
+        lambda: window.app_state.run_info is not None and window.app_state.snapshot is not None,
+        "engine",
+    )
     return window
 
 
 def train(app: QApplication, window: MainWindow, steps: int) -> None:
-    target = window.step + steps
-    window.send(Step(steps))
+    target = window.app_state.main.step + steps
+    window.controller.send(Step(steps))
     wait_until(
         app,
-        lambda: window.step >= target or window.last_divergence is not None,
+        lambda: window.app_state.main.step >= target or window.app_state.divergence is not None,
         "training",
     )
-    wait_until(app, lambda: window.state != "training", "the pause")
+    wait_until(app, lambda: window.app_state.main.state != "training", "the pause")
 
 
 def gradflow_shot(app: QApplication, path: str, settings_dir: str) -> None:
@@ -85,9 +90,9 @@ def gradflow_shot(app: QApplication, path: str, settings_dir: str) -> None:
     )
     window = open_window(app, config, settings_dir)
     window.docks["dock_gradflow"].raise_()
-    window.gradflow.tabs.setCurrentIndex(0)  # the probe string
+    window.panels.gradflow.tabs.setCurrentIndex(0)  # the probe string
     train(app, window, 300)
-    window.probe_text.line_edit().setText(DELAY_PROBE)
+    window.panels.probe_text.line_edit().setText(DELAY_PROBE)
     wait_until(
         app,
         lambda: (
@@ -97,8 +102,8 @@ def gradflow_shot(app: QApplication, path: str, settings_dir: str) -> None:
         ),
         "the probe",
     )
-    window.time_cursor.set_cursor(21)  # 'y' before the group's closing 'd'
-    window._on_time_cursor_changed(window.time_cursor.cursor())
+    window.panels.time_cursor.set_cursor(21)  # 'y' before the group's closing 'd'
+    window.probe_display.move_cursor(window.panels.time_cursor.cursor())
     settle(app, window)
     grab(window, path)
 
@@ -117,13 +122,13 @@ def compare_shot(app: QApplication, path: str, settings_dir: str) -> None:
         },
     )
     window = open_window(app, config, settings_dir)
-    window.probe_text.line_edit().setText(DELAY_PROBE)
-    preset = clip_preset(window.current_config())
-    window.start_compare_run(preset.changes, preset.label)
-    wait_until(app, lambda: bool(window.compare_runs), "the compare run")
+    window.panels.probe_text.line_edit().setText(DELAY_PROBE)
+    preset = clip_preset(window.app_state.config)
+    window.controller.fork(preset.changes, preset.label)
+    wait_until(app, lambda: bool(window.app_state.compare_runs()), "the compare run")
     window.docks["dock_gradflow"].raise_()
-    window.gradflow.tabs.setCurrentIndex(1)  # training: σ_max(W_hh) of both runs
-    window.gradflow.set_heatmap_run(1)  # the training flow of the unclipped run
+    window.panels.gradflow.tabs.setCurrentIndex(1)  # training: σ_max(W_hh) of both runs
+    window.panels.gradflow.set_heatmap_run(1)  # the training flow of the unclipped run
     d = window.docks  # the gradient-flow plots are the point here: more height for them
     window.resizeDocks(
         [d["dock_curves"], d["dock_probe_text"], d["dock_hidden"]],
@@ -132,9 +137,9 @@ def compare_shot(app: QApplication, path: str, settings_dir: str) -> None:
     )
     for _ in range(20):
         train(app, window, 25)
-        if window.last_divergence is not None:
+        if window.app_state.divergence is not None:
             break
-    if window.last_divergence is None:
+    if window.app_state.divergence is None:
         print("no divergence: the screenshot shows two healthy runs", file=sys.stderr)
     settle(app, window)
     grab(window, path)
@@ -144,9 +149,9 @@ def grab(window: MainWindow, path: str) -> None:
     window.repaint()
     if not window.grab().save(path):
         raise OSError(f"could not write {path}")
-    divergence: Divergence | None = window.last_divergence
+    divergence: Divergence | None = window.app_state.divergence
     print(
-        f"{path}: step {window.step}, runs {window.compare_runs}, "
+        f"{path}: step {window.app_state.main.step}, runs {window.app_state.compare_runs()}, "
         f"divergence {None if divergence is None else (divergence.run_id, divergence.step)}"
     )
     window.close()
@@ -158,7 +163,7 @@ def main() -> int:
     parser.add_argument("path")
     args = parser.parse_args()
     app = QApplication.instance() or QApplication(["rnnviz"])
-    theme.configure_pyqtgraph()  # as the app
+    plotting.configure_pyqtgraph()  # as the app
     with tempfile.TemporaryDirectory() as settings_dir:
         shot = gradflow_shot if args.state == "gradflow" else compare_shot
         shot(app, args.path, settings_dir)  # type: ignore[arg-type]

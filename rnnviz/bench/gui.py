@@ -16,12 +16,12 @@ from typing import Any
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pyqtgraph as pg  # noqa: E402
-from PySide6.QtCore import QEvent, QEventLoop, QObject, QSettings, Qt, QTimer, Slot  # noqa: E402
+from PySide6.QtCore import QEvent, QEventLoop, QObject, Qt, QTimer, Slot  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from rnnviz.core.config import RunConfig  # noqa: E402
 from rnnviz.core.messages import MetricsBatch, Pause, Start, StateChanged  # noqa: E402
-from rnnviz.gui import theme  # noqa: E402
+from rnnviz.gui import plotting  # noqa: E402
 
 HEARTBEAT_MS = 10
 WINDOW_SIZE = (1600, 1000)
@@ -30,7 +30,7 @@ PROBE_WINDOW_SIZE = (1920, 1080)  # room for three probe panels side by side
 
 def _app() -> QApplication:
     app = QApplication.instance() or QApplication(["rnnviz-bench"])
-    theme.configure_pyqtgraph()  # as the app: the figures are the app's
+    plotting.configure_pyqtgraph()  # as the app: the figures are the app's
     assert isinstance(app, QApplication)
     return app
 
@@ -114,11 +114,10 @@ class _PaintCounter(QObject):
 
 
 def _make_window(config: RunConfig, settings_path: str) -> Any:
-    from rnnviz.gui.main_window import MainWindow
+    from rnnviz.gui.state.settings import SettingsStore
+    from rnnviz.gui.window.main_window import MainWindow
 
-    window = MainWindow(
-        config, settings=QSettings(settings_path, QSettings.Format.IniFormat), persist=False
-    )
+    window = MainWindow(config, settings=SettingsStore(settings_path), persist=False)
     window.resize(*WINDOW_SIZE)
     from rnnviz.gui.app import freeze_after_first_probe
 
@@ -133,7 +132,7 @@ def _tokens_per_step(config: RunConfig) -> int:
 
 def _measure_training(seconds: float, with_window: bool, tmp: str) -> dict[str, float]:
     """Steps/s of the default run, headless (engine only) or under the full window."""
-    from rnnviz.gui.engine import EngineClient
+    from rnnviz.gui.state.engine import EngineClient
 
     config = RunConfig()
     counter = _StepCounter()
@@ -142,24 +141,24 @@ def _measure_training(seconds: float, with_window: bool, tmp: str) -> dict[str, 
     window = None
     redraws = {"n": 0}
     if with_window:
-        window = _make_window(config, os.path.join(tmp, "bench.ini"))
+        window = _make_window(config, os.path.join(tmp, "bench.json"))
         engine = window.engine
-        curves_redraw = window.curves.redraw
+        curves_redraw = window.panels.curves.redraw
 
         def counted_redraw() -> bool:  # how often the training curves really redraw
             drew = bool(curves_redraw())
             redraws["n"] += drew
             return drew
 
-        window.curves.redraw = counted_redraw
+        window.panels.curves.redraw = counted_redraw
         for dock in window.findChildren(pg.GraphicsView):
             dock.viewport().installEventFilter(paints)
-        engine.event.connect(counter.on_event)
+        engine.received.connect(counter.on_event)
         window.start_engine()
     else:
-        engine = EngineClient(config)
-        engine.event.connect(counter.on_event)
-        engine.start()
+        engine = EngineClient()
+        engine.received.connect(counter.on_event)
+        engine.start(config)
     try:
         if not _spin_until(lambda: counter.state in ("idle", "paused"), 120):
             raise RuntimeError("the engine did not start within 120 s")
@@ -261,7 +260,7 @@ def _probe_latencies(
     app = QApplication.instance()
     assert isinstance(app, QApplication)
     out: dict[tuple[str, int], list[float]] = {(e, n): [] for e in PROBE_EDITS for n in lengths}
-    line_edit = window.probe_text.line_edit()
+    line_edit = window.panels.probe_text.line_edit()
     line_edit.setFocus()
     for i in range(samples):
         for n in lengths:
@@ -278,7 +277,7 @@ def _probe_latencies(
                 if edit == "paste":
                     line_edit.setText(text)
                 else:
-                    QTest.keyClick(line_edit, text[-1])
+                    QTest.keyClick(line_edit, ord(text[-1]))
                 _wait_shown(app, shown, before, t0)
                 out[(edit, n)].append((time.perf_counter() - t0) * 1000)
                 _spin(0.02 + 0.01 * (i % 3))  # like keystrokes: not back to back
@@ -322,25 +321,25 @@ def bench_probe(samples: int, lengths: tuple[int, ...] = (20, 100, 500)) -> dict
     )
     result: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        window = _make_window(config, os.path.join(tmp, "bench.ini"))
+        window = _make_window(config, os.path.join(tmp, "bench.json"))
         try:
             window.resize(*PROBE_WINDOW_SIZE)
             _spin(0.2)
             _show_every_probe_panel(window)
-            window.probe_with_grad_flow = True
+            window.probes.set_grad_flow_wanted(True)
             window.start_engine()
             if not _spin_until(lambda: window.probe_result is not None, 120):
                 raise RuntimeError("no first probe within 120 s")
             for phase in ("paused", "training"):
                 if phase == "training":
-                    window.send(Start())
+                    window.controller.send(Start())
                     _spin(1.5)
                 lat = _probe_latencies(window, lengths, samples)
                 for (edit, n), xs in lat.items():
                     suffix = "" if edit == "type" else f"_{edit}"
                     result[f"p50_ms_{n}_{phase}{suffix}"] = _percentile(xs, 50)
                     result[f"p95_ms_{n}_{phase}{suffix}"] = _percentile(xs, 95)
-            window.send(Pause())
+            window.controller.send(Pause())
         finally:
             window.close()
     result["hidden"] = 256
@@ -365,21 +364,21 @@ def bench_memory(steps: int) -> dict[str, Any]:
     rss: dict[int, float] = {}
     marks = sorted({10_000, *range(20_000, steps + 1, 10_000), steps})
     with tempfile.TemporaryDirectory() as tmp:
-        window = _make_window(config, os.path.join(tmp, "bench.ini"))
+        window = _make_window(config, os.path.join(tmp, "bench.json"))
         counter = _StepCounter()
-        window.engine.event.connect(counter.on_event)
+        window.engine.received.connect(counter.on_event)
         try:
             window.start_engine()
             if not _spin_until(lambda: counter.state in ("idle", "paused"), 120):
                 raise RuntimeError("the engine did not start within 120 s")
             t0 = time.perf_counter()
-            window.send(Start())
+            window.controller.send(Start())
             for mark in marks:
                 if not _spin_until(lambda m=mark: counter.step >= m, 1800):  # type: ignore[misc]
                     raise RuntimeError(f"step {mark} not reached")
                 rss[mark] = proc.memory_info().rss / 2**20
             elapsed = time.perf_counter() - t0
-            window.send(Pause())
+            window.controller.send(Pause())
         finally:
             window.close()
     first, last = marks[0], marks[-1]

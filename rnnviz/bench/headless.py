@@ -110,8 +110,10 @@ def d2l_loop_step(params: list[Any], X: Any, Y: Any, lr: float, theta: float) ->
     loss = F.cross_entropy(y_hat, Y.T.reshape(-1).long()).mean()
     for p in params:
         p.grad = None
-    loss.backward()
-    norm = torch.sqrt(sum(torch.sum(p.grad**2) for p in params))
+    loss.backward()  # type: ignore[no-untyped-call]
+    norm = torch.sqrt(
+        torch.stack([torch.sum(p.grad**2) for p in params if p.grad is not None]).sum()
+    )
     if norm > theta:
         for p in params:
             p.grad[:] *= theta / norm
@@ -145,11 +147,12 @@ def _train_step_fns(preset: dict[str, int], seed: int = 0) -> dict[str, Callable
         loss = torch.nn.functional.cross_entropy(logits.reshape(-1, V), Y.reshape(-1))
         for p in textbook.parameters():
             p.grad = None
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         torch.nn.utils.clip_grad_norm_(textbook.parameters(), theta)
         with torch.no_grad():
             for p in textbook.parameters():
-                p.sub_(p.grad, alpha=lr)
+                if p.grad is not None:
+                    p.sub_(p.grad, alpha=lr)
 
     def fast_step() -> None:
         fast.loss_and_grads(X, Y, None)  # type: ignore[operator]
@@ -263,7 +266,7 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def run_bench(quick: bool) -> dict[str, Any]:
     import psutil
 
-    from rnnviz.gui.bench import bench_gui, bench_memory, bench_probe
+    from rnnviz.bench.gui import bench_gui, bench_memory, bench_probe
 
     result: dict[str, Any] = {
         "machine": {

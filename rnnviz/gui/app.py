@@ -18,15 +18,16 @@ from PySide6.QtWidgets import QApplication
 
 from rnnviz.core.config import RunConfig
 from rnnviz.core.messages import Failure, RunInfo, Step
-from rnnviz.gui import theme
-from rnnviz.gui.main_window import MainWindow
+from rnnviz.gui import plotting
+from rnnviz.gui.window.main_window import MainWindow
 
 SCREENSHOT_SIZE = (1600, 1000)
 SCREENSHOT_TIMEOUT_S = 45.0
 
 
 def _make_app(argv: Sequence[str]) -> QApplication:
-    app = QApplication.instance() or QApplication(list(argv) or ["rnnviz"])
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication(list(argv) or ["rnnviz"])
     app.setOrganizationName("rnnviz")
     app.setApplicationName("rnnviz")
     app.setApplicationDisplayName("rnnviz")
@@ -41,7 +42,7 @@ def run_app(argv: Sequence[str], screenshot: str | None = None, train_steps: int
     if screenshot is not None:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     app = _make_app(argv)
-    theme.configure_pyqtgraph()
+    plotting.configure_pyqtgraph()
 
     if screenshot is None:
         window = MainWindow()
@@ -114,7 +115,7 @@ class ScreenshotDriver(QObject):
     @Slot()
     def start(self) -> None:
         self._poll.start()
-        self.window.engine.event.connect(self._on_event)
+        self.window.engine.received.connect(self._on_event)
         self.window.probe_shown.connect(self._on_probe_shown)
         self.window.start_engine()
 
@@ -123,7 +124,7 @@ class ScreenshotDriver(QObject):
         if isinstance(event, RunInfo) and event.run_id == 0 and not self._sent_steps:
             self._sent_steps = True
             if self.train_steps:
-                self.window.send(Step(self.train_steps))
+                self.window.controller.send(Step(self.train_steps))
         elif isinstance(event, Failure) and event.fatal:
             print(f"rnnviz: the engine failed: {event.message}", file=sys.stderr)
             self._finish(1)
@@ -134,31 +135,32 @@ class ScreenshotDriver(QObject):
             self._probes_at_target += 1
 
     def _trained(self) -> bool:
-        return self._sent_steps and self.window.step >= self.train_steps
+        return self._sent_steps and self.window.app_state.main.step >= self.train_steps
 
     @Slot()
     def _on_poll(self) -> None:
+        main = self.window.app_state.main
         if time.monotonic() - self._started > SCREENSHOT_TIMEOUT_S:
             print(
                 f"rnnviz: no screenshot after {SCREENSHOT_TIMEOUT_S:.0f} s (step "
-                f"{self.window.step} of {self.train_steps}, state {self.window.state})",
+                f"{main.step} of {self.train_steps}, state {main.state})",
                 file=sys.stderr,
             )
             self._finish(1)
             return
-        if self.window.state == "stopped":  # the engine could not start or died
+        if main.state == "stopped":  # the engine could not start or died
             print(f"rnnviz: the engine stopped: {self.window.banner_text()}", file=sys.stderr)
             self._finish(1)
             return
-        if self._trained() and self.window.state != "training" and self._probes_at_target:
-            self.window.redraw()
+        if self._trained() and main.state != "training" and self._probes_at_target:
+            self.window.redraw.redraw_all()
             lay_out_now()
             self.window.repaint()
             if not self.window.grab().save(self.path):
                 print(f"rnnviz: could not write {self.path}", file=sys.stderr)
                 self._finish(1)
                 return
-            print(f"rnnviz: screenshot at step {self.window.step} written to {self.path}")
+            print(f"rnnviz: screenshot at step {main.step} written to {self.path}")
             self._finish(0)
 
     def _finish(self, code: int) -> None:

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from rnnviz import bench
+from rnnviz.bench import headless as bench
 
 
 def test_train_section_has_every_figure_for_both_presets() -> None:

@@ -19,9 +19,9 @@ from PySide6.QtCore import QObject, QSettings, QThread, Slot  # noqa: E402
 
 from rnnviz.core.config import CorpusConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402
 from rnnviz.core.messages import MetricsBatch, StateChanged  # noqa: E402
-from rnnviz.gui import theme  # noqa: E402
+from rnnviz.gui import plotting  # noqa: E402
 
-theme.configure_pyqtgraph()  # as the app
+plotting.configure_pyqtgraph()  # as the app
 
 # The offscreen platform warns on every top-level show(); qt_log_level_fail would fail on it.
 OFFSCREEN_NOISE = r"This plugin does not support propagateSizeHints\(\)"
@@ -142,15 +142,17 @@ def make_window(qtbot, tmp_path):
     """``make_window(config=TINY, settings_file=..., start=True)``: a shown MainWindow with an
     ``event_log`` of its engine's events; started, it has shown its first probe. Every window
     made is closed (engine stopped) at teardown, even when the test failed."""
-    from rnnviz.gui.main_window import MainWindow
+    from rnnviz.gui.state.settings import SettingsStore
+    from rnnviz.gui.window.main_window import MainWindow
 
     windows = []
 
     def make(config: RunConfig | None = TINY_CONFIG, settings_file=None, start: bool = True):
-        path = settings_file or tmp_path / "window-settings.ini"
-        window = MainWindow(config, settings=QSettings(str(path), QSettings.Format.IniFormat))
+        path = settings_file or tmp_path / "window-settings.json"
+        window = MainWindow(config, settings=SettingsStore(path))
+        window.close_guard.ask = False  # a test closes without the question
         window.event_log = EventLog()
-        window.engine.event.connect(window.event_log.on_event)
+        window.engine.received.connect(window.event_log.on_event)
         qtbot.addWidget(window)
         windows.append(window)
         window.show()
@@ -159,10 +161,10 @@ def make_window(qtbot, tmp_path):
         if start:
             window.start_engine()
             qtbot.waitUntil(
-                lambda: window.probe_result is not None or window.state == "stopped",
+                lambda: window.probe_result is not None or window.app_state.main.state == "stopped",
                 timeout=ENGINE_WAIT_MS,
             )
-            assert window.state != "stopped", window.banner_text()
+            assert window.app_state.main.state != "stopped", window.banner_text()
         return window
 
     yield make

@@ -21,7 +21,7 @@ from rnnviz.core.messages import (
     StateChanged,
     Step,
 )
-from rnnviz.gui.engine import EngineClient, EngineDied, EventReader
+from rnnviz.gui.state.engine import EngineClient, EngineDied, EventReader
 
 WAIT_MS = 30_000  # spawning the engine imports torch in a fresh process
 
@@ -29,10 +29,10 @@ WAIT_MS = 30_000  # spawning the engine imports torch in a fresh process
 @pytest.fixture
 def client(qtbot, tiny_config, event_log):
     log = event_log
-    engine = EngineClient(tiny_config)
-    engine.event.connect(log.on_event)
+    engine = EngineClient()
+    engine.received.connect(log.on_event)
     engine.log = log
-    engine.start()
+    engine.start(tiny_config)
     try:
         qtbot.waitUntil(lambda: bool(log.of(RunInfo) and log.of(ParamSnapshot)), timeout=WAIT_MS)
         yield engine
@@ -86,7 +86,7 @@ def test_save_then_shutdown_keeps_the_checkpoint(client, qtbot, tmp_path, tiny_c
     qtbot.waitUntil(lambda: bool(client.log.of(Saved)), timeout=WAIT_MS)
 
 
-def test_engine_death_is_reported_and_restart_works(client, qtbot):
+def test_engine_death_is_reported_and_restart_works(client, qtbot, tiny_config):
     log = client.log
     client.process.kill()
     qtbot.waitUntil(lambda: bool(log.of(EngineDied)), timeout=WAIT_MS)
@@ -94,7 +94,7 @@ def test_engine_death_is_reported_and_restart_works(client, qtbot):
     assert isinstance(died, Failure) and died.fatal
     assert not client.is_running()
     assert not client.send(Step(1))
-    client.restart()
+    client.restart(tiny_config)
     qtbot.waitUntil(lambda: len(log.of(RunInfo)) == 2, timeout=WAIT_MS)
     assert client.send(Step(1))
     qtbot.waitUntil(lambda: len(log.records()) == 1, timeout=WAIT_MS)
@@ -145,7 +145,7 @@ def test_reader_keeps_only_the_newest_snapshot_while_the_gui_is_behind(qtbot):
     outbox: queue.Queue = queue.Queue()
     reader = EventReader(outbox, AliveProcess())
     taker = SnapshotTaker(reader, take=False)
-    reader.event.connect(taker.on_event)
+    reader.received.connect(taker.on_event)
     outbox.put(snapshot(1))
     reader.start()
     try:
@@ -175,7 +175,7 @@ def test_reader_passes_events_in_order(qtbot):
     outbox: queue.Queue = queue.Queue()
     reader = EventReader(outbox, AliveProcess())
     taker = SnapshotTaker(reader, take=True)
-    reader.event.connect(taker.on_event)
+    reader.received.connect(taker.on_event)
     sent = [StateChanged("paused", i, 0) for i in range(50)]
     for event in sent:
         outbox.put(event)

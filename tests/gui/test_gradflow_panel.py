@@ -1,5 +1,5 @@
 """GradFlowPanel: the probe heatmap, the distance curve and its fitted factor, the training ring,
-the σ_max curves; nothing non-finite reaches pyqtgraph."""
+the σ_max curves (read from the one AppState); nothing non-finite reaches pyqtgraph."""
 
 from __future__ import annotations
 
@@ -9,6 +9,15 @@ import types
 import numpy as np
 import pytest
 import torch
+from _state_helpers import (
+    add_run,
+    close_run,
+    feed,
+    make_state,
+    new_run,
+    rolled_back,
+    step_record,
+)
 from PySide6.QtWidgets import QMessageBox
 
 from rnnviz.core.config import ModelConfig
@@ -16,15 +25,21 @@ from rnnviz.core.messages import StepRecord
 from rnnviz.core.model import ScratchRNN
 from rnnviz.core.probe import probe
 from rnnviz.core.vocab import Vocab
-from rnnviz.gui import gradflow_panel as gp
-from rnnviz.gui.gradflow_panel import GradFlowPanel
+from rnnviz.gui import theme
+from rnnviz.gui.panels import _gradflow_plots as plots
+from rnnviz.gui.panels.gradflow import GradFlowPanel
 
 TEXT = "hello world " * 4
 
 
 @pytest.fixture
-def panel(qtbot):
-    widget = GradFlowPanel(training_capacity=5)
+def state():
+    return make_state(flow_capacity=5)
+
+
+@pytest.fixture
+def panel(qtbot, state):
+    widget = GradFlowPanel(state)
     widget.resize(900, 600)
     qtbot.addWidget(widget)
     return widget
@@ -50,24 +65,7 @@ def geometric(T: int, factor: float) -> np.ndarray:
 
 
 def record(step: int, flow, sigma: float | None = 0.9) -> StepRecord:
-    return StepRecord(
-        step=step,
-        epoch=0,
-        loss=1.0,
-        ppl=math.e,
-        grad_norm_before_clip=1.0,
-        grad_norm_after_clip=1.0,
-        clipped=False,
-        lr=1.0,
-        clip_theta=1.0,
-        clip_enabled=True,
-        tokens_per_s=100.0,
-        nonfinite=False,
-        nonfinite_total=0,
-        param_grad_norms={},
-        grad_flow=np.asarray(flow, dtype=np.float64),
-        w_hh_sigma_max=sigma,
-    )
+    return step_record(step, flow, w_hh_sigma_max=sigma)
 
 
 # ------------------------------------------------------------------------ probe string
@@ -87,7 +85,7 @@ def test_probe_heatmap_is_log10_of_grad_flow_masked_above_diagonal(panel, real_r
     assert np.isnan(shown[T - 1]).all()  # the last row: no next character, no loss
     rgba = panel.probe_image_rgba()
     assert rgba.shape == (T, T, 4) and rgba.dtype == np.uint8
-    grey = gp.theme.MISSING_VALUE
+    grey = theme.MISSING_VALUE
     assert tuple(rgba[0, T - 1, :3]) == (grey.red(), grey.green(), grey.blue())
     assert panel.probe_stack.currentIndex() == 1
 
@@ -108,7 +106,7 @@ def test_cursor_selects_row_and_distance_curve_is_the_row(panel, real_result):
         np.testing.assert_allclose(10 ** np.asarray(y), values)  # the item is in log-y mode
     fit = panel.factor_fit()
     assert fit is not None and fit.row == 9 and fit.factor > 0
-    char = gp.theme.display_char(real_result.text[9])
+    char = theme.display_char(real_result.text[9])
     assert panel.distance_plot.titleLabel.text == f"row t = 9 ('{char}')"
     assert "per-step factor ×" in panel.factor_text()
     assert not panel.row_note.isVisibleTo(panel)
@@ -199,12 +197,12 @@ def test_nonfinite_and_zero_flow_never_reach_pyqtgraph(panel):
 
 def test_placeholders(panel, real_result):
     assert panel.probe_stack.currentWidget() is panel.probe_placeholder
-    assert panel.probe_placeholder.text() == gp.PROBE_PLACEHOLDER
+    assert panel.probe_placeholder.text() == plots.PROBE_PLACEHOLDER
     panel.set_result(real_result)
     # probed while the panel was off screen: the window probes again with the flow
     panel.set_result(types.SimpleNamespace(text="abc", grad_flow=None))
     assert panel.probe_stack.currentWidget() is panel.probe_placeholder
-    assert panel.probe_placeholder.text() == gp.PENDING_FLOW_PLACEHOLDER
+    assert panel.probe_placeholder.text() == plots.PENDING_FLOW_PLACEHOLDER
     from rnnviz.core.probe import MAX_GRAD_FLOW_CHARS
 
     long_text = "a" * (MAX_GRAD_FLOW_CHARS + 1)
@@ -212,7 +210,7 @@ def test_placeholders(panel, real_result):
     assert "over 4,096 characters" in panel.probe_placeholder.text()
     assert "this one has 4,097" in panel.probe_placeholder.text()
     panel.set_result(None)
-    assert panel.probe_placeholder.text() == gp.PROBE_PLACEHOLDER
+    assert panel.probe_placeholder.text() == plots.PROBE_PLACEHOLDER
     assert panel.probe_image_array().size == 0
     panel.set_cursor(3)  # no result: nothing to select, no error
 
@@ -225,7 +223,7 @@ def test_the_placeholder_does_not_set_the_panels_least_width(panel):
 
 
 def test_a_narrow_dock_does_not_cut_off_the_distance_plot(qtbot):
-    widget = GradFlowPanel(training_capacity=5)
+    widget = GradFlowPanel(make_state(flow_capacity=5))
     qtbot.addWidget(widget)
     widget.resize(300, 400)  # narrower than the three plots side by side can be
     widget.show()
@@ -237,7 +235,7 @@ def test_a_narrow_dock_does_not_cut_off_the_distance_plot(qtbot):
 
     def distance_plot_inside() -> bool:
         right = widget.distance_plot.mapRectToScene(widget.distance_plot.boundingRect()).right()
-        return right <= view.viewport().width() + 1
+        return bool(right <= view.viewport().width() + 1)
 
     qtbot.waitUntil(distance_plot_inside, timeout=2000)  # after a paint and a re-layout
 
@@ -251,15 +249,15 @@ def test_one_character_probe(panel):
 # ------------------------------------------------------------------------ training
 
 
-def test_training_ring_keeps_the_last_steps(panel):
+def test_training_ring_keeps_the_last_steps(panel, state):
     rng = np.random.default_rng(1)
     flows = rng.uniform(1e-6, 1e-2, size=(8, 4))
-    panel.append([record(s, flows[s]) for s in range(3)])
+    feed(state, [record(s, flows[s]) for s in range(3)])
     assert panel.dirty
     assert panel.redraw()
     assert not panel.redraw()  # nothing new: no draw
     np.testing.assert_allclose(panel.training_image_array(), np.log10(flows[:3].T))
-    panel.append([record(s, flows[s]) for s in range(3, 8)])
+    feed(state, [record(s, flows[s]) for s in range(3, 8)])
     panel.redraw()
     shown = panel.training_image_array()
     assert shown.shape == (4, 5)  # capacity 5: the last five steps, oldest first
@@ -268,28 +266,28 @@ def test_training_ring_keeps_the_last_steps(panel):
     rect = panel.training_image.mapRectToParent(panel.training_image.boundingRect())
     assert (rect.left(), rect.width(), rect.height()) == pytest.approx((3, 5, 4))
     lo, hi = panel.training_levels()
-    assert hi == math.ceil(np.log10(flows).max()) and hi - lo == gp.TRAINING_DECADES
+    assert hi == math.ceil(np.log10(flows).max()) and hi - lo == plots.TRAINING_DECADES
     rgba = panel.training_image_rgba()
     assert rgba.shape == (4, 5, 4) and rgba.dtype == np.uint8
 
 
-def test_training_ring_resets_on_new_window_size_rollback_and_clear(panel):
-    panel.append([record(s, np.full(4, 1e-3)) for s in range(4)])
-    panel.append([record(4, np.full(6, 1e-3))])  # num_steps changed
+def test_training_ring_resets_on_new_window_size_rollback_and_clear(panel, state):
+    feed(state, [record(s, np.full(4, 1e-3)) for s in range(4)])
+    feed(state, [record(4, np.full(6, 1e-3))])  # num_steps changed
     panel.redraw()
     assert panel.training_image_array().shape == (6, 1)
-    panel.append([record(2, np.full(6, 1e-4))])  # a step that goes back: a rollback
+    feed(state, [record(2, np.full(6, 1e-4))])  # a step that goes back: a rollback
     panel.redraw()
     np.testing.assert_array_equal(panel.training_steps(), [2])
-    panel.clear()
+    new_run(state)  # a reset: drawn at once
     assert panel.training_image_array().size == 0
     assert panel.sigma_curve_data(0)[0].size == 0
     assert panel.run_ids() == []
 
 
-def test_training_nonfinite_values_are_masked(panel):
+def test_training_nonfinite_values_are_masked(panel, state):
     flow = np.array([np.nan, np.inf, 0.0, 1e-3])
-    panel.append([record(0, flow, sigma=math.nan), record(1, np.full(4, 1e-2), sigma=None)])
+    feed(state, [record(0, flow, sigma=math.nan), record(1, np.full(4, 1e-2), sigma=None)])
     panel.redraw()
     shown = panel.training_image_array()
     assert np.isnan(shown[:3, 0]).all()
@@ -301,10 +299,11 @@ def test_training_nonfinite_values_are_masked(panel):
     assert x is None or len(x) == 0
 
 
-def test_sigma_curve_per_run(panel):
-    panel.append([record(s, np.full(3, 1e-3), sigma=0.8 + 0.1 * s) for s in range(4)])
-    panel.append([record(s, np.full(3, 1e-3), sigma=2.0 + s) for s in range(3)], run_id=1)
-    panel.append([record(4, np.full(3, 1e-3), sigma=None)])
+def test_sigma_curve_per_run(panel, state):
+    feed(state, [record(s, np.full(3, 1e-3), sigma=0.8 + 0.1 * s) for s in range(4)])
+    add_run(state, 1, "x")
+    feed(state, [record(s, np.full(3, 1e-3), sigma=2.0 + s) for s in range(3)], run_id=1)
+    feed(state, [record(4, np.full(3, 1e-3), sigma=None)])
     panel.redraw()
     steps0, sigma0 = panel.sigma_curve_data(0)
     np.testing.assert_array_equal(steps0, [0, 1, 2, 3])
@@ -314,21 +313,42 @@ def test_sigma_curve_per_run(panel):
     x, y = panel.sigma_item(1).getOriginalDataset()
     np.testing.assert_allclose(y, sigma1)
     colours = {panel.sigma_item(r).opts["pen"].color().name() for r in (0, 1)}
-    assert colours == {gp.theme.RUN_COLOURS[0].lower(), gp.theme.RUN_COLOURS[1].lower()}
+    assert colours == {theme.RUN_COLOURS[0].lower(), theme.RUN_COLOURS[1].lower()}
     assert 10 ** panel.sigma_line.value() == 1.0  # on a log axis
     assert not panel.run_combo.isHidden()  # two runs: choose which heatmap
     panel.run_combo.setCurrentIndex(1)
     assert panel.training_steps().tolist() == [0, 1, 2]
-    panel.clear(run_id=1)
+    close_run(state, 1)
     assert panel.sigma_curve_data(1)[0].size == 0
     assert panel.sigma_curve_data(0)[0].size == 4
 
 
-def test_sigma_one_stays_in_view(panel, qtbot):
+def test_the_heatmap_follows_the_states_runs_and_names(panel, state):
+    feed(state, [record(s, np.full(3, 1e-3)) for s in range(4)])
+    add_run(state, 1, "clip off")
+    feed(state, [record(s, np.full(3, 1e-1)) for s in range(2)], run_id=1)
+    assert panel.dirty and panel.redraw()
+    names = [panel.run_combo.itemText(i) for i in range(panel.run_combo.count())]
+    assert names == ["main", "clip off"]
+    assert "clip off" in panel.sigma_key_text()
+    panel.set_heatmap_run(1)
+    assert panel.dirty and panel.redraw()
+    assert panel.training_steps().tolist() == [0, 1]
+    assert panel.training_levels()[1] == -1.0  # the colour top is the shown run's
+    rolled_back(state, 0, run_id=1)  # the state truncates the ring once: the panel reads it
+    panel.redraw()
+    assert panel.training_steps().tolist() == [0]
+    close_run(state, 1)  # the shown run is closed: back to the main run, drawn at once
+    assert panel.training_steps().tolist() == [0, 1, 2, 3]
+    assert panel.run_combo.isHidden() and panel.sigma_key_text() == ""
+    assert panel.run_ids() == [0]
+
+
+def test_sigma_one_stays_in_view(panel, state, qtbot):
     panel.tabs.setCurrentIndex(1)
     panel.show()
     qtbot.waitExposed(panel)
-    panel.append([record(s, np.full(3, 1e-3), sigma=3.0 + s) for s in range(5)])
+    feed(state, [record(s, np.full(3, 1e-3), sigma=3.0 + s) for s in range(5)])
     panel.redraw()
     panel.sigma_plot.getViewBox().updateAutoRange()
     (_, _), (y_lo, y_hi) = panel.sigma_plot.viewRange()
@@ -338,18 +358,18 @@ def test_sigma_one_stays_in_view(panel, qtbot):
 def test_help_explains_sigma(panel, qtbot):
     assert "σ_max" in panel.help_button.toolTip()
     for phrase in ("σ_max &lt; 1", "ReLU", "clipping", "vanish"):
-        assert phrase in gp.HELP_TEXT
+        assert phrase in plots.HELP_TEXT
     panel.help_button.click()
     box = panel.findChild(QMessageBox)
     assert box is not None and "W_hh" in box.text()
     box.close()
 
 
-def test_grab_with_real_data(panel, real_result, tmp_path):
+def test_grab_with_real_data(panel, state, real_result, tmp_path):
     panel.set_result(real_result)
     panel.set_cursor(12)
     rng = np.random.default_rng(0)
-    panel.append([record(s, rng.uniform(1e-7, 1e-3, 12), sigma=1.0) for s in range(5)])
+    feed(state, [record(s, rng.uniform(1e-7, 1e-3, 12), sigma=1.0) for s in range(5)])
     panel.redraw()
     for tab in (0, 1):
         panel.tabs.setCurrentIndex(tab)

@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-import json
-import math
-
 import numpy as np
 import psutil
 import pytest
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
-from rnnviz.core.config import RunConfig
 from rnnviz.core.messages import (
     Divergence,
     Failure,
     ParamSnapshot,
     RunInfo,
 )
-from rnnviz.gui.engine import EngineDied
-from rnnviz.gui.main_window import DOCKS, MainWindow
+from rnnviz.gui.state.engine import EngineDied
+from rnnviz.gui.state.settings import SettingsStore
+from rnnviz.gui.window.docks import DOCKS
+from rnnviz.gui.window.main_window import MainWindow
 
 ENGINE_WAIT_MS = 30_000  # as conftest: a spawned engine imports torch first
 
@@ -27,10 +25,6 @@ ENGINE_WAIT_MS = 30_000  # as conftest: a spawned engine imports torch first
 @pytest.fixture
 def window(make_window):
     return make_window()
-
-
-def settings_at(path) -> QSettings:
-    return QSettings(str(path), QSettings.Format.IniFormat)
 
 
 def wait_state(qtbot, window: MainWindow, state: str) -> None:
@@ -56,22 +50,22 @@ def core_probe(snapshot: ParamSnapshot, text: str):
 
 
 def test_play_pause_with_buttons_and_the_curves_show_the_records(window, qtbot):
-    qtbot.mouseClick(window.controls.play_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(window.panels.controls.play_button, Qt.MouseButton.LeftButton)
     wait_state(qtbot, window, "training")
-    assert window.controls.play_button.text().endswith("Pause")
+    assert window.panels.controls.play_button.text().endswith("Pause")
     qtbot.waitUntil(lambda: len(window.event_log.records()) >= 5, timeout=ENGINE_WAIT_MS)
-    qtbot.mouseClick(window.controls.play_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(window.panels.controls.play_button, Qt.MouseButton.LeftButton)
     wait_state(qtbot, window, "paused")
     records = window.event_log.records()
-    qtbot.waitUntil(lambda: window.step == records[-1].step)
-    window.redraw()
-    x, y = plotted(window.curves.curve_items(0).train)
+    qtbot.waitUntil(lambda: window.app_state.main.step == records[-1].step)
+    window.redraw.redraw_all()
+    x, y = plotted(window.panels.curves.curve_items(0).train)
     np.testing.assert_array_equal(x, [r.step for r in records])
     np.testing.assert_allclose(y, [r.ppl for r in records])
-    gx, gy = plotted(window.gradnorms.curve_items(0).before)
+    gx, gy = plotted(window.panels.gradnorms.curve_items(0).before)
     np.testing.assert_allclose(gy, [r.grad_norm_before_clip for r in records])
-    assert window.state_label.text() == "paused"
-    assert f"step {records[-1].step}" in window.step_label.text()
+    assert window.status.state_label.text() == "paused"
+    assert f"step {records[-1].step}" in window.status.step_label.text()
 
 
 def test_space_plays_and_pauses_and_right_steps_once(window, qtbot):
@@ -80,7 +74,7 @@ def test_space_plays_and_pauses_and_right_steps_once(window, qtbot):
     qtbot.keyClick(window, Qt.Key.Key_Space)
     wait_state(qtbot, window, "paused")
     before = window.event_log.records()[-1].step if window.event_log.records() else 0
-    qtbot.waitUntil(lambda: window.step == before)
+    qtbot.waitUntil(lambda: window.app_state.main.step == before)
     window.event_log.clear()
     qtbot.keyClick(window, Qt.Key.Key_Right)
     qtbot.waitUntil(
@@ -92,23 +86,23 @@ def test_space_plays_and_pauses_and_right_steps_once(window, qtbot):
 
 def test_step_button_trains_one_minibatch_each(window, qtbot):
     for expected in (1, 2, 3):
-        qtbot.mouseClick(window.controls.step_button, Qt.MouseButton.LeftButton)
-        qtbot.waitUntil(lambda e=expected: window.step == e, timeout=ENGINE_WAIT_MS)
+        qtbot.mouseClick(window.panels.controls.step_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda e=expected: window.app_state.main.step == e, timeout=ENGINE_WAIT_MS)
     assert [r.step for r in window.event_log.records()] == [1, 2, 3]
-    window.redraw()
-    x, _ = plotted(window.curves.curve_items(0).train)
+    window.redraw.redraw_all()
+    x, _ = plotted(window.panels.curves.curve_items(0).train)
     np.testing.assert_array_equal(x, [1, 2, 3])
 
 
 def test_reset_returns_to_the_same_initial_parameters(window, qtbot):
     initial = window.event_log.of(ParamSnapshot)[0]
     assert initial.step == 0
-    qtbot.mouseClick(window.controls.step_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: window.step == 1, timeout=ENGINE_WAIT_MS)
+    qtbot.mouseClick(window.panels.controls.step_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.app_state.main.step == 1, timeout=ENGINE_WAIT_MS)
     for how in ("button", "key"):
         window.event_log.clear()
         if how == "button":
-            qtbot.mouseClick(window.controls.reset_button, Qt.MouseButton.LeftButton)
+            qtbot.mouseClick(window.panels.controls.reset_button, Qt.MouseButton.LeftButton)
         else:
             qtbot.keyClick(window, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
         qtbot.waitUntil(
@@ -119,18 +113,18 @@ def test_reset_returns_to_the_same_initial_parameters(window, qtbot):
         assert snap.step == 0
         for name, value in initial.params.items():
             np.testing.assert_array_equal(snap.params[name], value)
-        assert window.step == 0
-        window.redraw()
-        assert len(plotted(window.curves.curve_items(0).train)[0]) == 0
+        assert window.app_state.main.step == 0
+        window.redraw.redraw_all()
+        assert len(plotted(window.panels.curves.curve_items(0).train)[0]) == 0
         qtbot.keyClick(window, Qt.Key.Key_Right)
-        qtbot.waitUntil(lambda: window.step == 1, timeout=ENGINE_WAIT_MS)
+        qtbot.waitUntil(lambda: window.app_state.main.step == 1, timeout=ENGINE_WAIT_MS)
 
 
 def test_lr_change_mid_run_reaches_the_following_steps(window, qtbot, tiny_config):
     qtbot.keyClick(window, Qt.Key.Key_Space)
     qtbot.waitUntil(lambda: len(window.event_log.records()) >= 3, timeout=ENGINE_WAIT_MS)
     assert window.event_log.records()[0].lr == tiny_config.train.lr
-    window.controls.lr_spin.setValue(0.5)
+    window.panels.controls.lr_spin.setValue(0.5)
     qtbot.waitUntil(
         lambda: any(r.lr == 0.5 for r in window.event_log.records()), timeout=ENGINE_WAIT_MS
     )
@@ -147,19 +141,19 @@ def test_lr_change_mid_run_reaches_the_following_steps(window, qtbot, tiny_confi
     first = lrs.index(0.5)
     assert all(lr == 1.0 for lr in lrs[:first])
     assert all(lr == 0.5 for lr in lrs[first:])
-    assert window.current_config().train.lr == 0.5
+    assert window.app_state.config.train.lr == 0.5
 
 
 def test_theta_and_clipping_apply_live(window, qtbot):
-    window.controls.theta_spin.setValue(0.01)
+    window.panels.controls.theta_spin.setValue(0.01)
     qtbot.keyClick(window, Qt.Key.Key_Right)
     qtbot.waitUntil(lambda: len(window.event_log.records()) == 1, timeout=ENGINE_WAIT_MS)
     record = window.event_log.records()[0]
     assert record.clip_theta == 0.01 and record.clipped
     assert record.grad_norm_after_clip == pytest.approx(0.01, rel=1e-4)
-    window.redraw()
-    assert window.gradnorms.theta == 0.01
-    window.controls.clip_check.setChecked(False)
+    window.redraw.redraw_all()
+    assert window.panels.gradnorms.theta == 0.01
+    window.panels.controls.clip_check.setChecked(False)
     qtbot.keyClick(window, Qt.Key.Key_Right)
     qtbot.waitUntil(lambda: len(window.event_log.records()) == 2, timeout=ENGINE_WAIT_MS)
     record = window.event_log.records()[1]
@@ -169,23 +163,23 @@ def test_theta_and_clipping_apply_live(window, qtbot):
 
 def test_a_setting_that_needs_a_new_model_asks_first(window, qtbot, monkeypatch):
     qtbot.keyClick(window, Qt.Key.Key_Right)
-    qtbot.waitUntil(lambda: window.step == 1, timeout=ENGINE_WAIT_MS)
+    qtbot.waitUntil(lambda: window.app_state.main.step == 1, timeout=ENGINE_WAIT_MS)
     answers: list[bool] = [False]
     monkeypatch.setattr(window, "confirm_reset", lambda: answers[0])
     window.event_log.clear()
-    window.controls.hidden_spin.setValue(24)  # the user says no
-    assert window.controls.hidden_spin.value() == 16  # reverted
-    assert window.step == 1
+    window.panels.controls.hidden_spin.setValue(24)  # the user says no
+    assert window.panels.controls.hidden_spin.value() == 16  # reverted
+    assert window.app_state.main.step == 1
     answers[0] = True
-    window.controls.hidden_spin.setValue(24)
+    window.panels.controls.hidden_spin.setValue(24)
     qtbot.waitUntil(lambda: bool(window.event_log.of(RunInfo)), timeout=ENGINE_WAIT_MS)
     assert window.event_log.of(RunInfo)[-1].config.model.hidden_size == 24
-    assert window.current_config().model.hidden_size == 24
+    assert window.app_state.config.model.hidden_size == 24
     qtbot.waitUntil(lambda: window.probe_result.hidden.shape[1] == 24, timeout=ENGINE_WAIT_MS)
 
 
 def test_model_combo_disables_phi_for_gated_cells(qtbot, tiny_config):
-    from rnnviz.gui.controls import ControlsPanel
+    from rnnviz.gui.panels.controls import ControlsPanel
 
     controls = ControlsPanel(tiny_config)
     qtbot.addWidget(controls)
@@ -202,155 +196,29 @@ def test_model_combo_disables_phi_for_gated_cells(qtbot, tiny_config):
 
 
 def test_typed_text_is_probed_on_the_latest_snapshot(window, qtbot):
-    edit = window.probe_text.line_edit()
+    edit = window.panels.probe_text.line_edit()
     edit.clear()
     with qtbot.waitSignal(window.probe_shown, timeout=ENGINE_WAIT_MS):
         qtbot.keyClicks(edit, "machine mac")
     result = window.probe_result
     assert result.text == "machine mac"
-    expected = core_probe(window.snapshot, "machine mac")
-    np.testing.assert_allclose(window.hidden.displayed_array(), expected.hidden.T, atol=1e-6)
-    np.testing.assert_allclose(window.softmax.heatmap_array(), expected.probs.T, atol=1e-6)
-    t = window.time_cursor.cursor()
-    np.testing.assert_allclose(window.softmax.bar_heights(), expected.probs[t], atol=1e-6)
-
-
-def test_a_typed_key_reprobes_only_the_new_step_and_shows_the_same_numbers(window, qtbot):
-    edit = window.probe_text.line_edit()
-    edit.setText("the time machin")
-    qtbot.waitUntil(lambda: window.probe_result.text == "the time machin", timeout=ENGINE_WAIT_MS)
-    edit.setFocus()
-    edit.end(False)
-    with qtbot.waitSignal(window.probe_shown, timeout=ENGINE_WAIT_MS):
-        qtbot.keyClick(edit, "e")
-    assert window.probe_result.text == "the time machine"
-    assert window._prober.reused_steps == len("the time machin")  # not the whole text again
-    expected = core_probe(window.snapshot, "the time machine")
-    np.testing.assert_allclose(window.hidden.displayed_array(), expected.hidden.T, atol=1e-5)
-    np.testing.assert_allclose(window.softmax.heatmap_array(), expected.probs.T, atol=1e-5)
-
-
-def test_a_key_typed_while_training_is_shown_at_once_and_the_newest_model_follows(window, qtbot):
-    edit = window.probe_text.line_edit()
-    qtbot.mouseClick(window.controls.play_button, Qt.MouseButton.LeftButton)
-    wait_state(qtbot, window, "training")
-    # a snapshot newer than the model the last probe ran on
-    qtbot.waitUntil(
-        lambda: (
-            window.snapshot is not None
-            and window._probe_model_snapshot is not None
-            and window.snapshot.step > window._probe_model_snapshot.step
-        ),
-        timeout=ENGINE_WAIT_MS,
-    )
-    probed_on = window._probe_model_snapshot
-    text = edit.text()
-    edit.setFocus()
-    edit.end(False)
-    with qtbot.waitSignal(window.probe_shown, timeout=ENGINE_WAIT_MS):
-        qtbot.keyClick(edit, "x")
-    # the keystroke: shown on the model the window had, reusing every earlier step (not
-    # rebuilt from the newer snapshot, which would probe the whole text again)
-    assert window.probe_result.text == text + "x"
-    assert window._prober.reused_steps == len(text)
-    # and within the re-probe interval the newest snapshot's model takes over
-    qtbot.waitUntil(
-        lambda: (
-            window._probe_model_snapshot is not probed_on and window.probe_result.text == text + "x"
-        ),
-        timeout=ENGINE_WAIT_MS,
-    )
-    qtbot.mouseClick(window.controls.play_button, Qt.MouseButton.LeftButton)
-    wait_state(qtbot, window, "paused")
-
-
-def test_a_long_text_is_reprobed_on_the_probe_thread_while_training(window, qtbot):
-    """With the gradient flow, a 300-character re-probe is large: it runs on the probe thread
-    and the window takes its model over when the answer comes."""
-    window.probe_with_grad_flow = True
-    text = ("the time machine " * 20)[:300]
-    window.probe_text.line_edit().setText(text)
-    qtbot.waitUntil(lambda: window.probe_result.text == text, timeout=ENGINE_WAIT_MS)
-    qtbot.mouseClick(window.controls.play_button, Qt.MouseButton.LeftButton)
-    wait_state(qtbot, window, "training")
-    with qtbot.waitSignal(window._probe_worker.done, timeout=ENGINE_WAIT_MS) as blocker:
-        pass
-    request, result, error, _seconds = blocker.args
-    assert error == "" and request.text == text and request.with_grad_flow
-    assert result.grad_flow is not None and result.grad_flow.shape == (300, 300)
-    qtbot.waitUntil(
-        lambda: (
-            window.probe_snapshot is not None
-            and window.probe_snapshot.step >= request.tag.snapshot.step
-        ),
-        timeout=ENGINE_WAIT_MS,
-    )
-    assert window.probe_result.text == text
-    qtbot.mouseClick(window.controls.play_button, Qt.MouseButton.LeftButton)
-    wait_state(qtbot, window, "paused")
-
-
-def test_a_long_paste_while_training_is_probed_on_the_probe_thread(window, qtbot, monkeypatch):
-    """While training, an edit whose probe is large (a long paste) runs on the probe thread,
-    so the window does not freeze; a key typed meanwhile waits for it and then reuses it."""
-    from rnnviz.gui import main_window
-
-    # the tiny model's 300-character paste is ~23 M multiply-adds, one key ~0.1 M
-    monkeypatch.setattr(main_window, "PROBE_KEY_THREAD_WORK", 1_000_000)
-    window.probe_with_grad_flow = True
-    qtbot.mouseClick(window.controls.play_button, Qt.MouseButton.LeftButton)
-    wait_state(qtbot, window, "training")
-    submitted: list[tuple[str, bool]] = []
-    submit = window._probe_worker.submit
-
-    def record(request):  # type: ignore[no-untyped-def]
-        submitted.append((request.text, request.tag.keystroke))
-        submit(request)
-
-    monkeypatch.setattr(window._probe_worker, "submit", record)
-    shown: list[tuple[str, int]] = []
-    window.probe_shown.connect(
-        lambda: shown.append((window.probe_result.text, window._prober.reused_steps))
-    )
-    text = ("the time machine " * 20)[:300]
-    edit = window.probe_text.line_edit()
-    edit.setText(text)
-    qtbot.waitUntil(lambda: (text, True) in submitted, timeout=ENGINE_WAIT_MS)
-    edit.setText(text + "x")  # typed on, while the thread computes (or just after)
-    # the key comes from the paste's cache: the thread finished the paste (no cancel)
-    qtbot.waitUntil(lambda: (text + "x", len(text)) in shown, timeout=ENGINE_WAIT_MS)
-    assert (text + "x", True) not in submitted  # and the key was answered here
-    qtbot.mouseClick(window.controls.play_button, Qt.MouseButton.LeftButton)
-    wait_state(qtbot, window, "paused")
-
-
-def test_an_answer_from_an_older_model_after_a_pause_is_followed_by_the_newest(window, qtbot):
-    """The probe thread answered an edit made while training, but training paused meanwhile
-    with a newer snapshot, whose probe the edit held back: the window probes again."""
-    import dataclasses
-
-    from rnnviz.gui.main_window import _ProbeTag
-    from rnnviz.gui.probe_worker import ProbeRequest
-
-    assert window.state != "training"
-    older = dataclasses.replace(window.snapshot)  # another snapshot object, as if older
-    tag = _ProbeTag(False, True, window._probe_model, window._probe_vocab, older)
-    request = ProbeRequest(
-        window._shown_ticket, window._prober, window.probe_text.text(), False, tag
-    )
-    with qtbot.waitSignal(window.probe_shown, timeout=ENGINE_WAIT_MS):
-        window._on_probe_done(request, window.probe_result, "", 0.01)
-    assert window.probe_snapshot is older
-    qtbot.waitUntil(lambda: window.probe_snapshot is window.snapshot, timeout=ENGINE_WAIT_MS)
+    expected = core_probe(window.app_state.snapshot, "machine mac")
+    np.testing.assert_allclose(window.panels.hidden.displayed_array(), expected.hidden.T, atol=1e-6)
+    np.testing.assert_allclose(window.panels.softmax.heatmap_array(), expected.probs.T, atol=1e-6)
+    t = window.panels.time_cursor.cursor()
+    np.testing.assert_allclose(window.panels.softmax.bar_heights(), expected.probs[t], atol=1e-6)
 
 
 def test_probe_follows_training(window, qtbot):
     qtbot.keyClick(window, Qt.Key.Key_Right)
     qtbot.waitUntil(
-        lambda: window.snapshot is not None and window.snapshot.step == 1, timeout=ENGINE_WAIT_MS
+        lambda: window.app_state.snapshot is not None and window.app_state.snapshot.step == 1,
+        timeout=ENGINE_WAIT_MS,
     )
-    qtbot.waitUntil(lambda: window.probe_snapshot is window.snapshot, timeout=ENGINE_WAIT_MS)
-    expected = core_probe(window.snapshot, window.probe_text.text())
+    qtbot.waitUntil(
+        lambda: window.probes.current.snapshot is window.app_state.snapshot, timeout=ENGINE_WAIT_MS
+    )
+    expected = core_probe(window.app_state.snapshot, window.panels.probe_text.text())
     np.testing.assert_allclose(window.probe_result.probs, expected.probs, atol=1e-6)
 
 
@@ -360,12 +228,12 @@ def test_cursor_keys_and_slider_move_every_panel(window, qtbot):
     assert T > 4
 
     def check(t: int) -> None:
-        assert window.time_cursor.cursor() == t
-        np.testing.assert_allclose(window.softmax.bar_heights(), result.probs[t], atol=1e-6)
+        assert window.panels.time_cursor.cursor() == t
+        np.testing.assert_allclose(window.panels.softmax.bar_heights(), result.probs[t], atol=1e-6)
         expected_next = int(result.tokens[t + 1]) if t + 1 < T else None
-        assert window.softmax.highlight_index() == expected_next
-        assert window.hidden.cursor_line.value() == pytest.approx(t + 0.5)
-        assert window.probe_text._cursor == t
+        assert window.panels.softmax.highlight_index() == expected_next
+        assert window.panels.hidden.cursor_line.value() == pytest.approx(t + 0.5)
+        assert window.panels.probe_text._cursor == t
 
     window.setFocus()
     qtbot.keyClick(window, Qt.Key.Key_End)
@@ -378,22 +246,22 @@ def test_cursor_keys_and_slider_move_every_panel(window, qtbot):
     check(2)
     qtbot.keyClick(window, Qt.Key.Key_Left, Qt.KeyboardModifier.AltModifier)
     check(1)
-    window.time_cursor._slider.setValue(T // 2)
+    window.panels.time_cursor._slider.setValue(T // 2)
     check(T // 2)
 
 
 def test_clicking_a_hidden_unit_selects_it_in_the_text(window):
-    pos = window.hidden.scene_pos_of_cell(3, 5)
-    assert window.hidden.select_at_scene_pos(pos)
-    assert window.probe_text.unit() == 5
-    assert window.time_cursor.cursor() == 3
+    pos = window.panels.hidden.scene_pos_of_cell(3, 5)
+    assert window.panels.hidden.select_at_scene_pos(pos)
+    assert window.panels.probe_text.unit() == 5
+    assert window.panels.time_cursor.cursor() == 3
 
 
 # ------------------------------------------------------------------ messages
 
 
 def test_divergence_pauses_and_shows_a_banner(window, qtbot):
-    window._on_engine_event(
+    window.app_state.apply(
         Divergence(
             run_id=0,
             step=42,
@@ -412,7 +280,7 @@ def test_divergence_pauses_and_shows_a_banner(window, qtbot):
 
 
 def test_failure_is_shown_without_blocking(window):
-    window._on_engine_event(Failure("the corpus file is empty"))
+    window.app_state.apply(Failure("the corpus file is empty"))
     assert "the corpus file is empty" in window.banner_text()
     assert window.isVisible()
 
@@ -420,20 +288,20 @@ def test_failure_is_shown_without_blocking(window):
 def test_engine_death_is_reported_and_reset_restarts_it(window, qtbot):
     window.engine.process.kill()
     qtbot.waitUntil(lambda: bool(window.event_log.of(EngineDied)), timeout=ENGINE_WAIT_MS)
-    assert window.state == "stopped"
+    assert window.app_state.main.state == "stopped"
     assert "stopped unexpectedly" in window.banner_text()
     window.event_log.clear()
-    qtbot.mouseClick(window.controls.reset_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(window.panels.controls.reset_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: bool(window.event_log.of(RunInfo)), timeout=ENGINE_WAIT_MS)
     qtbot.keyClick(window, Qt.Key.Key_Right)
-    qtbot.waitUntil(lambda: window.step == 1, timeout=ENGINE_WAIT_MS)
+    qtbot.waitUntil(lambda: window.app_state.main.step == 1, timeout=ENGINE_WAIT_MS)
 
 
 # ------------------------------------------------------------------ closing, settings, layout
 
 
 def test_close_while_training_stops_everything(make_window, qtbot, tmp_path):
-    window = make_window(settings_file=tmp_path / "s.ini")
+    window = make_window(settings_file=tmp_path / "s.json")
     qtbot.keyClick(window, Qt.Key.Key_Space)
     qtbot.waitUntil(lambda: len(window.event_log.records()) > 0, timeout=ENGINE_WAIT_MS)
     pid, reader = window.engine.pid, window.engine.reader
@@ -449,20 +317,20 @@ def test_close_with_a_save_in_flight_keeps_the_checkpoint(
     from rnnviz.core.checkpoint import load_checkpoint
     from rnnviz.core.messages import Save
 
-    window = make_window(settings_file=tmp_path / "s.ini")
+    window = make_window(settings_file=tmp_path / "s.json")
     qtbot.keyClick(window, Qt.Key.Key_Space)
     qtbot.waitUntil(lambda: len(window.event_log.records()) > 0, timeout=ENGINE_WAIT_MS)
     path = tmp_path / "ck.safetensors"
-    window.send(Save(str(path)))
+    window.controller.send(Save(str(path)))
     window.close()
     assert load_checkpoint(path).config.model == tiny_config.model
 
 
 def test_settings_and_layout_round_trip(make_window, tmp_path, tiny_config):
-    path = tmp_path / "settings.ini"
+    path = tmp_path / "settings.json"
     first = make_window(settings_file=path, start=False)
-    first.controls.lr_spin.setValue(0.2)
-    first.probe_text.line_edit().setText("hello there")
+    first.panels.controls.lr_spin.setValue(0.2)
+    first.panels.probe_text.line_edit().setText("hello there")
     first.docks["dock_softmax"].hide()
     first.resize(760, 560)  # within the offscreen screen: restoreGeometry clamps
     size = (first.width(), first.height())
@@ -470,15 +338,14 @@ def test_settings_and_layout_round_trip(make_window, tmp_path, tiny_config):
 
     second = make_window(settings_file=path, config=None, start=False)
     try:
-        assert second.current_config().train.lr == 0.2
-        assert second.current_config().corpus == tiny_config.corpus
-        assert second.controls.lr_spin.value() == 0.2
-        assert second.probe_text.text() == "hello there"
+        assert second.app_state.config.train.lr == 0.2
+        assert second.app_state.config.corpus == tiny_config.corpus
+        assert second.panels.controls.lr_spin.value() == 0.2
+        assert second.panels.probe_text.text() == "hello there"
         assert not second.docks["dock_softmax"].isVisible()
         assert second.docks["dock_hidden"].isVisible()
         assert (second.width(), second.height()) == size
-        saved = json.loads(settings_at(path).value("config"))
-        assert RunConfig.from_json(saved) == second.current_config()
+        assert SettingsStore(path).config() == second.app_state.config
     finally:
         second.close()
 
@@ -486,13 +353,13 @@ def test_settings_and_layout_round_trip(make_window, tmp_path, tiny_config):
 # offscreen Qt cannot raise a floating dock (nor propagate size hints): harmless warnings
 @pytest.mark.qt_log_ignore(r"This plugin does not support (raise|propagateSizeHints)\(\)")
 def test_reset_layout_restores_the_default(make_window, tmp_path):
-    window = make_window(settings_file=tmp_path / "s.ini", start=False)
+    window = make_window(settings_file=tmp_path / "s.json", start=False)
     try:
         default_areas = {n: window.dockWidgetArea(d) for n, d in window.docks.items()}
         window.docks["dock_softmax"].hide()
         window.docks["dock_curves"].setFloating(True)
         window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, window.docks["dock_controls"])
-        window.act_reset_layout.trigger()
+        window.actions_by_name["act_reset_layout"].trigger()
         for name, _ in DOCKS:
             dock = window.docks[name]
             assert dock.isVisible() and not dock.isFloating(), name
@@ -505,7 +372,7 @@ def test_reset_layout_restores_the_default(make_window, tmp_path):
 
 
 def test_view_menu_toggles_docks_and_help_lists_shortcuts(make_window, tmp_path):
-    window = make_window(settings_file=tmp_path / "s.ini", start=False)
+    window = make_window(settings_file=tmp_path / "s.json", start=False)
     try:
         toggle = window.docks["dock_gradnorms"].toggleViewAction()
         toggle.trigger()
@@ -532,17 +399,17 @@ def test_view_menu_toggles_docks_and_help_lists_shortcuts(make_window, tmp_path)
             assert key in text, key
         dialog.close()
         for widget in (
-            window.controls.play_button,
-            window.controls.step_button,
-            window.controls.reset_button,
-            window.controls.lr_spin,
-            window.controls.theta_spin,
-            window.controls.clip_check,
-            window.controls.model_combo,
-            window.controls.corpus_combo,
+            window.panels.controls.play_button,
+            window.panels.controls.step_button,
+            window.panels.controls.reset_button,
+            window.panels.controls.lr_spin,
+            window.panels.controls.theta_spin,
+            window.panels.controls.clip_check,
+            window.panels.controls.model_combo,
+            window.panels.controls.corpus_combo,
         ):
             assert widget.toolTip(), widget.objectName()
-        assert "Space" in window.controls.play_button.toolTip()
+        assert "Space" in window.panels.controls.play_button.toolTip()
     finally:
         window.close()
 
@@ -552,9 +419,9 @@ def test_export_metrics_csv_round_trip(window, qtbot, tmp_path):
 
     for expected in (1, 2):
         qtbot.keyClick(window, Qt.Key.Key_Right)
-        qtbot.waitUntil(lambda e=expected: window.step == e, timeout=ENGINE_WAIT_MS)
+        qtbot.waitUntil(lambda e=expected: window.app_state.main.step == e, timeout=ENGINE_WAIT_MS)
     path = tmp_path / "metrics.csv"
-    window.export_metrics(path)
+    window.files.export_metrics(path)
     columns = read_metrics_csv(path)
     np.testing.assert_array_equal(columns["step"], [1, 2])
     np.testing.assert_array_equal(columns["ppl"], [r.ppl for r in window.event_log.records()])
@@ -566,12 +433,12 @@ def test_a_corpus_that_cannot_load_is_reported_and_another_can_be_chosen(
     bad = tiny_config.replace(corpus={"source": str(tmp_path / "missing.txt")})
     window = make_window(config=bad, start=False)
     window.start_engine()
-    qtbot.waitUntil(lambda: window.state == "stopped", timeout=ENGINE_WAIT_MS)
+    qtbot.waitUntil(lambda: window.app_state.main.state == "stopped", timeout=ENGINE_WAIT_MS)
     assert "missing.txt" in window.banner_text()
     assert not window.event_log.of(EngineDied)  # the reason, not "stopped unexpectedly"
-    window.apply_config(tiny_config)
+    window.controller.apply_config(tiny_config)
     qtbot.waitUntil(lambda: window.probe_result is not None, timeout=ENGINE_WAIT_MS)
-    assert window.current_config() == tiny_config
+    assert window.app_state.config == tiny_config
 
 
 def test_the_window_module_does_not_import_torch():
@@ -579,7 +446,9 @@ def test_the_window_module_does_not_import_torch():
     import subprocess
     import sys
 
-    code = "import sys, rnnviz.gui.app, rnnviz.gui.main_window; print('torch' in sys.modules)"
+    code = (
+        "import sys, rnnviz.gui.app, rnnviz.gui.window.main_window; print('torch' in sys.modules)"
+    )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
@@ -593,77 +462,16 @@ def test_a_real_divergence_pauses_training_and_explains_it(make_window, qtbot, t
     window = make_window(config=wild)
     qtbot.keyClick(window, Qt.Key.Key_Space)
     qtbot.waitUntil(lambda: bool(window.event_log.of(Divergence)), timeout=ENGINE_WAIT_MS)
-    qtbot.waitUntil(lambda: window.state in ("paused", "diverged"), timeout=ENGINE_WAIT_MS)
-    event = window.last_divergence
+    qtbot.waitUntil(
+        lambda: window.app_state.main.state in ("paused", "diverged"), timeout=ENGINE_WAIT_MS
+    )
+    event = window.app_state.divergence
     assert f"step {event.step}" in window.banner_text()
     assert "‖g‖ before clipping" in window.banner_text()
-    assert not window.controls.training
-    window.redraw()  # whatever the numbers did, the plots draw (no NaN reaches them)
-    x, y = plotted(window.gradnorms.curve_items(0).before)
+    assert not window.panels.controls.training
+    window.redraw.redraw_all()  # whatever the numbers did, the plots draw (no NaN reaches them)
+    x, y = plotted(window.panels.gradnorms.curve_items(0).before)
     assert np.all(np.isfinite(y)) and np.all(y > 0)
-
-
-def test_typing_holds_the_metric_redraws_back(window, qtbot, monkeypatch):
-    """A key in the probe text: the curves wait TYPING_PRIORITY_S, then redraw at most every
-    TYPING_METRIC_INTERVAL_S while the typing goes on, and at every tick once it pauses."""
-    import time as time_module
-
-    from rnnviz.gui import main_window
-
-    window._redraw_timer.stop()  # the test ticks it
-    calls: list[str] = []
-    for name in ("curves", "gradnorms", "gradflow"):
-        monkeypatch.setattr(getattr(window, name), "redraw", lambda n=name: calls.append(n) or True)
-    window._pending_probe_panels = []
-    qtbot.keyClicks(window.probe_text.line_edit(), "x")
-    assert window._typing_until > time_module.monotonic()
-    window._on_redraw_timer()
-    assert calls == []
-    qtbot.wait(int(main_window.TYPING_PRIORITY_S * 1000) + 20)
-    window._pending_probe_panels = []
-    window._last_metric_redraw = -math.inf
-    window._on_redraw_timer()
-    assert len(calls) == 1  # one panel per tick
-    window._on_redraw_timer()
-    assert len(calls) == 1  # typing: not again within the interval
-    qtbot.wait(int(main_window.TYPING_METRIC_INTERVAL_S * 1000) + 20)
-    window._on_redraw_timer()
-    assert len(calls) == 2
-    window._last_key_time = -math.inf  # the typing paused
-    window._on_redraw_timer()
-    window._on_redraw_timer()
-    assert len(calls) == 4
-    assert sorted(calls[:3]) == ["curves", "gradflow", "gradnorms"]  # round robin
-    window._redraw_timer.start()
-
-
-def test_while_typing_reprobes_on_new_snapshots_wait_for_a_pause(window, monkeypatch):
-    """While training, keys are answered on the model on screen; a new snapshot's re-probe
-    waits TYPING_QUIET_S after the last key (a re-probe computing on the probe thread held
-    keys back), unless the model on screen is TYPING_MAX_STALE_S old. A key stops a re-probe
-    computing at once."""
-    import time as time_module
-
-    from rnnviz.gui import main_window
-
-    cancels: list[int] = []
-    monkeypatch.setattr(window._probe_worker, "cancel", lambda: cancels.append(1))
-    window._on_probe_text_edited("the tim")
-    assert cancels == [1]
-    now = time_module.monotonic()
-    window._reprobe_cost_s = 0.0
-    window._last_probe_time = now - main_window.PROBE_MIN_INTERVAL_S - 0.1
-    window._last_key_time = now
-    wait = window._reprobe_wait()
-    assert main_window.TYPING_QUIET_S - 0.1 < wait <= main_window.TYPING_QUIET_S
-    window._last_key_time = now - main_window.TYPING_QUIET_S - 0.1  # a pause in the typing
-    assert window._reprobe_wait() <= 0
-    window._last_key_time = now
-    window._last_probe_time = now - main_window.TYPING_MAX_STALE_S - 0.1  # stale model
-    assert window._reprobe_wait() <= 0
-    window._last_key_time = -math.inf  # no typing: the re-probe interval alone
-    window._last_probe_time = now
-    assert window._reprobe_wait() == pytest.approx(main_window.PROBE_MIN_INTERVAL_S, abs=0.05)
 
 
 def test_metric_redraws_do_not_re_lay_out_the_window(window, qtbot):
@@ -680,26 +488,27 @@ def test_metric_redraws_do_not_re_lay_out_the_window(window, qtbot):
                 LayoutRequests.count += 1
             return False
 
-    qtbot.mouseClick(window.controls.play_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(window.panels.controls.play_button, Qt.MouseButton.LeftButton)
     wait_state(qtbot, window, "training")
-    start = window.step
-    qtbot.waitUntil(lambda: window.step > start + 20, timeout=ENGINE_WAIT_MS)
+    start = window.app_state.main.step
+    qtbot.waitUntil(lambda: window.app_state.main.step > start + 20, timeout=ENGINE_WAIT_MS)
     qtbot.wait(300)
     spy = LayoutRequests()
     window.installEventFilter(spy)
     statuses = []
-    original = window._update_status
-    window._update_status = lambda: (statuses.append(1), original())[1]
-    drawn = window.step
+    original = window.status.update
+    window.status.update = lambda state: (statuses.append(1), original(state))[1]
+    drawn = window.app_state.main.step
     qtbot.waitUntil(
-        lambda: window.step > drawn + 20 and len(statuses) >= 10, timeout=ENGINE_WAIT_MS
+        lambda: window.app_state.main.step > drawn + 20 and len(statuses) >= 10,
+        timeout=ENGINE_WAIT_MS,
     )
     window.removeEventFilter(spy)
-    del window._update_status
-    assert window.step_label.text().startswith("step ")
+    del window.status.update
+    assert window.status.step_label.text().startswith("step ")
     # one each time a label needs more room than ever before (the step count gains a digit)
     assert LayoutRequests.count <= 2, (LayoutRequests.count, len(statuses))
-    qtbot.mouseClick(window.controls.play_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(window.panels.controls.play_button, Qt.MouseButton.LeftButton)
     wait_state(qtbot, window, "paused")
 
 
@@ -715,7 +524,7 @@ def test_the_window_fits_a_laptop_screen_after_probing(window, qtbot):
 
 
 def test_the_first_window_fits_a_smaller_screen():
-    from rnnviz.gui.main_window import DEFAULT_SIZE, first_size
+    from rnnviz.gui.window.docks import DEFAULT_SIZE, first_size
 
     assert first_size(None) == DEFAULT_SIZE
     assert first_size((1366, 728)) == (1366, 728)
@@ -729,10 +538,10 @@ def _tabbed_with(window, name: str) -> set[str]:
 
 
 def test_a_short_window_gets_two_rows_of_plots_and_a_tall_one_three(make_window, tmp_path):
-    window = make_window(settings_file=tmp_path / "s.ini", start=False)
+    window = make_window(settings_file=tmp_path / "s.json", start=False)
     assert not _tabbed_with(window, "dock_curves")  # 1600x1000: curves beside grad norms
     window.resize(1366, 720)
-    window.act_reset_layout.trigger()
+    window.actions_by_name["act_reset_layout"].trigger()
     assert _tabbed_with(window, "dock_curves") == {"dock_hidden"}
     assert _tabbed_with(window, "dock_gradnorms") == {
         "dock_softmax",
@@ -745,7 +554,7 @@ def test_a_short_window_gets_two_rows_of_plots_and_a_tall_one_three(make_window,
     # the plots get the height: each shown plot dock is over half the window tall
     assert window.docks["dock_softmax"].height() > 360
     window.resize(1600, 1000)
-    window.act_reset_layout.trigger()
+    window.actions_by_name["act_reset_layout"].trigger()
     assert not _tabbed_with(window, "dock_curves")
     assert _tabbed_with(window, "dock_softmax") == {"dock_gradflow", "dock_stepview"}
 
@@ -767,7 +576,7 @@ def test_the_app_freezes_its_long_lived_objects_after_the_first_probe(
             window.start_engine()
         assert len(calls) == 1
         assert gc.get_freeze_count() > 10_000  # torch, pyqtgraph, the panels
-        window.probe_text.line_edit().setText("once only")
+        window.panels.probe_text.line_edit().setText("once only")
         qtbot.waitUntil(lambda: window.probe_result.text == "once only", timeout=ENGINE_WAIT_MS)
         assert len(calls) == 1  # once
     finally:

@@ -1,4 +1,5 @@
-"""Metric panels on synthetic StepRecords: what is plotted equals what was recorded."""
+"""Metric panels on synthetic StepRecords fed through the one AppState: what is plotted equals
+what was recorded."""
 
 from __future__ import annotations
 
@@ -6,18 +7,26 @@ import math
 
 import numpy as np
 import pytest
+from _state_helpers import (
+    PARAMS,
+    add_run,
+    close_run,
+    feed,
+    make_state,
+    new_run,
+    rolled_back,
+    set_theta,
+)
 
+from rnnviz.core.analysis import CLIP_RATE_WINDOW
 from rnnviz.core.messages import StepRecord
-from rnnviz.gui.metric_panels import (
-    CLIP_RATE_WINDOW,
+from rnnviz.gui.panels.grad_norms import GradNormPanel
+from rnnviz.gui.panels.training_curves import (
     D2L_REFERENCE_LABEL,
     D2L_REFERENCE_PPL,
     SPEED_SCALE,
-    GradNormPanel,
     TrainingCurvesPanel,
 )
-
-PARAMS = ("W_xh", "W_hh", "b_h", "W_hq", "b_q")
 
 
 def make_record(
@@ -62,24 +71,29 @@ def curve_xy(item) -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.fixture
-def curves(qtbot):
-    panel = TrainingCurvesPanel()
+def state():
+    return make_state()
+
+
+@pytest.fixture
+def curves(qtbot, state):
+    panel = TrainingCurvesPanel(state)
     qtbot.addWidget(panel)
     return panel
 
 
 @pytest.fixture
-def grads(qtbot):
-    panel = GradNormPanel()
+def grads(qtbot, state):
+    panel = GradNormPanel(state)
     qtbot.addWidget(panel)
     panel.set_param_names(PARAMS)
     return panel
 
 
-def test_training_curves_plot_the_records(curves):
+def test_training_curves_plot_the_records(curves, state):
     records = [make_record(s, val_ppl=12.0 if s % 10 == 0 else None) for s in range(1, 51)]
-    curves.append(records[:20])
-    curves.append(records[20:])
+    feed(state, records[:20])
+    feed(state, records[20:])
     assert curves.dirty
     assert curves.redraw()
     assert not curves.redraw()  # nothing new: no work
@@ -96,14 +110,14 @@ def test_training_curves_plot_the_records(curves):
     assert curves.ppl_plot.ctrl.logYCheck.isChecked()
 
 
-def test_before_the_first_step_the_curves_say_how_to_start(curves):
+def test_before_the_first_step_the_curves_say_how_to_start(curves, state):
     """The hint sits where the key goes (not as a plot title, which shrank both plots), and the
     empty speed plot has no crammed 0.2-step labels; both turn normal with the first steps."""
     speed_axis = curves.speed_plot.getAxis("left")
     assert "no steps yet" in curves.key_label.text()
     assert curves.ppl_plot.titleLabel.text in ("", None)
     assert speed_axis._tickSpacing == [(1.0, 0.0), (1.0, 0.0)]
-    curves.append([make_record(s) for s in range(1, 6)])
+    feed(state, [make_record(s) for s in range(1, 6)])
     assert curves.redraw()
     assert "no steps yet" not in curves.key_label.text()
     assert speed_axis._tickSpacing is None  # pyqtgraph picks the ticks again
@@ -118,12 +132,12 @@ def test_reference_line_toggles(curves):
     assert not line.isVisible()
 
 
-def test_nonfinite_steps_are_masked_and_marked(curves, grads):
+def test_nonfinite_steps_are_masked_and_marked(curves, grads, state):
     records = [make_record(s) for s in range(1, 11)]
     records[4] = make_record(5, ppl=math.inf, before=math.nan, nonfinite=True)
     records[6] = make_record(7, ppl=math.nan, before=math.inf, nonfinite=True)
+    feed(state, records)
     for panel in (curves, grads):
-        panel.append(records)
         panel.redraw()
     x, y = curve_xy(curves.curve_items(0).train)
     assert np.all(np.isfinite(y)) and 5 not in x and 7 not in x and len(x) == 8
@@ -136,18 +150,18 @@ def test_nonfinite_steps_are_masked_and_marked(curves, grads):
     np.testing.assert_array_equal(nx, [5, 7])
 
 
-def test_all_nonfinite_never_blank_or_crash(curves, grads):
+def test_all_nonfinite_never_blank_or_crash(curves, grads, state):
     records = [make_record(s, ppl=math.nan, before=math.nan, nonfinite=True) for s in range(3)]
+    feed(state, records)
     for panel in (curves, grads):
-        panel.append(records)
         panel.redraw()
     assert len(curve_xy(curves.curve_items(0).nonfinite)[0]) == 3
     assert len(curve_xy(curves.curve_items(0).train)[0]) == 0
 
 
-def test_grad_norms_before_after_and_clip_markers(grads):
+def test_grad_norms_before_after_and_clip_markers(grads, state):
     records = [make_record(s) for s in range(1, 41)]
-    grads.append(records)
+    feed(state, records)
     grads.redraw()
     bx, by = curve_xy(grads.curve_items(0).before)
     np.testing.assert_allclose(by, [r.grad_norm_before_clip for r in records])
@@ -163,31 +177,33 @@ def test_grad_norms_before_after_and_clip_markers(grads):
     assert grads.theta_line.value() == pytest.approx(0.0)  # log10(1)
 
 
-def test_clip_rate_uses_the_last_window(grads):
+def test_clip_rate_uses_the_last_window(grads, state):
     records = [make_record(s, before=5.0) for s in range(1, 201)]  # all clipped
     records += [make_record(s, before=0.1) for s in range(201, 201 + CLIP_RATE_WINDOW // 2)]
-    grads.append(records)
+    feed(state, records)
     grads.redraw()
     rate, _ = grads.clip_stats(0)
     assert rate == pytest.approx(0.5)
 
 
-def test_theta_line_follows_records(grads):
-    grads.append([make_record(1, theta=1.0)])
+def test_theta_line_follows_the_configured_theta(grads, state):
+    feed(state, [make_record(1, theta=1.0)])
     grads.redraw()
-    grads.append([make_record(2, theta=5.0)])
+    set_theta(state, 5.0)
+    feed(state, [make_record(2, theta=5.0)])
     grads.redraw()
     assert grads.theta == 5.0
     assert grads.theta_line.value() == pytest.approx(math.log10(5.0))
     assert "θ = 5" in grads.theta_line.label.format
-    grads.append([make_record(3, theta=5.0, clip_enabled=False)])
+    set_theta(state, 5.0, clip_enabled=False)
+    feed(state, [make_record(3, theta=5.0, clip_enabled=False)])
     grads.redraw()
     assert "clipping off" in grads.stats_label.text()
 
 
-def test_per_parameter_curves_are_off_by_default_and_switch_on(grads):
+def test_per_parameter_curves_are_off_by_default_and_switch_on(grads, state):
     records = [make_record(s) for s in range(1, 21)]
-    grads.append(records)
+    feed(state, records)
     grads.redraw()
     assert grads.shown_params() == []
     assert not any(c.isVisible() for c in grads.curve_items(0).params.values())
@@ -199,33 +215,35 @@ def test_per_parameter_curves_are_off_by_default_and_switch_on(grads):
     assert not curve.isVisible()
 
 
-def test_runs_are_keyed_and_coloured_apart(curves):
-    curves.append([make_record(s) for s in range(1, 11)], run_id=0)
-    curves.append([make_record(s, ppl=5.0) for s in range(1, 6)], run_id=1)
+def test_runs_are_keyed_and_coloured_apart(curves, state):
+    feed(state, [make_record(s) for s in range(1, 11)], run_id=0)
+    add_run(state, 1, "x")
+    feed(state, [make_record(s, ppl=5.0) for s in range(1, 6)], run_id=1)
     curves.redraw()
     a, b = curves.curve_items(0).train, curves.curve_items(1).train
     assert a.opts["pen"].color() != b.opts["pen"].color()
     assert len(curve_xy(b)[0]) == 5
-    curves.clear(run_id=1)
+    close_run(state, 1)
     curves.redraw()
     assert curves.run_ids() == [0]
 
 
 def test_buffers_are_bounded(qtbot):
-    panel = TrainingCurvesPanel(capacity=64)
+    state = make_state(capacity=64)
+    panel = TrainingCurvesPanel(state)
     qtbot.addWidget(panel)
     for start in range(0, 20_000, 500):
-        panel.append([make_record(s) for s in range(start, start + 500)])
+        feed(state, [make_record(s) for s in range(start, start + 500)])
     panel.redraw()
     x, _ = curve_xy(panel.curve_items(0).train)
     assert len(x) < 20_000 // 4  # thinned, not every step
     assert x[0] == 0 and x[-1] == 19_999  # but still the whole run
 
 
-def test_clear_forgets_everything(curves):
-    curves.append([make_record(s) for s in range(5)])
+def test_clear_forgets_everything(curves, state):
+    feed(state, [make_record(s) for s in range(5)])
     curves.redraw()
-    curves.clear()
+    new_run(state)  # a reset: the engine sends the new run's RunInfo
     curves.redraw()
     assert curves.run_ids() == []
 
@@ -233,7 +251,7 @@ def test_clear_forgets_everything(curves):
 # --------------------------------------------------------------------------- gradient debugging
 
 
-def test_nonfinite_losses_keep_finite_data_visible_and_a_sane_y_range(curves, grads):
+def test_nonfinite_losses_keep_finite_data_visible_and_a_sane_y_range(curves, grads, state):
     """A divergence: NaN and inf losses and norms among huge finite ones. No NaN reaches
     pyqtgraph, the finite steps stay drawn, the crosses mark the rest, the view is finite."""
     records = [make_record(s) for s in range(1, 21)]
@@ -242,8 +260,8 @@ def test_nonfinite_losses_keep_finite_data_visible_and_a_sane_y_range(curves, gr
         make_record(22, ppl=math.inf, before=math.inf, clip_enabled=False, nonfinite=True),
         make_record(23, ppl=math.nan, before=math.nan, clip_enabled=False, nonfinite=True),
     ]
+    feed(state, records)
     for panel in (curves, grads):
-        panel.append(records)
         panel.redraw()
     for item in (curves.curve_items(0).train, grads.curve_items(0).before):
         x, y = curve_xy(item)
@@ -260,39 +278,39 @@ def test_nonfinite_losses_keep_finite_data_visible_and_a_sane_y_range(curves, gr
     assert "perplexity not finite" in curves.key_label.text()
 
 
-def test_theta_line_moves_at_once_and_stale_records_do_not_move_it_back(grads):
-    grads.append([make_record(s, before=2.0, theta=1.0) for s in range(1, 5)])
+def test_theta_line_moves_at_once_and_stale_records_do_not_move_it_back(grads, state):
+    feed(state, [make_record(s, before=2.0, theta=1.0) for s in range(1, 5)])
     grads.redraw()
     assert grads.theta == 1.0
-    grads.set_theta(0.25, True, pending=True)  # the user's new θ, before any step used it
+    set_theta(state, 0.25)  # the user's new θ, before any step used it: no redraw needed
     assert grads.theta == 0.25
     assert grads.theta_line.value() == pytest.approx(math.log10(0.25))
     assert "θ = 0.25" in grads.theta_line.label.format
     _, ratio = grads.clip_stats(0)
     assert ratio == pytest.approx(2.0 / 0.25)  # ‖g‖/θ against the new θ at once
     assert "8" in grads.stats_label.text()
-    grads.append([make_record(5, before=2.0, theta=1.0)])  # a step from before the change
+    feed(state, [make_record(5, before=2.0, theta=1.0)])  # a step from before the change
     grads.redraw()
     assert grads.theta == 0.25
-    grads.append([make_record(6, before=2.0, theta=0.25)])  # the records catch up
+    feed(state, [make_record(6, before=2.0, theta=0.25)])  # the records catch up
     grads.redraw()
     assert grads.theta == 0.25
-    grads.append([make_record(7, before=2.0, theta=3.0)])  # e.g. a checkpoint was loaded
+    set_theta(state, 3.0)  # e.g. a checkpoint was loaded: its RunInfo carries its θ
+    feed(state, [make_record(7, before=2.0, theta=3.0)])
     grads.redraw()
     assert grads.theta == 3.0
-    grads.set_theta(3.0, False, pending=True)
+    set_theta(state, 3.0, clip_enabled=False)
     assert "clipping off" in grads.theta_line.label.format
 
 
-def test_compare_runs_are_named_with_steps_and_their_own_theta(curves, grads):
+def test_compare_runs_are_named_with_steps_and_their_own_theta(curves, grads, state):
+    feed(state, [make_record(s) for s in range(1, 6)], run_id=0)
     for panel in (curves, grads):
-        panel.append([make_record(s) for s in range(1, 6)], run_id=0)
         panel.redraw()
     assert curves.key_run_names() == []  # one run: no names needed
+    add_run(state, 1, "θ=0.1")
+    feed(state, [make_record(s, theta=0.1) for s in range(1, 4)], run_id=1)
     for panel in (curves, grads):
-        panel.set_run_label(0, "main")
-        panel.set_run_label(1, "θ=0.1")
-        panel.append([make_record(s, theta=0.1) for s in range(1, 4)], run_id=1)
         panel.redraw()
     assert curves.key_run_names() == ["main", "θ=0.1"]
     key = curves.key_label.text()
@@ -305,26 +323,25 @@ def test_compare_runs_are_named_with_steps_and_their_own_theta(curves, grads):
     assert grads.theta_line_of(0) is None
     x, _ = curve_xy(curves.curve_items(1).train)
     np.testing.assert_array_equal(x, [1, 2, 3])
-    for panel in (curves, grads):  # the compare run is closed
-        panel.clear(1)
-        panel.set_run_label(0, "")
+    close_run(state, 1)  # the compare run is closed
+    for panel in (curves, grads):
         panel.redraw()
     assert curves.run_ids() == [0] and curves.key_run_names() == []
     assert "θ=0.1" not in grads.stats_label.text()
 
 
-def test_rollback_truncates_the_abandoned_steps(curves):
-    curves.append([make_record(s) for s in range(1, 11)])
-    curves.truncate_after(0, 5)
+def test_rollback_truncates_the_abandoned_steps(curves, state):
+    feed(state, [make_record(s) for s in range(1, 11)])
+    rolled_back(state, 5)
     curves.redraw()
     np.testing.assert_array_equal(curve_xy(curves.curve_items(0).train)[0], [1, 2, 3, 4, 5])
-    curves.append([make_record(s) for s in range(3, 5)])  # a step that goes back, unannounced
+    feed(state, [make_record(s) for s in range(3, 5)])  # a step that goes back, unannounced
     curves.redraw()
     np.testing.assert_array_equal(curve_xy(curves.curve_items(0).train)[0], [1, 2, 3, 4])
 
 
 def test_step_axis_grows_in_steps_with_room_after_the_last_step() -> None:
-    from rnnviz.gui.metric_panels import x_range_top
+    from rnnviz.gui.panels._metric_base import x_range_top
 
     assert [x_range_top(s) for s in (0, 9, 10, 95, 96, 100, 143, 190, 480, 1000)] == [
         10,
@@ -345,3 +362,40 @@ def test_step_axis_grows_in_steps_with_room_after_the_last_step() -> None:
         assert step < 10 or top <= step * 1.05 * 1.5 + 1  # the curve fills >= 2/3 of the axis
         tops.add(top)
     assert len(tops) <= 20  # the axis changes rarely
+
+
+# --------------------------------------------------------------------------- one state
+
+
+def test_both_panels_read_the_one_history(curves, grads, state):
+    feed(state, [make_record(s) for s in range(1, 6)])
+    assert curves.history(0) is state.histories.metrics(0) is grads.history(0)
+    assert curves.history(7) is None and not state.histories.has(7)  # reading adds no run
+    assert curves.last_step(0) == 5 and grads.run_ids() == [0]
+
+
+def test_redraw_draws_only_what_changed(curves, grads, state):
+    feed(state, [make_record(s) for s in range(1, 6)])
+    assert curves.redraw() and grads.redraw()
+    assert not curves.dirty and not grads.redraw()
+    set_theta(state, 0.5)  # θ is drawn by the grad norms only
+    assert grads.dirty and not curves.dirty
+    assert grads.redraw() and not curves.redraw()
+    old = curves.curve_items(0)
+    add_run(state, 1, "other")  # the main run is "main" in the legends now: new items
+    assert curves.redraw()
+    assert curves.curve_items(0) is not old and curves.curve_items(0).suffix == " (main)"
+    grads.param_check("W_hh").setChecked(True)  # drawn at once
+    assert not grads.dirty and "W_hh" in grads.curve_items(0).params
+
+
+def test_param_names_come_with_the_main_runs_info(qtbot, state):
+    new_run(state)
+    panel = GradNormPanel(state)  # made after the RunInfo: it reads it
+    qtbot.addWidget(panel)
+    assert panel.param_check("W_hh").text() == "W_hh"
+    other = GradNormPanel(make_state())
+    qtbot.addWidget(other)
+    assert other.shown_params() == []
+    new_run(other.state)  # the RunInfo's names, without the window calling set_param_names
+    assert other.param_check("b_q") is not None

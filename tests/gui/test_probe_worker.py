@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from rnnviz.gui.probe_worker import ProbeRequest, ProbeWorker
+from rnnviz.gui.state.probe_worker import ProbeRequest, ProbeWorker
 
 
 class FakeProber:

@@ -26,7 +26,7 @@ ENGINE_WAIT_MS = 30_000
 def test_thousands_of_repaints_while_training_keep_none_alive(make_window, qtbot):
     window = make_window()
     qtbot.keyClick(window, Qt.Key.Key_Space)
-    qtbot.waitUntil(lambda: window.state == "training", timeout=ENGINE_WAIT_MS)
+    qtbot.waitUntil(lambda: window.app_state.main.state == "training", timeout=ENGINE_WAIT_MS)
     app = QApplication.instance()
     none_before = sys.getrefcount(None)
     lowest = none_before
@@ -39,6 +39,6 @@ def test_thousands_of_repaints_while_training_keep_none_alive(make_window, qtbot
     lowest = min(lowest, none_after)
     # a leak of one reference per repaint would lose ~REPAINTS; allow a little churn
     assert lowest > none_before - 100, (none_before, lowest, none_after)
-    assert window.step > 0  # it did train meanwhile
+    assert window.app_state.main.step > 0  # it did train meanwhile
     qtbot.keyClick(window, Qt.Key.Key_Space)
-    qtbot.waitUntil(lambda: window.state == "paused", timeout=ENGINE_WAIT_MS)
+    qtbot.waitUntil(lambda: window.app_state.main.state == "paused", timeout=ENGINE_WAIT_MS)

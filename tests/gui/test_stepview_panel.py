@@ -13,8 +13,8 @@ from rnnviz.core.config import ModelConfig
 from rnnviz.core.model import ScratchRNN
 from rnnviz.core.probe import step_detail
 from rnnviz.core.vocab import Vocab
-from rnnviz.gui import stepview_panel as sv
-from rnnviz.gui.stepview_panel import StepViewPanel
+from rnnviz.gui.panels import stepview as sv
+from rnnviz.gui.panels.stepview import StepViewPanel
 
 TEXT = "hello world " * 4
 PROBE = "hello world"

@@ -7,8 +7,8 @@ from pathlib import Path
 from PySide6.QtCore import QEvent, QObject
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from rnnviz.gui import theme
-from rnnviz.gui.theme import SteadyLabel
+from rnnviz.gui import plotting
+from rnnviz.gui.widgets import SteadyLabel
 
 
 class _LayoutRequests(QObject):
@@ -113,42 +113,45 @@ def test_a_wrapped_label_asks_for_room_only_when_its_height_changes(qtbot):
 
 def test_char_ticks_label_the_given_cells_first_when_crowded():
     chars = list("abcdefghijklmnopqrstuvwxyz")
-    regular = theme.char_ticks(chars, 13)  # every other one: a, c, e, ...
+    regular = plotting.char_ticks(chars, 13)  # every other one: a, c, e, ...
     assert [label for _, label in regular][:3] == ["a", "c", "e"]
-    ticks = theme.char_ticks(chars, 13, first=[7, 8, 3])  # h first; i is too close to h
+    ticks = plotting.char_ticks(chars, 13, first=[7, 8, 3])  # h first; i is too close to h
     labels = {label for _, label in ticks}
     assert {"h", "d"} <= labels and "i" not in labels
     positions = sorted(x for x, _ in ticks)
     assert min(b - a for a, b in zip(positions, positions[1:], strict=False)) >= 2
     assert len(ticks) <= 13
     # everything fits: every cell, whatever comes first
-    assert len(theme.char_ticks(chars, 26, first=[5])) == 26
+    assert len(plotting.char_ticks(chars, 26, first=[5])) == 26
 
 
 def test_the_bench_draws_with_the_apps_pyqtgraph_options(monkeypatch):
     # the bench once drew without antialiasing while the app drew with it: its figures were
-    # not the app's. Both call theme.configure_pyqtgraph.
+    # not the app's. Both call plotting.configure_pyqtgraph.
     import pyqtgraph as pg
 
-    from rnnviz.gui import app, bench
+    from rnnviz.bench import gui as bench
+    from rnnviz.gui import app
 
     calls = []
-    monkeypatch.setattr(theme, "configure_pyqtgraph", lambda: calls.append("configured"))
+    monkeypatch.setattr(plotting, "configure_pyqtgraph", lambda: calls.append("configured"))
     bench._app()
     assert calls == ["configured"]
-    assert "theme.configure_pyqtgraph()" in Path(app.__file__).read_text()
+    assert "plotting.configure_pyqtgraph()" in Path(app.__file__).read_text()
     monkeypatch.undo()
     pg.setConfigOptions(antialias=True)
-    theme.configure_pyqtgraph()
+    plotting.configure_pyqtgraph()
     assert pg.getConfigOption("antialias") is False
     assert pg.getConfigOption("imageAxisOrder") == "row-major"
 
 
 def test_the_short_probe_curves_are_drawn_smoothly(qtbot):
-    from rnnviz.gui.gradflow_panel import GradFlowPanel
-    from rnnviz.gui.probe_panels import HiddenStatesPanel
+    from rnnviz.core.config import RunConfig
+    from rnnviz.gui.panels.gradflow import GradFlowPanel
+    from rnnviz.gui.panels.hidden_states import HiddenStatesPanel
+    from rnnviz.gui.state.app_state import AppState
 
-    hidden, flow = HiddenStatesPanel(), GradFlowPanel(training_capacity=5)
+    hidden, flow = HiddenStatesPanel(), GradFlowPanel(AppState(RunConfig()))
     qtbot.addWidget(hidden)
     qtbot.addWidget(flow)
     for item in (hidden.trace_curve, flow.distance_curve, flow.fit_curve):

@@ -30,8 +30,8 @@ from PySide6.QtWidgets import (
 
 from rnnviz.core.config import RunConfig
 from rnnviz.gui import theme
-from rnnviz.gui.controls import LogSpinBox
-from rnnviz.gui.metric_panels import run_colour
+from rnnviz.gui.theme import run_colour
+from rnnviz.gui.widgets import LogSpinBox
 
 
 @dataclass(frozen=True)
@@ -102,16 +102,6 @@ def default_other_theta(theta: float) -> float:
 def default_other_lr(lr: float) -> float:
     """A learning rate worth comparing: ten times larger, within the config's limit."""
     return min(lr * 10.0, 9999.0)
-
-
-def unique_label(label: str, taken: set[str]) -> str:
-    """``label``, or ``label (2)``, ``label (3)`` … if a run already has it."""
-    if label not in taken:
-        return label
-    n = 2
-    while f"{label} ({n})" in taken:
-        n += 1
-    return f"{label} ({n})"
 
 
 def _value_spin(limits: tuple[float, float], value: float, key: str, what: str) -> LogSpinBox:

@@ -14,14 +14,13 @@ All methods run in the GUI thread.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -29,11 +28,13 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSpinBox,
+    QStyle,
     QVBoxLayout,
     QWidget,
 )
 
 from rnnviz.core.config import ConfigError, RunConfig
+from rnnviz.gui.widgets import LogSpinBox
 
 MODEL_CHOICES: tuple[tuple[str, str], ...] = (
     ("scratch RNN", "scratch"),
@@ -59,45 +60,6 @@ PARTITION_CHOICES: tuple[tuple[str, str], ...] = (
     ("random windows", "random"),
     ("sequential (state carried)", "sequential"),
 )
-
-
-def next_125(value: float, up: bool) -> float:
-    """The next value of the 1-2-5 series (…, 0.1, 0.2, 0.5, 1, 2, 5, …) above or below."""
-    if value <= 0 or not math.isfinite(value):
-        return 1.0
-    exponent = math.floor(math.log10(value))
-    candidates = sorted(
-        m * 10.0**e for e in (exponent - 1, exponent, exponent + 1) for m in (1.0, 2.0, 5.0)
-    )
-    eps = value * 1e-9
-    if up:
-        return next(c for c in candidates if c > value + eps)
-    return next(c for c in reversed(candidates) if c < value - eps)
-
-
-class LogSpinBox(QDoubleSpinBox):
-    """A spin box that steps through 1-2-5 (learning rates, θ) and shows values as ``%g``."""
-
-    def __init__(self, minimum: float, maximum: float, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setDecimals(6)
-        self.setRange(minimum, maximum)
-        self.setKeyboardTracking(False)
-
-    def stepBy(self, steps: int) -> None:  # noqa: N802 - Qt override
-        value = self.value()
-        for _ in range(abs(steps)):
-            value = next_125(value, steps > 0)
-        self.setValue(min(max(value, self.minimum()), self.maximum()))
-
-    def textFromValue(self, value: float) -> str:  # noqa: N802 - Qt override
-        return f"{value:g}"
-
-    def valueFromText(self, text: str) -> float:  # noqa: N802 - Qt override
-        try:
-            return float(text)
-        except ValueError:
-            return self.value()
 
 
 def _combo(choices: tuple[tuple[str, str], ...], tooltip: str, name: str) -> QComboBox:
@@ -127,6 +89,11 @@ def _select(combo: QComboBox, value: str) -> None:
         combo.setCurrentIndex(index)
 
 
+def _icon(widget: QWidget, name: str) -> QIcon:
+    """One of the style's standard icons (drawn by Qt, not taken from a font)."""
+    return widget.style().standardIcon(getattr(QStyle.StandardPixmap, name))
+
+
 class ControlsPanel(QWidget):
     """Buttons and settings; emits what the user asked for, changes nothing by itself."""
 
@@ -145,22 +112,23 @@ class ControlsPanel(QWidget):
         self._training = False
 
         # ------------------------------------------------------------ run buttons
-        self.play_button = QPushButton("▶ Play")
+        # standard icons: the ⏸ glyph is missing from common fonts and showed as a box
+        self.play_button = QPushButton(_icon(self, "SP_MediaPlay"), "Play")
         self.play_button.setObjectName("play_button")
         self.play_button.setToolTip("Play / Pause training (Space)")
         self.play_button.clicked.connect(self._on_play_clicked)
-        self.step_button = QPushButton("Step ▸|")
+        self.step_button = QPushButton(_icon(self, "SP_MediaSkipForward"), "Step")
         self.step_button.setObjectName("step_button")
         self.step_button.setToolTip("Train exactly one minibatch, then pause (→)")
         self.step_button.clicked.connect(self._on_step_clicked)
-        self.reset_button = QPushButton("⟲ Reset")
+        self.reset_button = QPushButton(_icon(self, "SP_BrowserReload"), "Reset")
         self.reset_button.setObjectName("reset_button")
         self.reset_button.setToolTip(
             "Reset the model to its initial parameters: same seed, same initialisation, "
             "same data order (Ctrl+R)"
         )
         self.reset_button.clicked.connect(self._on_reset_clicked)
-        self.compare_button = QPushButton("⇄ Compare run…")
+        self.compare_button = QPushButton("Compare run…")
         self.compare_button.setObjectName("compare_button")
         self.compare_button.setToolTip(
             "Train another run from the same initial parameters and the same data order with "
@@ -375,7 +343,8 @@ class ControlsPanel(QWidget):
     def set_training(self, training: bool) -> None:
         """Follow the session's state: the Play button shows what a click would do."""
         self._training = training
-        self.play_button.setText("⏸ Pause" if training else "▶ Play")
+        self.play_button.setText("Pause" if training else "Play")
+        self.play_button.setIcon(_icon(self, "SP_MediaPause" if training else "SP_MediaPlay"))
 
     @property
     def training(self) -> bool:

@@ -6,18 +6,20 @@ Three views of numbers core computed:
   :attr:`rnnviz.core.probe.ProbeResult.grad_flow` as a heatmap on a log colour scale, with the
   characters on both axes, and for the cursor row ``t`` the curve ``G[t, t − d]`` against the
   distance ``d = t − k`` on a log axis. A geometric decay is a straight line there, so a line
-  fitted to ``log10 G`` gives the *per-step factor* a lecturer points at: below 1 the
-  gradient vanishes, above 1 it explodes.
+  fitted to ``log10 G`` (:func:`rnnviz.core.analysis.fit_factor`) gives the *per-step factor* a
+  lecturer points at: below 1 the gradient vanishes, above 1 it explodes. The probe result and
+  the cursor are pushed in (``set_result``, ``set_cursor``).
 * **Training** (tab 2, top): :attr:`StepRecord.grad_flow` (``‖∂L/∂H_t‖`` per position ``t`` of
-  the ``num_steps`` window) against the optimizer step, a bounded ring of recent steps drawn
-  as a heatmap on a log colour scale: how far back into the window any gradient signal gets.
-* **Training** (tab 2, bottom): ``σ_max(W_hh)`` against the step, one curve per run, with the
-  line ``σ_max = 1`` that separates "can only shrink" from "may grow".
+  the ``num_steps`` window) against the optimizer step, the state's ring of recent steps of a
+  run (``state.histories.run(r).flow``), drawn as a heatmap on a log colour scale: how far back
+  into the window any gradient signal gets.
+* **Training** (tab 2, bottom): ``σ_max(W_hh)`` against the step, one curve per run (the
+  ``w_hh_sigma_max`` column of its metric history), with the line ``σ_max = 1`` that separates
+  "can only shrink" from "may grow".
 
-The only arithmetic here is for display: ``log10`` of positive finite values, masking, and
-``np.polyfit`` of a straight line through the logs of the selected row. NaN, inf and zeros
-never reach pyqtgraph: heatmaps are turned into RGBA images (missing cells grey) and curves
-keep only their positive finite points.
+The arithmetic here is for display only: ``log10`` of positive finite values and masking. NaN,
+inf and zeros never reach pyqtgraph: heatmaps are turned into RGBA images (missing cells grey)
+and curves keep only their positive finite points.
 
 All methods run in the GUI thread.
 """
@@ -26,8 +28,6 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -35,9 +35,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Slot
 from PySide6.QtGui import QPen
 from PySide6.QtWidgets import (
-    QComboBox,
     QGraphicsRectItem,
-    QHBoxLayout,
     QLabel,
     QMessageBox,
     QStackedWidget,
@@ -47,255 +45,39 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from rnnviz.core.history import MetricHistory
-from rnnviz.core.messages import StepRecord
-from rnnviz.gui import theme
-from rnnviz.gui.metric_panels import LogAxis
+from rnnviz.core.analysis import FactorFit, fit_factor, log10_masked
+from rnnviz.core.messages import RunInfo
+from rnnviz.gui import plotting, theme, widgets
+from rnnviz.gui.panels._gradflow_plots import (
+    COLOURBAR_PROBE_LABEL,
+    EXPLODING_COLOUR,
+    HELP_TEXT,
+    PROBE_LOG_LEVELS,
+    PROBE_PLACEHOLDER,
+    TRAINING_DECADES,
+    VANISHING_COLOUR,
+    TrainingPage,
+    colour_bar,
+    heatmap_plot,
+    log_curve,
+    log_rgba,
+    no_flow_text,
+)
+from rnnviz.gui.state.app_state import MAIN_RUN, AppState
+from rnnviz.gui.state.histories import RunHistory
 
 if TYPE_CHECKING:
     from rnnviz.core.probe import ProbeResult
 
-# Fixed colour levels of the probe heatmap, in decades: ‖∂L_t/∂H_t‖ of the direct term is
-# about 0.1 to 1; eight decades below that a gradient has vanished for any practical purpose,
-# and four above it an exploding one is still told apart from a merely large one.
-PROBE_LOG_LEVELS: tuple[float, float] = (-8.0, 4.0)
-# The training flow is the gradient of the *mean* loss over B × num_steps predictions, so its
-# scale depends on the batch and window sizes. Its colour scale spans a fixed number of decades
-# below a top that is the first data's ceiling and only ever rises (until clear()): colours stay
-# put while training runs, and still fit whatever batch size was chosen.
-TRAINING_DECADES = 8.0
-TRAINING_CAPACITY = 2000  # optimizer steps kept for the training heatmap (a ring)
-SIGMA_CAPACITY = 4096  # recent steps of σ_max kept at full resolution (plus a thinned tier)
-# a fitted per-step factor within 1 ± ~1% is called neither vanishing nor exploding
-STEADY_LOG10_BAND = 0.005
-FIT_FLOOR_LOG10 = -300.0  # 10**x underflows to 0 below about -308: a log plot cannot take 0
-
-VANISHING_COLOUR = "#0072B2"
-EXPLODING_COLOUR = theme.HIGHLIGHT
 _ROW_PEN_WIDTH = 3
-
-PROBE_PLACEHOLDER = "type a string to probe"
-# a probe made while this panel was off screen (the window probes without the gradient flow
-# then, and again with it as soon as the panel shows); or a text over the limit
-PENDING_FLOW_PLACEHOLDER = "computing the gradient flow…"
-TOO_LONG_PLACEHOLDER = (
-    "no gradient flow for texts over {limit:,} characters (this one has {length:,}): "
-    "shorten the probe string"
-)
-COLOURBAR_PROBE_LABEL = "log10 ‖∂L_t/∂H_k‖"
-COLOURBAR_TRAINING_LABEL = "log10 ‖∂L/∂H_t‖"
-
-HELP_TEXT = (
-    "<b>Why σ_max(W_hh) decides between vanishing and exploding gradients</b><br><br>"
-    "The gradient that reaches an earlier step k from the loss at step t passes through<br>"
-    "&nbsp;&nbsp;∂H_t/∂H_k = ∏<sub>j=k+1..t</sub> diag(φ′(A_j)) W_hhᵀ,<br>"
-    "a product of t − k Jacobians (A_j = X_j W_xh + H_{j−1} W_hh + b_h).<br><br>"
-    "For φ = tanh, |tanh′| ≤ 1, so ‖∂H_t/∂H_k‖ ≤ σ_max(W_hh)<sup>t−k</sup>:<br>"
-    "• <b>σ_max &lt; 1</b>: the product shrinks geometrically — the gradient <b>vanishes</b>; "
-    "the model cannot learn what lies far back.<br>"
-    "• <b>σ_max &gt; 1</b>: the product <i>can</i> grow geometrically — the gradient "
-    "<b>explodes</b> — unless the tanh saturates (φ′ ≈ 0 damps it).<br>"
-    "• <b>ReLU</b>: φ′ ∈ {0, 1} and no saturation, so it explodes more readily.<br><br>"
-    "On the <i>Probe string</i> tab, ‖∂L_t/∂H_k‖ against the distance t − k on a log axis is a "
-    "straight line when the decay is geometric; its slope is the per-step factor.<br><br>"
-    "Gradient clipping rescales g to norm ≤ θ (g ← min(1, θ/‖g‖) g): it tames an exploding "
-    "gradient but cannot restore one that has vanished."
-)
-
-
-def log10_masked(values: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-    """``log10`` where a value is finite and > 0 (and ``mask`` is True), NaN elsewhere."""
-    values = np.asarray(values, dtype=np.float64)
-    ok = np.isfinite(values) & (values > 0)
-    if mask is not None:
-        ok &= mask
-    out = np.full(values.shape, np.nan)
-    out[ok] = np.log10(values[ok])
-    return out
-
-
-def log_rgba(log_values: np.ndarray, levels: tuple[float, float], cmap: pg.ColorMap) -> np.ndarray:
-    """(rows, cols, 4) uint8: ``levels`` mapped onto ``cmap``, NaN cells in the missing grey.
-
-    The image pyqtgraph gets is always finite: no NaN ever reaches it.
-    """
-    lo, hi = levels
-    finite = np.isfinite(log_values)
-    position = np.clip((np.where(finite, log_values, lo) - lo) / (hi - lo), 0.0, 1.0)
-    # a 1024-entry table indexed by position: cmap.map interpolates every cell (~0.8 ms for
-    # a 100 x 100 probe on each keystroke), the table lookup ~0.1 ms, and 1024 colours are
-    # finer than the eye or the colour bar resolve
-    lut = _lookup_table(cmap)
-    rgba = lut[np.rint(position * (len(lut) - 1)).astype(np.intp)]
-    missing = theme.MISSING_VALUE
-    rgba[~finite] = (missing.red(), missing.green(), missing.blue(), 255)
-    return rgba
-
-
-_LUTS: dict[int, tuple[pg.ColorMap, np.ndarray]] = {}
-
-
-def _lookup_table(cmap: pg.ColorMap) -> np.ndarray:
-    """(1024, 4) uint8 colours of ``cmap`` from 0 to 1, made once per colour map."""
-    entry = _LUTS.get(id(cmap))
-    if entry is None or entry[0] is not cmap:
-        table = np.asarray(cmap.map(np.linspace(0.0, 1.0, 1024), mode="byte"), dtype=np.uint8)
-        entry = _LUTS[id(cmap)] = (cmap, table)
-    return entry[1]
-
-
-def pow10(exponent: float) -> float:
-    """10**exponent for display: inf instead of OverflowError, 0 on underflow."""
-    return math.inf if exponent > 308.0 else 10.0**exponent
-
-
-@dataclass(frozen=True)
-class FactorFit:
-    """A straight line through ``log10 G[t, t − d]`` against ``d``: ``G ≈ a · factor**d``."""
-
-    row: int
-    slope_log10: float  # log10 of the per-step factor
-    intercept_log10: float
-    points: int
-
-    @property
-    def factor(self) -> float:
-        return pow10(self.slope_log10)
-
-    @property
-    def verdict(self) -> str:
-        if abs(self.slope_log10) < STEADY_LOG10_BAND:
-            return "steady"
-        return "vanishing" if self.slope_log10 < 0 else "exploding"
-
-
-def fit_log_line(distance: np.ndarray, values: np.ndarray) -> tuple[float, float] | None:
-    """(slope, intercept) of a line through log10(values) vs distance; None if < 2 points.
-
-    Only positive finite values take part. A display fit, not model maths: it summarises a curve
-    the panel already draws.
-    """
-    logs = log10_masked(values)
-    keep = np.isfinite(logs)
-    x = np.asarray(distance, dtype=np.float64)[keep]
-    if x.size < 2 or np.ptp(x) == 0:
-        return None
-    slope, intercept = np.polyfit(x, logs[keep], 1)
-    return float(slope), float(intercept)
-
-
-def format_factor(factor: float) -> str:
-    """``×0.62``; tiny or huge factors in scientific notation so they never read ``×0.00``."""
-    if not math.isfinite(factor):
-        return "×∞"
-    if 0.01 <= factor < 100:
-        return f"×{factor:.2f}"
-    return f"×{factor:.1e}"
-
-
-def _heatmap_plot(
-    layout: pg.GraphicsLayoutWidget, row: int, col: int, **labels: str
-) -> tuple[pg.PlotItem, pg.ImageItem]:
-    plot: pg.PlotItem = layout.addPlot(row=row, col=col)
-    theme.style_plot(plot, **labels)
-    image = pg.ImageItem(axisOrder="row-major")
-    plot.addItem(image)
-    plot.hideButtons()
-    return plot, image
-
-
-def _colour_bar(
-    layout: pg.GraphicsLayoutWidget, row: int, col: int, levels: tuple[float, float], label: str
-) -> pg.ColorBarItem:
-    bar = pg.ColorBarItem(
-        values=levels,
-        colorMap=theme.SEQUENTIAL,
-        interactive=False,
-        width=18,
-        colorMapMenu=False,
-    )
-    theme.style_colour_bar(bar, label)
-    layout.addItem(bar, row=row, col=col)
-    return bar
-
-
-def _log_curve(
-    colour: str,
-    *,
-    width: float = 2.5,
-    symbol: str | None = "o",
-    style: Qt.PenStyle = Qt.PenStyle.SolidLine,
-    name: str | None = None,
-) -> pg.PlotDataItem:
-    item = pg.PlotDataItem(
-        pen=pg.mkPen(colour, width=width, style=style),
-        symbol=symbol,
-        symbolSize=7,
-        symbolPen=pg.mkPen(colour),
-        symbolBrush=pg.mkBrush(colour),
-        name=name,
-        **theme.SMOOTH,
-    )
-    item.setSkipFiniteCheck(True)  # sanitised before setData
-    return item
-
-
-class _FlowRing:
-    """The last ``capacity`` steps of one run's grad_flow: a fixed (num_steps, capacity) array."""
-
-    def __init__(self, num_steps: int, capacity: int) -> None:
-        self.values = np.full((num_steps, capacity), np.nan)
-        self.steps = np.zeros(capacity, dtype=np.int64)
-        self.next = 0  # column the next step goes into
-        self.count = 0
-
-    @property
-    def num_steps(self) -> int:
-        return int(self.values.shape[0])
-
-    @property
-    def last_step(self) -> int | None:
-        if self.count == 0:
-            return None
-        return int(self.steps[(self.next - 1) % self.values.shape[1]])
-
-    def put(self, step: int, flow: np.ndarray) -> None:
-        capacity = self.values.shape[1]
-        self.values[:, self.next] = flow
-        self.steps[self.next] = step
-        self.next = (self.next + 1) % capacity
-        self.count = min(self.count + 1, capacity)
-
-    def ordered(self) -> tuple[np.ndarray, np.ndarray]:
-        """(steps (n,), values (num_steps, n)), oldest step first."""
-        capacity = self.values.shape[1]
-        if self.count < capacity:
-            return self.steps[: self.count].copy(), self.values[:, : self.count].copy()
-        order = np.r_[self.next : capacity, 0 : self.next]
-        return self.steps[order], self.values[:, order]
-
-
-def _no_flow_text(result: object) -> str:
-    """What the probe tab says when it has no matrix to show for ``result``."""
-    if result is None:
-        return PROBE_PLACEHOLDER
-    # a result exists, so core.probe (and torch) are loaded already
-    from rnnviz.core.probe import MAX_GRAD_FLOW_CHARS
-
-    length = len(str(getattr(result, "text", "")))
-    if length > MAX_GRAD_FLOW_CHARS:
-        return TOO_LONG_PLACEHOLDER.format(limit=MAX_GRAD_FLOW_CHARS, length=length)
-    return PENDING_FLOW_PLACEHOLDER
 
 
 class GradFlowPanel(QWidget):
     """Gradient flow: the probe string's ‖∂L_t/∂H_k‖, the training flow, and σ_max(W_hh)."""
 
-    def __init__(
-        self, parent: QWidget | None = None, training_capacity: int = TRAINING_CAPACITY
-    ) -> None:
+    def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._training_capacity = training_capacity
+        self._state = state
         self._result: ProbeResult | None = None
         self._grad_flow: np.ndarray | None = None  # (T, T) of the current result
         self._row_drawn_for: np.ndarray | None = None  # the G whose cursor row is drawn
@@ -306,15 +88,14 @@ class GradFlowPanel(QWidget):
         self._probe_log = np.full((0, 0), np.nan)
         self._distance = (np.empty(0), np.empty(0))
         self._fit: FactorFit | None = None
-        self._rings: dict[int, _FlowRing] = {}
-        self._sigma: dict[int, MetricHistory] = {}
         self._sigma_items: dict[int, pg.PlotDataItem] = {}
-        self._labels: dict[int, str] = {}
-        self._heatmap_run = 0
+        self._heatmap_run = MAIN_RUN
         self._training_top: float | None = None  # top of the training colour levels (log10)
+        # (run, its history, window size) the top was found for: another one starts it again
+        self._top_for: tuple[int, RunHistory, int] | None = None
         self._training_log = np.full((0, 0), np.nan)
         self._training_steps = np.empty(0, dtype=np.int64)
-        self._dirty = False
+        self._drawn: object = None  # the _draw_key() of the training tab on screen
 
         self.tabs = QTabWidget()
         self.tabs.setObjectName("gradflow_tabs")
@@ -333,8 +114,11 @@ class GradFlowPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(self.tabs)
-        theme.cache_axes(self.probe_plots)
+        plotting.cache_axes(self.probe_plots)
         self.set_result(None)
+        # a run closed or a new run: drawn at once (nothing left of it stays on screen)
+        state.runs_changed.connect(self._on_runs_changed)
+        state.run_info_changed.connect(self._on_run_info)
 
     # ------------------------------------------------------------------ building
 
@@ -345,29 +129,28 @@ class GradFlowPanel(QWidget):
         self.probe_placeholder.setFont(theme.font(1.3))
         self.probe_placeholder.setStyleSheet(f"color: {theme.PLACEHOLDER_INK};")
         # wrapped: an unwrapped sentence made its width the least the dock (and the tab group
-        # it shares with the softmax dock) could shrink to, ~820 px
+        # it shares with the softmax dock) could shrink to
         self.probe_placeholder.setWordWrap(True)
 
-        self.probe_plots = theme.RoomyLayoutWidget()  # three plots side by side: none cut off
+        # three plots side by side: none cut off
+        self.probe_plots = plotting.UnclippedLayoutWidget()
         self.probe_plots.setBackground(theme.PLOT_BACKGROUND)
-        self.probe_plot, self.probe_image = _heatmap_plot(
+        self.probe_plot, self.probe_image = heatmap_plot(
             self.probe_plots, 0, 0, left="loss at step t", bottom="source step k"
         )
         self.probe_plot.invertY(True)  # a matrix: row t = 0 at the top, lower triangle filled
         self.probe_plot.setTitle("‖∂L_t/∂H_k‖", size=f"{theme.BASE_POINT_SIZE}pt", color="#000")
         # characters while they fit, step numbers (0, 10, 20) once they would overlap
-        self._probe_x_ticks = theme.TickSource(
-            self.probe_plot.getAxis("bottom"), *theme.STEP_TICK_PX, numbers_when_crowded=True
+        self._probe_x_ticks = plotting.TickSource(
+            self.probe_plot.getAxis("bottom"), *plotting.STEP_TICK_PX, numbers_when_crowded=True
         )
-        self._probe_y_ticks = theme.TickSource(
+        self._probe_y_ticks = plotting.TickSource(
             self.probe_plot.getAxis("left"),
-            *theme.STEP_TICK_PX_VERTICAL,
+            *plotting.STEP_TICK_PX_VERTICAL,
             numbers_when_crowded=True,
         )
         self.probe_plot.getViewBox().sigResized.connect(self._refresh_probe_ticks)
-        self.probe_bar = _colour_bar(
-            self.probe_plots, 0, 1, PROBE_LOG_LEVELS, COLOURBAR_PROBE_LABEL
-        )
+        self.probe_bar = colour_bar(self.probe_plots, 0, 1, PROBE_LOG_LEVELS, COLOURBAR_PROBE_LABEL)
         self.row_marker = QGraphicsRectItem(0.0, 0.0, 1.0, 1.0)
         pen = QPen(pg.mkColor(theme.HIGHLIGHT))
         pen.setWidth(_ROW_PEN_WIDTH)
@@ -378,15 +161,15 @@ class GradFlowPanel(QWidget):
 
         self.distance_plot: pg.PlotItem = self.probe_plots.addPlot(row=0, col=2)
         self.distance_plot.setLogMode(x=False, y=True)
-        theme.style_plot(self.distance_plot, left="‖∂L_t/∂H_k‖", bottom="steps back t − k")
+        plotting.style_plot(self.distance_plot, left="‖∂L_t/∂H_k‖", bottom="steps back t − k")
         self.distance_plot.showGrid(x=True, y=True, alpha=0.3)
         # "(x0.001)" next to log ticks would make a student misread every tick
         self.distance_plot.getAxis("left").enableAutoSIPrefix(False)
         self.distance_plot.setTitle(
             "selected row t", size=f"{theme.BASE_POINT_SIZE}pt", color="#000"
         )
-        self.distance_curve = _log_curve(theme.CURSOR, name="‖∂L_t/∂H_{t−d}‖")
-        self.fit_curve = _log_curve(
+        self.distance_curve = log_curve(theme.CURSOR, name="‖∂L_t/∂H_{t−d}‖")
+        self.fit_curve = log_curve(
             theme.HIGHLIGHT, width=2.0, symbol=None, style=Qt.PenStyle.DashLine, name="fitted line"
         )
         self.distance_plot.addItem(self.distance_curve)
@@ -397,7 +180,7 @@ class GradFlowPanel(QWidget):
         layout.setColumnStretchFactor(2, 4)
 
         # its text changes with every probe and cursor move: it must not re-lay out the window
-        self.factor_label = theme.SteadyLabel(wrap=True)
+        self.factor_label = widgets.SteadyLabel(wrap=True)
         self.factor_label.setObjectName("gradflow_factor")
         self.factor_label.label().setFont(theme.font(1.25, bold=True))
         self.factor_label.setToolTip(
@@ -425,77 +208,20 @@ class GradFlowPanel(QWidget):
         return self.probe_stack
 
     def _build_training_tab(self) -> QWidget:
-        self.training_plots = pg.GraphicsLayoutWidget()
-        self.training_plots.setBackground(theme.PLOT_BACKGROUND)
-        # compact: this tab shares a dock's height between two plots, so no title (the
-        # colour bar and the note below say what it is) and no x label (the σ_max plot below
-        # shares the x axis and names it)
-        self.training_plot, self.training_image = _heatmap_plot(
-            self.training_plots, 0, 0, left="t in window"
-        )
-        self.training_plot.getViewBox().setToolTip(
-            f"‖∂L/∂H_t‖ for each position t of the num_steps window, over the last "
-            f"{self._training_capacity:,} optimizer steps (log colour scale)"
-        )
-        self.training_bar = _colour_bar(
-            self.training_plots, 0, 1, (-TRAINING_DECADES, 0.0), COLOURBAR_TRAINING_LABEL
-        )
-
-        # log y: σ_max near 1 and an exploding one at 10⁸ in the same view
-        self.sigma_plot: pg.PlotItem = self.training_plots.addPlot(
-            row=1, col=0, axisItems={"left": LogAxis("left")}
-        )
-        self.sigma_plot.setLogMode(x=False, y=True)
-        theme.style_plot(self.sigma_plot, left="σ_max", bottom="optimizer step")
-        self.sigma_plot.showGrid(x=True, y=True, alpha=0.3)
-        self.sigma_plot.setXLink(self.training_plot)  # one step is one x on both plots
-        self.sigma_plot.setAutoVisible(y=True)
-        self.sigma_plot.getViewBox().setToolTip(HELP_TEXT)
-        # several runs are named in the plot's title (a legend box would hide half of
+        page = TrainingPage()
+        # the page's items, as this panel's (the tests and the screenshots read them here)
+        self.training_plots = page.training_plots
+        self.training_plot, self.training_image = page.training_plot, page.training_image
+        self.training_bar = page.training_bar
+        self.sigma_plot, self.sigma_line = page.sigma_plot, page.sigma_line
+        self.sigma_anchor = page.sigma_anchor
+        self.run_combo, self.run_label = page.run_combo, page.run_label
+        self.training_note = page.training_note
+        # several runs are named in the σ_max plot's title (a legend box would hide half of
         # this short plot); one run needs no name
         self._sigma_key = ""
-        self.sigma_line = pg.InfiniteLine(
-            pos=0.0,  # log10(1): an InfiniteLine's position is in view units
-            angle=0,
-            pen=pg.mkPen(theme.MUTED, width=2, style=Qt.PenStyle.DashLine),
-            label="σ_max = 1",
-            labelOpts={"position": 0.05, "color": "#555555", "anchors": [(0, 1), (0, 1)]},
-        )
-        self.sigma_line.label.setFont(theme.font())
-        self.sigma_line.setZValue(-10)
-        self.sigma_plot.addItem(self.sigma_line)
-        # keeps y = 1 inside the auto range, so the σ_max = 1 line is always in view
-        self.sigma_anchor = pg.PlotDataItem(pen=None)
-        self.sigma_plot.addItem(self.sigma_anchor)
-        for plot in (self.training_plot, self.sigma_plot):
-            plot.getAxis("left").setWidth(theme.LEFT_AXIS_WIDTH)
-        layout = self.training_plots.ci.layout
-        layout.setRowStretchFactor(0, 1)
-        layout.setRowStretchFactor(1, 1)
-
-        self.run_combo = QComboBox()
-        self.run_combo.setObjectName("gradflow_run")
-        self.run_combo.setFont(theme.font())
-        self.run_combo.setToolTip("Which run the heatmap shows")
         self.run_combo.currentIndexChanged.connect(self._on_run_chosen)
-        self.training_note = QLabel(
-            "top: ‖∂L/∂H_t‖ per window position t; dark: it hardly gets there"
-        )
-        self.training_note.setFont(theme.font(0.95))
-        self.training_note.setWordWrap(True)
-        row = QHBoxLayout()
-        self.run_label = QLabel("heatmap of run:")
-        self.run_label.setFont(theme.font())
-        row.addWidget(self.run_label)
-        row.addWidget(self.run_combo)
-        row.addWidget(self.training_note, 1)
         self._update_run_combo()
-
-        page = QWidget()
-        page_layout = QVBoxLayout(page)
-        page_layout.setContentsMargins(0, 0, 0, 0)
-        page_layout.addWidget(self.training_plots, 1)
-        page_layout.addLayout(row)
         return page
 
     # ------------------------------------------------------------------ probe string
@@ -510,7 +236,7 @@ class GradFlowPanel(QWidget):
             self._probe_log = np.full((0, 0), np.nan)
             self.probe_image.clear()
             self._clear_row()
-            self.probe_placeholder.setText(_no_flow_text(result))
+            self.probe_placeholder.setText(no_flow_text(result))
             self.probe_stack.setCurrentWidget(self.probe_placeholder)
             return
         G = np.asarray(flow, dtype=np.float64)
@@ -531,13 +257,13 @@ class GradFlowPanel(QWidget):
         self._draw_row()
 
     def _fit_probe_span(self) -> None:
-        """The whole matrix in view, over theme.time_span steps; a zoom in is kept while the
+        """The whole matrix in view, over plotting.time_span steps; a zoom in is kept while the
         span stays."""
         if self._grad_flow is None:
             return
         view = self.probe_plot.getViewBox().boundingRect()
-        span = theme.time_span(len(self._grad_flow), min(view.width(), view.height()))
-        if theme.changed(self.probe_plot, "span", span):
+        span = plotting.time_span(len(self._grad_flow), min(view.width(), view.height()))
+        if plotting.changed(self.probe_plot, "span", span):
             self.probe_plot.setLimits(xMin=-0.5, xMax=span + 0.5, yMin=-0.5, yMax=span + 0.5)
             # explicit, not autorange: that measures every item's bounds at the next paint
             self.probe_plot.setRange(xRange=(0.0, span), yRange=(0.0, span), padding=0.02)
@@ -609,9 +335,9 @@ class GradFlowPanel(QWidget):
         keep = np.isfinite(values) & (values > 0)
         self._distance = (distance[keep], values[keep])
         self.distance_curve.setData(distance[keep], values[keep])
-        fitted = fit_log_line(distance, values)
+        fit = self._fit = fit_factor(row, distance, values)
         char = theme.display_char(self._chars[row])
-        theme.set_title(
+        plotting.set_title(
             self.distance_plot,
             f"row t = {row} ('{char}')",
             size=f"{theme.BASE_POINT_SIZE}pt",
@@ -619,149 +345,89 @@ class GradFlowPanel(QWidget):
         )
         self.row_note.setVisible(row != self._cursor)
         logs = np.log10(values[keep])
-        if fitted is None:
-            self._fit = None
+        if fit is None:
             self.fit_curve.setData([], [])
             self._fit_distance_range(distance[keep], logs)
             self._set_factor_colour("")
             self.factor_label.setText("fewer than 2 steps back to fit: move the cursor right")
             return
-        slope, intercept = fitted
-        self._fit = FactorFit(
-            row=row, slope_log10=slope, intercept_log10=intercept, points=int(keep.sum())
-        )
         span = distance[keep]
-        fit_logs = np.clip(intercept + slope * span, FIT_FLOOR_LOG10, -FIT_FLOOR_LOG10)
+        fit_logs = fit.line_log10(span)
         self.fit_curve.setData(span, 10.0**fit_logs)
         self._fit_distance_range(span, np.concatenate([logs, fit_logs]))
-        verdict = self._fit.verdict
         colour = {"vanishing": VANISHING_COLOUR, "exploding": EXPLODING_COLOUR}.get(
-            verdict, "#000000"
+            fit.verdict, "#000000"
         )
         self._set_factor_colour(f"color: {colour};")
-        self.factor_label.setText(
-            f"per-step factor {format_factor(self._fit.factor)} ({verdict})"
-            f"  ·  10 steps back ×{pow10(10 * slope):.2g}"
-        )
+        self.factor_label.setText(fit.text())
 
     def _fit_distance_range(self, distance: np.ndarray, logs: np.ndarray) -> None:
         """The distance plot's range, set only when it changes: x to the next of 10, 12, 15,
-        20, ... steps back (``theme.time_span``), y to whole decades around the curves (log10
+        20, ... steps back (``plotting.time_span``), y to whole decades around the curves (log10
         view units). Its autorange measured the curves' bounds and moved the axes at every
-        keystroke, a key at the end of the text being a new row (py-spy: ~10 % of a key's
-        samples; the panel alone, set and painted per key: 23 -> 6 ms of CPU)."""
+        keystroke, a key at the end of the text being a new row."""
         # at least 10 steps: a row near the start spans 0..1, with ticks 0.2, 0.4, ... crammed
         # into a plot a few characters wide
-        span = max(10, theme.time_span(int(distance.max()) + 1 if distance.size else 1, 0.0))
+        span = max(10, plotting.time_span(int(distance.max()) + 1 if distance.size else 1, 0.0))
         finite = logs[np.isfinite(logs)]
         lo, hi = (-1, 0)
         if finite.size:  # (a hair of slack: a fitted 10**0 is not a decade above 1)
             lo, hi = math.floor(finite.min() + 1e-6), math.ceil(finite.max() - 1e-6)
         hi = max(hi, lo + 1)
-        if theme.changed(self.distance_plot, "range", (span, lo, hi)):
+        if plotting.changed(self.distance_plot, "range", (span, lo, hi)):
             self.distance_plot.setRange(xRange=(0, span), yRange=(lo, hi), padding=0.03)
 
     def _set_factor_colour(self, style: str) -> None:
-        if theme.changed(self.factor_label, "style", style):  # a style sheet restyles
+        if plotting.changed(self.factor_label, "style", style):  # a style sheet restyles
             self.factor_label.label().setStyleSheet(style)
 
     # ------------------------------------------------------------------ training
 
-    def append(self, records: Sequence[StepRecord], run_id: int = 0) -> None:
-        """Take a batch of step records of run ``run_id`` (drawn at the next redraw())."""
-        if not records:
-            return
-        ring = self._rings.get(run_id)
-        for record in records:
-            flow = np.asarray(record.grad_flow, dtype=np.float64).ravel()
-            if flow.size:
-                last = None if ring is None else ring.last_step
-                # a new window size, or a step that goes back (rollback): a new picture
-                if (
-                    ring is None
-                    or ring.num_steps != flow.size
-                    or (last is not None and record.step <= last)
-                ):
-                    ring = _FlowRing(flow.size, self._training_capacity)
-                    self._rings[run_id] = ring
-                    if run_id == self._heatmap_run:
-                        self._training_top = None
-                ring.put(int(record.step), flow)
-        history = self._sigma.get(run_id)
-        if history is None:
-            history = self._sigma[run_id] = MetricHistory(capacity=SIGMA_CAPACITY)
-        history.append(records)
-        self._update_run_combo()
-        self._dirty = True
+    def _draw_key(self) -> tuple[object, ...]:
+        """What the training tab draws from: the histories, the heatmap's run, the runs' names."""
+        histories = self._state.histories
+        names = tuple(self.run_name(r) for r in histories.run_ids())
+        return histories.version(), self._heatmap_run, names
 
     @property
     def dirty(self) -> bool:
-        return self._dirty
+        """Whether the next redraw() would draw."""
+        return self._draw_key() != self._drawn
 
     def redraw(self) -> bool:
         """Draw the training views if something changed since the last draw; True if it drew."""
-        if not self._dirty:
+        if self._heatmap_run != MAIN_RUN and not self._state.histories.has(self._heatmap_run):
+            self._heatmap_run = MAIN_RUN  # its run was closed: back to the main run
+        key = self._draw_key()
+        if key == self._drawn:
             return False
-        self._dirty = False
+        self._drawn = key
+        self._update_run_combo()
         self._draw_training_heatmap()
         self._draw_sigma()
         return True
 
-    def clear(self, run_id: int | None = None) -> None:
-        """Forget the training data of every run (``run_id`` None, e.g. on RunInfo) or one run."""
-        ids = set(self._rings) | set(self._sigma) if run_id is None else {run_id}
-        for rid in ids:
-            self._rings.pop(rid, None)
-            self._sigma.pop(rid, None)
-            item = self._sigma_items.pop(rid, None)
-            if item is not None:
-                self.sigma_plot.removeItem(item)
-        if run_id is None or run_id == self._heatmap_run:
-            self._training_top = None
-        self._update_run_combo()
-        self._dirty = True
+    @Slot()
+    def _on_runs_changed(self) -> None:
         self.redraw()
 
-    def remove_run(self, run_id: int) -> None:
-        """A run was closed: its data, its name, and the heatmap back to the main run."""
-        self._labels.pop(run_id, None)
-        if run_id == self._heatmap_run and run_id != 0:
-            self._heatmap_run = 0
-        self.clear(run_id)
-
-    def set_run_label(self, run_id: int, label: str) -> None:
-        """Name a run in the σ_max key and the heatmap's run list ("" for the default)."""
-        if self._labels.get(run_id, "") == label:
-            return
-        self._labels[run_id] = label
-        self._update_run_combo(force=True)
-        self._dirty = True
+    @Slot(object)
+    def _on_run_info(self, _info: RunInfo) -> None:
+        self.redraw()
 
     def run_name(self, run_id: int) -> str:
-        return self._labels.get(run_id) or ("main" if run_id == 0 else f"run {run_id}")
+        return self._state.run_name(run_id)
 
-    def truncate_after(self, run_id: int, step: int) -> None:
-        """Forget a run's steps after ``step`` (a rollback abandoned them)."""
-        history = self._sigma.get(run_id)
-        if history is not None and len(history):
-            steps = history.recent(1)["step"]
-            if len(steps) and int(steps[-1]) > step:
-                history.truncate_after(step)
-                self._dirty = True
-        ring = self._rings.get(run_id)
-        if ring is not None and ring.last_step is not None and ring.last_step > step:
-            kept_steps, kept = ring.ordered()
-            fresh = _FlowRing(ring.num_steps, self._training_capacity)
-            for column in np.flatnonzero(kept_steps <= step):
-                fresh.put(int(kept_steps[column]), kept[:, column])
-            self._rings[run_id] = fresh
-            self._dirty = True
+    def run_ids(self) -> list[int]:
+        """The runs that have a history (0 is the main run)."""
+        return self._state.histories.run_ids()
 
     def set_heatmap_run(self, run_id: int) -> None:
+        """Which run's training flow the heatmap shows (drawn at the next redraw())."""
         self._heatmap_run = int(run_id)
         self._training_top = None
+        self._top_for = None
         self._update_run_combo()
-        self._dirty = True
 
     @Slot(int)
     def _on_run_chosen(self, index: int) -> None:
@@ -770,17 +436,23 @@ class GradFlowPanel(QWidget):
             self.set_heatmap_run(int(run_id))
             self.redraw()
 
-    def _update_run_combo(self, force: bool = False) -> None:
-        runs = sorted(set(self._rings) | {self._heatmap_run})
+    def _update_run_combo(self) -> None:
+        histories = self._state.histories
+        with_flow = {r for r in histories.run_ids() if histories.run(r).flow is not None}
+        runs = sorted(with_flow | {self._heatmap_run})
         several = len(runs) > 1
         self.run_combo.setVisible(several)
         self.run_label.setVisible(several)
-        current = [self.run_combo.itemData(i) for i in range(self.run_combo.count())]
-        if force or current != runs:
+        listed = [
+            (self.run_combo.itemData(i), self.run_combo.itemText(i))
+            for i in range(self.run_combo.count())
+        ]
+        wanted = [(rid, self.run_name(rid)) for rid in runs]
+        if listed != wanted:
             self.run_combo.blockSignals(True)
             self.run_combo.clear()
-            for rid in runs:
-                self.run_combo.addItem(self.run_name(rid), rid)
+            for rid, name in wanted:
+                self.run_combo.addItem(name, rid)
             self.run_combo.blockSignals(False)
         self.run_combo.setCurrentIndex(runs.index(self._heatmap_run))
 
@@ -789,12 +461,19 @@ class GradFlowPanel(QWidget):
         return (top - TRAINING_DECADES, top)
 
     def _draw_training_heatmap(self) -> None:
-        ring = self._rings.get(self._heatmap_run)
-        if ring is None or ring.count == 0:
+        histories, run_id = self._state.histories, self._heatmap_run
+        history = histories.run(run_id) if histories.has(run_id) else None
+        ring = None if history is None else history.flow
+        if history is None or ring is None or ring.count == 0:
+            self._training_top = self._top_for = None
             self._training_log = np.full((0, 0), np.nan)
             self._training_steps = np.empty(0, dtype=np.int64)
             self.training_image.clear()
             return
+        old = self._top_for
+        if old is None or old[0] != run_id or old[1] is not history or old[2] != ring.num_steps:
+            self._training_top = None  # a new run, or a new window size: a new picture
+        self._top_for = (run_id, history, ring.num_steps)
         steps, values = ring.ordered()
         logs = log10_masked(values)
         if np.isfinite(logs).any():
@@ -809,16 +488,21 @@ class GradFlowPanel(QWidget):
         self.training_image.setRect(
             QRectF(float(steps[0]), 0.0, float(len(steps)), float(ring.num_steps))
         )
-        theme.set_ticks(self.training_plot.getAxis("left"), theme.number_ticks(ring.num_steps, 4))
+        plotting.set_ticks(
+            self.training_plot.getAxis("left"), plotting.number_ticks(ring.num_steps, 4)
+        )
 
     def _draw_sigma(self) -> None:
+        ids = self.run_ids()
+        for gone in [r for r in self._sigma_items if r not in ids]:
+            self.sigma_plot.removeItem(self._sigma_items.pop(gone))
         x_lo, x_hi = math.inf, -math.inf
-        for run_id in self._sigma:
+        for run_id in ids:
             steps, sigma = self.sigma_curve_data(run_id)
             item = self._sigma_items.get(run_id)
             if item is None:
                 colour = theme.RUN_COLOURS[run_id % len(theme.RUN_COLOURS)]
-                item = _log_curve(colour, width=2.0, symbol=None)
+                item = log_curve(colour, width=2.0, symbol=None)
                 item.setDownsampling(auto=True, method="peak")
                 item.setClipToView(True)
                 self._sigma_items[run_id] = item
@@ -895,10 +579,10 @@ class GradFlowPanel(QWidget):
 
     def sigma_curve_data(self, run_id: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """(steps, σ_max) of a run, finite values only."""
-        history = self._sigma.get(run_id)
-        if history is None:
+        histories = self._state.histories
+        if not histories.has(run_id):  # (histories.run() would add an empty run)
             return np.empty(0), np.empty(0)
-        cols = history.columns()
+        cols = histories.metrics(run_id).columns()
         steps = np.asarray(cols["step"], dtype=np.float64)
         sigma = np.asarray(
             cols.get("w_hh_sigma_max", np.full(len(steps), np.nan)), dtype=np.float64
@@ -908,6 +592,3 @@ class GradFlowPanel(QWidget):
 
     def sigma_item(self, run_id: int = 0) -> pg.PlotDataItem:
         return self._sigma_items[run_id]
-
-    def run_ids(self) -> list[int]:
-        return sorted(set(self._rings) | set(self._sigma))

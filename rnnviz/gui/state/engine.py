@@ -6,7 +6,7 @@ down. The GUI talks to it through two multiprocessing queues:
 
     GUI thread --send(command)--> inbox --> engine process --> outbox --> EventReader (QThread)
                                                                           |  event Signal
-    GUI thread <-- EngineClient.event (Signal(object)) <-- _on_reader_event (GUI-thread slot)
+    GUI thread <-- EngineClient.received (Signal(object)) <-- _on_reader_event (GUI-thread slot)
 
 :class:`EventReader` is the only reader of the outbox. Its ``run()`` is a short loop (napari's
 ``status_checker``): wait for an event, emit it, check the stop flag. Parameter snapshots are
@@ -51,7 +51,7 @@ class EventReader(QThread):
     Runs in its own thread; emits every event through ``event`` (queued to the GUI thread).
     """
 
-    event = Signal(object)
+    received = Signal(object)
 
     def __init__(self, outbox: Any, process: Any, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -98,7 +98,7 @@ class EventReader(QThread):
                 continue
             if isinstance(item, Failure) and item.fatal:
                 self._stopping_engine.set()  # it said why it ends: no "died" on top of that
-            self.event.emit(item)
+            self.received.emit(item)
         self._drain()
 
     def _drain(self) -> None:
@@ -109,7 +109,7 @@ class EventReader(QThread):
             except (queue.Empty, EOFError, OSError, ValueError):
                 break
             if not isinstance(item, ParamSnapshot):
-                self.event.emit(item)
+                self.received.emit(item)
 
     def _emit_waiting_snapshot(self) -> None:
         with self._lock:
@@ -117,13 +117,13 @@ class EventReader(QThread):
                 return
             snapshot, self._snapshot_waiting = self._snapshot_waiting, None
             self._snapshot_in_flight = True
-        self.event.emit(snapshot)
+        self.received.emit(snapshot)
 
     def _report_exit(self) -> None:
         if self._stopping_engine.is_set() or self._stop.is_set():
             return
         code = self._process.exitcode
-        self.event.emit(
+        self.received.emit(
             EngineDied(
                 message=f"The training engine stopped unexpectedly (exit code {code}). "
                 "Press Reset (Ctrl+R) to start it again.",
@@ -139,17 +139,15 @@ class EngineClient(QObject):
     ``event`` carries every engine event (``rnnviz.core.messages``) in the GUI thread.
     """
 
-    event = Signal(object)
+    received = Signal(object)
     started = Signal()
 
     def __init__(
         self,
-        config: RunConfig,
         parent: QObject | None = None,
         target: Callable[..., None] | None = None,
     ) -> None:
         super().__init__(parent)
-        self._config = config
         self._target = target
         self._ctx = multiprocessing.get_context("spawn")
         self._process: Any = None
@@ -159,14 +157,6 @@ class EngineClient(QObject):
         self._dead = False
 
     # ---------------------------------------------------------------- state
-
-    @property
-    def config(self) -> RunConfig:
-        return self._config
-
-    def set_config(self, config: RunConfig) -> None:
-        """The config a restart uses (the window keeps it current with RunInfo)."""
-        self._config = config
 
     def is_running(self) -> bool:
         return self._process is not None and self._process.is_alive() and not self._dead
@@ -185,8 +175,9 @@ class EngineClient(QObject):
 
     # ---------------------------------------------------------------- lifecycle
 
-    def start(self) -> None:
-        """Spawn the engine process and the reader thread (after a previous one is gone)."""
+    def start(self, config: RunConfig) -> None:
+        """Spawn the engine process on ``config``, and the reader thread (after a previous
+        engine is gone)."""
         if self._process is not None:
             self.shutdown()
         target = self._target or _default_target()
@@ -194,23 +185,21 @@ class EngineClient(QObject):
         self._outbox = self._ctx.Queue()
         self._process = self._ctx.Process(
             target=target,
-            args=(self._inbox, self._outbox, self._config),
+            args=(self._inbox, self._outbox, config),
             name="rnnviz-engine",
             daemon=True,
         )
         self._process.start()
         self._dead = False
         self._reader = EventReader(self._outbox, self._process)
-        self._reader.event.connect(self._on_reader_event)
+        self._reader.received.connect(self._on_reader_event)
         self._reader.start()
         self.started.emit()
 
-    def restart(self, config: RunConfig | None = None) -> None:
-        """Start a fresh engine from ``config`` (default: the last known one)."""
-        if config is not None:
-            self._config = config
+    def restart(self, config: RunConfig) -> None:
+        """Start a fresh engine from ``config``."""
         self.shutdown()
-        self.start()
+        self.start(config)
 
     def send(self, command: Command) -> bool:
         """Queue a command for the engine; False if no engine runs (nothing is sent)."""
@@ -249,7 +238,7 @@ class EngineClient(QObject):
             reader.stop()
             reader.wait()  # never destroy a running QThread
             with contextlib.suppress(RuntimeError, TypeError):
-                reader.event.disconnect(self._on_reader_event)
+                reader.received.disconnect(self._on_reader_event)
             reader.deleteLater()
         for q in (self._inbox, self._outbox):
             if q is not None:
@@ -268,7 +257,7 @@ class EngineClient(QObject):
         if isinstance(item, Failure) and item.fatal:
             self._dead = True  # the engine ends after a fatal failure: restart to go on
         try:
-            self.event.emit(item)
+            self.received.emit(item)
         except Exception:  # pragma: no cover - a slot raised: report, keep the engine alive
             traceback.print_exc()
         if isinstance(item, ParamSnapshot) and reader is not None:

@@ -105,6 +105,7 @@ class ProbeWorker(QThread):
                 self._busy = True
                 self._running = request
                 self._cancel.clear()
+            assert request is not None  # the loop above waits for one
             try:
                 self._serve(request)
             finally:

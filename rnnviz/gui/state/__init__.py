@@ -1,0 +1,1 @@
+"""The GUI's state layer: QtCore only, no widgets, no pyqtgraph."""

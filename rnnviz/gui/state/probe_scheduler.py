@@ -1,0 +1,378 @@
+"""The probe scheduler: the probe text and the newest snapshot in, probe results out.
+
+It decides when to probe, on which model, and where: inline on the GUI thread (keystrokes,
+small probes, anything while paused) or on the probe thread (large re-probes while training).
+
+* A keystroke is answered at once on the model already on screen: a ``core.probe.Prober``
+  recomputes only the steps after the first changed character, so a key typed at the end
+  costs one forward step and one row of the gradient flow.
+* A new snapshot while training is re-probed at most every ``min_interval_s`` (longer when
+  the probe is slow, so re-probing never takes most of a core), and not while the user types:
+  a re-probe computing when a key comes holds the key back, since both threads share the GIL
+  and the one core the engine leaves. The model on screen is never older than
+  ``max_stale_s`` meanwhile.
+* A re-probe larger than ``inline_work`` multiply-adds, or an edit larger than
+  ``key_thread_work`` (a long paste), runs on the probe thread so the window stays live. A
+  newer text cancels a re-probe there; an edit there goes on (keys typed meanwhile wait for it
+  and then reuse what it computed).
+
+The clock is injectable, so the scheduling rules are tested with a fake clock and no engine.
+QtCore only.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
+
+from rnnviz.core.messages import ParamSnapshot
+from rnnviz.gui.state.probe_worker import ProbeRequest, ProbeWorker
+
+
+@dataclass(frozen=True)
+class ProbeTiming:
+    """The scheduler's constants (see the module doc for what each one trades)."""
+
+    min_interval_s: float = 0.25  # while training: at most ~4 re-probes per second
+    cost_factor: float = 4.0  # ... and at most a quarter of the time probing
+    inline_work: int = 20_000_000  # multiply-adds: a re-probe above this goes to the thread
+    key_thread_work: int = 2_000_000_000  # an edit above this goes to the thread
+    two_threads_work: int = 100_000_000  # while paused, a probe above this uses both cores
+    typing_priority_s: float = 0.04  # after a key, metric panels wait this long to redraw
+    typing_quiet_s: float = 0.4  # a re-probe waits for a pause in the typing this long
+    max_stale_s: float = 2.0  # ... but the model on screen is never older than this
+    typing_metric_interval_s: float = 0.25  # while typing, a metric panel redraws this often
+
+
+PAUSED_THREADS = min(2, os.cpu_count() or 1)
+
+_torch_threads = 0  # what this process last set (0: not yet)
+
+
+def use_torch_threads(n: int) -> None:
+    """One torch thread while the engine trains on the other core (a second OpenMP thread here
+    waits on it at every op); both cores while paused."""
+    global _torch_threads
+    if n != _torch_threads:
+        import torch
+
+        torch.set_num_threads(n)
+        _torch_threads = n
+
+
+@dataclass(frozen=True)
+class ProbeTag:
+    """The scheduler's note on a request: how to show the answer, and the model, vocabulary
+    and snapshot it came from (the step view recomputes a step on the same model)."""
+
+    staggered: bool
+    keystroke: bool
+    model: Any
+    vocab: Any
+    snapshot: ParamSnapshot | None
+
+
+@dataclass(frozen=True)
+class ShownProbe:
+    """A probe result as shown, with what it was computed on."""
+
+    result: Any  # core.probe.ProbeResult, or None for an empty text
+    model: Any
+    vocab: Any
+    snapshot: ParamSnapshot | None
+    staggered: bool = False
+
+
+class ProbeScheduler(QObject):
+    """Probes ``text`` on ``snapshot`` when and where the rules in the module doc say."""
+
+    shown = Signal(object)  # ShownProbe: a new result to show
+    failed = Signal(str)  # why a probe failed
+
+    def __init__(
+        self,
+        parent: QObject | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        timing: ProbeTiming | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.clock = clock
+        self.timing = timing or ProbeTiming()
+        self._text = ""
+        self._snapshot: ParamSnapshot | None = None
+        self._training = False
+        self._grad_flow_wanted = False
+        # the model keystrokes are probed on, and its Prober (which keeps the unchanged prefix)
+        self._prober: Any = None
+        self._model: Any = None
+        self._vocab: Any = None
+        self._model_snapshot: ParamSnapshot | None = None
+        self._shown: ShownProbe | None = None
+        self.error = ""
+        self._ticket = 0  # of the last request
+        self._shown_ticket = 0  # of the result on screen
+        self._reprobe_cost_s = 0.0  # what the last whole-text probe took
+        self._last_probe_time = -float("inf")
+        self.last_key_time = -float("inf")
+        self.typing_until = -float("inf")  # until then metric panels leave the loop to typing
+        self._stopped = False
+        self.worker = ProbeWorker(self)
+        self.worker.done.connect(self._on_worker_done)
+        self._soon = QTimer(self)  # keystrokes of one pass of the event loop: one probe
+        self._soon.setSingleShot(True)
+        self._soon.setInterval(0)
+        self._soon.timeout.connect(self._on_soon)
+        self._throttle = QTimer(self)
+        self._throttle.setSingleShot(True)
+        self._throttle.timeout.connect(self._on_throttle)
+
+    # ---------------------------------------------------------------- inputs
+
+    @property
+    def text(self) -> str:
+        return self._text
+
+    @property
+    def current(self) -> ShownProbe | None:
+        """The probe on screen."""
+        return self._shown
+
+    @property
+    def throttled(self) -> bool:
+        """A re-probe on a newer snapshot is waiting."""
+        return self._throttle.isActive()
+
+    @property
+    def pending(self) -> bool:
+        """A keystroke's probe is due in this pass of the event loop."""
+        return self._soon.isActive()
+
+    def set_training(self, training: bool) -> None:
+        self._training = training
+
+    @property
+    def grad_flow_wanted(self) -> bool:
+        return self._grad_flow_wanted
+
+    def set_grad_flow_wanted(self, wanted: bool) -> None:
+        """The gradient-flow matrix is on screen: probe with it (a hidden one costs nothing)."""
+        self._grad_flow_wanted = bool(wanted)
+        result = None if self._shown is None else self._shown.result
+        if wanted and result is not None and getattr(result, "grad_flow", None) is None:
+            self.probe()  # the shown probe was made without it
+
+    def with_grad_flow(self) -> bool:
+        if not self._grad_flow_wanted:
+            return False
+        from rnnviz.core.probe import MAX_GRAD_FLOW_CHARS  # torch loads after the window
+
+        return len(self._text) <= MAX_GRAD_FLOW_CHARS
+
+    def text_edited(self, text: str) -> None:
+        """A key in the probe text: answered in this pass of the event loop."""
+        now = self.clock()
+        self._text = text
+        self.typing_until = now + self.timing.typing_priority_s
+        self.last_key_time = now
+        # a re-probe computing for the text before this key: stop it now, so it stops
+        # competing with this key (an edit's own probe there goes on: this key reuses it)
+        if not self._worker_has_edit():
+            self.worker.cancel()
+        self._soon.start()
+
+    def set_text(self, text: str) -> None:
+        """A text set by the program (a lesson, a restored session): probed now."""
+        self._text = text
+        self.probe()
+
+    def snapshot_arrived(self, snapshot: ParamSnapshot | None) -> None:
+        self._snapshot = snapshot
+        if snapshot is None:
+            return
+        if not self._training:
+            self.probe()
+            return
+        wait = self.reprobe_wait()
+        if wait <= 0:
+            self.probe(staggered=True)
+        elif not self._throttle.isActive():
+            self._throttle.start(int(wait * 1000) + 1)
+
+    # ---------------------------------------------------------------- the rules
+
+    def reprobe_interval(self) -> float:
+        return max(self.timing.min_interval_s, self.timing.cost_factor * self._reprobe_cost_s)
+
+    def reprobe_wait(self) -> float:
+        """Seconds until a re-probe on a new snapshot may start while training (<= 0: now)."""
+        now = self.clock()
+        since_probe = now - self._last_probe_time
+        wait = self.reprobe_interval() - since_probe
+        if since_probe < self.timing.max_stale_s:
+            wait = max(wait, self.timing.typing_quiet_s - (now - self.last_key_time))
+        return wait
+
+    def typing(self) -> bool:
+        """The user typed within the quiet interval (metric panels redraw less often)."""
+        return self.clock() - self.last_key_time < self.timing.typing_quiet_s
+
+    def _worker_has_edit(self) -> bool:
+        """The probe thread computes (or is about to) an edit's probe."""
+        request = self.worker.current()
+        return request is not None and request.tag.keystroke and request.ticket > self._shown_ticket
+
+    # ---------------------------------------------------------------- probing
+
+    @Slot()
+    def _on_soon(self) -> None:
+        self.probe(keystroke=True)
+
+    @Slot()
+    def _on_throttle(self) -> None:
+        if self._training:
+            wait = self.reprobe_wait()
+            if wait > 0:  # typing: the re-probe waits for a pause
+                self._throttle.start(int(wait * 1000) + 1)
+                return
+        self.probe(staggered=self._training)
+
+    def probe(self, staggered: bool = False, keystroke: bool = False) -> None:
+        """Probe the text now (inline or on the probe thread)."""
+        self._soon.stop()
+        snapshot, text = self._snapshot, self._text
+        if snapshot is None or self._worker_has_edit():
+            return  # (the worker's answer probes again from its cache: _on_worker_done)
+        self._ticket += 1
+        if not text:
+            self._shown_ticket = self._ticket
+            self._show(ShownProbe(None, None, None, snapshot))
+            return
+        keep_model = (
+            keystroke
+            and self._training
+            and self._prober is not None
+            and self._model_snapshot is not None
+            and self._model_snapshot.config.model == snapshot.config.model
+            and self._vocab.tokens == snapshot.vocab_tokens
+        )
+        if keep_model and self._model_snapshot is not snapshot:
+            if not self._throttle.isActive():  # the newer snapshot follows shortly
+                self._throttle.start(max(1, int(self.reprobe_wait() * 1000) + 1))
+        else:
+            self._throttle.stop()
+            self._last_probe_time = self.clock()
+        with_grad_flow = self.with_grad_flow()
+        try:
+            use_torch_threads(1)
+            from rnnviz.core.probe import Prober, model_from_params
+            from rnnviz.core.vocab import Vocab
+
+            new_prober = None
+            # the model is rebuilt once per snapshot (identity: a reset's step-0 snapshot is
+            # a new one with the same step); typing re-probes the same model
+            if self._model_snapshot is not snapshot and not keep_model:
+                vocab = self._vocab
+                if vocab is None or vocab.tokens != snapshot.vocab_tokens:
+                    vocab = Vocab(snapshot.vocab_tokens)
+                model = model_from_params(
+                    snapshot.config.model, len(snapshot.vocab_tokens), dict(snapshot.params)
+                )
+                new_prober = Prober(model, vocab)
+                tag = ProbeTag(staggered, keystroke, model, vocab, snapshot)
+            else:
+                tag = ProbeTag(staggered, keystroke, self._model, self._vocab, self._model_snapshot)
+            work = sum((new_prober or self._prober).work(text, with_grad_flow))
+            threshold = self.timing.key_thread_work if keystroke else self.timing.inline_work
+            if self._training and work > threshold:
+                # a re-probe on a new snapshot gets a new Prober (keystrokes keep the one
+                # here); a large edit takes this Prober and its cache along
+                if new_prober is not None:
+                    prober = new_prober
+                elif keystroke:
+                    prober = self._prober
+                else:
+                    prober = Prober(tag.model, tag.vocab)
+                self.worker.submit(ProbeRequest(self._ticket, prober, text, with_grad_flow, tag))
+                return
+            self.worker.cancel()  # whatever it computes is older than this answer
+            if new_prober is not None:
+                self._adopt(new_prober, tag)
+            if not self._training and work > self.timing.two_threads_work:
+                use_torch_threads(PAUSED_THREADS)
+            started = time.perf_counter()
+            result = self._prober.probe(text, with_grad_flow=with_grad_flow)
+        except Exception as exc:  # a probe must never take the window down
+            self._fail(f"{type(exc).__name__}: {exc}")
+            return
+        request = ProbeRequest(self._ticket, self._prober, text, with_grad_flow, tag)
+        self._on_worker_done(request, result, "", time.perf_counter() - started)
+
+    def _adopt(self, prober: Any, tag: ProbeTag) -> None:
+        """From now on keystrokes probe with ``prober`` (its model and snapshot)."""
+        self._prober = prober
+        self._model, self._vocab = tag.model, tag.vocab
+        self._model_snapshot = tag.snapshot
+
+    def _fail(self, message: str) -> None:
+        self.error = message
+        self.failed.emit(message)
+
+    @Slot(object, object, str, float)
+    def _on_worker_done(
+        self, request: ProbeRequest, result: Any, error: str, seconds: float
+    ) -> None:
+        """A probe's answer, computed here or on the probe thread."""
+        tag: ProbeTag = request.tag
+        if seconds > 0 and request.prober.reused_steps == 0:  # a whole text: a re-probe's cost
+            self._reprobe_cost_s = seconds
+        if request.ticket < self._shown_ticket:
+            return  # a newer result is on screen already
+        if error:
+            self._fail(error)
+            return
+        if request.prober is not self._prober:  # from the probe thread: its model is newer
+            self._adopt(request.prober, tag)
+        self.error = ""
+        self._shown_ticket = request.ticket
+        self._show(ShownProbe(result, tag.model, tag.vocab, tag.snapshot, tag.staggered))
+        # typed on while the thread computed, or paused meanwhile with a newer model than the
+        # one this answer came from (the probes it held back were not made)
+        newer_model = not self._training and tag.snapshot is not self._snapshot
+        if result.text != self._text or newer_model:
+            self._soon.start()
+
+    def _show(self, shown: ShownProbe) -> None:
+        self._shown = shown
+        self.shown.emit(shown)
+
+    # ---------------------------------------------------------------- the step view
+
+    def step_detail(self, t: int) -> tuple[Any, str]:
+        """``core.probe.step_detail`` of the shown probe at step ``t``: (detail, "") or
+        (None, why there is none)."""
+        shown = self._shown
+        if shown is None or shown.result is None or shown.model is None:
+            return None, ""
+        if getattr(shown.result, "kind", "fast") not in ("scratch", "fast"):
+            return None, "gated"
+        try:
+            from rnnviz.core.probe import step_detail
+
+            return step_detail(shown.model, shown.vocab, shown.result.text, t), ""
+        except Exception as exc:  # like a probe: never take the window down
+            return None, f"Step view failed: {exc}"
+
+    def stop(self) -> None:
+        """Stop the timers and the probe thread (idempotent)."""
+        self._soon.stop()
+        self._throttle.stop()
+        if not self._stopped:  # an answer that comes after stop is no news
+            self._stopped = True
+            self.worker.done.disconnect(self._on_worker_done)
+        self.worker.stop()

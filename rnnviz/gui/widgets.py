@@ -1,0 +1,127 @@
+"""Small Qt widgets shared by the panels and the window."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from PySide6.QtCore import QEvent, QSize
+from PySide6.QtWidgets import QDoubleSpinBox, QLabel, QSizePolicy, QWidget
+
+
+class SteadyLabel(QWidget):
+    """A label for a value that changes many times a second (a step count, a clip rate, a
+    probe's readout), whose new text does not re-lay out the window.
+
+    ``QLabel.setText`` asks its parent layout to re-lay out, and the request travels up every
+    layout to the main window's, which re-lays out every dock (Qt even makes a geometry
+    animation per dock each time): 44 times a second while training, measured with an event
+    filter. This widget holds the QLabel without a layout, so the request stops here; it asks
+    its own layout for room only when a text needs more height, or more width than any before
+    it. ``shrink``: the layout may make it narrower than its text (the text is then cut).
+    ``wrap``: word-wrapped; its height follows the text at the width it has.
+    """
+
+    def __init__(
+        self,
+        text: str = "",
+        parent: QWidget | None = None,
+        *,
+        shrink: bool = False,
+        wrap: bool = False,
+    ) -> None:
+        super().__init__(parent)
+        self._label = QLabel(text, self)
+        self._label.setWordWrap(wrap)
+        self._shrink = shrink or wrap
+        self._hint = QSize(0, 0)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+
+    def label(self) -> QLabel:
+        """The QLabel inside (its font, text format, style)."""
+        return self._label
+
+    def text(self) -> str:
+        return self._label.text()
+
+    def setText(self, text: str) -> None:  # noqa: N802 - QLabel's name
+        self._label.setText(text)
+        # here, not only on the label's LayoutRequest: a hidden widget posts none, and the
+        # layout would keep the size it cached for the old text
+        self._relayout_if_needed()
+
+    def setToolTip(self, text: str) -> None:  # noqa: N802 - QWidget's name
+        super().setToolTip(text)
+        self._label.setToolTip(text)
+
+    def _wanted(self) -> QSize:
+        hint = self._label.sizeHint()
+        height = hint.height()
+        if self._label.wordWrap():
+            at = self.width() if self.width() > 1 else hint.width()
+            height = self._label.heightForWidth(at)
+            height = height if height > 0 else hint.height()
+        return QSize(max(hint.width(), self._hint.width()), height)  # width: grows only
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        self._hint = self._wanted()
+        return QSize(self._hint)
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        hint = self.sizeHint()
+        return QSize(0 if self._shrink else hint.width(), hint.height())
+
+    def _relayout_if_needed(self) -> None:
+        if self._wanted() != self._hint:
+            self.updateGeometry()  # the layout asks sizeHint again
+
+    def event(self, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.LayoutRequest:  # the label's text or font changed
+            self._relayout_if_needed()
+            return True
+        return super().event(event)
+
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+        self._label.setGeometry(self.rect())
+        super().resizeEvent(event)
+        if self._label.wordWrap():
+            self._relayout_if_needed()  # a new width: another height
+
+
+class LogSpinBox(QDoubleSpinBox):
+    """A spin box that steps through 1-2-5 (learning rates, θ) and shows values as ``%g``."""
+
+    def __init__(self, minimum: float, maximum: float, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setDecimals(6)
+        self.setRange(minimum, maximum)
+        self.setKeyboardTracking(False)
+
+    def stepBy(self, steps: int) -> None:  # noqa: N802 - Qt override
+        value = self.value()
+        for _ in range(abs(steps)):
+            value = next_125(value, steps > 0)
+        self.setValue(min(max(value, self.minimum()), self.maximum()))
+
+    def textFromValue(self, value: float) -> str:  # noqa: N802 - Qt override
+        return f"{value:g}"
+
+    def valueFromText(self, text: str) -> float:  # noqa: N802 - Qt override
+        try:
+            return float(text)
+        except ValueError:
+            return self.value()
+
+
+def next_125(value: float, up: bool) -> float:
+    """The next value of the 1-2-5 series (…, 0.1, 0.2, 0.5, 1, 2, 5, …) above or below."""
+    if value <= 0 or not math.isfinite(value):
+        return 1.0
+    exponent = math.floor(math.log10(value))
+    candidates = sorted(
+        m * 10.0**e for e in (exponent - 1, exponent, exponent + 1) for m in (1.0, 2.0, 5.0)
+    )
+    eps = value * 1e-9
+    if up:
+        return next(c for c in candidates if c > value + eps)
+    return next(c for c in reversed(candidates) if c < value - eps)

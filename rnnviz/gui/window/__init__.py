@@ -1,0 +1,1 @@
+"""The main window: building, wiring and shutting down; docks, actions, banner, status bar."""

@@ -1,0 +1,161 @@
+"""The window's actions, declared once as data: the menus, the shortcuts and the F1 list are
+all made from this table (as napari's ``_qapp_model/qactions`` declares its actions)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QMainWindow, QMenu
+
+Keys = tuple[str | QKeySequence.StandardKey, ...]
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    name: str  # objectName, and the handler's key
+    text: str
+    keys: Keys = ()
+    tip: str = ""
+    checkable: bool = False
+
+
+_STD = QKeySequence.StandardKey
+
+ACTIONS: tuple[ActionSpec, ...] = (
+    ActionSpec("act_play", "Play / Pause", ("Space",), "Start or pause training"),
+    ActionSpec(
+        "act_step", "Step one minibatch", ("Right",), "Train exactly one minibatch, then pause"
+    ),
+    ActionSpec(
+        "act_reset", "Reset", ("Ctrl+R",), "Back to the initial parameters (same seed, same init)"
+    ),
+    ActionSpec(
+        "act_compare",
+        "Compare run…",
+        ("Ctrl+K",),
+        "Train another run from the same start with one setting changed, and plot both",
+    ),
+    ActionSpec(
+        "act_rollback",
+        "Roll back to the last good step",
+        ("Ctrl+Z",),
+        "After a divergence: restore the newest good snapshot before it, then pause",
+    ),
+    ActionSpec(
+        "act_prev",
+        "Previous time step",
+        ("Alt+Left", "Ctrl+Left"),
+        "Move the time-step cursor one character left",
+    ),
+    ActionSpec(
+        "act_next",
+        "Next time step",
+        ("Alt+Right", "Ctrl+Right"),
+        "Move the time-step cursor one character right",
+    ),
+    ActionSpec(
+        "act_first", "First time step", ("Home",), "Time-step cursor to the first character"
+    ),
+    ActionSpec("act_last", "Last time step", ("End",), "Time-step cursor to the last character"),
+    ActionSpec(
+        "act_open_corpus", "Open corpus…", (_STD.Open,), "Train on a text file (resets training)"
+    ),
+    ActionSpec(
+        "act_save", "Save checkpoint…", (_STD.Save,), "Save model, optimizer and data position"
+    ),
+    ActionSpec(
+        "act_load", "Load checkpoint…", ("Ctrl+Shift+O",), "Continue from a saved checkpoint"
+    ),
+    ActionSpec("act_export", "Export metrics CSV…", (), "Every plotted number, one row per step"),
+    ActionSpec("act_quit", "Quit", ("Ctrl+Q",), "Stop training and quit"),
+    ActionSpec("act_fullscreen", "Full screen", ("F11",), "Full screen for the lecture hall", True),
+    ActionSpec("act_reset_layout", "Reset layout", (), "Every panel back to its default place"),
+    ActionSpec("act_shortcuts", "Keyboard shortcuts", ("F1",), "List every keyboard shortcut"),
+    ActionSpec("act_about", "About rnnviz"),
+    ActionSpec("act_dismiss", "Dismiss message", ("Esc",), "Hide the message banner"),
+)
+
+# menu title -> action names (None: a separator); "docks" stands for each dock's toggle
+MENUS: tuple[tuple[str, tuple[str | None, ...]], ...] = (
+    (
+        "&File",
+        ("act_open_corpus", None, "act_save", "act_load", None, "act_export", None, "act_quit"),
+    ),
+    (
+        "&Training",
+        (
+            "act_play",
+            "act_step",
+            "act_reset",
+            "act_rollback",
+            None,
+            "act_compare",
+            None,
+            "act_prev",
+            "act_next",
+            "act_first",
+            "act_last",
+        ),
+    ),
+    ("&View", ("docks", None, "act_fullscreen", "act_reset_layout")),
+    ("&Help", ("act_shortcuts", "act_about")),
+)
+
+# keys that are not actions but that the shortcuts dialog lists
+EXTRA_KEYS: tuple[tuple[str, str], ...] = (
+    ("click a row of the hidden-state heatmap", "trace that unit; colour the text by it"),
+    ("click a character of the probe text", "move the time cursor there"),
+)
+
+
+def build_actions(
+    window: QMainWindow, handlers: Mapping[str, Callable[[], object]]
+) -> dict[str, QAction]:
+    """One QAction per spec, on the window (shortcuts work while the menu bar is hidden)."""
+    actions: dict[str, QAction] = {}
+    for spec in ACTIONS:
+        action = QAction(spec.text, window)
+        action.setObjectName(spec.name)
+        action.setShortcuts([QKeySequence(k) for k in spec.keys])
+        action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        if spec.tip:
+            action.setToolTip(spec.tip)
+            action.setStatusTip(spec.tip)
+        action.setCheckable(spec.checkable)
+        action.triggered.connect(handlers[spec.name])
+        window.addAction(action)
+        actions[spec.name] = action
+    return actions
+
+
+def build_menus(
+    window: QMainWindow, actions: Mapping[str, QAction], dock_toggles: list[QAction]
+) -> dict[str, QMenu]:
+    menus: dict[str, QMenu] = {}
+    for title, names in MENUS:
+        menu = window.menuBar().addMenu(title)
+        for name in names:
+            if name is None:
+                menu.addSeparator()
+            elif name == "docks":
+                for toggle in dock_toggles:
+                    menu.addAction(toggle)
+            else:
+                menu.addAction(actions[name])
+        menus[title] = menu
+    return menus
+
+
+def shortcut_rows(actions: Mapping[str, QAction]) -> list[tuple[str, str]]:
+    """(keys, what they do) for the F1 list, from the same table."""
+    rows = []
+    for spec in ACTIONS:
+        action = actions[spec.name]
+        keys = [k.toString(QKeySequence.SequenceFormat.NativeText) for k in action.shortcuts()]
+        if keys:
+            what = f"{spec.text}: {spec.tip}" if spec.tip and spec.tip != spec.text else spec.text
+            rows.append((" or ".join(keys), what))
+    return rows + list(EXTRA_KEYS)

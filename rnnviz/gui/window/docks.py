@@ -1,0 +1,136 @@
+"""The dock table and the default layouts: three rows on a tall window, two on a short one.
+
+Below COMPACT_HEIGHT the default layout has two rows of plots, not three: the probe text on
+top, then one tab group a column (curves | hidden states, grad norms | softmax | gradient flow |
+step view). Three rows in 768 px squashed every plot to ~100 px.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QDockWidget, QMainWindow, QTabWidget, QWidget
+
+DOCKS: tuple[tuple[str, str], ...] = (
+    ("dock_controls", "Controls"),
+    ("dock_curves", "Training curves"),
+    ("dock_gradnorms", "Gradient norms"),
+    ("dock_probe_text", "Probe text"),
+    ("dock_hidden", "Hidden states"),
+    ("dock_softmax", "Softmax"),
+    ("dock_gradflow", "Gradient flow"),
+    ("dock_stepview", "Step view"),
+)
+LAYOUT_VERSION = 2  # 2: the gradient-flow and step-view docks
+DEFAULT_SIZE = (1600, 1000)  # the first window size, shrunk to fit a smaller screen
+COMPACT_HEIGHT = 900
+
+
+def first_size(available: tuple[int, int] | None) -> tuple[int, int]:
+    """DEFAULT_SIZE, or the screen's available size where that is smaller (a 1366x768 laptop
+    or a 1280x720 projector: a 1600x1000 window would hang off it)."""
+    if available is None:
+        return DEFAULT_SIZE
+    return (min(DEFAULT_SIZE[0], available[0]), min(DEFAULT_SIZE[1], available[1]))
+
+
+def available_screen() -> tuple[int, int] | None:
+    """The primary screen's room for windows; None on the offscreen platform, whose fixed
+    800x600 "screen" is no real one (screenshots, the bench and tests size their windows)."""
+    from PySide6.QtGui import QGuiApplication
+
+    screen = QGuiApplication.primaryScreen()
+    if screen is None or QGuiApplication.platformName() == "offscreen":
+        return None
+    room = screen.availableGeometry()
+    return (room.width(), room.height())
+
+
+def build_docks(window: QMainWindow, widgets: dict[str, QWidget]) -> dict[str, QDockWidget]:
+    docks: dict[str, QDockWidget] = {}
+    for name, title in DOCKS:
+        dock = QDockWidget(title, window)
+        dock.setObjectName(name)
+        # an opaque panel: a label inside it that changes is repainted from the panel's
+        # background, not from the dock's frame and the window's
+        widgets[name].setAutoFillBackground(True)
+        dock.setWidget(widgets[name])
+        dock.setFeatures(
+            QDockWidget.DockWidgetFeature.DockWidgetMovable
+            | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+            | QDockWidget.DockWidgetFeature.DockWidgetClosable
+        )
+        docks[name] = dock
+    window.setCentralWidget(None)  # type: ignore[arg-type]  # Qt takes None: the docks fill it
+    # tabs of tabbed docks above them, where a reader looks first
+    window.setTabPosition(Qt.DockWidgetArea.AllDockWidgetAreas, QTabWidget.TabPosition.North)
+    return docks
+
+
+def apply_default_layout(window: QMainWindow, d: dict[str, QDockWidget]) -> bool:
+    """Controls left; curves + grad norms top; probe text middle; hidden + softmax bottom,
+    with the gradient flow and the step view as tabs behind the softmax. Returns whether the
+    compact (two-row) layout was chosen.
+
+    Everything but the controls is nested in the right dock area. (With top and bottom
+    areas and no central widget, Qt's dock layout widens the left column by a separator's
+    width on every relayout: the controls crept across the window.)
+    """
+    for dock in d.values():
+        dock.setFloating(False)
+        dock.show()
+    area = Qt.DockWidgetArea
+    window.addDockWidget(area.LeftDockWidgetArea, d["dock_controls"])
+    if window.height() < COMPACT_HEIGHT:
+        window.addDockWidget(area.RightDockWidgetArea, d["dock_probe_text"])
+        window.splitDockWidget(d["dock_probe_text"], d["dock_curves"], Qt.Orientation.Vertical)
+        window.splitDockWidget(d["dock_curves"], d["dock_gradnorms"], Qt.Orientation.Horizontal)
+        for first, then in (
+            ("curves", "hidden"),
+            ("gradnorms", "softmax"),
+            ("softmax", "gradflow"),
+            ("gradflow", "stepview"),
+        ):
+            window.tabifyDockWidget(d[f"dock_{first}"], d[f"dock_{then}"])
+        d["dock_curves"].raise_()  # what training shows first, beside the predictions
+        d["dock_softmax"].raise_()
+        return True
+    window.addDockWidget(area.RightDockWidgetArea, d["dock_curves"])
+    window.splitDockWidget(d["dock_curves"], d["dock_probe_text"], Qt.Orientation.Vertical)
+    window.splitDockWidget(d["dock_probe_text"], d["dock_hidden"], Qt.Orientation.Vertical)
+    window.splitDockWidget(d["dock_curves"], d["dock_gradnorms"], Qt.Orientation.Horizontal)
+    window.splitDockWidget(d["dock_hidden"], d["dock_softmax"], Qt.Orientation.Horizontal)
+    # one tab group: a second one made here leaves a stray copy of its tab bar drawn over the
+    # other docks (Qt 6.11)
+    window.tabifyDockWidget(d["dock_softmax"], d["dock_gradflow"])
+    window.tabifyDockWidget(d["dock_gradflow"], d["dock_stepview"])
+    d["dock_softmax"].raise_()
+    return False
+
+
+def size_default_docks(
+    window: QMainWindow, d: dict[str, QDockWidget], controls_width: int, compact: bool
+) -> None:
+    """Default dock sizes for the window's size (Qt applies them once the window shows)."""
+    width, height = window.width(), window.height()
+    # as wide as the controls want (no horizontal scroll bar), within reason
+    controls_w = max(260, min(controls_width + 24, 360, int(width * 0.25)))
+    plots_w = width - controls_w
+    window.resizeDocks([d["dock_controls"]], [controls_w], Qt.Orientation.Horizontal)
+    half = [plots_w // 2, plots_w - plots_w // 2]
+    window.resizeDocks([d["dock_curves"], d["dock_gradnorms"]], half, Qt.Orientation.Horizontal)
+    if compact:
+        probe_h = 230  # the characters and two rows of the top-k under them
+        window.resizeDocks(
+            [d["dock_probe_text"], d["dock_curves"]],
+            [probe_h, height - probe_h],
+            Qt.Orientation.Vertical,
+        )
+        return
+    window.resizeDocks([d["dock_hidden"], d["dock_softmax"]], half, Qt.Orientation.Horizontal)
+    probe_h = 290  # room for all top-5 rows under the characters
+    top_h = int((height - probe_h) * 0.45)
+    window.resizeDocks(
+        [d["dock_curves"], d["dock_probe_text"], d["dock_hidden"]],
+        [top_h, probe_h, height - probe_h - top_h],
+        Qt.Orientation.Vertical,
+    )

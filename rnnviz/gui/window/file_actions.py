@@ -1,0 +1,79 @@
+"""File ▸ Open corpus, Save and Load checkpoint, Export metrics: the dialogs, then the intent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject, Slot
+from PySide6.QtWidgets import QFileDialog
+
+from rnnviz.gui.state.app_state import MAIN_RUN
+
+if TYPE_CHECKING:
+    from rnnviz.gui.window.main_window import MainWindow
+
+
+class FileActions(QObject):
+    """Asks for a path and hands it to the controller (or writes the metrics CSV)."""
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self._window = window
+
+    @Slot()
+    def open_corpus(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self._window,
+            "Open a text file to train on",
+            "",
+            "Text files (*.txt *.md);;All files (*)",
+        )
+        config = self._window.controller.corpus_config(path) if path else None
+        if config is None or (
+            self._window.app_state.main.step > 0 and not self._window.confirm_reset()
+        ):
+            return
+        self._window.controller.apply_config(config)
+
+    @Slot()
+    def save_checkpoint(self) -> None:
+        path = self.ask_checkpoint_path()
+        if path:
+            self._window.controller.save(path)
+
+    def ask_checkpoint_path(self) -> str:
+        step = self._window.app_state.main.step
+        path, _ = QFileDialog.getSaveFileName(
+            self._window,
+            "Save checkpoint",
+            f"rnnviz-step{step}.safetensors",
+            "Checkpoints (*.safetensors)",
+        )
+        return path
+
+    @Slot()
+    def load_checkpoint(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self._window, "Load checkpoint", "", "Checkpoints (*.safetensors);;All files (*)"
+        )
+        if path:
+            self._window.banner_bar.hide_message()  # an old error is no news after a new load
+            self._window.controller.load(path)
+
+    @Slot()
+    def ask_export_metrics(self) -> None:
+        step = self._window.app_state.main.step
+        path, _ = QFileDialog.getSaveFileName(
+            self._window, "Export metrics", f"rnnviz-metrics-step{step}.csv", "CSV (*.csv)"
+        )
+        if path:
+            self.export_metrics(path)
+
+    def export_metrics(self, path: str | Path, run_id: int = MAIN_RUN) -> None:
+        try:
+            self._window.app_state.histories.metrics(run_id).to_csv(path)
+        except (OSError, ValueError) as exc:
+            self._window.banner_bar.show_message(f"Could not write {path}: {exc}")
+            return
+        self._window.statusBar().showMessage(f"Metrics written to {path}", 6000)

@@ -1,0 +1,101 @@
+"""Keys in fields, quitting with unsaved training, saves in flight, autosave and recovery."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+
+from rnnviz.gui.window import dialogs
+from rnnviz.gui.window.main_window import RECOVERY_FILE
+
+ENGINE_WAIT_MS = 30_000
+
+
+def wait_state(qtbot, window, state: str) -> None:
+    qtbot.waitUntil(lambda: window.event_log.last_state() == state, timeout=ENGINE_WAIT_MS)
+
+
+def test_space_trains_even_from_a_spin_box_and_enter_gives_the_focus_back(make_window, qtbot):
+    window = make_window()
+    spin = window.panels.controls.lr_spin
+    spin.setFocus()
+    qtbot.waitUntil(spin.hasFocus)
+    spin.lineEdit().selectAll()
+    qtbot.keyClicks(spin.lineEdit(), "0.5")
+    qtbot.keyClick(spin.lineEdit(), Qt.Key.Key_Return)
+    assert spin.value() == 0.5
+    qtbot.waitUntil(lambda: not spin.hasFocus())  # the window has the focus again
+    spin.setFocus()  # and even with the focus still in the field:
+    qtbot.waitUntil(spin.hasFocus)
+    qtbot.keyClick(spin, Qt.Key.Key_Space)
+    wait_state(qtbot, window, "training")
+    assert spin.value() == 0.5  # Space trained; it did not blank the field
+    qtbot.keyClick(window, Qt.Key.Key_Space)
+    wait_state(qtbot, window, "paused")
+
+
+def test_space_in_the_probe_text_is_a_space(make_window, qtbot):
+    window = make_window()
+    line = window.panels.probe_text.line_edit()
+    line.setFocus()
+    qtbot.waitUntil(line.hasFocus)
+    line.end(False)
+    qtbot.keyClick(line, Qt.Key.Key_Space)
+    assert line.text().endswith(" ")
+    assert window.event_log.last_state() != "training"
+
+
+def test_quitting_with_unsaved_training_asks_first(make_window, qtbot, monkeypatch):
+    window = make_window()
+    window.close_guard.ask = True
+    answers: list[str] = []
+    monkeypatch.setattr(dialogs, "ask_before_quit", lambda parent, step: answers.pop(0))
+    window.controller.step()
+    qtbot.waitUntil(lambda: window.app_state.unsaved_training, timeout=ENGINE_WAIT_MS)
+    answers.append("cancel")
+    window.close()
+    assert window.isVisible() and window.engine.is_running()
+    answers.append("quit")
+    window.close()
+    assert not window.isVisible() and not window.engine.is_running()
+
+
+def test_closing_waits_for_a_save_in_flight_without_blocking(make_window, qtbot, tmp_path):
+    from rnnviz.core.checkpoint import load_checkpoint
+
+    window = make_window(settings_file=tmp_path / "s.json")
+    window.controller.step()
+    qtbot.waitUntil(lambda: window.app_state.main.step == 1, timeout=ENGINE_WAIT_MS)
+    path = tmp_path / "ck.safetensors"
+    assert window.controller.save(str(path))
+    window.close()
+    # either the engine answered already, or the window waits for it with its loop running
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=ENGINE_WAIT_MS)
+    assert load_checkpoint(path).step == 1
+    assert not window.controller.pending_saves
+
+
+def test_an_autosave_is_offered_after_a_crash_and_a_clean_exit_removes_it(
+    make_window, qtbot, tmp_path
+):
+    settings = tmp_path / "s.json"
+    recovery = tmp_path / RECOVERY_FILE
+    first = make_window(settings_file=settings)
+    first.controller.step(3)
+    qtbot.waitUntil(lambda: first.app_state.main.step == 3, timeout=ENGINE_WAIT_MS)
+    first.controller.autosave()
+    qtbot.waitUntil(lambda: first.controller.autosaved_step == 3, timeout=ENGINE_WAIT_MS)
+    assert recovery.is_file()
+    first.controller.autosave()  # nothing trained since: no second save
+    assert not first.controller.pending_saves
+    # a crash: the engine and window go without the clean exit that deletes the file
+    first.controller.discard_autosave = lambda: None
+    first.close()
+    assert recovery.is_file()
+
+    second = make_window(settings_file=settings)
+    assert "did not close cleanly" in second.banner_text()
+    qtbot.mouseClick(second.banner_bar.recover_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: second.app_state.main.step == 3, timeout=ENGINE_WAIT_MS)
+    assert second.banner_text() == ""
+    second.close()
+    assert not recovery.exists()  # a clean exit: nothing to recover next time
