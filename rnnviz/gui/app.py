@@ -18,7 +18,7 @@ from PySide6.QtWidgets import QApplication
 
 from rnnviz.core.config import RunConfig
 from rnnviz.core.messages import Failure, RunInfo, Step
-from rnnviz.gui import plotting
+from rnnviz.gui import platform_check, plotting
 from rnnviz.gui.window.main_window import MainWindow
 
 SCREENSHOT_SIZE = (1600, 1000)
@@ -41,6 +41,10 @@ def run_app(argv: Sequence[str], screenshot: str | None = None, train_steps: int
     """
     if screenshot is not None:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    problem = platform_check.xcb_problem()  # Qt would abort with a misleading message
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return 2
     app = _make_app(argv)
     plotting.configure_pyqtgraph()
 

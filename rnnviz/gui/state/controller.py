@@ -211,6 +211,15 @@ class Controller(QObject):
         if self.state.main.step != self.autosaved_step and self.engine.is_running():
             self.save(str(path))
 
+    def restart_from_autosave(self) -> bool:
+        """A fresh engine that continues from the last autosave (after the engine died)."""
+        path = self.autosave_path
+        if path is None or self.autosaved_step is None or not path.is_file():
+            return False
+        self.restart_engine(self.state.config)
+        self.load(str(path))
+        return True
+
     def discard_autosave(self) -> None:
         """A clean exit: nothing to recover next time."""
         if self.autosave_path is not None:

@@ -123,6 +123,7 @@ class BannerBar(QToolBar):
     resume_requested = Signal()
     close_run_requested = Signal()
     recover_requested = Signal()
+    restart_requested = Signal()
     discard_recovery_requested = Signal()
     dismissed = Signal()
 
@@ -147,7 +148,8 @@ class BannerBar(QToolBar):
         self.recover_button.setText("Recover")
         self.discard_button = self._button("banner_discard", self.discard_recovery_requested)
         self.discard_button.setText("Discard")
-        for button in (self.recover_button, self.discard_button):
+        self.restart_button = self._button("banner_restart", self.restart_requested)
+        for button in (self.recover_button, self.discard_button, self.restart_button):
             button.clicked.connect(self.hide_message)
         self.hide()
 
@@ -210,6 +212,15 @@ class BannerBar(QToolBar):
             "warning",
             actions=[self.recover_button, self.discard_button],
         )
+
+    def show_engine_died(self, message: str, autosaved_step: int | None) -> None:
+        """The engine stopped: restart from the autosave where there is one, else say that
+        Reset starts again at step 0."""
+        if autosaved_step is None:
+            self.show_message(f"{message} Reset starts a new run at step 0.")
+            return
+        self.restart_button.setText(f"Restart from step {autosaved_step:,} (the autosave)")
+        self.show_message(message, actions=[self.restart_button])
 
     def showing_recovery(self) -> bool:
         return not self.isHidden() and self.recover_button in self.banner.actions_shown()

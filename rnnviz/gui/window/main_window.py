@@ -6,6 +6,7 @@ torch is imported lazily (first probe, first engine start), so the window shows 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,8 +28,8 @@ from rnnviz.gui.panels.stepview import StepViewPanel
 from rnnviz.gui.panels.time_cursor import TimeCursor
 from rnnviz.gui.panels.training_curves import TrainingCurvesPanel
 from rnnviz.gui.state.app_state import MAIN_RUN, AppState
-from rnnviz.gui.state.controller import Controller
-from rnnviz.gui.state.engine import EngineClient
+from rnnviz.gui.state.controller import AUTOSAVE_INTERVAL_S, Controller
+from rnnviz.gui.state.engine import EngineClient, EngineDied
 from rnnviz.gui.state.probe_scheduler import ProbeScheduler
 from rnnviz.gui.state.settings import SettingsStore
 from rnnviz.gui.window import actions as action_table
@@ -95,7 +96,11 @@ class MainWindow(QMainWindow):
         # a recovery file that outlived the last session: it did not end cleanly
         self._recoverable = recovery if persist and recovery.is_file() else None
         self.controller = Controller(
-            self.app_state, self.engine, self, autosave_path=recovery if persist else None
+            self.app_state,
+            self.engine,
+            self,
+            autosave_path=recovery if persist else None,
+            autosave_interval_s=float(os.environ.get("RNNVIZ_AUTOSAVE_S", AUTOSAVE_INTERVAL_S)),
         )
         self.close_guard = CloseGuard(self, ask=persist)
         self.probes = ProbeScheduler(self)
@@ -253,6 +258,7 @@ class MainWindow(QMainWindow):
         b.close_run_requested.connect(c.close_diverged_run)
         b.dismissed.connect(s.clear_failure)
         b.recover_requested.connect(self._recover)
+        b.restart_requested.connect(c.restart_from_autosave)
         b.discard_recovery_requested.connect(c.discard_autosave)
         self.redraw.drew.connect(self._update_status)
 
@@ -353,7 +359,10 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _on_failure(self, failure: Failure) -> None:
-        self.banner_bar.show_message(failure.message)
+        if isinstance(failure, EngineDied):
+            self.banner_bar.show_engine_died(failure.message, self.controller.autosaved_step)
+        else:
+            self.banner_bar.show_message(failure.message)
         self.statusBar().showMessage(failure.message, 10000)
         # a Reset the engine refused leaves the old run: show its settings again
         self.panels.controls.set_config(self.app_state.config)
