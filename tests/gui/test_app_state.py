@@ -176,3 +176,53 @@ def test_a_handler_error_is_reported_not_raised(qtbot, capsys) -> None:
     engine.received.emit(MetricsBatch(0, (object(),)))  # type: ignore[arg-type]
     assert failures and "Internal error while handling MetricsBatch" in failures[0].message
     assert controller.state is state
+
+
+def test_a_run_that_gives_up_shows_its_rollback_again_and_resume_rolls_back_first(qtbot) -> None:
+    """The second stop ("too many non-finite steps in a row") comes without a Divergence
+    event: the banner's rollback must come back, and Resume with clipping on must start from
+    the last good snapshot, not from the blown-up parameters."""
+    state = AppState(RunConfig().replace(train={"clip_enabled": False, "lr": 50.0}))
+    engine = FakeEngine()
+    controller = Controller(state, engine)  # type: ignore[arg-type]
+    state.apply(info(config=state.config))
+    event = Divergence(
+        run_id=0,
+        step=30,
+        reason="nonfinite",
+        loss=math.nan,
+        grad_norm_before_clip=math.inf,
+        likely_cause="",
+        rollback_steps=(0, 25),
+    )
+    state.apply(StateChanged("training", step=30, epoch=0))
+    engine.received.emit(event)
+    state.set_divergence(None)  # dismissed
+    assert controller.can_roll_back()  # the menu item still works
+    state.apply(StateChanged("training", step=31, epoch=0))  # Play again, from the bad point
+    state.apply(StateChanged("diverged", step=35, epoch=0, message="too many non-finite"))
+    assert state.divergence is event  # shown again, with its rollback
+    engine.sent.clear()
+    controller.resume_with_clipping()
+    assert engine.sent[0] == Rollback(25, run_id=0)
+    assert engine.sent[1:] == [SetHyper(lr=None, clip_theta=1.0, clip_enabled=True), Start()]
+    assert state.divergence is None and not controller.can_roll_back()
+
+
+def test_pressing_play_after_a_divergence_takes_its_banner_down(qtbot) -> None:
+    state = AppState(RunConfig())
+    state.apply(info())
+    state.apply(info(1, "clip off"))
+    event = Divergence(
+        run_id=1,
+        step=9,
+        reason="loss_spike",
+        loss=30.0,
+        grad_norm_before_clip=9.0,
+        likely_cause="",
+        rollback_steps=(0,),
+    )
+    state.apply(event)
+    assert state.divergence is event
+    state.apply(StateChanged("training", step=9, epoch=0))
+    assert state.divergence is None and state.last_divergence(1) is event

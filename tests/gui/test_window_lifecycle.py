@@ -99,3 +99,20 @@ def test_an_autosave_is_offered_after_a_crash_and_a_clean_exit_removes_it(
     assert second.banner_text() == ""
     second.close()
     assert not recovery.exists()  # a clean exit: nothing to recover next time
+
+
+def test_a_banner_covers_the_plots_instead_of_pushing_the_docks_down(make_window, qtbot):
+    from rnnviz.core.messages import Failure
+
+    window = make_window(start=False)
+    qtbot.wait(50)
+    before = {name: dock.geometry() for name, dock in window.docks.items()}
+    window.app_state.report_failure(Failure("the corpus file is empty"))
+    qtbot.wait(50)
+    assert window.banner_text() == "the corpus file is empty"
+    assert {name: dock.geometry() for name, dock in window.docks.items()} == before
+    bar = window.banner_bar.geometry()
+    controls = window.docks["dock_controls"].geometry()
+    assert bar.left() > controls.right() and bar.top() == window.menuBar().height()
+    window.resize(window.width() - 100, window.height())  # it follows the window
+    qtbot.waitUntil(lambda: window.banner_bar.geometry().right() == window.width() - 1)

@@ -66,6 +66,9 @@ class AppState(QObject):
         self._run_info: RunInfo | None = None
         self._snapshot: ParamSnapshot | None = None
         self._divergence: Divergence | None = None
+        # each run's newest divergence, shown or not: a rollback stays reachable after the
+        # banner went (dismissed, or "Resume" pressed and the run diverged again)
+        self._last_divergence: dict[int, Divergence] = {}
         self._failure: Failure | None = None
         self._records_received = 0
         self._unsaved = False  # the main run trained since it was built, loaded or saved
@@ -155,8 +158,7 @@ class AppState(QObject):
             return
         del self._runs[run_id]
         self.histories.clear(run_id)
-        if self._divergence is not None and self._divergence.run_id == run_id:
-            self.set_divergence(None)
+        self.forget_divergence(run_id)
         self.runs_changed.emit()
 
     def remove_compare_runs(self) -> None:
@@ -169,6 +171,19 @@ class AppState(QObject):
     def divergence(self) -> Divergence | None:
         """The divergence the banner shows (None after a reset or a dismissal)."""
         return self._divergence
+
+    def last_divergence(self, run_id: int | None = None) -> Divergence | None:
+        """The newest divergence of ``run_id`` (None: of any run), shown or not."""
+        if run_id is not None:
+            return self._last_divergence.get(run_id)
+        events = list(self._last_divergence.values())
+        return max(events, key=lambda e: e.step) if events else None
+
+    def forget_divergence(self, run_id: int) -> None:
+        """The run was rolled back or closed: its divergence is over."""
+        self._last_divergence.pop(run_id, None)
+        if self._divergence is not None and self._divergence.run_id == run_id:
+            self.set_divergence(None)
 
     def set_divergence(self, event: Divergence | None) -> None:
         if event is not self._divergence:
@@ -237,6 +252,7 @@ class AppState(QObject):
             self._apply_run_info(event)
         elif isinstance(event, Divergence):
             if event.run_id in self._runs:
+                self._last_divergence[event.run_id] = event
                 self.set_divergence(event)
         elif isinstance(event, Failure):
             self.report_failure(event)
@@ -277,6 +293,12 @@ class AppState(QObject):
             self.remove_run(run_id)
             return
         self._set_status(run_id, state=event.state, step=event.step, epoch=event.epoch)
+        last = self._last_divergence.get(run_id)
+        if event.state == "training" and self._divergence is not None:
+            self.set_divergence(None)  # training on: the banner's "paused" is over
+        elif event.state == "diverged" and last is not None and self._divergence is None:
+            # the run gave up after more bad steps: its banner, with a rollback, again
+            self.set_divergence(last)
         if run_id == MAIN_RUN and event.message:
             self.message.emit(event.message, 6000)
 
@@ -297,6 +319,7 @@ class AppState(QObject):
         self._runs[MAIN_RUN] = replace(
             self._runs[MAIN_RUN], step=0, epoch=0, tokens_per_s=0.0, nonfinite_total=0
         )
+        self._last_divergence.clear()
         self.set_divergence(None)
         self.set_config(info.config)
         self.run_info_changed.emit(info)

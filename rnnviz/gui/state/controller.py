@@ -276,32 +276,38 @@ class Controller(QObject):
 
     @Slot(object)
     def _on_divergence(self, event: Divergence | None) -> None:
-        if event is not None and self.state.training:
+        # the session stops the runs that diverged; a compare run's divergence leaves the
+        # others training (the banner says so), the main run's pauses everything
+        if event is not None and event.run_id == MAIN_RUN and self.state.training:
             self.send(Pause())
 
+    def can_roll_back(self) -> bool:
+        event = self.state.divergence or self.state.last_divergence()
+        return event is not None and verdicts.rollback_target(event) is not None
+
     def rollback(self) -> bool:
-        """Roll the diverged run back to its newest good snapshot; False if there is none."""
-        event = self.state.divergence
+        """Roll the diverged run (the one shown, else the newest) back to its newest good
+        snapshot before the divergence; False if there is none."""
+        event = self.state.divergence or self.state.last_divergence()
         target = None if event is None else verdicts.rollback_target(event)
         if event is None or target is None:
             return False
         self.send(Rollback(target, run_id=event.run_id))
-        self.state.set_divergence(None)
+        self.state.forget_divergence(event.run_id)
         return True
 
     def resume_with_clipping(self) -> None:
-        """Clipping on at a usable θ, then train on; a run that gave up after too many bad
-        steps restarts from its last good snapshot."""
-        event = self.state.divergence
+        """Back to the last good snapshot (the parameters after a divergence are blown up),
+        clipping on at a usable θ, then train on."""
+        event = self.state.divergence or self.state.last_divergence(MAIN_RUN)
         theta = verdicts.resume_theta(self.state.config.train.clip_theta)
-        if self.state.main.state == "diverged" and event is not None:
-            target = verdicts.rollback_target(event)
-            if target is not None:
-                self.send(Rollback(target, run_id=MAIN_RUN))
+        target = None if event is None else verdicts.rollback_target(event)
+        if target is not None:
+            self.send(Rollback(target, run_id=MAIN_RUN))
         if not self.set_hyper(clip_theta=theta, clip_enabled=True):
             return
         self.send(Start())
-        self.state.set_divergence(None)
+        self.state.forget_divergence(MAIN_RUN)
 
     def resume(self) -> None:
         self.send(Start())

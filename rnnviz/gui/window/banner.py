@@ -9,7 +9,15 @@ from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QResizeEvent, QTextDocument
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QToolBar, QWidget
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QPushButton,
+    QWidget,
+)
 
 from rnnviz.core import divergence as verdicts
 from rnnviz.core.messages import Divergence
@@ -98,6 +106,10 @@ class Banner(QWidget):
             # after this resize has been laid out: resizing inside it confuses the layout
             QTimer.singleShot(0, self._fit_height)
 
+    def height_for(self, width: int) -> int:
+        """The height the message needs at ``width`` (-1: not known yet)."""
+        return self._row.totalHeightForWidth(max(width, 400))
+
     @Slot()
     def _fit_height(self) -> None:
         # a tool bar knows nothing of height-for-width: without this, a wrapped message
@@ -115,8 +127,11 @@ class Banner(QWidget):
         self.dismissed.emit()
 
 
-class BannerBar(QToolBar):
-    """The banner in a fixed tool bar above the docks, with a divergence's action buttons."""
+class BannerBar(QFrame):
+    """The banner, drawn over the top of the plots (not above them: pushing every dock down
+    by its height moved the control under the user's next click), with a divergence's or a
+    recovery's action buttons. ``place()`` keeps it across the window right of the controls.
+    """
 
     rollback_requested = Signal()
     resume_with_clipping_requested = Signal()
@@ -127,15 +142,17 @@ class BannerBar(QToolBar):
     discard_recovery_requested = Signal()
     dismissed = Signal()
 
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__("Messages", parent)
+    def __init__(self, window: QMainWindow) -> None:
+        super().__init__(window)
+        self._window = window
         self.setObjectName("banner_bar")
-        self.setMovable(False)
-        self.setFloatable(False)
-        self.toggleViewAction().setVisible(False)
+        self.setFrameShape(QFrame.Shape.Box)
+        self.setAutoFillBackground(True)
         self.banner = Banner()
         self.banner.dismissed.connect(self._on_dismissed)
-        self.addWidget(self.banner)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.banner)
         self.rollback_button = self._button("banner_rollback", self.rollback_requested)
         self.resume_clip_button = self._button(
             "banner_resume_clip", self.resume_with_clipping_requested
@@ -173,6 +190,25 @@ class BannerBar(QToolBar):
         self.banner.set_actions(actions or [])
         self.banner.set_text(text, rich=rich)
         self.show()
+        self.place()
+        self.raise_()
+
+    def place(self) -> None:
+        """Across the window below the menu bar, right of a left-docked Controls panel."""
+        w = self._window
+        top = w.menuBar().height() if w.menuBar().isVisible() else 0
+        left = 0
+        controls = w.findChild(QDockWidget, "dock_controls")
+        if (
+            controls is not None
+            and controls.isVisible()
+            and not controls.isFloating()
+            and w.dockWidgetArea(controls) == Qt.DockWidgetArea.LeftDockWidgetArea
+        ):
+            left = controls.geometry().right() + 1
+        width = max(w.width() - left, 200)
+        height = max(self.banner.height_for(width), self.banner.sizeHint().height())
+        self.setGeometry(left, top, width, height)
 
     def show_divergence(
         self, event: Divergence, run_name: str, *, several_runs: bool, theta: float

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtCore import QByteArray, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QCloseEvent, QShowEvent
+from PySide6.QtGui import QCloseEvent, QResizeEvent, QShowEvent
 from PySide6.QtWidgets import QApplication, QMainWindow, QVBoxLayout, QWidget
 
 from rnnviz.core import divergence as verdicts
@@ -108,8 +108,8 @@ class MainWindow(QMainWindow):
         self.files = FileActions(self)
         self.docks = dock_table.build_docks(self, self._dock_widgets())
         self.banner_bar = BannerBar(self)
-        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.banner_bar)
         self.actions_by_name = action_table.build_actions(self, self._action_handlers())
+        self.actions_by_name["act_rollback"].setEnabled(False)  # until a divergence
         action_table.build_menus(
             self,
             self.actions_by_name,
@@ -264,6 +264,11 @@ class MainWindow(QMainWindow):
 
     # ================================================================ layout
 
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        if not self.banner_bar.isHidden():
+            self.banner_bar.place()
+
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt override
         super().showEvent(event)
         if not self._layout["shown"]:
@@ -338,6 +343,7 @@ class MainWindow(QMainWindow):
 
     @Slot(int)
     def _on_run_status(self, run_id: int) -> None:
+        self.actions_by_name["act_rollback"].setEnabled(self.controller.can_roll_back())
         if run_id == MAIN_RUN:
             training = self.app_state.training
             self.probes.set_training(training)
@@ -347,6 +353,7 @@ class MainWindow(QMainWindow):
     @Slot(object)
     def _on_divergence(self, event: Divergence | None) -> None:
         state = self.app_state
+        self.actions_by_name["act_rollback"].setEnabled(self.controller.can_roll_back())
         if event is None:
             if state.last_failure is None:
                 self.banner_bar.hide_message()
