@@ -22,7 +22,7 @@ from rnnviz.core.model import build_model
 from rnnviz.core.probe import Prober, ProbeResult, model_from_params, params_to_numpy, probe
 from rnnviz.core.vocab import Vocab
 from rnnviz.gui.state.probe_scheduler import ProbeScheduler, ProbeTiming, ShownProbe
-from rnnviz.gui.state.probe_worker import ProbeRequest
+from rnnviz.gui.state.probe_worker import ProbeJob
 
 WAIT_MS = 10_000
 CORPUS = "the time machine by h g wells "
@@ -315,7 +315,7 @@ def test_a_long_paste_while_training_is_probed_on_the_probe_thread(
     submitted: list[tuple[str, bool]] = []
     submit = scheduler.worker.submit
 
-    def record(request: ProbeRequest) -> None:
+    def record(request: ProbeJob) -> None:
         submitted.append((request.text, request.tag.keystroke))
         submit(request)
 
@@ -348,10 +348,10 @@ def test_an_answer_from_an_older_model_after_a_pause_is_followed_by_the_newest(
     scheduler.snapshot_arrived(older)
     scheduler.set_training(True)
     probe_log.gate.clear()  # the thread computes until the pause has come
-    submitted: list[ProbeRequest] = []
+    submitted: list[ProbeJob] = []
     submit = scheduler.worker.submit
 
-    def record(request: ProbeRequest) -> None:
+    def record(request: ProbeJob) -> None:
         submitted.append(request)
         submit(request)
 

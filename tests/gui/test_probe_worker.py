@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from rnnviz.gui.state.probe_worker import ProbeRequest, ProbeWorker
+from rnnviz.gui.state.probe_worker import ProbeJob, ProbeWorker
 
 
 class FakeProber:
@@ -44,12 +44,12 @@ def test_newest_request_wins_and_cancels_the_one_computing(worker, qtbot):
     prober = FakeProber()
     answers: list[tuple[int, object]] = []
     worker.done.connect(lambda req, r, err, s: answers.append((req.ticket, r)))
-    worker.submit(ProbeRequest(1, prober, "a", True))
+    worker.submit(ProbeJob(1, prober, "a", True))
     assert prober.started.wait(10)  # request 1 is computing
     assert not worker.idle()
     assert worker.current().ticket == 1
-    worker.submit(ProbeRequest(2, prober, "ab", True))
-    worker.submit(ProbeRequest(3, prober, "abc", False))  # replaces 2, still waiting
+    worker.submit(ProbeJob(2, prober, "ab", True))
+    worker.submit(ProbeJob(3, prober, "abc", False))  # replaces 2, still waiting
     prober.release.set()
     qtbot.waitUntil(lambda: worker.idle() and len(answers) == 1, timeout=10_000)
     assert worker.current() is None
@@ -64,7 +64,7 @@ def _computing(worker: ProbeWorker, text: str) -> tuple[FakeProber, list[int]]:
     prober = FakeProber()
     answers: list[int] = []
     worker.done.connect(lambda req, r, err, s: answers.append(req.ticket))
-    worker.submit(ProbeRequest(1, prober, text, True))
+    worker.submit(ProbeJob(1, prober, text, True))
     assert prober.started.wait(10)
     return prober, answers
 
@@ -72,7 +72,7 @@ def _computing(worker: ProbeWorker, text: str) -> tuple[FakeProber, list[int]]:
 def test_a_request_for_the_same_text_waits_instead_of_cancelling(worker, qtbot):
     """A newer snapshot's re-probe of the same text must not starve a long probe."""
     prober, answers = _computing(worker, "same")
-    worker.submit(ProbeRequest(2, prober, "same", True))
+    worker.submit(ProbeJob(2, prober, "same", True))
     prober.release.set()
     qtbot.waitUntil(lambda: worker.idle() and len(answers) == 2, timeout=10_000)
     assert prober.cancelled == [] and answers == [1, 2]
@@ -85,7 +85,7 @@ def test_cancel_stops_the_probe_computing_and_drops_the_waiting_one(worker, qtbo
     qtbot.waitUntil(worker.idle, timeout=10_000)
     assert prober.cancelled == ["a"] and answers == []
     with qtbot.waitSignal(worker.done, timeout=10_000):  # the next request is not cancelled
-        worker.submit(ProbeRequest(2, prober, "b", True))
+        worker.submit(ProbeJob(2, prober, "b", True))
     assert prober.texts == ["b"]
 
 
@@ -93,7 +93,7 @@ def test_a_failing_probe_is_reported_not_raised(worker, qtbot):
     prober = FakeProber()
     prober.release.set()
     with qtbot.waitSignal(worker.done, timeout=10_000) as blocker:
-        worker.submit(ProbeRequest(7, prober, "boom", True))
+        worker.submit(ProbeJob(7, prober, "boom", True))
     request, result, error, _seconds = blocker.args
     assert request.ticket == 7 and result is None
     assert error == "ValueError: no such character"
@@ -104,8 +104,8 @@ def test_stop_ends_the_thread_and_later_requests_are_ignored(qtbot):
     prober = FakeProber()
     prober.release.set()
     with qtbot.waitSignal(worker.done, timeout=10_000):
-        worker.submit(ProbeRequest(1, prober, "a", False))
+        worker.submit(ProbeJob(1, prober, "a", False))
     worker.stop()
     assert not worker.isRunning()
-    worker.submit(ProbeRequest(2, prober, "b", False))
+    worker.submit(ProbeJob(2, prober, "b", False))
     assert not worker.isRunning() and prober.texts == ["a"]

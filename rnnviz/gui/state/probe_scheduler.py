@@ -31,7 +31,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from rnnviz.core.messages import ParamSnapshot
-from rnnviz.gui.state.probe_worker import ProbeRequest, ProbeWorker
+from rnnviz.gui.state.probe_worker import ProbeJob, ProbeWorker
 
 
 @dataclass(frozen=True)
@@ -298,7 +298,7 @@ class ProbeScheduler(QObject):
                     prober = self._prober
                 else:
                     prober = Prober(tag.model, tag.vocab)
-                self.worker.submit(ProbeRequest(self._ticket, prober, text, with_grad_flow, tag))
+                self.worker.submit(ProbeJob(self._ticket, prober, text, with_grad_flow, tag))
                 return
             self.worker.cancel()  # whatever it computes is older than this answer
             if new_prober is not None:
@@ -310,7 +310,7 @@ class ProbeScheduler(QObject):
         except Exception as exc:  # a probe must never take the window down
             self._fail(f"{type(exc).__name__}: {exc}")
             return
-        request = ProbeRequest(self._ticket, self._prober, text, with_grad_flow, tag)
+        request = ProbeJob(self._ticket, self._prober, text, with_grad_flow, tag)
         self._on_worker_done(request, result, "", time.perf_counter() - started)
 
     def _adopt(self, prober: Any, tag: ProbeTag) -> None:
@@ -325,7 +325,7 @@ class ProbeScheduler(QObject):
 
     @Slot(object, object, str, float)
     def _on_worker_done(
-        self, request: ProbeRequest, result: Any, error: str, seconds: float
+        self, request: ProbeJob, result: Any, error: str, seconds: float
     ) -> None:
         """A probe's answer, computed here or on the probe thread."""
         tag: ProbeTag = request.tag

@@ -34,7 +34,7 @@ from PySide6.QtCore import QObject, QThread, Signal
 
 
 @dataclass(frozen=True)
-class ProbeRequest:
+class ProbeJob:
     ticket: int
     prober: Any  # core.probe.Prober
     text: str
@@ -52,13 +52,13 @@ class ProbeWorker(QThread):
         super().__init__(parent)
         self.setObjectName("rnnviz probe thread")
         self._cond = threading.Condition()
-        self._waiting: ProbeRequest | None = None
+        self._waiting: ProbeJob | None = None
         self._stopping = False
         self._busy = False
-        self._running: ProbeRequest | None = None
+        self._running: ProbeJob | None = None
         self._cancel = threading.Event()
 
-    def submit(self, request: ProbeRequest) -> None:
+    def submit(self, request: ProbeJob) -> None:
         """Queue ``request``, replacing one still waiting (GUI thread)."""
         with self._cond:
             if self._stopping:
@@ -76,7 +76,7 @@ class ProbeWorker(QThread):
             self._waiting = None
             self._cancel.set()
 
-    def current(self) -> ProbeRequest | None:
+    def current(self) -> ProbeJob | None:
         """The request computing, else the one waiting, else None."""
         with self._cond:
             return self._running or self._waiting
@@ -113,7 +113,7 @@ class ProbeWorker(QThread):
                     self._busy = False
                     self._running = None
 
-    def _serve(self, request: ProbeRequest) -> None:
+    def _serve(self, request: ProbeJob) -> None:
         from rnnviz.core.probe import ProbeCancelled
 
         started = time.perf_counter()
