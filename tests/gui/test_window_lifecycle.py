@@ -105,14 +105,33 @@ def test_a_banner_covers_the_plots_instead_of_pushing_the_docks_down(make_window
     from rnnviz.core.messages import Failure
 
     window = make_window(start=False)
-    qtbot.wait(50)
-    before = {name: dock.geometry() for name, dock in window.docks.items()}
+
+    def geometry() -> dict:
+        return {name: dock.geometry() for name, dock in window.docks.items()}
+
+    def settled() -> dict:  # the first layout is applied a pass after showing
+        last = None
+        while last != (now := geometry()):
+            last = now
+            qtbot.wait(150)
+        return now
+
+    before = settled()
     window.app_state.report_failure(Failure("the corpus file is empty"))
-    qtbot.wait(50)
     assert window.banner_text() == "the corpus file is empty"
-    assert {name: dock.geometry() for name, dock in window.docks.items()} == before
+    assert settled() == before
     bar = window.banner_bar.geometry()
     controls = window.docks["dock_controls"].geometry()
     assert bar.left() > controls.right() and bar.top() == window.menuBar().height()
     window.resize(window.width() - 100, window.height())  # it follows the window
     qtbot.waitUntil(lambda: window.banner_bar.geometry().right() == window.width() - 1)
+
+
+def test_a_long_banner_is_only_as_tall_as_its_text(make_window, qtbot):
+    from rnnviz.core.messages import Failure
+
+    window = make_window(start=False)
+    window.resize(1600, 1000)
+    window.app_state.report_failure(Failure("a fairly long message " * 12))
+    qtbot.wait(50)
+    assert window.banner_bar.height() < 120, window.banner_bar.height()

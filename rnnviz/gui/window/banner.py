@@ -207,7 +207,9 @@ class BannerBar(QFrame):
         ):
             left = controls.geometry().right() + 1
         width = max(w.width() - left, 200)
-        height = max(self.banner.height_for(width), self.banner.sizeHint().height())
+        height = self.banner.height_for(width)
+        if height <= 0:  # no height-for-width yet: one line's worth
+            height = self.banner.minimumSizeHint().height()
         self.setGeometry(left, top, width, height)
 
     def show_divergence(
