@@ -9,16 +9,10 @@ that BLAS writes into directly).
 
 Internally everything is time-major: row ``t * B + b`` is step t of sequence b.
 
-The per-step product is as fast as this CPU gets it. At config B (H 256, B 32, one thread, AMD
-EPYC with AVX-512, torch 2.13 + MKL) ``slab.addmm_(prev, W)`` takes 46.5 us, ~90 GFLOP/s
-against ~103 for a large sgemm; the backward's ``addmm_(dA, W.t())`` 48.3 us. Measured and not
-faster: the state kept transposed, (H, B) = W^T (H, B), 47.0 us; ``torch.mm(out=)`` 46.9;
-``F.linear`` 49.4; MKL-packed weights (``torch.ops.mkl._mkl_linear``) 50.3; oneDNN
-(``torch.ops.mkldnn._linear_pointwise``, with or without a fused add) 53.7-56.6; numpy's
-OpenBLAS 47.7; padded leading dimensions: no change; a contiguous W^T for the backward:
-no gain in the whole step (its 38 us transpose eats the ~1.8 us/step). The 70 recurrent
-products plus dW_hh and the output layer are ~80% of a step; the rest is element-wise passes
-over the (T*B, H) buffers, kept few.
+The per-step product is ``slab.addmm_(prev, W)`` on the (B, H) slabs: the other layouts and
+kernels tried were no faster (docs/performance-notes.md lists them with their timings). The
+recurrent products, dW_hh and the output layer are most of a step; the rest is element-wise
+passes over the (T*B, H) buffers, kept few.
 """
 
 from __future__ import annotations

@@ -111,8 +111,7 @@ class ScratchRNN(CharModel):
         x_proj = self.W_xh[tokens]  # (B, T, H): X_t W_xh as a row lookup of the one-hot X_t
         hiddens = []
         # unbind, not x_proj[:, t]: autograd's backward of each slice writes a zero tensor the
-        # size of all of x_proj (T of them per step), which made this loop 1.6x slower than
-        # d2l's own one-hot loop at preset A (`rnnviz bench`, train.*.d2l_loop_tok_s)
+        # size of all of x_proj (T of them per step)
         for x_t in x_proj.unbind(1):
             H_t = self.phi(x_t + H_t @ self.W_hh + self.b_h)  # (B, H)
             hiddens.append(H_t)

@@ -234,7 +234,7 @@ def _back_step(model: CharModel, ids: Tensor, hidden: Tensor, cells: Tensor | No
     def cell_back(k: int, Mh: Tensor, Mc: Tensor | None) -> tuple[Tensor, Tensor | None]:
         # The step is run on n identical rows, each a leaf of its own, and one plain
         # autograd.grad returns every row's product. is_grads_batched (vmap) over the whole
-        # graph measured 3-50x slower on CPU: it cannot skip the zero rows above the diagonal
+        # graph is slower on CPU: it cannot skip the zero rows above the diagonal
         # and the fused layer's backward has no batching rule. torch.gru_cell/lstm_cell are
         # the layer's own step with its own weights (the tests step nn.GRU/nn.LSTM instead).
         n = Mh.shape[0]
@@ -324,10 +324,8 @@ def _scratch_grad_flow(
     Row i of M (loss term t = r0 + i) starts as dL_t/dH_t and waits until k reaches t; the
     rows that have joined are always a suffix, so each step is one multiply and one matmul on
     a slice. While it fits, every step's M is kept and the norms are taken in one call at the
-    end: per step that leaves three torch calls, and a keystroke's one new row of a
-    100-character text costs ~0.8 ms instead of ~2. One row alone is a chain of matrix-vector
-    products on fixed views (a whole keystroke probe at 100 characters, hidden 256: 2.2 ->
-    1.9 ms).
+    end: per step that leaves three torch calls. One row alone (a keystroke at the end of the
+    text) is a chain of matrix-vector products on fixed views.
     """
     T, H = hidden.shape
     n = T - 1 - r0

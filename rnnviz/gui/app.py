@@ -72,10 +72,8 @@ def run_app(argv: Sequence[str], screenshot: str | None = None, train_steps: int
 def freeze_after_first_probe(window: MainWindow) -> None:
     """``gc.freeze()`` once the window has shown its first probe, when torch, pyqtgraph and
     every panel exist: a full collection then no longer walks the hundreds of thousands of
-    objects that live as long as the app. A full collection stopped the GUI thread for
-    115-144 ms (0.7 ms frozen; timed after 8 s of training, hidden 32), now and then
-    while training: the longest event-loop gap in two of three bench runs (128 and 152 ms,
-    goal <= 50).
+    objects that live as long as the app, which stopped the GUI thread for longer than any
+    paint, now and then while training.
     Only for the app's one window (and the bench, which measures it): a test process makes
     many windows, and cycles among frozen objects are never collected."""
 

@@ -1,13 +1,11 @@
 """The probe thread: runs the large re-probes of ``core.probe.Prober`` off the GUI thread.
 
 While training, the window re-probes the typed text on every new parameter snapshot (a few
-times a second). With the gradient-flow matrix that is T^2 H^2 / 2 multiply-adds: ~11 ms at
-100 characters and hidden 256, ~190 ms at 500. On the GUI thread a long text froze the window
-that long at every snapshot; here the GUI keeps painting and reading keys meanwhile. Small
-probes (a keystroke at the end of a text, anything while paused) stay on the GUI thread:
-handing them over and back cost more than they do, and two Python threads computing at once
-slowed each other (measured: a 100-character paste 29 ms on the GUI thread, 45 ms handed to
-this thread with the forward part shown first).
+times a second). With the gradient-flow matrix that is T^2 H^2 / 2 multiply-adds, which for a
+long text froze the window at every snapshot on the GUI thread; here the GUI keeps painting
+and reading keys meanwhile. Small probes (a keystroke at the end of a text, anything small
+while paused) stay on the GUI thread: handing them over and back costs more than they do, and
+two Python threads computing at once slow each other (they share the GIL).
 
 One request at a time, the newest wins: a request submitted while another is computing
 replaces any request still waiting, and cancels the one computing if that is for another text
