@@ -46,7 +46,8 @@ class AppState(QObject):
     config_changed = Signal(object)  # RunConfig: the one configuration (live lr / θ included)
     run_info_changed = Signal(object)  # RunInfo of the main run: a new run, the panels clear
     runs_changed = Signal()  # a compare run was added or removed
-    run_status_changed = Signal(int)  # run_id: its state or step changed
+    run_status_changed = Signal(int)  # run_id: its status changed (every metric batch)
+    run_state_changed = Signal(int)  # run_id: its state changed (training, paused, ...)
     metrics_appended = Signal(int)  # run_id: new records in its history
     history_truncated = Signal(int)  # run_id: a rollback cut its history
     snapshot_changed = Signal(object)  # ParamSnapshot of the main run
@@ -151,6 +152,8 @@ class AppState(QObject):
         if new != old:
             self._runs[run_id] = new
             self.run_status_changed.emit(run_id)
+            if new.state != old.state:
+                self.run_state_changed.emit(run_id)
 
     def remove_run(self, run_id: int) -> None:
         """A compare run is gone (closed, or a fresh engine has the main run only)."""

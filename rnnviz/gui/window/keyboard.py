@@ -1,7 +1,8 @@
 """Training keys that work wherever the focus is, except in the probe text.
 
 A focused spin box or combo box takes Space, → and Ctrl+R for itself (Space blanked a
-learning rate just typed instead of starting training). This filter lets the window's
+learning rate just typed instead of starting training). This filter, on those fields only
+(an application-wide one would run Python for every event of the app), lets the window's
 shortcuts have those keys, and after Enter in a field hands the focus back to the window so
 the next key is a command again.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtGui import QKeyEvent, QKeySequence
-from PySide6.QtWidgets import QAbstractSpinBox, QApplication, QComboBox, QLineEdit, QWidget
+from PySide6.QtWidgets import QAbstractSpinBox, QComboBox, QWidget
 
 TRAINING_KEYS = (
     QKeySequence(Qt.Key.Key_Space),
@@ -20,25 +21,21 @@ TRAINING_KEYS = (
 
 
 class TrainingKeys(QObject):
-    """An application event filter; ``text_field`` is the probe text box (it keeps its keys)."""
+    """Watches every spin box and combo box of ``window`` (and their line edits)."""
 
-    def __init__(self, window: QWidget, text_field: QLineEdit) -> None:
+    def __init__(self, window: QWidget) -> None:
         super().__init__(window)
         self._window = window
-        self._text_field = text_field
-
-    def _in_a_field(self, obj: QObject) -> bool:
-        focus = QApplication.focusWidget()
-        if focus is None or focus.window() is not self._window or focus is self._text_field:
-            return False
-        field = (QAbstractSpinBox, QComboBox)
-        return isinstance(focus, field) or isinstance(focus.parent(), field)
+        fields: list[QWidget] = [*window.findChildren(QAbstractSpinBox)]
+        fields += window.findChildren(QComboBox)
+        for field in fields:
+            field.installEventFilter(self)
+            for child in field.findChildren(QWidget):  # a spin box's line edit
+                child.installEventFilter(self)
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
         kind = event.type()
-        if kind not in (QEvent.Type.ShortcutOverride, QEvent.Type.KeyPress):
-            return False
-        if not isinstance(event, QKeyEvent) or not self._in_a_field(obj):
+        if not isinstance(event, QKeyEvent):
             return False
         if kind == QEvent.Type.KeyPress and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
             # the field takes the value first; then the window has the focus again

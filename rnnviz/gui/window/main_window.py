@@ -47,6 +47,9 @@ from rnnviz.gui.window.status_bar import StatusLabels
 RECOVERY_FILE = "recovery.safetensors"  # the autosave, beside the settings file
 
 
+RECOVERY_FILE = "recovery.safetensors"  # the autosave, beside the settings file
+
+
 def _app() -> QApplication:
     app = QApplication.instance()
     assert isinstance(app, QApplication)  # a window needs one
@@ -129,8 +132,7 @@ class MainWindow(QMainWindow):
         )
         self.compare_dialog: CompareDialog | None = None
         self._wire()
-        self._keys = TrainingKeys(self, p.probe_text.line_edit())
-        _app().installEventFilter(self._keys)
+        self._keys = TrainingKeys(self)
         self.resize(*dock_table.first_size(dock_table.available_screen()))
         self._compact = dock_table.apply_default_layout(self, self.docks)
         self._layout = {"shown": False, "restored": False}
@@ -209,7 +211,7 @@ class MainWindow(QMainWindow):
         # state -> window and panels
         s.config_changed.connect(p.controls.set_config)
         s.run_info_changed.connect(self._on_run_info)
-        s.run_status_changed.connect(self._on_run_status)
+        s.run_state_changed.connect(self._on_run_state)
         s.runs_changed.connect(self._update_status)
         s.snapshot_changed.connect(probes.snapshot_arrived)
         s.divergence_changed.connect(self._on_divergence)
@@ -342,13 +344,13 @@ class MainWindow(QMainWindow):
         self._update_status()
 
     @Slot(int)
-    def _on_run_status(self, run_id: int) -> None:
+    def _on_run_state(self, run_id: int) -> None:
         self.actions_by_name["act_rollback"].setEnabled(self.controller.can_roll_back())
         if run_id == MAIN_RUN:
             training = self.app_state.training
             self.probes.set_training(training)
             self.panels.controls.set_training(training)
-            self._update_status()
+        self._update_status()
 
     @Slot(object)
     def _on_divergence(self, event: Divergence | None) -> None:
@@ -465,7 +467,6 @@ class MainWindow(QMainWindow):
 
     def shutdown(self) -> None:
         """Stop the timers, the probe thread and the engine; idempotent."""
-        _app().removeEventFilter(self._keys)
         self.redraw.stop()
         self.probes.stop()
         self.controller.shutdown()
