@@ -7,6 +7,7 @@ the chapter "Recurrent Neural Networks" (hidden 32, batch 1024, num_steps 32, lr
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -23,6 +24,46 @@ ACTIVATIONS: tuple[str, ...] = ("tanh", "relu")
 
 class ConfigError(ValueError):
     """A configuration value is out of range; the message says which and why."""
+
+
+# The ranges every setting is validated against on the way in (a file, a checkpoint, the CLI,
+# a widget), so a RunConfig never holds a value a widget cannot show or a step cannot use.
+# The window's widgets span exactly these ranges.
+SEED_RANGE = (0, 2**31 - 1)  # a Qt spin box is a signed 32-bit int
+HIDDEN_RANGE = (1, 8192)
+BATCH_RANGE = (1, 65536)
+NUM_STEPS_RANGE = (1, 4096)
+LR_RANGE = (1e-6, 9999.0)  # inclusive; a 6-decimal spin box shows 1e-6 as its smallest step
+THETA_RANGE = (1e-4, 1e6)  # inclusive
+SYNTHETIC_LENGTH_RANGE = (100, 50_000_000)
+DELAY_K_RANGE = (1, 1000)
+WINDOWS_RANGE = (1, 10_000_000)  # windows_per_epoch and val_windows
+VAL_EVERY_RANGE = (0, 10**9)  # 0: only when asked (the CLI validates at every epoch end)
+MAX_NONFINITE_RANGE = (1, 10_000)
+SPIKE_FACTOR_RANGE = (1.0, 1e6)  # or exactly 0 (never)
+# distinct characters + <unk>: the Basic Multilingual Plane; a checkpoint declaring more is refused
+VOCAB_SIZE_RANGE = (1, 65536)
+
+
+def _check_int(name: str, value: object, bounds: tuple[int, int]) -> None:
+    low, high = bounds
+    # bool is an int to Python, but hidden_size=True is a mistake, not 1
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ConfigError(f"{name} must be an integer in {low}..{high}, not {value!r}")
+    number = int(value)
+    if not low <= number <= high:
+        # str() of an int beyond ~4,300 digits raises; such a value is shown by its size
+        shown = str(number) if number.bit_length() <= 256 else f"a {number.bit_length()}-bit number"
+        raise ConfigError(f"{name} must be in {low}..{high}, not {shown}")
+
+
+def _check_float(name: str, value: object, bounds: tuple[float, float]) -> None:
+    low, high = bounds
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ConfigError(f"{name} must be a number in [{low:g}, {high:g}], not {value!r}")
+    # written so that NaN fails too
+    if not low <= float(value) <= high:
+        raise ConfigError(f"{name} must be in [{low:g}, {high:g}], not {value}")
 
 
 @dataclass(frozen=True)
@@ -45,12 +86,16 @@ class CorpusConfig:
     def __post_init__(self) -> None:
         if self.preprocess not in ("d2l", "keep"):
             raise ConfigError(f"preprocess must be 'd2l' or 'keep', not {self.preprocess!r}")
+        if not isinstance(self.source, str):
+            raise ConfigError(f"corpus source must be a string, not {self.source!r}")
+        if not isinstance(self.repeat_word, str):
+            raise ConfigError(f"repeat_word must be a string, not {self.repeat_word!r}")
+        if isinstance(self.val_fraction, bool) or not isinstance(self.val_fraction, numbers.Real):
+            raise ConfigError(f"val_fraction must be a number, not {self.val_fraction!r}")
         if not 0.0 < self.val_fraction < 0.9:
             raise ConfigError(f"val_fraction must be in (0, 0.9), not {self.val_fraction}")
-        if self.delay_k < 1:
-            raise ConfigError(f"delay_k must be >= 1, not {self.delay_k}")
-        if self.synthetic_length < 100:
-            raise ConfigError("synthetic_length must be at least 100 characters")
+        _check_int("delay_k", self.delay_k, DELAY_K_RANGE)
+        _check_int("synthetic_length", self.synthetic_length, SYNTHETIC_LENGTH_RANGE)
 
 
 @dataclass(frozen=True)
@@ -65,8 +110,7 @@ class ModelConfig:
             raise ConfigError(f"model must be one of {', '.join(MODEL_KINDS)}, not {self.kind!r}")
         if self.activation not in ACTIVATIONS:
             raise ConfigError(f"activation must be tanh or relu, not {self.activation!r}")
-        if not 1 <= self.hidden_size <= 8192:
-            raise ConfigError(f"hidden size must be in 1..8192, not {self.hidden_size}")
+        _check_int("hidden size", self.hidden_size, HIDDEN_RANGE)
         if self.init not in ("d2l", "uniform"):
             raise ConfigError(f"init must be 'd2l' or 'uniform', not {self.init!r}")
         if self.kind in ("gru", "lstm") and self.activation != "tanh":
@@ -93,24 +137,25 @@ class TrainConfig:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
-        if not (self.lr > 0 and self.lr < 1e4):
-            raise ConfigError(f"lr must be in (0, 1e4), not {self.lr}")
+        _check_float("lr", self.lr, LR_RANGE)
         if self.optimizer not in ("sgd", "adam"):
             raise ConfigError(f"optimizer must be sgd or adam, not {self.optimizer!r}")
-        if not self.clip_theta > 0:
-            raise ConfigError(f"clip theta must be > 0, not {self.clip_theta}")
-        if not 1 <= self.batch_size <= 65536:
-            raise ConfigError(f"batch size must be in 1..65536, not {self.batch_size}")
-        if not 1 <= self.num_steps <= 4096:
-            raise ConfigError(f"num_steps must be in 1..4096, not {self.num_steps}")
+        if not isinstance(self.clip_enabled, bool):
+            raise ConfigError(f"clip_enabled must be true or false, not {self.clip_enabled!r}")
+        _check_float("clip theta", self.clip_theta, THETA_RANGE)
+        _check_int("batch size", self.batch_size, BATCH_RANGE)
+        _check_int("num_steps", self.num_steps, NUM_STEPS_RANGE)
         if self.partition not in ("random", "sequential"):
             raise ConfigError(f"partition must be random or sequential, not {self.partition!r}")
-        if self.windows_per_epoch < 1 or self.val_windows < 1:
-            raise ConfigError("windows_per_epoch and val_windows must be >= 1")
-        if self.max_nonfinite_in_row < 1:
-            raise ConfigError("max_nonfinite_in_row must be >= 1")
-        if self.seed < 0:
-            raise ConfigError(f"seed must be >= 0, not {self.seed}")
+        _check_int("windows_per_epoch", self.windows_per_epoch, WINDOWS_RANGE)
+        _check_int("val_windows", self.val_windows, WINDOWS_RANGE)
+        _check_int("val_every", self.val_every, VAL_EVERY_RANGE)
+        _check_int("max_nonfinite_in_row", self.max_nonfinite_in_row, MAX_NONFINITE_RANGE)
+        if self.loss_spike_factor != 0:
+            _check_float("loss_spike_factor (or 0)", self.loss_spike_factor, SPIKE_FACTOR_RANGE)
+        _check_int("seed", self.seed, SEED_RANGE)
+        if not isinstance(self.device, str):
+            raise ConfigError(f"device must be a string such as 'cpu', not {self.device!r}")
 
 
 @dataclass(frozen=True)

@@ -19,12 +19,10 @@ imports NumPy only (no torch): the GUI uses it before torch is loaded.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -32,6 +30,8 @@ from typing import IO, Any
 
 import numpy as np
 
+# re-exported: callers import it from here too
+from rnnviz.core.atomic import atomic_write_bytes as atomic_write_bytes
 from rnnviz.core.messages import StepRecord
 
 # per-parameter gradient norms are the columns "grad_norm:<name>", e.g. "grad_norm:W_hh"
@@ -141,41 +141,6 @@ def ordered_columns(names: Iterable[str]) -> list[str]:
     names = list(names)
     fixed = [c for c in FIXED_COLUMNS if c in names]
     return fixed + [c for c in names if c not in FIXED_COLUMNS and not c.startswith("_")]
-
-
-# ---------------------------------------------------------------- atomic files
-
-
-def _fsync_dir(directory: Path) -> None:
-    # not every platform can open a directory (Windows); the rename is then as durable as it gets
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a reader sees the old file or the whole new one.
-
-    A temp file in the same folder, written, flushed and fsynced, then ``os.replace``; the
-    folder is fsynced too so the rename survives a power cut. Used by checkpoints as well.
-    """
-    target = Path(path)
-    directory = target.parent if str(target.parent) else Path(".")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp_name, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise
-    _fsync_dir(directory)
 
 
 # ---------------------------------------------------------------- column stores
