@@ -135,3 +135,16 @@ def test_a_long_banner_is_only_as_tall_as_its_text(make_window, qtbot):
     window.app_state.report_failure(Failure("a fairly long message " * 12))
     qtbot.wait(50)
     assert window.banner_bar.height() < 120, window.banner_bar.height()
+
+
+def test_a_good_load_after_a_failed_one_takes_the_old_error_down(make_window, qtbot, tmp_path):
+    window = make_window(settings_file=tmp_path / "s.json")
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a checkpoint at all")
+    window.controller.load(str(bad))
+    qtbot.waitUntil(lambda: window.banner_text() != "", timeout=ENGINE_WAIT_MS)
+    good = tmp_path / "good.safetensors"
+    assert window.controller.save(str(good))
+    qtbot.waitUntil(lambda: not window.controller.pending_saves, timeout=ENGINE_WAIT_MS)
+    window.controller.load(str(good))
+    qtbot.waitUntil(lambda: window.banner_text() == "", timeout=ENGINE_WAIT_MS)
