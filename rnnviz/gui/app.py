@@ -51,7 +51,7 @@ def run_app(argv: Sequence[str], screenshot: str | None = None, train_steps: int
     if screenshot is None:
         window = MainWindow()
         freeze_after_first_probe(window)
-        window.show()
+        window.show_on_screen()
         if os.environ.get("RNNVIZ_EXIT_AFTER_SHOW"):  # `rnnviz bench`: launch-to-window time
             app.processEvents()
             print(f"shown {time.time() - _process_start_time():.3f}", flush=True)

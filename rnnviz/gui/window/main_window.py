@@ -326,6 +326,13 @@ class MainWindow(QMainWindow):
     def banner_text(self) -> str:
         return self.banner_bar.text()
 
+    def show_on_screen(self) -> None:
+        """As it was left last time, else maximised: the whole screen is the lecture's."""
+        if self._layout["restored"] or self.settings.geometry():
+            self.show()
+        else:
+            self.showMaximized()
+
     def start_engine(self) -> None:
         self.controller.start_engine()
 
