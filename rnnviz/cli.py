@@ -1,29 +1,56 @@
 """Command line: the GUI by default, and ``train``, ``probe``, ``sample``, ``bench``.
 
 Heavy imports (torch, Qt) happen inside the subcommands, so ``rnnviz --help`` is fast.
-Exit status: 0 ok, 2 bad arguments or an unusable corpus / configuration / checkpoint,
-3 training diverged, 130 interrupted.
+Exit status: 0 ok, 2 bad arguments or an unusable corpus / configuration / checkpoint /
+output path (every output path is checked before training starts), 3 training diverged
+(a non-finite streak, or a run worse than uniform guessing, see ``core.health``; the
+checkpoint then holds the last good parameters), 4 training finished but an output could not
+be written (the others were, and the message says where the model went), 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rnnviz.core.config import RunConfig
+    from rnnviz.core.health import LossWatch
     from rnnviz.core.messages import StepRecord
     from rnnviz.core.runs import Run
 
 EXIT_USAGE = 2
 EXIT_DIVERGED = 3
+EXIT_OUTPUT = 4
 EXIT_INTERRUPTED = 130
+
+# Limits of the arguments that no configuration check covers. The seed's is TrainConfig's
+# (a Qt spin box holds a signed 32-bit int); the rest keep a typo from asking for years.
+SEED_MAX = 2**31 - 1
+MAX_TOTAL_STEPS = 10**9
+MAX_EPOCHS = 10**6
+MAX_SAMPLE_CHARS = 1_000_000
+MAX_TOP_K = 10**6
+MAX_SCREENSHOT_STEPS = 10**7
+TEMPERATURE_RANGE = (1e-3, 1e3)  # or exactly 0, greedy
+DEVICES = "cpu, cuda, cuda:N or mps"
+# `probe --json`: the gradient flow is T x T numbers (95 MB of JSON at 4,096 characters), so
+# it is written for texts up to this length only; past it, "grad_flow" is null and
+# "grad_flow_omitted" says why
+JSON_GRAD_FLOW_MAX_CHARS = 512
+# `probe --json` refuses to write more numbers than this (about 40 MB of JSON)
+JSON_MAX_VALUES = 2_000_000
+# any probe: hidden (T, H) and probs (T, V) kept at once, at most this many numbers (512 MiB)
+PROBE_MAX_VALUES = 2**27
 
 
 class UsageError(Exception):
@@ -38,6 +65,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     for module, name in (
         ("rnnviz.core.corpus", "CorpusError"),
         ("rnnviz.core.checkpoint", "CheckpointError"),
+        ("rnnviz.core.atomic", "OutputPathError"),
     ):
         mod = sys.modules.get(module)  # only if already imported: it is then the one raised
         if mod is not None:
@@ -48,32 +76,49 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 # ---------------------------------------------------------------------- parser
 
 
-def _int_at_least(low: int) -> Callable[[str], int]:
+def _shown(text: str) -> str:
+    return repr(text) if len(text) <= 40 else repr(text[:40] + "...")
+
+
+def _int_in(low: int, high: int | None = None) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
             value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-        if value < low:
+        except ValueError:  # also a number of more than 4,300 digits
+            raise argparse.ArgumentTypeError(f"{_shown(text)} is not an integer") from None
+        if high is None and value < low:
             raise argparse.ArgumentTypeError(f"must be >= {low}, not {value}")
+        if high is not None and not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be in {low}..{high}, not {text.strip()}")
         return value
 
     parse.__name__ = "integer"  # what argparse names in its messages
     return parse
 
 
-_positive_int = _int_at_least(1)
-_nonneg_int = _int_at_least(0)
+_positive_int = _int_in(1)
+_nonneg_int = _int_in(0)
+_seed = _int_in(0, SEED_MAX)
 
 
 def _finite_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        raise argparse.ArgumentTypeError(f"{_shown(text)} is not a number") from None
     if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+        raise argparse.ArgumentTypeError(f"{_shown(text)} is not a finite number")
     return value
+
+
+_DEVICE = re.compile(r"(cpu|mps|cuda(:[0-9]{1,3})?)")
+
+
+def _device(text: str) -> str:
+    """cpu, cuda, cuda:N or mps; whether it exists on this machine is checked later."""
+    if not _DEVICE.fullmatch(text.strip()):
+        raise argparse.ArgumentTypeError(f"unknown device {_shown(text)}: use {DEVICES}")
+    return text.strip()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--train-steps",
-        type=_nonneg_int,
+        type=_int_in(0, MAX_SCREENSHOT_STEPS),
         default=100,
         metavar="N",
         help="steps to train before --screenshot (default 100)",
@@ -121,16 +166,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="gradient clipping threshold; 0 turns clipping off (default 1)",
     )
     length = train.add_mutually_exclusive_group()
-    length.add_argument("--epochs", type=_positive_int, default=None, help="default 100")
-    length.add_argument("--max-steps", type=_positive_int, default=None, metavar="N")
-    train.add_argument("--seed", type=_nonneg_int, default=0)
-    train.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps (default cpu)")
+    length.add_argument("--epochs", type=_int_in(1, MAX_EPOCHS), default=None, help="default 100")
+    length.add_argument("--max-steps", type=_int_in(1, MAX_TOTAL_STEPS), default=None, metavar="N")
+    train.add_argument("--seed", type=_seed, default=0, help=f"0..{SEED_MAX} (default 0)")
+    train.add_argument(
+        "--device", type=_device, default="cpu", help="cpu, cuda, cuda:1, mps (default cpu)"
+    )
     train.add_argument("--preprocess", choices=("d2l", "keep"), default="d2l")
     train.add_argument("--init", choices=("d2l", "uniform"), default=None)
     train.add_argument("--partition", choices=("random", "sequential"), default=None)
     train.add_argument(
         "--val-every",
-        type=_positive_int,
+        type=_int_in(1, MAX_TOTAL_STEPS),
         default=None,
         metavar="N",
         help="also validate every N steps (default: only at every epoch end)",
@@ -147,19 +194,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     probe.add_argument("text", metavar="TEXT")
     probe.add_argument("--checkpoint", required=True, metavar="CK")
-    probe.add_argument("--top-k", type=_positive_int, default=5, metavar="K")
-    probe.add_argument("--json", action="store_true", help="one JSON object instead of a table")
-    probe.add_argument("--device", default="cpu")
+    probe.add_argument("--top-k", type=_int_in(1, MAX_TOP_K), default=5, metavar="K")
+    probe.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON object instead of a table (the gradient flow up to "
+        f"{JSON_GRAD_FLOW_MAX_CHARS} characters)",
+    )
+    probe.add_argument("--device", type=_device, default="cpu")
 
     sample = sub.add_parser("sample", help="generate text after PREFIX")
     sample.add_argument("prefix", metavar="PREFIX")
     sample.add_argument("--checkpoint", required=True, metavar="CK")
-    sample.add_argument("--num-chars", type=_nonneg_int, default=100, metavar="N")
+    sample.add_argument("--num-chars", type=_int_in(0, MAX_SAMPLE_CHARS), default=100, metavar="N")
     sample.add_argument(
-        "--temperature", type=_finite_float, default=0.0, help="0 = greedy (default)"
+        "--temperature",
+        type=_finite_float,
+        default=0.0,
+        help=f"0 = greedy (default), or {TEMPERATURE_RANGE[0]:g}..{TEMPERATURE_RANGE[1]:g}",
     )
-    sample.add_argument("--seed", type=_nonneg_int, default=0)
-    sample.add_argument("--device", default="cpu")
+    sample.add_argument("--seed", type=_seed, default=0)
+    sample.add_argument("--device", type=_device, default="cpu")
 
     bench = sub.add_parser("bench", help="performance figures of this machine")
     bench.add_argument("--quick", action="store_true")
@@ -256,8 +311,12 @@ def _fmt(x: float | None, digits: int = 4) -> str:
     return f"{x:.{digits}g}" if math.isfinite(x) else str(x)
 
 
+# spike warnings printed at most this many times a run (the summary counts them all)
+MAX_SPIKE_WARNINGS = 5
+
+
 class _TrainReport:
-    """What the train command prints: epoch lines, the divergence, the summary."""
+    """What the train command prints: epoch lines, spikes, the divergence, the summary."""
 
     def __init__(self, run: Run, total_steps: int, quiet: bool) -> None:
         from tqdm import tqdm
@@ -275,8 +334,11 @@ class _TrainReport:
         self.epoch_losses: list[float] = []
         self.last_val: float | None = None
         self.streak: list[StepRecord] = []  # the non-finite steps in a row
+        self.spikes = 0
+        self.first_spike: int | None = None
+        self._spike_armed = True  # one warning per run of spikes, re-armed by a normal step
 
-    def step(self, record: StepRecord) -> None:
+    def step(self, record: StepRecord, spike: bool, spike_median: float | None) -> None:
         if math.isfinite(record.loss) and not record.nonfinite:
             self.epoch_losses.append(record.loss)
             self.streak = []
@@ -284,20 +346,32 @@ class _TrainReport:
             self.streak.append(record)
         if record.val_ppl is not None:
             self.last_val = record.val_ppl
+        if spike:
+            self.spikes += 1
+            if self.first_spike is None:
+                self.first_spike = record.step
+            if self._spike_armed and self.spikes <= MAX_SPIKE_WARNINGS:
+                self.bar.write(
+                    f"warning: loss spike at step {record.step}: loss {_fmt(record.loss)}, "
+                    f"more than {self.run.config.train.loss_spike_factor:g}x the recent "
+                    f"median {_fmt(spike_median)}; ||g|| before clipping "
+                    f"{_fmt(record.grad_norm_before_clip)}",
+                    file=sys.stderr,
+                )
+        self._spike_armed = not spike
         self.bar.update(1)
         if record.step % 10 == 0 or record.step == self.total:
             self.bar.set_postfix(ppl=_fmt(record.ppl), refresh=False)
 
     def epoch_end(self, epoch: int, epochs: int | None, val_ppl: float, partial: str = "") -> None:
-        train_ppl = (
-            math.exp(sum(self.epoch_losses) / len(self.epoch_losses))
-            if self.epoch_losses
-            else math.nan
-        )
+        from rnnviz.core.health import perplexity
+
+        mean = sum(self.epoch_losses) / len(self.epoch_losses) if self.epoch_losses else math.nan
         self.epoch_losses = []
         of = f"/{epochs}" if epochs else ""
         self.bar.write(
-            f"epoch {epoch + 1}{of}{partial}: train ppl {_fmt(train_ppl)}, val ppl {_fmt(val_ppl)}",
+            f"epoch {epoch + 1}{of}{partial}: train ppl {_fmt(perplexity(mean))}, "
+            f"val ppl {_fmt(val_ppl)}",
             file=sys.stdout,
         )
 
@@ -305,16 +379,151 @@ class _TrainReport:
         self.bar.close()
 
 
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Every output path, before anything is loaded or trained (exit 2 with one line)."""
+    from rnnviz.core.atomic import OutputPathError, check_output_path
+
+    given = [(flag, path) for flag, path in _outputs(args) if path is not None]
+    for flag, path in given:
+        if not path.strip():
+            raise UsageError(f"{flag} is empty: give a file name")
+        try:
+            check_output_path(path)
+        except OutputPathError as exc:
+            raise UsageError(f"{flag}: {exc}") from None
+    if len(given) == 2 and os.path.realpath(given[0][1]) == os.path.realpath(given[1][1]):
+        raise UsageError("--checkpoint-out and --metrics-out name the same file")
+
+
+def _outputs(args: argparse.Namespace) -> list[tuple[str, str | None]]:
+    return [("--checkpoint-out", args.checkpoint_out), ("--metrics-out", args.metrics_out)]
+
+
+def _os_reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+class _Metrics:
+    """The --metrics-out stream; a failed write stops the stream, not the training."""
+
+    def __init__(self, path: str | None) -> None:
+        from rnnviz.core.history import MetricsCsvWriter
+
+        self.path = path
+        self.error: str | None = None
+        self.writer: MetricsCsvWriter | None = None
+        if path is not None:
+            try:
+                self.writer = MetricsCsvWriter(path)
+            except OSError as exc:
+                raise UsageError(f"--metrics-out {path}: cannot write: {_os_reason(exc)}") from None
+
+    def write(self, record: StepRecord) -> None:
+        if self.writer is None:
+            return
+        try:
+            self.writer.write(record)
+        except OSError as exc:
+            self._failed(exc)
+            print(
+                f"warning: --metrics-out {self.path}: {self.error}; training goes on, "
+                "the metrics stop here",
+                file=sys.stderr,
+            )
+
+    def close(self) -> None:
+        if self.writer is None:
+            return
+        try:
+            self.writer.close()
+        except OSError as exc:
+            self._failed(exc)
+        self.writer = None
+
+    def _failed(self, exc: OSError) -> None:
+        assert self.writer is not None
+        rows = self.writer.rows_written
+        self.error = f"write failed after {rows:,} rows: {_os_reason(exc)}"
+        with contextlib.suppress(OSError):
+            self.writer.close()
+        self.writer = None
+
+
+def _save_model(path: str, run: Run) -> tuple[str | None, str | None]:
+    """Save to ``path``; if that fails, to the temp folder. (where it went, what failed)."""
+    import tempfile
+
+    from rnnviz.core.checkpoint import save_run
+
+    try:
+        save_run(path, run)
+        return path, None
+    except Exception as exc:  # whatever failed, the model must not be lost
+        error = _os_reason(exc)
+    rescue = os.path.join(
+        tempfile.gettempdir(), f"rnnviz-rescued-{os.getpid()}-step{run.trainer.step}.safetensors"
+    )
+    try:
+        save_run(rescue, run)
+    except Exception:
+        return None, error
+    return rescue, error
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    """Why a run ended as diverged."""
+
+    step: int  # the first bad step
+    reason: str
+    record: StepRecord  # the step at which it was judged
+    cause_kind: str  # likely_cause's reason: "nonfinite" or "loss_spike"
+    final_only: bool = False  # only the final validation was bad
+
+
+def _keep_last_good(run: Run, watch: LossWatch, final_only: bool) -> str:
+    """Return the trainer to the last good parameters; says which the checkpoint holds.
+
+    ``final_only``: only the final validation was bad, the training losses never were.
+    """
+    trainer = run.trainer
+    target = watch.last_good_step()
+    if target is None:
+        if final_only:
+            return "the final parameters; their validation is worse than uniform guessing"
+        # the skipped steps changed nothing: these are the last good parameters
+        return "the last good parameters"
+    try:
+        step = trainer.rollback(target)
+    except ValueError:
+        return (
+            f"the final parameters, NOT good ones: no snapshot from before step "
+            f"{watch.bad_since:,} was kept"
+        )
+    return "the last good parameters" + (" (the initial ones)" if step == 0 else "")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     import dataclasses
+    from collections import deque
 
-    from rnnviz.core.history import MetricsCsvWriter
+    from rnnviz.core.health import (
+        UNIFORM_WINDOW,
+        LossWatch,
+        perplexity,
+        uniform_sentence,
+        worse_than_uniform_ppl,
+    )
     from rnnviz.core.runs import build_run
     from rnnviz.core.session import likely_cause
 
     config = config_from_args(args)
+    _check_outputs(args)
     run = build_run(config)
     trainer = run.trainer
+    vocab_size = len(run.vocab)
     per_epoch = run.batches.steps_per_epoch
     epochs: int | None
     if args.max_steps is not None:
@@ -322,20 +531,27 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         epochs = args.epochs if args.epochs is not None else 100
         total = epochs * per_epoch
+        if total > MAX_TOTAL_STEPS:
+            raise UsageError(
+                f"{epochs:,} epochs of {per_epoch:,} steps is more than {MAX_TOTAL_STEPS:,} "
+                "steps: ask for fewer epochs"
+            )
     for note in (*run.corpus.notes, *getattr(run.batches, "notes", ())):
         print(f"note: {note}", file=sys.stderr)
     print(
-        f"corpus {run.corpus.name}: {len(run.corpus.text):,} characters, vocab {len(run.vocab)}; "
+        f"corpus {run.corpus.name}: {len(run.corpus.text):,} characters, vocab {vocab_size}; "
         f"model {config.model.kind} H={config.model.hidden_size} {config.model.activation}; "
         f"{total:,} steps ({per_epoch:,} per epoch) on {config.train.device}",
         file=sys.stderr,
     )
-    writer = MetricsCsvWriter(args.metrics_out) if args.metrics_out else None
+    metrics = _Metrics(args.metrics_out)
     report = _TrainReport(run, total, args.quiet)
+    watch = LossWatch(vocab_size)
+    recent: deque[StepRecord] = deque(maxlen=4 * UNIFORM_WINDOW)  # to name the step that broke
     tokens = 0
     train_s = 0.0  # time in optimizer steps (tokens/s), without validation
     start = time.perf_counter()
-    diverged: StepRecord | None = None
+    verdict: _Verdict | None = None
     interrupted = False
     try:
         for _ in range(total):
@@ -353,49 +569,104 @@ def cmd_train(args: argparse.Namespace) -> int:
             if epoch_done and not trainer.diverged:
                 val = trainer.evaluate()
                 record = dataclasses.replace(record, val_ppl=val)
-            report.step(record)
-            if writer is not None:
-                writer.write(record)
+            recent.append(record)
+            watch.add(record.step, record.loss, spike=trainer.last_spike)
+            report.step(record, trainer.last_spike, trainer.last_spike_median)
+            metrics.write(record)
             if epoch_done and record.val_ppl is not None:
                 report.epoch_end(epoch_before, epochs, record.val_ppl, partial)
             if trainer.diverged:
-                diverged = report.streak[0] if report.streak else record
+                first = report.streak[0] if report.streak else record
+                if not math.isfinite(first.loss):
+                    reason = f"the loss became {first.loss}"
+                elif not math.isfinite(first.grad_norm_before_clip):
+                    reason = "a gradient became non-finite"
+                else:
+                    reason = "the update made a parameter non-finite (it was undone)"
+                reason += f", {trainer.nonfinite_in_row} steps in a row"
+                verdict = _Verdict(first.step, reason, first, "nonfinite")
+                break
+            if watch.useless:
+                since = watch.bad_since or record.step
+                verdict = _Verdict(
+                    since,
+                    "the loss went worse than uniform guessing and stayed there (median "
+                    f"{_fmt(watch.median)} over steps {record.step - watch.window + 1:,}.."
+                    f"{record.step:,}, perplexity {_fmt(perplexity(watch.median))}); "
+                    f"{uniform_sentence(vocab_size)}",
+                    record,
+                    "loss_spike",
+                )
                 break
     except KeyboardInterrupt:
         interrupted = True
     finally:
         report.close()
-        if writer is not None:
-            writer.close()
+        metrics.close()
     elapsed = time.perf_counter() - start
-    if args.checkpoint_out:
-        from rnnviz.core.checkpoint import save_run
-
-        save_run(args.checkpoint_out, run)
-        print(f"checkpoint: {args.checkpoint_out} (step {trainer.step})", file=sys.stderr)
-    if diverged is not None:
-        if not math.isfinite(diverged.loss):
-            reason = f"the loss became {diverged.loss}"
-        elif not math.isfinite(diverged.grad_norm_before_clip):
-            reason = "a gradient became non-finite"
-        else:
-            reason = "the update made a parameter non-finite (it was undone)"
+    last_val = report.last_val
+    if (
+        verdict is None
+        and not interrupted
+        and last_val is not None
+        and worse_than_uniform_ppl(last_val, vocab_size)
+    ):
+        verdict = _Verdict(
+            watch.bad_since or trainer.step,
+            f"the final validation perplexity {_fmt(last_val)} is worse than uniform "
+            f"guessing; {uniform_sentence(vocab_size)}",
+            recent[-1],
+            "loss_spike",
+            final_only=watch.bad_since is None,
+        )
+    kept = ""
+    if verdict is not None:
+        kept = _keep_last_good(run, watch, verdict.final_only)
+        by_step = {r.step: r for r in recent}
+        # the update that led to the first bad loss is the step before it
+        step = verdict.step
+        cause_record = by_step.get(step - 1, by_step.get(step, verdict.record))
         print(
-            f"diverged at step {diverged.step}: {reason}; ||g|| before clipping was "
-            f"{_fmt(diverged.grad_norm_before_clip)} at that step",
+            f"diverged at step {step:,}: {verdict.reason}; ||g|| before clipping was "
+            f"{_fmt(cause_record.grad_norm_before_clip)} at step {cause_record.step:,}",
             file=sys.stderr,
         )
-        cause = likely_cause(diverged, config.train.optimizer, "nonfinite")
+        cause = likely_cause(cause_record, config.train.optimizer, verdict.cause_kind)
         print(f"likely cause: {cause}", file=sys.stderr)
-        if args.checkpoint_out:
-            print("the checkpoint holds the last good parameters", file=sys.stderr)
+
+    failures: list[str] = []
+    if metrics.error is not None:
+        failures.append(f"--metrics-out {args.metrics_out}: {metrics.error}")
+    if args.checkpoint_out:
+        where, error = _save_model(args.checkpoint_out, run)
+        if error is not None:
+            failures.append(f"--checkpoint-out {args.checkpoint_out}: {error}")
+        if where is not None:
+            holds = f": {kept}" if kept else ""
+            print(f"checkpoint: {where} (step {trainer.step:,}){holds}", file=sys.stderr)
+        model_at = (
+            f"the model (step {trainer.step:,}) went to {where}"
+            if where is not None
+            else "the model could not be saved anywhere"
+        )
+    else:
+        model_at = "the model was not saved (no --checkpoint-out)"
+    if failures:
+        for failure in failures:
+            print(f"error: {failure}", file=sys.stderr)
+        print(f"error: {model_at}", file=sys.stderr)
+        return EXIT_OUTPUT
+    if verdict is not None:
         return EXIT_DIVERGED
     if interrupted:
         print(f"interrupted at step {trainer.step}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    spikes = ""
+    if report.spikes:
+        spikes = f"; {report.spikes} loss spike(s), the first at step {report.first_spike:,}"
     print(
         f"done: {trainer.step:,} steps in {elapsed:.1f} s, {tokens / max(train_s, 1e-9):,.0f} "
-        f"tokens/s in training; final val ppl {_fmt(report.last_val)}"
+        f"tokens/s in training; final val ppl {_fmt(last_val)}{spikes}"
     )
     return 0
 
@@ -436,7 +707,7 @@ def probe_json(result: Any) -> dict[str, Any]:
         ],
         "step_loss": _none_if_nan(result.step_loss),
         "surprisal_bits": _none_if_nan(result.surprisal_bits),
-        "grad_flow": result.grad_flow.tolist(),
+        "grad_flow": None if result.grad_flow is None else result.grad_flow.tolist(),
     }
     if result.cell is not None:
         out["cell"] = result.cell.tolist()
@@ -488,6 +759,32 @@ def _check_known(text: str, vocab: Any, what: str) -> None:
         )
 
 
+def _probe_size(args: argparse.Namespace, model: Any, vocab: Any, top_k: int) -> bool:
+    """Refuse a probe too large to compute or write; returns whether to add the gradient flow."""
+    T = len(args.text)
+    per_char = model.hidden_size * (2 if model.kind == "lstm" else 1) + len(vocab)
+    if T * per_char > PROBE_MAX_VALUES:
+        raise UsageError(
+            f"the probe text has {T:,} characters; this model (hidden {model.hidden_size}, "
+            f"vocabulary {len(vocab)}) probes at most {PROBE_MAX_VALUES // per_char:,} at once: "
+            "probe a shorter text"
+        )
+    if not args.json:
+        return False  # the table shows no gradient flow
+    # hidden (+ cells), probs, top-k pairs, tokens, step loss, surprisal
+    per_char_json = per_char + 2 * top_k + 3
+    with_flow = T <= JSON_GRAD_FLOW_MAX_CHARS
+    values = T * per_char_json + (T * T if with_flow else 0)
+    if values > JSON_MAX_VALUES:
+        raise UsageError(
+            f"probe --json of {T:,} characters would write {values:,} numbers, more than the "
+            f"{JSON_MAX_VALUES:,} allowed (about 40 MB); with this model --json takes at most "
+            f"{JSON_MAX_VALUES // per_char_json:,} characters: probe a shorter text, or drop "
+            "--json for the table"
+        )
+    return with_flow
+
+
 def cmd_probe(args: argparse.Namespace) -> int:
     from rnnviz.core.probe import probe
 
@@ -496,9 +793,19 @@ def cmd_probe(args: argparse.Namespace) -> int:
     _ckpt, model, vocab = _load_model(args.checkpoint, args.device)
     _check_known(args.text, vocab, "probe text")
     top_k = min(args.top_k, len(vocab))
-    result = probe(model, vocab, args.text, top_k=top_k)
+    with_flow = _probe_size(args, model, vocab, top_k)
+    result = probe(model, vocab, args.text, top_k=top_k, with_grad_flow=with_flow)
     if args.json:
-        print(json.dumps(probe_json(result)))
+        out = probe_json(result)
+        if not with_flow:
+            why = (
+                f"the gradient flow (T x T numbers) is written for texts of at most "
+                f"{JSON_GRAD_FLOW_MAX_CHARS:,} characters; this one has {len(args.text):,}: "
+                "probe a shorter text to get it"
+            )
+            out["grad_flow_omitted"] = why
+            print(f"note: {why}", file=sys.stderr)
+        print(json.dumps(out))
     else:
         print(probe_table(result))
     return 0
@@ -509,8 +816,11 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     if not args.prefix:
         raise UsageError("PREFIX is empty: generation needs at least one character")
-    if args.temperature < 0:
-        raise UsageError(f"--temperature must be >= 0, not {args.temperature}")
+    low, high = TEMPERATURE_RANGE
+    if args.temperature != 0 and not low <= args.temperature <= high:
+        raise UsageError(
+            f"--temperature must be 0 (greedy) or in {low:g}..{high:g}, not {args.temperature:g}"
+        )
     _ckpt, model, vocab = _load_model(args.checkpoint, args.device)
     _check_known(args.prefix, vocab, "prefix")
     text = generate(

@@ -12,7 +12,8 @@ g <- min(1, theta/||g||) g, the update, then the guards:
   it); the update is kept, a spike is information, not an error.
 * every ``snapshot_every`` steps a copy of parameters + optimizer state + data position goes
   into a small ring, so ``rollback`` can return to a point before things went wrong and replay
-  the same batches from there.
+  the same batches from there; not while the loss is worse than uniform guessing
+  (``core.health``), so the ring holds points worth returning to.
 
 Truncated BPTT: with sequential partitioning the final hidden state of one batch, detached,
 starts the next (reset when an epoch starts); with random partitioning every batch starts
@@ -39,8 +40,9 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from rnnviz.core.batches import BatchSource
-from rnnviz.core.config import TrainConfig
+from rnnviz.core.config import LR_RANGE, THETA_RANGE, TrainConfig
 from rnnviz.core.fast_rnn import FastRNN
+from rnnviz.core.health import perplexity, worse_than_uniform
 from rnnviz.core.messages import StepRecord, frozen_array
 from rnnviz.core.model import CharModel, State, detach_state
 
@@ -193,14 +195,16 @@ class Trainer:
     ) -> None:
         """Change lr / clipping; takes effect at the next step."""
         if lr is not None:
-            if not (math.isfinite(lr) and lr > 0):
-                raise ValueError(f"lr must be a positive number, not {lr}")
+            low, high = LR_RANGE
+            if not low <= lr <= high:  # NaN fails too
+                raise ValueError(f"lr must be in [{low:g}, {high:g}], not {lr}")
             self.lr = float(lr)
             for group in self.optimizer.param_groups:
                 group["lr"] = self.lr
         if clip_theta is not None:
-            if not (math.isfinite(clip_theta) and clip_theta > 0):
-                raise ValueError(f"clip theta must be a positive number, not {clip_theta}")
+            low, high = THETA_RANGE
+            if not low <= clip_theta <= high:
+                raise ValueError(f"clip theta must be in [{low:g}, {high:g}], not {clip_theta}")
             self.clip_theta = float(clip_theta)
         if clip_enabled is not None:
             self.clip_enabled = bool(clip_enabled)
@@ -241,10 +245,12 @@ class Trainer:
             total = torch.nn.utils.get_total_norm(grad_list)
             before = float(total)
             ok = math.isfinite(before)
-            if ok and self.clip_enabled:
+            # only above theta: clip_grads_with_norm_ scales by theta / (norm + 1e-6), which
+            # shrinks a gradient just below theta too (by 0.05 % at theta = 1e-3)
+            if ok and self.clip_enabled and before > self.clip_theta:
                 torch.nn.utils.clip_grads_with_norm_(self.params, self.clip_theta, total)
                 after = float(torch.nn.utils.get_total_norm(grad_list))
-                clipped = before > self.clip_theta
+                clipped = True
             else:
                 after = before
         if ok:
@@ -273,7 +279,12 @@ class Trainer:
             self.epoch += 1
             self.batch_index = 0
             self.carried = None
-        if ok and self.step % SNAPSHOT_EVERY == 0:
+        # a run worse than uniform guessing is no point to roll back to
+        if (
+            ok
+            and self.step % SNAPSHOT_EVERY == 0
+            and not worse_than_uniform(loss, self.model.vocab_size)
+        ):
             self._take_snapshot()
         elapsed = time.perf_counter() - start
         val_ppl = None
@@ -283,7 +294,7 @@ class Trainer:
             step=self.step,
             epoch=epoch,
             loss=loss,
-            ppl=_exp(loss),
+            ppl=perplexity(loss),
             grad_norm_before_clip=before,
             grad_norm_after_clip=after,
             clipped=clipped,
@@ -404,7 +415,7 @@ class Trainer:
             count += Y.numel()
         if count == 0:
             return math.nan
-        return _exp(total / count)
+        return perplexity(total / count)
 
     # ------------------------------------------------------------------ rollback
 
@@ -535,11 +546,6 @@ class Trainer:
         self._sigma = None
         self.snapshots.clear()
         self._take_snapshot()
-
-
-def _exp(x: float) -> float:
-    """Perplexity from a mean cross-entropy, without OverflowError for a huge one."""
-    return math.exp(x) if x < 700 or math.isnan(x) else math.inf
 
 
 def _clone_state(state: State) -> State:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -251,3 +252,240 @@ def test_help_does_not_import_torch() -> None:
     )
     assert out.returncode == 0, out.stderr
     assert "usage: rnnviz" in out.stdout and out.stdout.rstrip().endswith("ok")
+
+
+# ---------------------------------------------------------------------- issue 12: 2, 3, 8, 9
+
+
+def _initial_params(*extra: str) -> dict[str, torch.Tensor]:
+    """The parameters a run with these settings starts from (the seeded initialisation)."""
+    from rnnviz.cli import build_parser, config_from_args
+    from rnnviz.core.runs import build_run
+
+    run = build_run(config_from_args(build_parser().parse_args(["train", *TINY, *extra])))
+    return {k: v.detach().clone() for k, v in run.model.state_dict().items()}
+
+
+@pytest.mark.parametrize("model", ["gru", "lstm", "fast"])
+def test_finite_but_huge_loss_ends_as_diverged(
+    model: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """lr 50, clipping off: the loss is finite but astronomically high (no NaN ever)."""
+    ck = tmp_path / "huge.safetensors"
+    settings = ["--model", model, "--lr", "50", "--clip", "0"]
+    rc = main(["train", *TINY, *settings, "--max-steps", "400", "--checkpoint-out", str(ck)])
+    err = capsys.readouterr().err
+    assert rc == 3, err
+    assert "Traceback" not in err
+    assert "diverged at step" in err and "worse than uniform guessing" in err
+    assert "before clipping was" in err and "clipping is off" in err
+    assert "the last good parameters" in err
+    ckpt = load_checkpoint(ck)
+    assert ckpt.step < 100  # stopped by the rule, not run to the end
+    start = _initial_params(*settings)
+    assert ckpt.step == 0 and all(torch.equal(ckpt.params[k], v) for k, v in start.items())
+
+
+def test_epoch_report_survives_a_loss_beyond_exp_range(capsys: pytest.CaptureFixture[str]) -> None:
+    """math.exp(mean loss) raised OverflowError in the epoch line (a loss of ~760 nats)."""
+    import types
+
+    from rnnviz.cli import _TrainReport
+
+    run = types.SimpleNamespace(config=None)
+    report = _TrainReport(run, 10, quiet=True)  # type: ignore[arg-type]
+    report.epoch_losses = [760.0, 800.0]
+    report.epoch_end(0, 1, math.inf)
+    report.close()
+    assert "train ppl inf, val ppl inf" in capsys.readouterr().out
+
+
+def test_lr_1000_for_5_steps_is_not_success(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ck = tmp_path / "ck.safetensors"
+    rc = main(["train", *TINY, "--lr", "1000", "--max-steps", "5", "--checkpoint-out", str(ck)])
+    captured = capsys.readouterr()
+    assert rc == 3, captured.err
+    assert "done:" not in captured.out
+    assert "final validation perplexity" in captured.err and "uniform guessing" in captured.err
+    assert load_checkpoint(ck).step == 0  # the last good point: before the first update
+
+
+def test_loss_spike_is_reported(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rnnviz.core.trainer import Trainer
+
+    real = Trainer.train_step
+
+    def step(self: Trainer) -> object:
+        record = real(self)
+        if self.step in (7, 8, 12):  # as the trainer flags one: loss > factor x median
+            self.last_spike, self.last_spike_median = True, record.loss / 20
+        return record
+
+    monkeypatch.setattr(Trainer, "train_step", step)
+    assert main(["train", *TINY, "--max-steps", "15"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.count("warning: loss spike at step") == 2  # 7 (8 continues it), 12
+    assert "loss spike at step 7" in captured.err and "10x the recent median" in captured.err
+    assert "3 loss spike(s), the first at step 7" in captured.out
+
+
+def test_outputs_checked_before_training(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rnnviz.core.trainer import Trainer
+
+    steps: list[int] = []
+    real = Trainer.train_step
+    monkeypatch.setattr(Trainer, "train_step", lambda self: steps.append(1) or real(self))
+    cases = {
+        "--checkpoint-out": [str(tmp_path / "missing" / "ck.safetensors"), str(tmp_path),
+                             "/dev/full", "/proc/rnnviz-ck.safetensors", ""],
+        "--metrics-out": [str(tmp_path / "missing" / "m.csv"), str(tmp_path), "/dev/full",
+                          "/proc/rnnviz-m.csv", ""],
+    }  # fmt: skip
+    for flag, paths in cases.items():
+        for path in paths:
+            assert main(["train", *TINY, "--max-steps", "2", flag, path]) == 2, (flag, path)
+            err = capsys.readouterr().err
+            assert err.startswith("error: ") and err.count("\n") == 1, err
+            assert flag in err
+    same = str(tmp_path / "same")
+    assert main(["train", *TINY, "--checkpoint-out", same, "--metrics-out", same]) == 2
+    assert "same file" in capsys.readouterr().err
+    assert steps == []
+
+
+def test_metrics_failing_at_the_end_keeps_the_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import errno
+
+    from rnnviz.core.history import MetricsCsvWriter
+
+    real = MetricsCsvWriter.write
+
+    def write(self: MetricsCsvWriter, record: object) -> None:
+        if self.rows_written >= 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(self, record)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(MetricsCsvWriter, "write", write)
+    ck, metrics = tmp_path / "ck.safetensors", tmp_path / "m.csv"
+    rc = main(["train", *TINY, "--max-steps", "6", "--checkpoint-out", str(ck),
+               "--metrics-out", str(metrics)])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 4, err
+    assert "Traceback" not in err
+    assert f"--metrics-out {metrics}: write failed after 3 rows: No space left on device" in err
+    assert f"the model (step 6) went to {ck}" in err
+    assert load_checkpoint(ck).step == 6
+
+
+def test_checkpoint_failing_at_the_end_saves_the_model_elsewhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import errno
+
+    from rnnviz.core import checkpoint
+
+    real = checkpoint.save_run
+    ck = tmp_path / "ck.safetensors"
+
+    def save_run(path: object, run: object) -> None:
+        if Path(str(path)) == ck:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(path, run)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(checkpoint, "save_run", save_run)
+    metrics = tmp_path / "m.csv"
+    rc = main(["train", *TINY, "--max-steps", "3", "--checkpoint-out", str(ck),
+               "--metrics-out", str(metrics)])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 4, err
+    assert f"--checkpoint-out {ck}: No space left on device" in err
+    rescued = Path(err.split("went to ")[1].split()[0])
+    try:
+        assert load_checkpoint(rescued).step == 3
+    finally:
+        rescued.unlink()
+    assert len(metrics.read_text().splitlines()) == 4  # the other output is complete
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--seed", str(2**64)], "must be in 0..2147483647"),
+        (["--seed", str(2**31)], "must be in 0..2147483647"),
+        (["--seed", "3000000000"], "must be in 0..2147483647"),
+        (["--device", "meta"], "use cpu, cuda, cuda:N or mps"),
+        (["--device", "cuda:99999"], "use cpu, cuda, cuda:N or mps"),
+        (["--max-steps", str(2**70)], "must be in 1..1000000000"),
+        (["--epochs", str(2**70)], "must be in 1..1000000"),
+        (["--val-every", str(2**70)], "must be in 1..1000000000"),
+        (["--seed", "9" * 5000], "is not an integer"),
+    ],
+)
+def test_train_arguments_out_of_range_exit_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["train", *TINY, "--max-steps", "1", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert len(err) < 2000  # a 5,000-digit number is not echoed whole
+
+
+def test_sample_arguments_out_of_range_exit_2(
+    trained: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    ck = str(trained[0])
+    for argv, message in [
+        (["--seed", str(2**64)], "must be in 0..2147483647"),
+        (["--num-chars", str(2**70)], "must be in 0..1000000"),
+        (["--temperature", "1e-320"], "must be 0 (greedy) or in 0.001..1000"),
+        (["--temperature", "1e308"], "must be 0 (greedy) or in 0.001..1000"),
+        (["--device", "meta"], "use cpu, cuda, cuda:N or mps"),
+    ]:
+        assert main(["sample", "mach", "--checkpoint", ck, *argv]) == 2, argv
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, err
+
+
+def test_probe_longer_than_the_gradient_flow_limit(
+    trained: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rnnviz.core.probe import MAX_GRAD_FLOW_CHARS
+
+    ck = str(trained[0])
+    text = ("machine " * 1000)[: MAX_GRAD_FLOW_CHARS + 100]
+    assert main(["probe", text, "--checkpoint", ck]) == 0  # the table: no gradient flow needed
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(text) + 1
+
+
+def test_probe_json_is_capped(
+    trained: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rnnviz.cli import JSON_GRAD_FLOW_MAX_CHARS
+
+    ck = str(trained[0])
+    text = ("machine " * 512)[:4096]
+    assert main(["probe", text, "--checkpoint", ck, "--json"]) == 0
+    captured = capsys.readouterr()
+    assert len(captured.out) < 10 * 2**20  # was ~95 MB with the 4096 x 4096 gradient flow
+    data = json.loads(captured.out)
+    assert data["grad_flow"] is None and str(JSON_GRAD_FLOW_MAX_CHARS) in data["grad_flow_omitted"]
+    assert "gradient flow" in captured.err and len(data["hidden"]) == 4096
+    short = text[:JSON_GRAD_FLOW_MAX_CHARS]
+    assert main(["probe", short, "--checkpoint", ck, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert "grad_flow_omitted" not in data
+    assert np.asarray(data["grad_flow"]).shape == (len(short), len(short))
+    # past the JSON budget: refused, with the limit and what to do
+    huge = "machine " * 16_000
+    assert main(["probe", huge, "--checkpoint", ck, "--json"]) == 2
+    err = capsys.readouterr().err
+    assert "takes at most" in err and "drop --json" in err

@@ -134,7 +134,11 @@ def test_nonfinite_update_is_undone_and_run_diverges(optimizer: str) -> None:
 def test_huge_lr_never_leaves_nan_in_parameters(lr: float) -> None:
     model, _, tr = make("fast", activation="relu", max_nonfinite_in_row=4, clip_enabled=False)
     tr.train_step()
-    tr.set_hyper(lr=lr)
+    with pytest.raises(ValueError, match="lr must be in"):
+        tr.set_hyper(lr=lr)  # past TrainConfig's limit, so set directly: the guard must hold
+    tr.lr = lr
+    for group in tr.optimizer.param_groups:
+        group["lr"] = lr
     last_good = params_of(model)
     for _ in range(12):
         rec = tr.train_step()
@@ -394,3 +398,130 @@ def test_record_fields_and_evaluate_leaves_grads() -> None:
             )
             count += Y.numel()
     assert ppl == pytest.approx(math.exp(total / count), rel=1e-6)
+
+
+def _grads_at_optimizer_step(tr: Trainer) -> list[Tensor]:
+    """The gradients the optimizer is handed on the next step (after clipping)."""
+    seen: list[Tensor] = []
+    original = tr.optimizer.step
+
+    def step(*args: Any, **kwargs: Any) -> Any:
+        seen.extend(p.grad.detach().clone() for p in tr.params if p.grad is not None)
+        return original(*args, **kwargs)
+
+    tr.optimizer.step = step  # type: ignore[method-assign]
+    tr.train_step()
+    tr.optimizer.step = original  # type: ignore[method-assign]
+    return seen
+
+
+def test_gradient_just_below_theta_is_left_unchanged() -> None:
+    """clip_grads_with_norm_ scales by theta / (norm + 1e-6), below 1 just under theta too."""
+    _, _, tr = make("fast", lr=1e-6)
+    twin = copy.deepcopy(tr)  # the same batch, so the same gradients
+    twin.set_hyper(clip_enabled=False)
+    grads = _grads_at_optimizer_step(twin)
+    norm = float(torch.nn.utils.get_total_norm(grads))
+    tr.set_hyper(clip_theta=norm + 5e-7)  # the norm is below theta, by less than the 1e-6
+    seen = _grads_at_optimizer_step(tr)
+    assert all(torch.equal(a, b) for a, b in zip(seen, grads, strict=True))
+
+
+def test_no_snapshot_while_worse_than_uniform(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(trainer_module, "SNAPSHOT_EVERY", 2)
+    model, _, tr = make("fast", activation="relu", clip_enabled=False, lr=1.0)
+    for _ in range(4):
+        tr.train_step()
+    assert tr.snapshot_steps() == (0, 2, 4)
+    with torch.no_grad():
+        as_fast(model).W_hq.mul_(1e4)  # finite, far worse than uniform guessing
+    for _ in range(4):
+        rec = tr.train_step()
+        assert math.isfinite(rec.loss) and rec.loss > math.log(1.5 * V)
+    assert tr.snapshot_steps() == (0, 2, 4)
+
+
+@pytest.mark.parametrize(
+    ("lr", "theta"),
+    [(0.0, 0.0), (-1.0, -1.0), (math.nan, math.nan), (math.inf, math.inf), (1e4, 2e6),
+     (5e-7, 5e-5)],
+)  # fmt: skip
+def test_set_hyper_refuses_what_the_config_refuses(lr: float, theta: float) -> None:
+    _, _, tr = make("fast")
+    with pytest.raises(ValueError, match="lr must be in"):
+        tr.set_hyper(lr=lr)
+    with pytest.raises(ValueError, match="clip theta must be in"):
+        tr.set_hyper(clip_theta=theta)
+    assert (tr.lr, tr.clip_theta) == (1.0, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("section", "field", "value", "message"),
+    [
+        ("train", "seed", 2**31, "seed must be in 0..2147483647"),
+        ("train", "seed", 3_000_000_000, "seed must be in 0..2147483647"),
+        ("train", "seed", 2**70, "seed must be in 0..2147483647"),
+        pytest.param("train", "seed", 10**5000, "a 16610-bit number", id="seed-10**5000"),
+        ("train", "seed", -1, "seed must be in"),
+        ("train", "seed", 1.5, "seed must be an integer"),
+        ("train", "seed", True, "seed must be an integer"),
+        ("train", "lr", math.nan, "lr must be in"),
+        ("train", "lr", math.inf, "lr must be in"),
+        ("train", "lr", 0.0, "lr must be in"),
+        ("train", "lr", 1e-9, "lr must be in"),
+        ("train", "lr", "1", "lr must be a number"),
+        ("train", "clip_theta", math.nan, "clip theta must be in"),
+        ("train", "clip_theta", 1e300, "clip theta must be in"),
+        ("train", "clip_theta", 0.0, "clip theta must be in"),
+        ("train", "clip_enabled", 1, "clip_enabled must be true or false"),
+        ("train", "batch_size", 0, "batch size must be in"),
+        ("train", "batch_size", 2**70, "batch size must be in"),
+        ("train", "batch_size", 8.0, "batch size must be an integer"),
+        ("train", "num_steps", 5000, "num_steps must be in"),
+        ("train", "windows_per_epoch", 2**70, "windows_per_epoch must be in"),
+        ("train", "val_windows", 0, "val_windows must be in"),
+        ("train", "val_every", -1, "val_every must be in"),
+        ("train", "max_nonfinite_in_row", 0, "max_nonfinite_in_row must be in"),
+        ("train", "loss_spike_factor", 0.5, "loss_spike_factor"),
+        ("train", "loss_spike_factor", math.nan, "loss_spike_factor"),
+        ("train", "device", 3, "device must be a string"),
+        ("model", "hidden_size", 0, "hidden size must be in 1..8192"),
+        ("model", "hidden_size", 32.5, "hidden size must be an integer"),
+        ("model", "hidden_size", True, "hidden size must be an integer"),
+        ("model", "hidden_size", 2**70, "hidden size must be in"),
+        ("corpus", "synthetic_length", 2**70, "synthetic_length must be in"),
+        ("corpus", "delay_k", 0, "delay_k must be in"),
+        ("corpus", "val_fraction", math.nan, "val_fraction must be in"),
+        ("corpus", "val_fraction", True, "val_fraction must be a number"),
+        ("corpus", "source", 5, "corpus source must be a string"),
+    ],
+)
+def test_config_validates_every_range_on_the_way_in(
+    section: str, field: str, value: object, message: str
+) -> None:
+    from rnnviz.core.config import ConfigError, RunConfig
+
+    with pytest.raises(ConfigError, match=message):
+        RunConfig().replace(**{section: {field: value}})
+    data = RunConfig().to_json()
+    data[section][field] = value
+    with pytest.raises(ConfigError, match=message):
+        RunConfig.from_json(data)
+
+
+def test_config_limits_are_inclusive() -> None:
+    from rnnviz.core import config as c
+
+    cfg = c.RunConfig().replace(
+        train={
+            "seed": c.SEED_RANGE[1],
+            "lr": c.LR_RANGE[0],
+            "clip_theta": c.THETA_RANGE[1],
+            "batch_size": c.BATCH_RANGE[1],
+            "num_steps": c.NUM_STEPS_RANGE[1],
+            "loss_spike_factor": 0.0,
+        },
+        model={"hidden_size": np.int64(c.HIDDEN_RANGE[1])},  # NumPy integers are integers
+    )
+    assert cfg.train.seed == 2**31 - 1
+    c.TrainConfig(lr=c.LR_RANGE[1], clip_theta=c.THETA_RANGE[0], seed=0)
