@@ -164,3 +164,16 @@ class LossWatch:
         if self.bad_since is None:
             return None
         return max(self.bad_since - 2, 0)
+
+
+def dead_units(hidden: Sequence[Sequence[float]] | object) -> int:
+    """How many hidden units are exactly 0 at every step of a probe (``hidden``: (T, H)).
+
+    A ReLU unit whose pre-activation is negative for every input outputs 0 and gets no
+    gradient: it is dead, and a layer of dead units can no longer learn."""
+    import numpy as np
+
+    h = np.asarray(hidden, dtype=np.float64)
+    if h.ndim != 2 or h.shape[0] == 0:
+        return 0
+    return int(np.count_nonzero(np.all(h == 0.0, axis=0)))

@@ -141,3 +141,15 @@ def test_never_fires_on_a_healthy_d2l_run(kind: str) -> None:
         assert watch.bad_since is None, record
         assert not watch.useless
     assert not worse_than_uniform_ppl(run.trainer.evaluate(), V)
+
+
+def test_dead_units_are_the_ones_zero_at_every_step() -> None:
+    import numpy as np
+
+    from rnnviz.core.health import dead_units
+
+    hidden = np.zeros((5, 4))
+    hidden[2, 1] = 0.3
+    assert dead_units(hidden) == 3
+    assert dead_units(np.ones((5, 4))) == 0
+    assert dead_units(np.zeros((0, 4))) == 0

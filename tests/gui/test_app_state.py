@@ -226,3 +226,20 @@ def test_pressing_play_after_a_divergence_takes_its_banner_down(qtbot) -> None:
     assert state.divergence is event
     state.apply(StateChanged("training", step=9, epoch=0))
     assert state.divergence is None and state.last_divergence(1) is event
+
+
+def test_a_run_worse_than_uniform_guessing_is_called_diverged_and_paused(qtbot) -> None:
+    state = AppState(RunConfig())
+    engine = FakeEngine()
+    controller = Controller(state, engine)  # type: ignore[arg-type]
+    state.apply(info())  # a vocabulary of 2: uniform guessing is loss ln 2
+    state.apply(StateChanged("training", step=0, epoch=0))
+    fired: list[int] = []
+    state.useless.connect(fired.append)
+    healthy = tuple(step_record(s, loss=0.5) for s in range(1, 121))
+    state.apply(MetricsBatch(0, healthy))
+    assert fired == [] and state.uselessness(0) == ""
+    bad = tuple(step_record(s, loss=5.0) for s in range(121, 200))
+    state.apply(MetricsBatch(0, bad))
+    assert fired == [0] and "uniform guessing over 2 characters" in state.uselessness(0)
+    assert engine.sent == [Pause()] and controller.state is state

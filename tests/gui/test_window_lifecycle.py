@@ -148,3 +148,21 @@ def test_a_good_load_after_a_failed_one_takes_the_old_error_down(make_window, qt
     qtbot.waitUntil(lambda: not window.controller.pending_saves, timeout=ENGINE_WAIT_MS)
     window.controller.load(str(good))
     qtbot.waitUntil(lambda: window.banner_text() == "", timeout=ENGINE_WAIT_MS)
+
+
+def test_a_layer_of_dead_relu_units_gets_a_banner(make_window, qtbot, tiny_config):
+    import types
+
+    import numpy as np
+
+    from rnnviz.gui.state.probe_scheduler import ShownProbe
+
+    window = make_window(tiny_config.replace(model={"activation": "relu"}), start=False)
+    snapshot = types.SimpleNamespace(config=window.app_state.config)
+    window.probes.shown.disconnect(window.probe_display.show)  # stub results: no panels
+    alive = types.SimpleNamespace(hidden=np.eye(4, 16), text="abcd")
+    window.probes.shown.emit(ShownProbe(alive, None, None, snapshot))  # type: ignore[arg-type]
+    assert window.banner_text() == ""
+    dead = types.SimpleNamespace(hidden=np.zeros((4, 16)), text="abcd")
+    window.probes.shown.emit(ShownProbe(dead, None, None, snapshot))  # type: ignore[arg-type]
+    assert "All 16 hidden units output 0" in window.banner_text()

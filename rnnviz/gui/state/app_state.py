@@ -12,6 +12,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
+from rnnviz.core import health
 from rnnviz.core.config import RunConfig
 from rnnviz.core.messages import (
     Divergence,
@@ -21,6 +22,7 @@ from rnnviz.core.messages import (
     RunInfo,
     Saved,
     StateChanged,
+    StepRecord,
 )
 from rnnviz.gui.state.histories import RunHistories
 
@@ -53,6 +55,7 @@ class AppState(QObject):
     snapshot_changed = Signal(object)  # ParamSnapshot of the main run
     divergence_changed = Signal(object)  # Divergence | None
     failure = Signal(object)  # Failure
+    useless = Signal(int)  # run_id: its recent losses are worse than uniform guessing
     saved = Signal(object)  # Saved
     message = Signal(str, int)  # a status-bar message and how long to show it (ms)
     probe_text_changed = Signal(str)
@@ -72,6 +75,7 @@ class AppState(QObject):
         self._last_divergence: dict[int, Divergence] = {}
         self._failure: Failure | None = None
         self._records_received = 0
+        self._watches: dict[int, health.LossWatch] = {}  # the worse-than-uniform rule per run
         self._unsaved = False  # the main run trained since it was built, loaded or saved
         self._probe_text = ""
         self._cursor = 0
@@ -268,6 +272,7 @@ class AppState(QObject):
         if not records or batch.run_id not in self._runs:
             return  # a run closed since: its last steps are no news
         self.histories.append(batch.run_id, records)
+        self._watch(batch.run_id, records)
         last = records[-1]
         if batch.run_id == MAIN_RUN:
             self._records_received += len(records)
@@ -283,6 +288,29 @@ class AppState(QObject):
             self._set_status(batch.run_id, step=last.step, epoch=last.epoch)
         self.metrics_appended.emit(batch.run_id)
 
+    def _watch(self, run_id: int, records: tuple[StepRecord, ...]) -> None:
+        info = self._run_info
+        if info is None:
+            return
+        watch = self._watches.get(run_id)
+        if watch is None:
+            watch = self._watches[run_id] = health.LossWatch(len(info.vocab_tokens))
+        was_useless = watch.useless
+        for record in records:
+            watch.add(record.step, record.loss)
+        if watch.useless and not was_useless:
+            self.useless.emit(run_id)
+
+    def uselessness(self, run_id: int) -> str:
+        """Why the run is judged worse than uniform guessing ("" if it is not)."""
+        watch = self._watches.get(run_id)
+        if watch is None or not watch.useless:
+            return ""
+        return (
+            f"its median loss over the last {watch.window} steps is {watch.median:.3g}: "
+            + health.uniform_sentence(watch.vocab_size)
+        )
+
     def _apply_state(self, event: StateChanged) -> None:
         run_id = event.run_id
         if run_id not in self._runs:
@@ -290,6 +318,8 @@ class AppState(QObject):
         # the run is at event.step: steps after it were abandoned (a rollback)
         before = self.histories.last_step(run_id)
         self.histories.truncate_after(run_id, event.step)
+        if before is not None and before > event.step:
+            self._watches.pop(run_id, None)  # rolled back: judged afresh
         if before != self.histories.last_step(run_id):
             self.history_truncated.emit(run_id)
         if run_id != MAIN_RUN and event.state == "stopped":  # CloseRun, or a load replaced it
@@ -323,6 +353,7 @@ class AppState(QObject):
             self._runs[MAIN_RUN], step=0, epoch=0, tokens_per_s=0.0, nonfinite_total=0
         )
         self._last_divergence.clear()
+        self._watches.clear()
         self.set_divergence(None)
         self.set_config(info.config)
         self.run_info_changed.emit(info)

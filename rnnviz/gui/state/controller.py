@@ -70,6 +70,7 @@ class Controller(QObject):
         self.engine = engine
         engine.received.connect(self._on_event)
         state.divergence_changed.connect(self._on_divergence)
+        state.useless.connect(self._on_useless)
         state.saved.connect(self._on_saved)
         state.failure.connect(self._on_failure)
         # saves sent and not yet answered, oldest first: closing waits for them
@@ -279,6 +280,11 @@ class Controller(QObject):
         # the session stops the runs that diverged; a compare run's divergence leaves the
         # others training (the banner says so), the main run's pauses everything
         if event is not None and event.run_id == MAIN_RUN and self.state.training:
+            self.send(Pause())
+
+    @Slot(int)
+    def _on_useless(self, run_id: int) -> None:
+        if self.state.training:  # as for a divergence: stop before it gets worse
             self.send(Pause())
 
     def can_roll_back(self) -> bool:

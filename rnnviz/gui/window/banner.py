@@ -251,6 +251,13 @@ class BannerBar(QFrame):
             actions=[self.recover_button, self.discard_button],
         )
 
+    def show_warning_with_rollback(self, text: str, *, rollback: bool) -> None:
+        """A warning, with the Training ▸ Roll back action as a button where it can act."""
+        if rollback:
+            self.rollback_button.setText("Roll back to the last good step")
+            self.rollback_button.setToolTip("The newest good snapshot before the divergence")
+        self.show_message(text, "warning", actions=[self.rollback_button] if rollback else [])
+
     def show_engine_died(self, message: str, autosaved_step: int | None) -> None:
         """The engine stopped: restart from the autosave where there is one, else say that
         Reset starts again at step 0."""
