@@ -233,7 +233,7 @@ def test_cursor_keys_and_slider_move_every_panel(window, qtbot):
         expected_next = int(result.tokens[t + 1]) if t + 1 < T else None
         assert window.panels.softmax.highlight_index() == expected_next
         assert window.panels.hidden.cursor_line.value() == pytest.approx(t + 0.5)
-        assert window.panels.probe_text._cursor == t
+        assert window.panels.probe_text.time_step() == t
 
     window.setFocus()
     qtbot.keyClick(window, Qt.Key.Key_End)
@@ -246,7 +246,7 @@ def test_cursor_keys_and_slider_move_every_panel(window, qtbot):
     check(2)
     qtbot.keyClick(window, Qt.Key.Key_Left, Qt.KeyboardModifier.AltModifier)
     check(1)
-    window.panels.time_cursor._slider.setValue(T // 2)
+    window.panels.time_cursor.slider().setValue(T // 2)
     check(T // 2)
 
 

@@ -15,7 +15,6 @@ from PySide6.QtGui import QCloseEvent, QResizeEvent, QShowEvent
 from PySide6.QtWidgets import QApplication, QMainWindow, QVBoxLayout, QWidget
 
 from rnnviz.core import divergence as verdicts
-from rnnviz.core import health
 from rnnviz.core.config import RunConfig
 from rnnviz.core.messages import Divergence, Failure, RunInfo
 from rnnviz.gui.panels.compare_dialog import CompareDialog
@@ -31,7 +30,7 @@ from rnnviz.gui.panels.training_curves import TrainingCurvesPanel
 from rnnviz.gui.state.app_state import MAIN_RUN, AppState
 from rnnviz.gui.state.controller import AUTOSAVE_INTERVAL_S, Controller
 from rnnviz.gui.state.engine import EngineClient, EngineDied
-from rnnviz.gui.state.probe_scheduler import ProbeScheduler, ShownProbe
+from rnnviz.gui.state.probe_scheduler import ProbeScheduler
 from rnnviz.gui.state.settings import SettingsStore
 from rnnviz.gui.window import actions as action_table
 from rnnviz.gui.window import dialogs
@@ -43,6 +42,7 @@ from rnnviz.gui.window.file_actions import FileActions
 from rnnviz.gui.window.keyboard import TrainingKeys
 from rnnviz.gui.window.probe_display import ProbeDisplay
 from rnnviz.gui.window.redraw import RedrawScheduler
+from rnnviz.gui.window.run_warnings import RunWarnings
 from rnnviz.gui.window.status_bar import StatusLabels
 
 RECOVERY_FILE = "recovery.safetensors"  # the autosave, beside the settings file
@@ -122,6 +122,7 @@ class MainWindow(QMainWindow):
         self.status = StatusLabels(self.statusBar())
         p = self.panels
         self.redraw = RedrawScheduler((p.curves, p.gradnorms, p.gradflow), self.probes, self)
+        self.warnings = RunWarnings(self.app_state, self.controller, self.probes, self.banner_bar)
         self.probe_display = ProbeDisplay(
             self.app_state,
             self.probes,
@@ -217,8 +218,6 @@ class MainWindow(QMainWindow):
         s.snapshot_changed.connect(probes.snapshot_arrived)
         s.divergence_changed.connect(self._on_divergence)
         s.failure.connect(self._on_failure)
-        s.useless.connect(self._on_useless)
-        self.probes.shown.connect(self._check_dead_units)
         s.message.connect(self.statusBar().showMessage)
         c.rejected.connect(lambda text: self.banner_bar.show_message(text, "warning"))
         c.not_running.connect(
@@ -375,30 +374,6 @@ class MainWindow(QMainWindow):
         self.banner_bar.show_divergence(
             event, state.run_name(event.run_id), several_runs=several, theta=theta
         )
-
-    @Slot(int)
-    def _on_useless(self, run_id: int) -> None:
-        state = self.app_state
-        why = state.uselessness(run_id)
-        self.banner_bar.show_warning_with_rollback(
-            f"Run '{state.run_name(run_id)}' has diverged: {why}. Training is paused.",
-            rollback=self.controller.can_roll_back(),
-        )
-
-    @Slot(object)
-    def _check_dead_units(self, shown: ShownProbe) -> None:
-        result, snapshot = shown.result, shown.snapshot
-        if result is None or snapshot is None or snapshot.config.model.activation != "relu":
-            return
-        dead = health.dead_units(result.hidden)
-        width = result.hidden.shape[1]
-        if dead == width and self.banner_bar.isHidden():
-            self.banner_bar.show_warning_with_rollback(
-                f"All {width} hidden units output 0 at every step of the probe text: the ReLU "
-                "units are dead (no gradient reaches them) and the layer cannot learn any "
-                "more. Roll back before the divergence, or reset (lower lr, clipping on).",
-                rollback=self.controller.can_roll_back(),
-            )
 
     @Slot(object)
     def _on_failure(self, failure: Failure) -> None:
