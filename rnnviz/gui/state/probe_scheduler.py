@@ -324,9 +324,7 @@ class ProbeScheduler(QObject):
         self.failed.emit(message)
 
     @Slot(object, object, str, float)
-    def _on_worker_done(
-        self, request: ProbeJob, result: Any, error: str, seconds: float
-    ) -> None:
+    def _on_worker_done(self, request: ProbeJob, result: Any, error: str, seconds: float) -> None:
         """A probe's answer, computed here or on the probe thread."""
         tag: ProbeTag = request.tag
         if seconds > 0 and request.prober.reused_steps == 0:  # a whole text: a re-probe's cost
