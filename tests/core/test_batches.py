@@ -144,7 +144,7 @@ def test_with_a_real_vocabulary_windows_are_slices_of_the_text() -> None:
     T=st.integers(1, 20),
     B=st.integers(1, 50),
     wpe=st.integers(1, 400),
-    seed=st.integers(0, 2**32),
+    seed=st.integers(0, 2**31 - 1),  # the seed range RunConfig accepts
     epoch=st.integers(0, 1000),
     partition=st.sampled_from(["random", "sequential"]),
 )

@@ -332,7 +332,8 @@ def test_a_divergence_is_explained_rolled_back_and_resumed_with_clipping(
     window.event_log.clear()
     sent.clear()
     qtbot.mouseClick(window.banner_bar.resume_clip_button, LEFT)
-    assert sent == [SetHyper(clip_theta=1.0, clip_enabled=True), Start()]
+    # from the last good snapshot, not from the blown-up parameters (issue 13)
+    assert sent == [Rollback(0, run_id=0), SetHyper(clip_theta=1.0, clip_enabled=True), Start()]
     assert window.panels.controls.clip_check.isChecked()
     assert window.app_state.config.train.clip_enabled
     assert window.panels.gradnorms.clip_enabled
