@@ -166,3 +166,24 @@ def test_a_layer_of_dead_relu_units_gets_a_banner(make_window, qtbot, tiny_confi
     dead = types.SimpleNamespace(hidden=np.zeros((4, 16)), text="abcd")
     window.probes.shown.emit(ShownProbe(dead, None, None, snapshot))  # type: ignore[arg-type]
     assert "All 16 hidden units output 0" in window.banner_text()
+
+
+def test_a_synthetic_task_brings_its_own_probe_text(make_window, qtbot, tiny_config):
+    from rnnviz.core import probe_defaults
+
+    window = make_window(tiny_config.replace(corpus={"source": "synthetic:delay"}))
+    line = window.panels.probe_text.line_edit()
+    expected = probe_defaults.default_probe_text(window.app_state.config.corpus)
+    qtbot.waitUntil(lambda: line.text() == expected, timeout=ENGINE_WAIT_MS)
+    assert "delay task" in line.toolTip()
+    qtbot.waitUntil(
+        lambda: window.probe_result is not None and window.probe_result.text == expected,
+        timeout=ENGINE_WAIT_MS,
+    )
+    assert window.probe_result.unknown == ()  # every character is in the task's alphabet
+    line.setText("typed by hand")  # a text the user typed stays across corpora
+    window.controller.apply_config(
+        window.app_state.config.replace(corpus={"source": "synthetic:brackets"})
+    )
+    qtbot.waitUntil(lambda: "brackets" in line.toolTip(), timeout=ENGINE_WAIT_MS)
+    assert line.text() == "typed by hand"

@@ -15,6 +15,7 @@ from PySide6.QtGui import QCloseEvent, QResizeEvent, QShowEvent
 from PySide6.QtWidgets import QApplication, QMainWindow, QVBoxLayout, QWidget
 
 from rnnviz.core import divergence as verdicts
+from rnnviz.core import probe_defaults
 from rnnviz.core.config import RunConfig
 from rnnviz.core.messages import Divergence, Failure, RunInfo
 from rnnviz.gui.panels.compare_dialog import CompareDialog
@@ -345,6 +346,7 @@ class MainWindow(QMainWindow):
         p = self.panels
         if self.app_state.last_failure is None and not self.banner_bar.showing_recovery():
             self.banner_bar.hide_message()
+        self._follow_corpus_probe_text(info)
         notes = "; ".join(info.notes)
         p.controls.set_run_info(
             f"<b>{info.corpus_name}</b>: {info.corpus_chars:,} characters, "
@@ -360,6 +362,17 @@ class MainWindow(QMainWindow):
             self.probes.set_training(training)
             self.panels.controls.set_training(training)
         self._update_status()
+
+    def _follow_corpus_probe_text(self, info: RunInfo) -> None:
+        """A new corpus brings its own probe text, unless the user typed one."""
+        line = self.panels.probe_text.line_edit()
+        hint = probe_defaults.alphabet_hint(info.config.corpus)
+        line.setToolTip(hint or "Type any text: the model reads it one character at a time")
+        wanted = probe_defaults.default_probe_text(info.config.corpus)
+        if line.text() != wanted and probe_defaults.is_default_probe_text(line.text()):
+            line.setText(wanted)
+            self.app_state.set_probe_text(wanted)
+            self.probes.set_text(wanted)
 
     @Slot(object)
     def _on_divergence(self, event: Divergence | None) -> None:
