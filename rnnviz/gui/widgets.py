@@ -8,6 +8,10 @@ from typing import Any
 from PySide6.QtCore import QEvent, QSize
 from PySide6.QtWidgets import QDoubleSpinBox, QLabel, QSizePolicy, QWidget
 
+# how much wider than its text a growing SteadyLabel becomes: a quarter, and at least this
+# many average character widths
+GROWTH_SLACK_CHARS = 3
+
 
 class SteadyLabel(QWidget):
     """A label for a value that changes many times a second (a step count, a clip rate, a
@@ -15,10 +19,10 @@ class SteadyLabel(QWidget):
 
     ``QLabel.setText`` asks its parent layout to re-lay out, and the request travels up every
     layout to the main window's, which re-lays out every dock (Qt even makes a geometry
-    animation per dock each time): 44 times a second while training, measured with an event
-    filter. This widget holds the QLabel without a layout, so the request stops here; it asks
-    its own layout for room only when a text needs more height, or more width than any before
-    it. ``shrink``: the layout may make it narrower than its text (the text is then cut).
+    animation per dock each time), dozens of times a second while training. This widget
+    holds the QLabel without a layout, so the request stops here; it asks its own layout for
+    room only when a text needs more height, or more width than any before it. ``shrink``:
+    the layout may make it narrower than its text (the text is then cut).
     ``wrap``: word-wrapped; its height follows the text at the width it has.
     """
 
@@ -56,23 +60,37 @@ class SteadyLabel(QWidget):
 
     def _wanted(self) -> QSize:
         hint = self._label.sizeHint()
+        m = self.contentsMargins()
+        extra_w, extra_h = m.left() + m.right(), m.top() + m.bottom()
         height = hint.height()
         if self._label.wordWrap():
-            at = self.width() if self.width() > 1 else hint.width()
+            at = self.width() - extra_w if self.width() > 1 else hint.width()
             height = self._label.heightForWidth(at)
             height = height if height > 0 else hint.height()
-        return QSize(max(hint.width(), self._hint.width()), height)  # width: grows only
+        width = hint.width() + extra_w
+        if width > self._hint.width() and not self._label.wordWrap():
+            # grows only, and with room to spare: a count that gains a digit, or a proportional
+            # font's wider digits, would otherwise re-lay out the window again and again
+            chars = GROWTH_SLACK_CHARS * self._label.fontMetrics().averageCharWidth()
+            width += max(chars, width // 4)
+        return QSize(max(width, self._hint.width()), height + extra_h)
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
         self._hint = self._wanted()
         return QSize(self._hint)
+
+    def _needs_room(self) -> bool:
+        wanted = self._wanted()
+        if self._label.wordWrap():
+            return wanted != self._hint
+        return wanted.height() != self._hint.height() or wanted.width() > self._hint.width()
 
     def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt override
         hint = self.sizeHint()
         return QSize(0 if self._shrink else hint.width(), hint.height())
 
     def _relayout_if_needed(self) -> None:
-        if self._wanted() != self._hint:
+        if self._needs_room():
             self.updateGeometry()  # the layout asks sizeHint again
 
     def event(self, event: QEvent) -> bool:
@@ -82,7 +100,7 @@ class SteadyLabel(QWidget):
         return super().event(event)
 
     def resizeEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
-        self._label.setGeometry(self.rect())
+        self._label.setGeometry(self.contentsRect())  # margins: room beside a neighbour
         super().resizeEvent(event)
         if self._label.wordWrap():
             self._relayout_if_needed()  # a new width: another height

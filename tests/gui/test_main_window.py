@@ -480,6 +480,9 @@ def test_a_real_divergence_pauses_training_and_explains_it(make_window, qtbot, t
     assert np.all(np.isfinite(y)) and np.all(y > 0)
 
 
+REDRAWS_COUNTED = 30
+
+
 def test_metric_redraws_do_not_re_lay_out_the_window(window, qtbot):
     """The labels that change with every redraw are SteadyLabels: while training, the main
     window's layout (every dock) is not redone (a QLabel's new text did that 44 times a
@@ -506,14 +509,15 @@ def test_metric_redraws_do_not_re_lay_out_the_window(window, qtbot):
     window.status.update = lambda state: (statuses.append(1), original(state))[1]
     drawn = window.app_state.main.step
     qtbot.waitUntil(
-        lambda: window.app_state.main.step > drawn + 20 and len(statuses) >= 10,
+        lambda: window.app_state.main.step > drawn + 20 and len(statuses) >= REDRAWS_COUNTED,
         timeout=ENGINE_WAIT_MS,
     )
     window.removeEventFilter(spy)
     del window.status.update
     assert window.status.step_label.text().startswith("step ")
-    # one each time a label needs more room than ever before (the step count gains a digit)
-    assert LayoutRequests.count <= 2, (LayoutRequests.count, len(statuses))
+    # a few: each time a label needs more room than ever before (the step count gains a
+    # digit), never one per redraw (the old QLabels: 11 in 10 redraws, so ~33 here)
+    assert LayoutRequests.count <= 4, (LayoutRequests.count, len(statuses))
     qtbot.mouseClick(window.panels.controls.play_button, Qt.MouseButton.LeftButton)
     wait_state(qtbot, window, "paused")
 
