@@ -973,7 +973,12 @@ def _download(url: str, timeout: float, max_bytes: int) -> bytes:
         raise
     # URLError and socket timeouts are OSErrors; ValueError is a malformed URL.
     except (OSError, http.client.HTTPException, ValueError) as exc:
-        raise CorpusError(f"downloading {url} failed ({exc}); nothing was cached") from None
+        reason = getattr(exc, "reason", exc)  # URLError wraps the socket's error
+        raise CorpusError(
+            f"The Time Machine is downloaded on first use, and {url} could not be reached "
+            f"({reason}): this needs a network. The built-in corpus, the synthetic tasks and "
+            "your own text files work offline."
+        ) from None
     # http.client returns a short body without complaint when the server hangs up early.
     if expected is not None and received != expected:
         raise CorpusError(
