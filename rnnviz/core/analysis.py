@@ -204,3 +204,84 @@ def fit_factor(row: int, distance: ArrayLike, values: ArrayLike) -> FactorFit | 
     array = np.asarray(values, dtype=np.float64)
     points = int(np.count_nonzero(np.isfinite(array) & (array > 0)))
     return FactorFit(row=int(row), slope_log10=fitted[0], intercept_log10=fitted[1], points=points)
+
+
+def fit_row(grad_flow: ArrayLike, cursor: int) -> int | None:
+    """The row of ``G[t, k]`` the distance plot fits for the cursor at ``cursor``.
+
+    The cursor's own row, unless it has fewer than two points to fit (t = 0 has one step back,
+    the last character has no target): then the last row with a target that has two, so the
+    plot is never empty at the cursor's default place. None for a probe of one character.
+    """
+    G = np.asarray(grad_flow, dtype=np.float64)
+    T = int(G.shape[0]) if G.ndim == 2 else 0
+    if T < 2:
+        return None
+    row = min(max(int(cursor), 0), T - 2)  # the last character predicts nothing
+    with np.errstate(invalid="ignore"):
+        usable = np.tril(np.isfinite(G) & (G > 0))[: T - 1]
+    points = np.count_nonzero(usable, axis=1)
+    if points[row] >= 2:
+        return row
+    fittable = np.flatnonzero(points >= 2)
+    return int(fittable[-1]) if fittable.size else row
+
+
+# ------------------------------------------------------------------------- training flow colours
+
+# the colour scale's floor (decades below each step's largest ‖∂L/∂H_t‖) is one of these
+_FLOOR_DECADES = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0)
+FLOW_FLOOR_PERCENTILE = 2.0  # the darkest colour: the 2nd percentile, not a lone outlier
+_FLOOR_KEEP_SHARE = 0.4  # a floor is kept while the data still spans this share of it
+
+
+def column_normalised_log10(values: ArrayLike) -> Floats:
+    """``log10(v / max v)`` per column (an optimizer step): 0 at each step's largest value.
+
+    Where the gradient gets within the window, per step, with the step-to-step change of the
+    overall scale (the gradient norm plot's business) taken out. NaN where a value is not
+    positive and finite, and in a column without any such value.
+    """
+    logs = log10_masked(values)
+    if logs.ndim != 2 or logs.size == 0:
+        return logs
+    has_any = np.isfinite(logs).any(axis=0)
+    tops = np.zeros(logs.shape[1])
+    tops[has_any] = np.nanmax(logs[:, has_any], axis=0)
+    out = logs - tops
+    out[:, ~has_any] = np.nan
+    return out
+
+
+def flow_colour_floor(normalised: ArrayLike, previous: float | None = None) -> float:
+    """The lower colour limit (<= 0, in decades) for :func:`column_normalised_log10` values.
+
+    Robust: the FLOW_FLOOR_PERCENTILE-th percentile, rounded down to one of 0.05, 0.1, 0.2, 0.5,
+    1, 2, 5, ... decades (tanh on the built-in corpus spans ~0.2 decades, a vanished gradient
+    tens). ``previous`` (the floor on screen) is kept while the data still fits in it and spans
+    at least _FLOOR_KEEP_SHARE of it, so the colours do not change with every step.
+    """
+    logs = np.asarray(normalised, dtype=np.float64)
+    finite = logs[np.isfinite(logs)]
+    if finite.size == 0:
+        return -1.0 if previous is None else previous
+    depth = max(-float(np.percentile(finite, FLOW_FLOOR_PERCENTILE)), 0.0)
+    if previous is not None and _FLOOR_KEEP_SHARE * -previous <= depth <= -previous:
+        return previous
+    for decades in _FLOOR_DECADES:
+        if depth <= decades * (1 + 1e-9):  # a float's last bits are not a wider floor
+            return -decades
+    return -_FLOOR_DECADES[-1]
+
+
+# ------------------------------------------------------------------------- references
+
+D2L_REFERENCE_PPL = 7.3  # what d2l.ai's RNN chapter reaches on The Time Machine
+# the corpora the figure means something for: English prose in d2l's 28-token alphabet
+D2L_REFERENCE_SOURCES = ("time-machine", "builtin")
+
+
+def d2l_reference_applies(source: str, preprocess: str) -> bool:
+    """Whether the d2l perplexity is a fair target for a corpus: prose with d2l preprocessing
+    (letters and spaces, lower case), not a synthetic task, a file or kept punctuation."""
+    return source in D2L_REFERENCE_SOURCES and preprocess == "d2l"

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QFontMetricsF
 from PySide6.QtWidgets import QGraphicsItem, QWidget
 
-from rnnviz.gui.theme import BASE_POINT_SIZE, display_char, font, plain_number
+from rnnviz.gui.theme import BASE_POINT_SIZE, colours, display_char, font, plain_number
 
 
 def char_ticks(
@@ -95,40 +97,89 @@ def set_level_ticks(axis: pg.AxisItem, levels: tuple[float, float]) -> None:
     axis.setTicks([list(zip(values, labels, strict=True))])
 
 
-def set_axis_label(plot: pg.PlotItem, side: str, text: str) -> None:
-    if changed(plot.getAxis(side), "label", text):
-        plot.setLabel(side, text, **{"font-size": f"{BASE_POINT_SIZE}pt", "color": "#000"})
+def set_axis_label(plot: pg.PlotItem, side: str, text: str, short: str | None = None) -> None:
+    """The axis's name at the lecture size (see ``label_axis``)."""
+    label_axis(plot.getAxis(side), text, short)
 
 
-def style_colour_bar(bar: pg.ColorBarItem, label: str) -> None:
-    """Black lecture-size ticks and the label beside the numbers (the bar's right axis)."""
-    if not changed(bar, "label", label):
+def label_axis(axis: pg.AxisItem, text: str, short: str | None = None) -> None:
+    """Name ``axis`` ``text`` at the lecture size. With ``short``, the axis shows ``short``
+    where ``text`` is longer than the axis, and nothing where ``short`` is too: a plot
+    squeezed by a small screen wrote "probability" over the next plot's "next character"."""
+    if short is None:
+        setattr(axis, "_rnnviz_label_choices", None)  # noqa: B010 - a fixed name from now on
+        _show_axis_label(axis, text)
+        return
+    if not hasattr(axis, "_rnnviz_label_choices"):  # the first choice: connect once
+        axis.geometryChanged.connect(partial(_fit_axis_label, axis))
+    setattr(axis, "_rnnviz_label_choices", (text, short))  # noqa: B010
+    _fit_axis_label(axis)
+
+
+def _show_axis_label(axis: pg.AxisItem, text: str) -> None:
+    if changed(axis, "label", text):
+        axis.setLabel(text, **{"font-size": f"{BASE_POINT_SIZE}pt", "color": colours().ink})
+        axis.showLabel(bool(text))
+
+
+def label_fits(text: str, length: float) -> bool:
+    """Whether an axis label ``text`` fits along ``length`` px (with a little room)."""
+    return QFontMetricsF(font()).horizontalAdvance(text) + 8 <= length
+
+
+def _fit_axis_label(axis: pg.AxisItem) -> None:
+    choices = getattr(axis, "_rnnviz_label_choices", None)
+    if choices is None:  # set_axis_label gave a fixed name since
+        return
+    text, short = choices
+    size = axis.size()
+    length = size.width() if axis.orientation in ("top", "bottom") else size.height()
+    # not laid out yet (length 0 or 1): the full name until the axis has a size
+    fitting = (t for t in (text, short) if length <= 1 or label_fits(t, length))
+    _show_axis_label(axis, next(fitting, ""))
+
+
+def style_colour_bar(bar: pg.ColorBarItem, label: str, short: str | None = None) -> None:
+    """Lecture-size ticks in the scheme's ink and the label beside the numbers (the bar's
+    right axis; ``short`` where the bar is shorter than ``label``, see ``label_axis``)."""
+    if not changed(bar, "label", (label, short)):
         return
     axis = bar.getAxis("right")
+    ink = colours().ink
     axis.setTickFont(font(0.9))
-    axis.setPen("#000")
-    axis.setTextPen("#000")
+    axis.setPen(ink)
+    axis.setTextPen(ink)
     axis.setWidth(int(BASE_POINT_SIZE * 5.5))
     axis.enableAutoSIPrefix(False)  # no "(x1e+15)" after the label: see set_colour_bar_levels
-    axis.setLabel(label, **{"font-size": f"{BASE_POINT_SIZE}pt", "color": "#000"})
+    label_axis(axis, label, short)
     bar.getAxis("left").setLabel(None)
     bar.getAxis("left").showLabel(False)
 
 
-def style_plot(plot: pg.PlotItem, **labels: str) -> None:
-    """Lecture-size tick fonts and axis labels, e.g. ``style_plot(p, left="probability")``."""
+def style_plot(plot: pg.PlotItem, **labels: str | tuple[str, str]) -> None:
+    """Lecture-size tick fonts and axis labels, e.g. ``style_plot(p, left="probability")``;
+    a pair names the axis and its short name, ``left=("probability", "p")``."""
     tick_font = font()
+    tick_height = math.ceil(QFontMetricsF(tick_font).height()) + 2
+    ink = colours().ink
     for name in ("left", "bottom", "right", "top"):
         axis = plot.getAxis(name)
         axis.setTickFont(tick_font)
-        axis.setPen("#000")
-        axis.setTextPen("#000")
+        axis.setPen(ink)
+        axis.setTextPen(ink)
         # a label at a cell centre next to the plot's edge may stick out a few pixels
         axis.setStyle(hideOverlappingLabels=False)
+        if name in ("bottom", "top"):
+            # a line of the tick font: pyqtgraph measures its tick strings' ink, and cut the
+            # foot of '␣' off an axis without a name under it
+            axis.setStyle(autoExpandTextSpace=False, tickTextHeight=tick_height)
         # "(x1e+15)" after an axis name reads as part of the name; labels say the scale
         axis.enableAutoSIPrefix(False)
     for side, text in labels.items():
-        set_axis_label(plot, side, text)
+        if isinstance(text, tuple):
+            set_axis_label(plot, side, *text)
+        else:
+            set_axis_label(plot, side, text)
 
 
 def set_colour_bar_levels(bar: pg.ColorBarItem, levels: tuple[float, float]) -> None:
@@ -201,14 +252,21 @@ def configure_pyqtgraph() -> None:
     """pyqtgraph's global options for the app, its screenshots and ``rnnviz bench`` alike.
 
     Row-major images (as numpy arrays are), and no antialiasing by default: antialiased
-    drawing of the long training curves raised the event loop's lag while training from p99
-    11 to 15.5-17 ms (max 19 to 25-32) and a keystroke's p50 by 1.5-3 ms (paired runs of
-    ``bench_gui`` / ``bench_probe``, 2026-11-26). The short probe curves (a unit's trace, the
+    drawing of the long training curves made the event loop lag while training and slowed
+    every keystroke (docs/performance-notes.md). The short probe curves (a unit's trace, the
     gradient-flow distance curve and its fit) are drawn antialiased item by item (SMOOTH).
-    Until then the bench set this option off while the app set it on: its figures were not
-    the app's.
+    The bench calls this too, so that its figures are the app's.
+
+    The plots' background and ink follow the colour scheme (``theme.colours``), read here:
+    call this once the QApplication exists and before any plot is built.
     """
-    pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
+    scheme = colours()
+    pg.setConfigOptions(
+        imageAxisOrder="row-major",
+        antialias=False,
+        background=scheme.plot_background,
+        foreground=scheme.ink,
+    )
 
 
 # PlotDataItem keywords for a short curve worth drawing smoothly (see configure_pyqtgraph)
@@ -219,8 +277,8 @@ def cache_axes(view: pg.GraphicsView) -> None:
     """Keep every axis of ``view`` (plots and colour bars) as a pixmap until it changes.
 
     A probe changes a few axes per keystroke, but each repaint of a region draws every axis in
-    it again, replaying its recorded text drawing (measured: ~0.15 ms an axis, 27 axis paints
-    per keystroke with every probe panel open). From a pixmap an unchanged axis is a blit.
+    it again, replaying its recorded text drawing; with every probe panel open that adds up
+    to a noticeable part of a keystroke. From a pixmap an unchanged axis is a blit.
     Call once the plots are built.
     """
     for item in view.scene().items():
@@ -252,8 +310,7 @@ def settle_views(widget: QWidget) -> None:
 
     pyqtgraph applies a new range (the view matrix, the axes) only when a paint begins; what
     that changes asks for a second paint of the whole view. Settling right after setting new
-    data gives one paint per change instead of two (measured: a keystroke painted each probe
-    view twice, ~40 % of its time in scaled image draws).
+    data gives one paint per change instead of two.
     """
     for view in widget.findChildren(pg.GraphicsView):
         view.scene().prepareForPaint()

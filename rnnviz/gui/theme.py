@@ -2,15 +2,23 @@
 
 Sizes are for a lecture-hall projector: a student in the back row reads the tick labels.
 Colour maps map values to colours only; every number they colour was computed in core.
+
+Two colour schemes, light and dark: ``colours()`` is the one in use. It follows the system
+(Qt's colour-scheme hint, else the palette's window colour), so that on a dark desktop the
+plots are dark too, and text drawn in a fixed colour does not vanish into the background.
+The colour maps and the run colours are the same in both: a colour means one value or one run.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtGui import QColor, QFont, QFontDatabase
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QFont, QFontDatabase, QGuiApplication, QPalette
+from PySide6.QtWidgets import QApplication
 
 # Okabe & Ito's palette: told apart with every common colour-vision deficiency.
 RUN_COLOURS: tuple[str, ...] = (
@@ -28,22 +36,148 @@ RUN_COLOURS: tuple[str, ...] = (
 HIGHLIGHT = "#D55E00"  # the true next character, the selected unit
 
 
-CURSOR = "#000000"  # the time-step cursor
-
-
-MUTED = "#9E9E9E"  # a space's '␣', a missing value
-
-
-PLACEHOLDER_INK = "#6E6E6E"  # "type a string to probe" on the window background
+MUTED = "#9E9E9E"  # a space's '␣', a zero line: a mid grey, seen on either background
 
 
 UNKNOWN = "#C62828"  # characters outside the vocabulary
 
 
-MISSING_VALUE = QColor("#D9D9D9")  # a cell with no value (nan)
+@dataclass(frozen=True)
+class Colours:
+    """The colours of one scheme that are not a value's or a run's."""
+
+    dark: bool
+    plot_background: str  # plots and painted strips; light plots read best on a projector
+    ink: str  # axes, tick labels, plot titles, text painted on plot_background
+    secondary_ink: str  # notes and shapes under the main text
+    placeholder_ink: str  # "type a string to probe", "no steps yet" (either background)
+    cursor: str  # the time-step cursor, the selected unit's outline
+    missing: str  # a cell with no value (NaN)
+    cell_border: str  # between painted cells
+    rule: str  # a thin separating line
+    states: dict[str, str]  # the run state's colour in the status bar ("idle": the rest)
 
 
-PLOT_BACKGROUND = "w"  # light plots read better on a projector
+LIGHT = Colours(
+    dark=False,
+    plot_background="#FFFFFF",
+    ink="#000000",
+    secondary_ink="#555555",
+    placeholder_ink="#6E6E6E",
+    cursor="#000000",
+    missing="#D9D9D9",
+    cell_border="#C8C8C8",
+    rule="#E0E0E0",
+    states={
+        "training": "#17733A",
+        "paused": "#7A4B00",
+        "diverged": "#B00020",
+        "stopped": "#B00020",
+        "idle": "#333333",
+    },
+)
+
+
+# each text colour at least 4.5:1 against plot_background and Adwaita-dark's window (#353535)
+DARK = Colours(
+    dark=True,
+    plot_background="#1E1E1E",
+    ink="#E8E8E8",
+    secondary_ink="#B4B4B4",
+    placeholder_ink="#A8A8A8",
+    cursor="#FFFFFF",
+    missing="#6A6A6A",
+    cell_border="#4A4A4A",
+    rule="#4A4A4A",
+    states={
+        "training": "#6FD08C",
+        "paused": "#F2B45A",
+        "diverged": "#FF7A8A",
+        "stopped": "#FF7A8A",
+        "idle": "#E0E0E0",
+    },
+)
+
+
+_scheme_override: bool | None = None
+
+
+def use_dark_scheme(dark: bool | None) -> None:
+    """Force the dark (True) or light (False) scheme; None follows the system again.
+
+    For tests and screenshots. Widgets take their colours when they are built: set this first.
+    """
+    global _scheme_override
+    _scheme_override = dark
+
+
+def system_is_dark() -> bool:
+    """Whether the desktop asks for a dark scheme: Qt's hint (Qt 6.5+, GNOME and KDE say),
+    else a dark window colour in the palette (a dark style or palette without the hint)."""
+    if QGuiApplication.instance() is None:
+        return False
+    scheme = QGuiApplication.styleHints().colorScheme()
+    if scheme != Qt.ColorScheme.Unknown:
+        return scheme == Qt.ColorScheme.Dark
+    return QGuiApplication.palette().color(QPalette.ColorRole.Window).lightness() < 128
+
+
+def apply_app_palette(app: QApplication) -> None:
+    """Give the whole application the forced scheme (``rnnviz --scheme``): Qt's Fusion style
+    with an Adwaita-like dark palette, or Fusion's own light one. Without ``--scheme`` the
+    system's style and palette stay as they are."""
+    app.setStyle("Fusion")
+    if not colours().dark:
+        app.setPalette(app.style().standardPalette())
+        return
+    role = QPalette.ColorRole
+    palette = QPalette()
+    for r, colour in (
+        (role.Window, "#353535"),
+        (role.WindowText, "#EEEEEE"),
+        (role.Base, "#2A2A2A"),
+        (role.AlternateBase, "#323232"),
+        (role.ToolTipBase, "#2A2A2A"),
+        (role.ToolTipText, "#EEEEEE"),
+        (role.Text, "#EEEEEE"),
+        (role.Button, "#3C3C3C"),
+        (role.ButtonText, "#EEEEEE"),
+        (role.BrightText, "#FF7A8A"),
+        (role.Highlight, "#3584E4"),
+        (role.HighlightedText, "#FFFFFF"),
+        (role.Link, "#8AB4F8"),
+        (role.PlaceholderText, DARK.placeholder_ink),
+    ):
+        palette.setColor(r, QColor(colour))
+    for r in (role.WindowText, role.Text, role.ButtonText):
+        palette.setColor(QPalette.ColorGroup.Disabled, r, QColor("#8A8A8A"))
+    app.setPalette(palette)
+
+
+def colours() -> Colours:
+    """The scheme in use: forced by ``use_dark_scheme``, else the system's."""
+    dark = system_is_dark() if _scheme_override is None else _scheme_override
+    return DARK if dark else LIGHT
+
+
+def state_colour(state: str) -> str:
+    """The colour of a run state's word ("training", "paused", ...) in the current scheme."""
+    states = colours().states
+    return states.get(state, states["idle"])
+
+
+def readable(colour: str | QColor, factor: int = 160) -> str:
+    """A second shade of ``colour`` that stands out from it on the current background:
+    darker on a light one, lighter on a dark one (a darker blue vanished on dark grey)."""
+    c = QColor(colour)
+    return (c.lighter(factor) if colours().dark else c.darker(factor)).name()
+
+
+# The light scheme's values, for code that predates colours(); new code calls colours().
+CURSOR = LIGHT.cursor
+PLACEHOLDER_INK = LIGHT.placeholder_ink
+MISSING_VALUE = QColor(LIGHT.missing)
+PLOT_BACKGROUND = LIGHT.plot_background
 
 
 BASE_POINT_SIZE = 13  # the lecture size; tick labels use it, text is larger
@@ -91,8 +225,9 @@ def map_colours(cmap: pg.ColorMap, values: np.ndarray, levels: tuple[float, floa
     position = np.clip((np.nan_to_num(values, nan=lo) - lo) / span, 0.0, 1.0)
     rgba = cmap.map(position, mode="byte")  # (N, 4) uint8
     missing = np.isnan(values)
+    grey = colours().missing
     return [
-        QColor(MISSING_VALUE) if missing[i] else QColor(int(r), int(g), int(b), int(a))
+        QColor(grey) if missing[i] else QColor(int(r), int(g), int(b), int(a))
         for i, (r, g, b, a) in enumerate(rgba.tolist())
     ]
 
@@ -162,4 +297,6 @@ def fixed_or_plain(x: float, decimals: int = 2) -> str:
 
 
 def run_colour(run_id: int) -> str:
-    return RUN_COLOURS[run_id % len(RUN_COLOURS)]
+    """Run ``run_id``'s curve colour (the palette's black is white on a dark background)."""
+    colour = RUN_COLOURS[run_id % len(RUN_COLOURS)]
+    return colours().ink if colour == "#000000" else colour

@@ -1,4 +1,5 @@
-"""core.analysis: the clip statistics and the vanishing/exploding factor fit, without Qt."""
+"""core.analysis: the clip statistics, the vanishing/exploding factor fit, the training flow's
+colour scale and the d2l reference, without Qt."""
 
 from __future__ import annotations
 
@@ -10,10 +11,15 @@ import pytest
 from rnnviz.core.analysis import (
     CLIP_RATE_WINDOW,
     FIT_FLOOR_LOG10,
+    FLOW_FLOOR_PERCENTILE,
     FactorFit,
     clip_stats,
+    column_normalised_log10,
+    d2l_reference_applies,
     fit_factor,
     fit_log_line,
+    fit_row,
+    flow_colour_floor,
     format_factor,
     log10_masked,
     nonfinite_steps,
@@ -178,3 +184,74 @@ def test_format_factor_and_pow10() -> None:
     assert format_factor(250.0) == "×2.5e+02"
     assert format_factor(math.inf) == "×∞"
     assert pow10(2.0) == 100.0 and pow10(309.0) == math.inf and pow10(-400.0) == 0.0
+
+
+# ------------------------------------------------------------------------- the fitted row
+
+
+def lower_geometric(T: int, factor: float) -> np.ndarray:
+    t, k = np.indices((T, T))
+    G = np.where(k <= t, factor ** (t - k).astype(float), 0.0)
+    G[-1] = 0.0  # the last character has no target
+    return G
+
+
+def test_fit_row_is_the_cursors_row_when_it_has_points_to_fit() -> None:
+    G = lower_geometric(10, 0.5)
+    assert [fit_row(G, t) for t in (1, 4, 8)] == [1, 4, 8]
+    assert fit_row(G, 9) == 8  # the last character: T - 2
+    assert fit_row(G, 99) == 8 and fit_row(G, -3) == 8  # clipped; t = 0 has one point
+
+
+def test_fit_row_falls_back_to_the_last_row_with_two_points() -> None:
+    G = lower_geometric(10, 0.5)
+    assert fit_row(G, 0) == 8  # one step back: nothing to fit, the last row with a target
+    G[8, :8] = 0.0  # row 8 has only its direct term left, row 7 is the last fittable one
+    assert fit_row(G, 0) == 7
+    G[8, 3] = np.nan
+    assert fit_row(G, 8) == 7
+    assert fit_row(lower_geometric(2, 0.5), 0) == 0  # no row has two points: the cursor's
+    assert fit_row(np.zeros((1, 1)), 0) is None  # one character: no row with a target
+    assert fit_row(np.zeros(3), 0) is None
+
+
+# ------------------------------------------------------------------------- training flow colours
+
+
+def test_column_normalised_log10_is_each_steps_share_of_its_largest() -> None:
+    values = np.array([[1e-4, 1e-2, np.nan], [1e-5, 1e-3, 0.0], [2e-4, np.inf, -1.0]])
+    out = column_normalised_log10(values)
+    np.testing.assert_allclose(out[:, 0], np.log10([0.5, 0.05, 1.0]))
+    np.testing.assert_allclose(out[:2, 1], [0.0, -1.0])
+    assert np.isnan(out[2, 1])  # inf is masked, not the column's top
+    assert np.isnan(out[:, 2]).all()  # a column with no positive finite value
+    assert column_normalised_log10(np.empty((3, 0))).shape == (3, 0)
+
+
+def test_flow_colour_floor_is_a_robust_round_number() -> None:
+    rng = np.random.default_rng(0)
+    tanh_like = -rng.uniform(0.0, 0.17, size=(32, 200))  # ~0.2 decades, as tanh on builtin
+    assert flow_colour_floor(tanh_like) == -0.2
+    vanished = -rng.uniform(0.0, 30.0, size=(32, 200))
+    assert flow_colour_floor(vanished) == -50.0
+    outlier = np.zeros((32, 200))
+    outlier[0, 0] = -100.0  # one cell far below: not the scale (a percentile, not the min)
+    assert FLOW_FLOOR_PERCENTILE > 0 and flow_colour_floor(outlier) == -0.05
+    assert flow_colour_floor(np.full((3, 3), np.nan)) == -1.0
+    assert flow_colour_floor(np.full((3, 3), np.nan), previous=-2.0) == -2.0
+
+
+def test_flow_colour_floor_keeps_the_floor_on_screen_while_it_fits() -> None:
+    data = -np.linspace(0.0, 0.15, 100)
+    assert flow_colour_floor(data, previous=-0.2) == -0.2
+    assert flow_colour_floor(data, previous=-0.5) == -0.2  # uses under 40 %: narrower
+    assert flow_colour_floor(data * 3, previous=-0.2) == -0.5  # does not fit: wider
+    assert flow_colour_floor(data * 3, previous=-1.0) == -1.0  # fits, uses 44 %: kept
+
+
+def test_the_d2l_reference_applies_to_prose_with_d2l_preprocessing() -> None:
+    assert d2l_reference_applies("time-machine", "d2l")
+    assert d2l_reference_applies("builtin", "d2l")
+    assert not d2l_reference_applies("time-machine", "keep")
+    for source in ("synthetic:delay", "synthetic:repeat", "synthetic:brackets", "/home/a.txt"):
+        assert not d2l_reference_applies(source, "d2l")

@@ -131,9 +131,11 @@ def test_the_distance_plot_range_is_bucketed_and_kept_while_a_key_fits_it(panel,
 
 
 def test_a_row_near_the_start_spans_ten_steps_back(panel):
-    # one point (t = 0): the range was 0..1 and its ticks 0.2, 0.4, ... ran into each other
-    panel.set_result(fake_result(geometric(20, 0.5)))
+    # one point (t = 0): the range was 0..1 and its ticks 0.2, 0.4, ... ran into each other.
+    # (Two characters: with more, t = 0 shows the last row with a target instead.)
+    panel.set_result(fake_result(geometric(2, 0.5)))
     panel.set_cursor(0)
+    assert panel.selected_row() == 0
     (x_lo, x_hi), _ = panel.distance_plot.viewRange()
     assert x_lo <= 0 and 10 <= x_hi < 11
 
@@ -167,7 +169,9 @@ def test_fitted_factor_of_a_geometric_flow(panel, factor, text, verdict):
 
 
 def test_factor_needs_two_points(panel):
-    panel.set_result(fake_result(geometric(6, 0.5)))
+    # two characters: row 0, the only one with a target, has one point (six characters would
+    # show row 4 instead, see test_the_cursor_at_the_start_shows_the_last_row_with_a_target)
+    panel.set_result(fake_result(geometric(2, 0.5)))
     panel.set_cursor(0)
     assert panel.factor_fit() is None
     assert "fewer than 2" in panel.factor_text()
@@ -265,8 +269,12 @@ def test_training_ring_keeps_the_last_steps(panel, state):
     np.testing.assert_array_equal(panel.training_steps(), [3, 4, 5, 6, 7])
     rect = panel.training_image.mapRectToParent(panel.training_image.boundingRect())
     assert (rect.left(), rect.width(), rect.height()) == pytest.approx((3, 5, 4))
+    # the colours: each step's values over its largest, from a robust floor up to 0
+    logs = np.log10(flows[3:8].T)
+    np.testing.assert_allclose(panel.training_colour_array(), logs - logs.max(axis=0))
     lo, hi = panel.training_levels()
-    assert hi == math.ceil(np.log10(flows).max()) and hi - lo == plots.TRAINING_DECADES
+    assert hi == plots.TRAINING_TOP == 0.0
+    assert lo <= np.percentile(logs - logs.max(axis=0), 2) and lo < 0
     rgba = panel.training_image_rgba()
     assert rgba.shape == (4, 5, 4) and rgba.dtype == np.uint8
 
@@ -334,7 +342,8 @@ def test_the_heatmap_follows_the_states_runs_and_names(panel, state):
     panel.set_heatmap_run(1)
     assert panel.dirty and panel.redraw()
     assert panel.training_steps().tolist() == [0, 1]
-    assert panel.training_levels()[1] == -1.0  # the colour top is the shown run's
+    np.testing.assert_allclose(panel.training_image_array(), -1.0)  # the shown run's values
+    np.testing.assert_allclose(panel.training_colour_array(), 0.0)  # each its step's largest
     rolled_back(state, 0, run_id=1)  # the state truncates the ring once: the panel reads it
     panel.redraw()
     assert panel.training_steps().tolist() == [0]
@@ -383,3 +392,173 @@ def test_grab_with_real_data(panel, state, real_result, tmp_path):
             for y in range(0, image.height(), 23)
         }
         assert len(colours) > 20  # not a blank widget
+
+
+# ------------------------------------------------------------------------ plots that mislead
+
+
+def test_the_cursor_at_the_start_shows_the_last_row_with_a_target(panel):
+    """At the default cursor t = 0 the row has one point, nothing to fit: the plot was empty
+    ("fewer than 2 steps back to fit"). It shows the last row with a target and says so."""
+    G = geometric(16, 0.5)
+    panel.set_result(fake_result(G))  # the cursor is at t = 0
+    assert panel.selected_row() == 14
+    d, values = panel.distance_curve_data()
+    np.testing.assert_array_equal(d, np.arange(15))
+    np.testing.assert_allclose(values, G[14, 14 - np.arange(15)])
+    fit = panel.factor_fit()
+    assert fit is not None and fit.row == 14 and fit.factor == pytest.approx(0.5)
+    assert "fewer than 2" not in panel.factor_text()
+    note = panel.row_note.text()
+    assert not panel.row_note.isHidden()
+    assert "t = 0" in note and "row t = 14" in note and "last step with a target" in note
+    assert panel.distance_plot.titleLabel.text.startswith("row t = 14")
+    panel.set_cursor(5)  # a row with points to fit: its own
+    assert panel.selected_row() == 5 and panel.row_note.isHidden()
+    panel.set_cursor(15)  # the last character: T - 2, with its own note
+    assert panel.selected_row() == 14 and "T − 2" in panel.row_note.text()
+
+
+def labelled_gaps(plot) -> np.ndarray:
+    """Pixels between neighbouring labelled ticks of a plot's left axis, as drawn."""
+    axis = plot.getAxis("left")
+    lo, hi = plot.viewRange()[1]
+    size = axis.size().height()
+    labelled: set[float] = set()
+    for spacing, values in axis.tickValues(lo, hi, size):
+        strings = axis.tickStrings(values, axis.autoSIPrefixScale, spacing)
+        labelled |= {float(v) for v, text in zip(values, strings, strict=True) if text}
+    pixels = sorted(size * (v - lo) / (hi - lo) for v in labelled)
+    return np.diff(pixels)
+
+
+def test_the_distance_plots_log_ticks_do_not_stack(qtbot):
+    """A row spanning about a decade in a short plot: every minor tick 2..9 was labelled, one
+    on another ("9 8 7 6..."). Labels now keep a line's height apart."""
+    from PySide6.QtGui import QFontMetricsF
+
+    widget = GradFlowPanel(make_state(flow_capacity=5))
+    qtbot.addWidget(widget)
+    widget.resize(900, 300)
+    widget.show()
+    qtbot.waitExposed(widget)
+    widget.set_result(fake_result(geometric(20, 0.88)))  # row 18: 1 .. 0.1
+    widget.set_cursor(18)
+    qtbot.wait(50)
+    gaps = labelled_gaps(widget.distance_plot)
+    assert len(gaps) >= 1  # the scale is still labelled
+    line = QFontMetricsF(theme.font()).height()
+    assert gaps.min() >= 0.9 * line
+
+
+def test_a_nearly_flat_training_flow_shows_its_structure(panel, state):
+    """As tanh on the built-in corpus: ~0.2 decades across the window while the overall scale
+    drifts. On a fixed eight-decade scale that was one flat colour."""
+    positions = np.linspace(0.0, -0.2, 8)
+    flows = [10 ** (-4.5 + 0.15 * s + positions) for s in range(5)]
+    feed(state, [record(s, flows[s]) for s in range(5)])
+    panel.redraw()
+    rgba = panel.training_image_rgba()[:, :, :3].astype(np.float64)
+    first_vs_last = np.linalg.norm(rgba[0] - rgba[-1], axis=-1)  # per step
+    assert first_vs_last.min() > 100  # the ends of the window are far apart in colour
+    np.testing.assert_allclose(panel.training_colour_array()[:, 0], positions, atol=1e-12)
+    lo, hi = panel.training_levels()
+    assert (lo, hi) == (-0.2, 0.0)
+    assert panel.training_bar.levels() == (-0.2, 0.0)
+    for text in (panel.training_plot.getViewBox().toolTip(), plots.HELP_TEXT):
+        assert "largest" in text  # the help says what the colour is
+
+
+def test_the_empty_training_tab_has_a_small_range_and_a_hint(panel, state):
+    """It showed −0.5…0.5 (and after a run, that run's range) with no word of what to do."""
+
+    def assert_empty() -> None:
+        (x_lo, x_hi), (y_lo, y_hi) = panel.training_plot.viewRange()
+        assert -1 <= x_lo <= 0 and 10 <= x_hi <= 11
+        rows = state.config.train.num_steps
+        assert -1 <= y_lo <= 0 and rows <= y_hi <= rows + 1
+        (_, _), (s_lo, s_hi) = panel.sigma_plot.viewRange()
+        assert -1 <= s_lo < 0 < s_hi <= 1  # log10 σ_max: the σ_max = 1 line in the middle
+        assert "no steps yet" in panel.empty_training_hint()
+
+    assert_empty()
+    feed(state, [record(s, np.full(4, 1e-3), sigma=1e6) for s in range(500, 505)])
+    panel.redraw()
+    assert panel.empty_training_hint() == ""
+    panel.sigma_plot.getViewBox().updateAutoRange()
+    panel.training_plot.getViewBox().updateAutoRange()
+    assert panel.training_plot.viewRange()[0][0] > 400  # the data's range again
+    new_run(state)  # a reset
+    assert_empty()
+
+
+def export_dialog(view, item):
+    """Open the view's context-menu export dialog on ``item``, as a right click does."""
+    scene = view.scene()
+    scene.contextMenuItem = item
+    scene.contextMenu[0].trigger()
+    return scene.exportDialog
+
+
+def choose_format(dialog, name: str):
+    formats = dialog.ui.formatList
+    for row in range(formats.count()):
+        if name in formats.item(row).text():
+            formats.setCurrentRow(row)
+    exporter = dialog.currentExporter
+    dialog.exportClicked()  # opens the file dialog, which calls export(fileName=...)
+    if getattr(exporter, "fileDialog", None) is not None:
+        exporter.fileDialog.close()
+    return exporter
+
+
+# the dialogs are raised over the window, which the offscreen platform cannot do
+@pytest.mark.qt_log_ignore(
+    r"This plugin does not support propagateSizeHints\(\)",
+    r"This plugin does not support raise\(\)",
+)
+def test_svg_export_works_and_a_failing_export_is_shown(panel, state, tmp_path, monkeypatch):
+    """SVG export raised ValueError in a slot (a traceback in the terminal, no file, no word in
+    the window). It writes the file; any other failure is shown and signalled."""
+    import xml.dom.minidom
+
+    import pyqtgraph.exporters
+
+    from rnnviz.gui.exports import GuardedExportDialog
+
+    feed(state, [record(s, np.full(4, 1e-3)) for s in range(5)])
+    panel.redraw()
+    failures: list[str] = []
+    panel.export_failed.connect(failures.append)
+    dialog = export_dialog(panel.training_plots, panel.sigma_plot)
+    assert isinstance(dialog, GuardedExportDialog)
+    path = tmp_path / "sigma.svg"
+    choose_format(dialog, "SVG").export(fileName=str(path))
+    assert failures == []
+    svg = xml.dom.minidom.parse(str(path))
+    assert svg.getElementsByTagName("text")  # the axes' labels are there
+
+    def broken(self, *args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pyqtgraph.exporters.ImageExporter, "export", broken)
+    choose_format(dialog, "Image")  # its export raises in the click's slot: no exception
+    assert len(failures) == 1 and "disk full" in failures[0]
+    assert dialog.error_box is not None and "disk full" in dialog.error_box.text()
+    dialog.error_box.close()
+    dialog.close()
+
+
+def test_on_a_dark_scheme_the_gradient_flow_is_dark_and_its_hints_readable(qtbot):
+    theme.use_dark_scheme(True)
+    try:
+        widget = GradFlowPanel(make_state(flow_capacity=5))
+        qtbot.addWidget(widget)
+    finally:
+        theme.use_dark_scheme(None)
+    dark = theme.DARK
+    for view in (widget.probe_plots, widget.training_plots):
+        assert view.backgroundBrush().color().name() == dark.plot_background.lower()
+    assert widget.empty_hint.color.name() == dark.placeholder_ink.lower()
+    assert dark.placeholder_ink in widget.probe_placeholder.styleSheet()
+    assert widget.sigma_line.label.color.name() == dark.secondary_ink.lower()

@@ -122,3 +122,31 @@ def test_relu_levels_start_at_zero(qtbot):
     zero = np.flatnonzero(result.hidden[:, 0] == 0.0)
     for i in zero:
         assert text_panel.cell_colours()[i] == theme.map_colours(theme.POSITIVE, [0.0], (0, 1))[0]
+
+
+def test_a_short_panel_shows_the_heatmap_alone_with_names_that_fit(qtbot):
+    # the hidden-state dock on a 960x540 screen (1920x1080 at QT_SCALE_FACTOR=2): the heatmap
+    # and the trace were about 25 px each, "hidden unit" longer than its axis
+    import pyqtgraph as pg
+    from PySide6.QtGui import QFontMetricsF
+
+    panel = show(qtbot, HiddenStatesPanel())
+    panel.resize(373, 224)
+    settle()
+    panel.set_result(make_result())
+    settle()
+    assert not panel.trace_shown()
+    assert panel.plot_item.getViewBox().boundingRect().height() >= 90
+    metrics = QFontMetricsF(theme.font())
+    for item in panel.graphics_view().scene().items():
+        if isinstance(item, pg.AxisItem) and item.isVisible() and item.label.isVisible():
+            size = item.size()
+            vertical = item.orientation in ("left", "right")
+            length = size.height() if vertical else size.width()
+            assert metrics.horizontalAdvance(item.labelText) <= length, item.labelText
+    panel.resize(555, 420)
+    settle()
+    assert panel.trace_shown()
+    assert panel.trace_plot.getViewBox().boundingRect().height() >= 50
+    panel.set_unit(5)  # the trace still follows the unit once back
+    np.testing.assert_array_equal(panel.trace_data()[1], make_result().hidden[:, 5])

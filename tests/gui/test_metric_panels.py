@@ -4,6 +4,7 @@ what was recorded."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from _state_helpers import (
     rolled_back,
     set_theta,
 )
+from PySide6.QtCore import Qt
 
 from rnnviz.core.analysis import CLIP_RATE_WINDOW
 from rnnviz.core.messages import StepRecord
@@ -399,3 +401,170 @@ def test_param_names_come_with_the_main_runs_info(qtbot, state):
     assert other.shown_params() == []
     new_run(other.state)  # the RunInfo's names, without the window calling set_param_names
     assert other.param_check("b_q") is not None
+
+
+# --------------------------------------------------------------------------- plots that mislead
+
+
+def test_after_a_divergence_and_reset_the_axes_are_small_again(curves, state, qtbot):
+    """After Reset the empty tokens/s axis was a smear of overlapping ticks (one per unit over
+    the last run's 0..3000) and the perplexity axis kept a divergence's 10⁻¹⁰…10¹⁰."""
+    curves.resize(700, 450)
+    curves.show()
+    qtbot.waitExposed(curves)
+    records = [make_record(s) for s in range(1, 30)]
+    records += [make_record(s, ppl=10.0 ** (s - 20), clip_enabled=False) for s in range(30, 45)]
+    records += [make_record(45, ppl=math.inf, nonfinite=True)]
+    records = [replace(r, tokens_per_s=3e6 * r.step / 45) for r in records]
+    feed(state, records)
+    curves.redraw()
+    for plot in (curves.ppl_plot, curves.speed_plot):
+        plot.getViewBox().updateAutoRange()
+    assert curves.ppl_plot.viewRange()[1][1] > 20  # the divergence is in view (log10)
+    assert curves.speed_plot.viewRange()[1][1] > 2000
+    new_run(state)  # Reset
+    curves.redraw()
+    (_, _), (p_lo, p_hi) = curves.ppl_plot.viewRange()
+    assert -0.3 <= p_lo <= 0.0 and 2.0 <= p_hi <= 2.3  # perplexity 1..100 and a margin
+    speed_axis = curves.speed_plot.getAxis("left")
+    (_, _), (s_lo, s_hi) = curves.speed_plot.viewRange()
+    assert -0.5 <= s_lo < 0 and 1 < s_hi <= 1.5
+    ticks = speed_axis.tickValues(s_lo, s_hi, speed_axis.size().height())
+    assert sorted({v for _, values in ticks for v in values}) == [0.0, 1.0]  # not a smear
+    assert "no steps yet" in curves.key_label.text()
+    feed(state, [make_record(s, ppl=500.0) for s in range(1, 6)])  # the next run: its range
+    curves.redraw()
+    curves.ppl_plot.getViewBox().updateAutoRange()
+    assert curves.ppl_plot.viewRange()[1][1] > math.log10(500.0)
+
+
+@pytest.mark.parametrize(
+    ("source", "preprocess", "applies"),
+    [
+        ("builtin", "d2l", True),
+        ("time-machine", "d2l", True),
+        ("time-machine", "keep", False),
+        ("synthetic:delay", "d2l", False),
+        ("/tmp/my-text.txt", "d2l", False),
+    ],
+)
+def test_the_d2l_reference_appears_only_where_it_applies(
+    curves, state, source, preprocess, applies
+):
+    corpus = replace(state.config.corpus, source=source, preprocess=preprocess)
+    state.set_config(replace(state.config, corpus=corpus))
+    assert curves.reference_line.isVisible() is applies
+    assert curves.reference_applies() is applies
+    assert curves.reference_check.isEnabled() is applies
+    assert ("not comparable" in curves.reference_check.toolTip()) is not applies
+    state.set_config(
+        replace(state.config, corpus=replace(corpus, source="builtin", preprocess="d2l"))
+    )
+    assert curves.reference_line.isVisible()  # back on a corpus it applies to
+
+
+def test_per_parameter_curves_take_the_runs_colour_and_their_own_dashes(grads, state):
+    """With a compare run, W_hh's orange was the "clip off" run's orange: colour is the run's,
+    the dash pattern the parameter's, and the check boxes and the key say so."""
+    feed(state, [make_record(s) for s in range(1, 11)], run_id=0)
+    add_run(state, 1, "clip off")
+    feed(state, [make_record(s, clip_enabled=False) for s in range(1, 11)], run_id=1)
+    for name in ("W_hh", "W_xh", "b_q"):
+        grads.param_check(name).setChecked(True)
+    grads.redraw()
+    seen = set()
+    for run_id in (0, 1):
+        items = grads.curve_items(run_id)
+        run = items.before.opts["pen"].color().name()
+        for name in ("W_hh", "W_xh", "b_q"):
+            pen = items.params[name].opts["pen"]
+            assert pen.color().name() == run  # the run's colour, whatever the parameter
+            assert pen.style() == Qt.PenStyle.CustomDashLine
+            seen.add((run, tuple(pen.dashPattern())))
+        dashes = {tuple(items.params[n].opts["pen"].dashPattern()) for n in ("W_hh", "W_xh", "b_q")}
+        after = items.after.opts["pen"]
+        assert len(dashes) == 3 and tuple(after.dashPattern()) not in dashes
+    assert len(seen) == 6  # every curve told apart
+    assert not grads.param_check("W_hh").icon().isNull()  # its line style is its legend
+    assert "colour = run, line style = parameter" in grads.key_text()
+    for name in ("W_hh", "W_xh", "b_q"):
+        grads.param_check(name).setChecked(False)
+    assert "line style = parameter" not in grads.key_text()
+
+
+@pytest.mark.qt_log_ignore(
+    r"This plugin does not support propagateSizeHints\(\)",
+    r"This plugin does not support raise\(\)",
+)
+def test_svg_export_of_the_metric_plots_writes_a_file(curves, grads, state, tmp_path):
+    """It printed a ValueError traceback and wrote nothing (pyqtgraph cannot read Qt 6's closed
+    SVG paths); a failure now reaches the panel's export_failed."""
+    import xml.dom.minidom
+
+    feed(state, [make_record(s) for s in range(1, 21)])
+    failures: list[str] = []
+    for panel, view, plot in (
+        (curves, curves.plot_widget, curves.ppl_plot),
+        (grads, grads.plot_widget, grads.plot),
+    ):
+        panel.redraw()
+        scene = view.scene()
+        scene.contextMenuItem = plot
+        scene.contextMenu[0].trigger()  # "Export..." in the plot's context menu
+        dialog = scene.exportDialog
+        formats = dialog.ui.formatList
+        for row in range(formats.count()):
+            if "SVG" in formats.item(row).text():
+                formats.setCurrentRow(row)
+        exporter = dialog.currentExporter
+        panel.export_failed.connect(failures.append)
+        dialog.exportClicked()
+        exporter.fileDialog.close()
+        path = tmp_path / f"{type(panel).__name__}.svg"
+        exporter.export(fileName=str(path))  # what the file dialog does when a name is chosen
+        assert xml.dom.minidom.parse(str(path)).getElementsByTagName("path")
+        dialog.close()
+    assert failures == []
+
+
+def test_on_a_dark_scheme_the_panels_texts_and_plots_are_dark_and_readable(qtbot):
+    """The plots stayed white and the "no steps yet" hint a fixed grey on a dark window."""
+    from rnnviz.gui import theme
+
+    theme.use_dark_scheme(True)
+    try:
+        state = make_state()
+        curves, grads = TrainingCurvesPanel(state), GradNormPanel(state)
+        for panel in (curves, grads):
+            qtbot.addWidget(panel)
+    finally:
+        theme.use_dark_scheme(None)
+    dark = theme.DARK
+    for view in (curves.plot_widget, grads.plot_widget):
+        assert view.backgroundBrush().color().name() == dark.plot_background.lower()
+    assert curves.reference_line.pen.color().name() == dark.secondary_ink.lower()
+    assert "color" not in curves.key_label.text()  # the hint in the label's (palette's) ink
+    feed(state, [make_record(s) for s in range(1, 5)])
+    curves.redraw()
+    brush = curves.curve_items(0).val.opts["symbolBrush"]
+    assert brush.color().name() == dark.plot_background.lower()
+
+
+def test_a_short_plot_names_its_axes_without_overlap(curves, grads, qtbot):
+    """A plot shorter than its axis name (a 720-line screen, QT_SCALE_FACTOR=2) shows the
+    short name, or none, never a name longer than its axis: "10³ tok/s" ran into
+    "perplexity" beside it (issue 13)."""
+    from rnnviz.gui.plotting import label_fits
+
+    for panel, plots in ((curves, (curves.ppl_plot, curves.speed_plot)), (grads, (grads.plot,))):
+        panel.resize(500, 200)
+        panel.show()
+        qtbot.waitExposed(panel)
+        qtbot.wait(50)
+        for plot in plots:
+            axis = plot.getAxis("left")
+            shown = axis.labelText if axis.label.isVisible() else ""
+            assert shown == "" or label_fits(shown, axis.size().height()), shown
+        panel.resize(500, 900)
+        qtbot.wait(50)
+        assert curves.ppl_plot.getAxis("left").labelText == "perplexity" or panel is grads

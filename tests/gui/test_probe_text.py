@@ -8,6 +8,7 @@ from probe_helpers import TEXT, make_result, show
 from PySide6.QtCore import QPoint, Qt
 
 from rnnviz.gui import theme
+from rnnviz.gui.panels._char_strip import StripScroll
 from rnnviz.gui.panels.probe_text import ProbeTextPanel
 
 
@@ -91,3 +92,62 @@ def test_text_panel_long_string_and_none(qtbot):
     panel.set_result(None)
     assert panel.cell_colours() == []
     panel.grab()
+
+
+def _sized(qtbot, width: int, height: int, text: str = TEXT) -> ProbeTextPanel:
+    panel = show(qtbot, ProbeTextPanel())
+    panel.resize(width, height)
+    panel.set_result(make_result(text))
+    qtbot.wait(1)
+    return panel
+
+
+def test_the_time_machine_fits_one_row_on_a_1280_projector(qtbot):
+    # the probe dock of the two-row layout in a maximised 1280x720 window: 986 px wide. The
+    # cells were 62 px: 15 a row, and 'e' wrapped to a second row out of view
+    panel = _sized(qtbot, 986, 232)
+    strip = panel.strip()
+    assert strip.cell_rect(len(TEXT) - 1).top() == strip.cell_rect(0).top()
+    assert strip.topk_lines_shown() >= 2
+
+
+def test_the_cursors_whole_cell_is_in_view_on_a_short_screen(qtbot):
+    # the probe dock on a 960x540 screen (1920x1080 at QT_SCALE_FACTOR=2): two rows of cells
+    panel = _sized(qtbot, 670, 232)
+    strip = panel.strip()
+    assert strip.cell_rect(len(TEXT) - 1).top() > strip.cell_rect(0).top()  # wrapped
+    for t in (len(TEXT) - 1, 0, 12):  # End, Home, a letter of the second row
+        panel.set_cursor(t)
+        qtbot.wait(1)
+        assert panel.cursor_cell_in_view(), t
+    # the dock cannot squeeze the strip below one whole row of cells
+    scroll = panel.findChild(StripScroll)
+    assert scroll.minimumHeight() >= strip.row_height(strip.MIN_TOPK_LINES)
+
+
+def test_the_topk_lines_shown_follow_the_height(qtbot):
+    panel = _sized(qtbot, 986, 420)
+    strip = panel.strip()
+    assert strip.topk_lines_shown() == 5  # a tall dock: every line
+    panel.resize(986, 240)
+    qtbot.wait(1)
+    assert strip.MIN_TOPK_LINES <= strip.topk_lines_shown() < 5
+    assert panel.cursor_cell_in_view()
+    assert panel.topk_text(0).count("\n") == 4  # the lines not shown are still the result's
+    panel.resize(986, 420)
+    qtbot.wait(1)
+    assert strip.topk_lines_shown() == 5
+
+
+def test_unknown_characters_name_what_the_model_reads(qtbot):
+    panel = show(qtbot, ProbeTextPanel())
+    result = make_result("the TIME!")
+    panel.set_result(result)
+    listed = " ".join(theme.display_char(t) for t in result.vocab_tokens if t != "<unk>")
+    assert panel.unknown_text().endswith(f"The model's vocabulary: {listed}")
+    panel.set_alphabet_hint("the delay task's alphabet: keys a b c d")
+    assert panel.unknown_text().endswith(
+        "(the model reads <unk>). The delay task's alphabet: keys a b c d"
+    )
+    panel.set_result(make_result("the time"))  # nothing unknown: no hint
+    assert panel.unknown_text() == ""

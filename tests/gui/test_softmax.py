@@ -28,7 +28,9 @@ def test_softmax_bars_follow_the_cursor(qtbot):
 
 def test_a_crowded_vocabulary_axis_labels_the_true_next_and_top_bars(qtbot):
     panel = show(qtbot, SoftmaxPanel())
-    panel.resize(250, 400)  # too narrow for every letter of the vocabulary
+    # too narrow for every letter of the vocabulary (at 250 px the bars were once laid out
+    # wider than the panel, and these are the ticks they had then)
+    panel.resize(300, 400)
     settle()
     result = make_result()
     panel.set_result(result)
@@ -72,3 +74,90 @@ def test_softmax_none_clears(qtbot):
     assert panel.bar_heights().size == 0
     assert panel.highlight_index() is None
     assert panel.placeholder_shown()
+
+
+def _sized(qtbot, width: int, height: int) -> SoftmaxPanel:
+    panel = show(qtbot, SoftmaxPanel())
+    panel.resize(width, height)
+    settle()
+    panel.set_result(make_result())
+    panel.set_cursor(3)
+    settle()
+    return panel
+
+
+def _axis_names_fit(panel) -> None:
+    """Every axis name shown is no longer than its axis: none runs into the next plot's."""
+    import pyqtgraph as pg
+    from PySide6.QtGui import QFontMetricsF
+
+    from rnnviz.gui import theme
+
+    metrics = QFontMetricsF(theme.font())
+    for item in panel.graphics_view().scene().items():
+        if not isinstance(item, pg.AxisItem) or not item.isVisible():
+            continue
+        if not item.label.isVisible() or not item.labelText:
+            continue
+        size = item.size()
+        length = size.width() if item.orientation in ("top", "bottom") else size.height()
+        assert metrics.horizontalAdvance(item.labelText) <= length, (item.labelText, length)
+
+
+def test_the_plots_get_the_panels_height(qtbot):
+    # the softmax dock of a 1920x1080 window: the bars were about 80 px tall under a title
+    # and over an axis name, the heatmap about 100 px
+    panel = _sized(qtbot, 640, 390)
+    assert panel.heatmap_shown()
+    assert panel.bar_plot.getViewBox().boundingRect().height() >= 100
+    assert panel.heatmap_plot.getViewBox().boundingRect().height() >= 130
+    assert panel.title_text() == "P(next char | 'the ') at t = 3"
+    assert panel.readout_text().startswith(panel.title_text())  # the title is the readout's
+    assert "top 5:" in panel.readout_tooltip()
+    _axis_names_fit(panel)
+
+
+def test_a_short_panel_shows_the_bars_alone_and_no_name_overlaps(qtbot):
+    # on a 960x540 screen (1920x1080 at QT_SCALE_FACTOR=2) the dock is about 320x220: two
+    # plots there were two strips of axes, and "probability" ran over "next character"
+    panel = _sized(qtbot, 320, 220)
+    assert not panel.heatmap_shown()
+    assert panel.bar_plot.getViewBox().boundingRect().height() >= 60
+    _axis_names_fit(panel)
+    panel.resize(320, 460)
+    settle()
+    assert panel.heatmap_shown()
+    assert panel.heatmap_plot.getViewBox().boundingRect().height() >= 100
+    _axis_names_fit(panel)
+
+
+def test_the_heatmap_labels_the_row_of_the_true_next_character(qtbot):
+    panel = _sized(qtbot, 640, 390)
+    result = make_result()
+    for t in (0, 3, 6):
+        panel.set_cursor(t)
+        ticks = panel.heatmap_plot.getAxis("left")._tickLevels[0]
+        assert len(ticks) < len(result.vocab_tokens)  # crowded
+        assert int(result.tokens[t + 1]) + 0.5 in {x for x, _ in ticks}
+
+
+@pytest.mark.qt_log_ignore(r"This plugin does not support (raise|propagateSizeHints)\(\)")
+def test_the_probe_panels_exports_are_guarded(qtbot):
+    """The softmax and hidden-state plots' Export... goes through the guarded dialog too (an
+    SVG export there printed a traceback and wrote nothing), and a failure reaches
+    export_failed, which the window shows in its banner."""
+    from rnnviz.gui.exports import GuardedExportDialog
+    from rnnviz.gui.panels.hidden_states import HiddenStatesPanel
+
+    for panel in (SoftmaxPanel(), HiddenStatesPanel()):
+        qtbot.addWidget(panel)
+        scene = panel._graphics.scene()
+        scene.contextMenuItem = scene.items()[0]
+        scene.contextMenu[0].trigger()
+        dialog = scene.exportDialog
+        assert isinstance(dialog, GuardedExportDialog)
+        failures: list[str] = []
+        panel.export_failed.connect(failures.append)
+        dialog._report("cannot write /nowhere/x.svg")
+        assert failures == ["cannot write /nowhere/x.svg"]
+        dialog.close()

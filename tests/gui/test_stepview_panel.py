@@ -142,3 +142,32 @@ def test_grab_with_real_data(panel, model_and_vocab, tmp_path):
         image.pixel(x, y) for x in range(0, image.width(), 17) for y in range(0, image.height(), 17)
     }
     assert len(colours) > 20
+
+
+def test_the_numbers_shown_fit_the_rows_width(qtbot):
+    # in a 640-px dock at 1920x1080 the rows showed 7 of 8 fixed values, the last cut off
+    # at the right edge; now as many whole values as fit, and how many of how many
+    from PySide6.QtGui import QFontMetrics
+
+    torch.manual_seed(0)
+    vocab = Vocab.from_text(TEXT)
+    model = ScratchRNN(len(vocab), ModelConfig(kind="scratch", hidden_size=32))
+    detail = step_detail(model, vocab, PROBE, 4)
+    widget = StepViewPanel()
+    qtbot.addWidget(widget)
+    widget.resize(640, 700)
+    widget.show()
+    qtbot.waitExposed(widget)
+    widget.set_detail(detail, vocab.tokens)
+    qtbot.wait(1)
+    numbers = widget.rows["H_t"].numbers
+    text = widget.row_text("H_t")
+    assert QFontMetrics(numbers.font()).horizontalAdvance(text) <= numbers.width()
+    shown = text.split(" … ")[0].split()
+    assert 2 <= len(shown) < 32
+    assert text.endswith(f"({len(shown)} of 32)")
+    assert shown[0] == sv.format_numbers(detail.H_t, 1).split()[0]
+    widget.resize(2400, 700)
+    qtbot.wait(1)
+    assert "of 32" not in widget.row_text("H_t")  # room for every value
+    assert len(widget.row_text("H_t").split()) == 32

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QObject
+import pytest
+from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from rnnviz.gui import plotting
+from rnnviz.gui import plotting, theme
 from rnnviz.gui.widgets import SteadyLabel
 
 
@@ -175,3 +176,132 @@ def test_a_screenshot_lays_out_a_label_that_just_got_wider(qtbot):
     label.setText("step 100   epoch 10, and a good deal wider than before")
     lay_out_now()  # no event loop pass in between, as in the screenshot driver
     assert label.width() >= label.sizeHint().width()
+
+
+# ---------------------------------------------------------------------------- colour schemes
+
+
+def _luminance(colour: str) -> float:
+    from PySide6.QtGui import QColor
+
+    def linear(c: float) -> float:
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    c = QColor(colour)
+    r, g, b = (linear(x) for x in (c.redF(), c.greenF(), c.blueF()))
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast(a: str, b: str) -> float:
+    """WCAG's contrast ratio of two colours (4.5 reads as body text)."""
+    hi, lo = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+@pytest.fixture
+def dark_scheme():
+    """The dark scheme for the test, pyqtgraph's options with it; light again after."""
+    import pyqtgraph as pg
+
+    theme.use_dark_scheme(True)
+    plotting.configure_pyqtgraph()
+    yield theme.DARK
+    theme.use_dark_scheme(None)
+    plotting.configure_pyqtgraph()
+    assert pg.getConfigOption("background") == theme.LIGHT.plot_background
+
+
+ADWAITA_DARK_WINDOW = "#353535"
+LIGHT_WINDOW = "#EFEFEF"
+
+
+def test_every_text_colour_reads_on_its_background():
+    # the "no steps yet" hint, the legend's ends, "idle" and "paused" were nearly invisible
+    # on a dark desktop: each text colour is >= 4.5:1 against what it is drawn on
+    for scheme, window in ((theme.LIGHT, LIGHT_WINDOW), (theme.DARK, ADWAITA_DARK_WINDOW)):
+        for ink in (scheme.ink, scheme.secondary_ink, scheme.placeholder_ink):
+            assert contrast(ink, scheme.plot_background) >= 4.5, (scheme.dark, ink)
+        assert contrast(scheme.placeholder_ink, window) >= 3.0, scheme.dark
+        for state, colour in scheme.states.items():
+            assert contrast(colour, window) >= 4.5, (scheme.dark, state, colour)
+        assert contrast(scheme.cursor, scheme.plot_background) >= 7.0
+
+
+def test_the_scheme_follows_the_system_and_can_be_forced(qtbot):
+    from PySide6.QtGui import QColor, QPalette
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    assert theme.colours() is theme.LIGHT  # offscreen: no hint, a light palette
+    old = app.palette()
+    dark = QPalette(old)
+    dark.setColor(QPalette.ColorRole.Window, QColor(ADWAITA_DARK_WINDOW))
+    app.setPalette(dark)
+    try:
+        if app.styleHints().colorScheme() == Qt.ColorScheme.Unknown:
+            assert theme.system_is_dark()  # a dark palette without the hint
+            assert theme.colours() is theme.DARK
+        theme.use_dark_scheme(False)
+        assert theme.colours() is theme.LIGHT
+    finally:
+        theme.use_dark_scheme(None)
+        app.setPalette(old)
+    assert theme.state_colour("training") == theme.LIGHT.states["training"]
+    assert theme.state_colour("starting") == theme.LIGHT.states["idle"]
+
+
+def test_plots_built_in_the_dark_scheme_are_dark(qtbot, dark_scheme):
+    import pyqtgraph as pg
+
+    from rnnviz.gui.panels.hidden_states import HiddenStatesPanel
+    from rnnviz.gui.panels.softmax import SoftmaxPanel
+
+    assert pg.getConfigOption("background") == dark_scheme.plot_background
+    hidden, softmax = HiddenStatesPanel(), SoftmaxPanel()
+    for panel in (hidden, softmax):
+        qtbot.addWidget(panel)
+    view = hidden.graphics_view()
+    assert view.backgroundBrush().color().name() == dark_scheme.plot_background.lower()
+    axis = hidden.trace_plot.getAxis("left")
+    assert axis.pen().color().name() == dark_scheme.ink.lower()
+    assert axis.textPen().color().name() == dark_scheme.ink.lower()
+    assert hidden.cursor_line.pen.color().name() == dark_scheme.cursor.lower()
+    assert softmax.cursor_line.pen.color().name() == dark_scheme.cursor.lower()
+    bar_axis = hidden.colour_bar.getAxis("right")
+    assert bar_axis.textPen().color().name() == dark_scheme.ink.lower()
+    # the palette's black run colour would vanish: it is the ink
+    assert theme.run_colour(7) == dark_scheme.ink
+    assert theme.readable("#0072B2") != "#0072b2"
+    from PySide6.QtGui import QColor
+
+    assert QColor(theme.readable("#0072B2")).lightness() > QColor("#0072B2").lightness()
+
+
+def test_the_strip_and_the_legend_are_drawn_in_the_schemes_colours(qtbot, dark_scheme):
+    from probe_helpers import make_result
+    from PySide6.QtGui import QColor, QPalette
+
+    from rnnviz.gui.panels._char_strip import ColourLegend
+    from rnnviz.gui.panels.probe_text import ProbeTextPanel
+
+    panel = ProbeTextPanel()
+    qtbot.addWidget(panel)
+    panel.resize(900, 300)
+    panel.show()
+    panel.set_result(make_result())
+    image = panel.strip().grab().toImage()
+    corner = QColor(image.pixel(image.width() - 3, image.height() - 3))
+    assert corner.name() == dark_scheme.plot_background.lower()  # was white
+    legend = ColourLegend()
+    qtbot.addWidget(legend)
+    palette = legend.palette()
+    palette.setColor(QPalette.ColorRole.Window, QColor(ADWAITA_DARK_WINDOW))
+    palette.setColor(QPalette.ColorRole.WindowText, QColor("#FFFFFF"))
+    legend.setPalette(palette)
+    legend.set_scale(theme.DIVERGING, "−1", "+1")
+    legend.resize(240, legend.height())
+    ends = legend.grab().toImage()
+    # the "−1" was black: on a dark window it was nearly invisible. Now it has the
+    # palette's light text colour
+    left = [QColor(ends.pixel(x, y)) for x in range(0, 20) for y in range(ends.height())]
+    assert max(c.lightness() for c in left) > 200

@@ -19,11 +19,12 @@ from PySide6.QtGui import (
     QMouseEvent,
     QPainter,
     QPaintEvent,
+    QPalette,
     QPen,
     QResizeEvent,
     QStaticText,
 )
-from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
+from PySide6.QtWidgets import QScrollArea, QSizePolicy, QToolTip, QWidget
 
 from rnnviz.gui import theme
 from rnnviz.gui.panels._probe_common import PLACEHOLDER, clamp
@@ -59,7 +60,8 @@ class ColourLegend(QWidget):
         lo_w = metrics.horizontalAdvance(self._lo) + 6
         hi_w = metrics.horizontalAdvance(self._hi) + 6
         bar = QRect(lo_w, 3, max(self.width() - lo_w - hi_w, 10), self.height() - 6)
-        painter.setPen(QColor("#000"))
+        # on the window's background: its text colour, light on a dark desktop
+        painter.setPen(self.palette().color(QPalette.ColorRole.WindowText))
         painter.drawText(QRect(0, 0, lo_w, self.height()), Qt.AlignmentFlag.AlignCenter, self._lo)
         painter.drawText(
             QRect(bar.right() + 1, 0, hi_w, self.height()), Qt.AlignmentFlag.AlignCenter, self._hi
@@ -77,12 +79,18 @@ class CharStrip(QWidget):
 
     One widget painting every cell with QPainter (only the cells in the exposed rectangle),
     so a 500-character probe costs one widget, not 500 labels.
+
+    How many top-k lines a cell shows follows the height it is seen at (``set_view_height``,
+    from the scroll area): every row of cells with at least MIN_TOPK_LINES lines where they
+    fit, else one whole row with as many lines as fit. A row cut through the middle showed
+    the top-k numbers of the cursor's character but not the character.
     """
 
     clicked = Signal(int)
 
-    MARGIN = 6
+    MARGIN = 4
     GAP = 2
+    MIN_TOPK_LINES = 2
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -94,6 +102,7 @@ class CharStrip(QWidget):
         self._unknown: frozenset[int] = frozenset()
         self._cursor = 0
         self._show_topk = True
+        self._view_height: int | None = None  # None: not in a scroll area, every line shown
         self._char_font = theme.font(1.7)
         self._small_font = theme.font(0.85, mono=True)
         self._small_bold = theme.font(0.85, mono=True, bold=True)
@@ -185,27 +194,71 @@ class CharStrip(QWidget):
         self._update_geometry()
         self.update()
 
+    def set_view_height(self, height: int) -> None:
+        """The height the strip is seen at (its scroll area's viewport): the top-k lines shown
+        are as many as let the rows of cells fit it (see the class doc)."""
+        if height != self._view_height:
+            self._view_height = height
+            self._update_geometry()
+
+    def time_step(self) -> int:
+        """The cell the cursor marks."""
+        return self._cursor
+
+    def count(self) -> int:
+        return len(self._chars)
+
+    def topk_lines_shown(self) -> int:
+        """How many top-k lines each cell shows now."""
+        return self._rows_per_cell
+
     # -- geometry
     def _update_geometry(self) -> None:
+        old = (self._cell_w, self._rows_per_cell)
         char_w = QFontMetrics(self._char_font).horizontalAdvance("W") + 10
-        rows = max((len(lines) for lines in self._topk), default=0) if self._show_topk else 0
-        self._rows_per_cell = rows
-        topk_w = QFontMetrics(self._small_bold).horizontalAdvance("W 0.00") + 8 if rows else 0
+        have = max((len(lines) for lines in self._topk), default=0) if self._show_topk else 0
+        # a little padding only: 16 cells ("the time machine") fit a 1280-px projector's row
+        topk_w = QFontMetrics(self._small_bold).horizontalAdvance("W 0.00") + 3 if have else 0
         self._cell_w = max(char_w, topk_w)
+        self._rows_per_cell = self._fitting_lines(have)
         self.setMinimumHeight(self._needed_height(self.width()))
         self.updateGeometry()
+        if (self._cell_w, self._rows_per_cell) != old:
+            self.update()
+
+    def _fitting_lines(self, have: int) -> int:
+        view = self._view_height
+        if view is None or have == 0:
+            return have
+        least = min(have, self.MIN_TOPK_LINES)
+        for lines in range(have, least - 1, -1):  # every row of cells, most lines first
+            if self._needed_height(self.width(), lines) <= view:
+                return lines
+        for lines in range(have, 0, -1):  # one whole row, scrolled to the cursor's
+            if self.row_height(lines) + 2 * self.MARGIN <= view:
+                return lines
+        return min(have, 1)
+
+    def row_height(self, lines: int | None = None) -> int:
+        """One row of cells with ``lines`` top-k lines (default: those shown), gaps included."""
+        lines = self._rows_per_cell if lines is None else lines
+        return self._char_h + lines * self._line_h + (4 if lines else 0) + 3 * self.GAP
+
+    def least_view_height(self) -> int:
+        """The least height that shows one whole row of cells with MIN_TOPK_LINES lines."""
+        return self.row_height(self.MIN_TOPK_LINES if self._show_topk else 0) + 2 * self.MARGIN
 
     def _cell_h(self) -> int:
-        return self._char_h + self._rows_per_cell * self._line_h + (4 if self._rows_per_cell else 0)
+        return self.row_height() - 3 * self.GAP
 
     def _per_row(self, width: int) -> int:
         return max(1, (width - 2 * self.MARGIN + self.GAP) // (self._cell_w + self.GAP))
 
-    def _needed_height(self, width: int) -> int:
+    def _needed_height(self, width: int, lines: int | None = None) -> int:
         if not self._chars:
             return 3 * self._char_h
-        lines = math.ceil(len(self._chars) / self._per_row(width))
-        return 2 * self.MARGIN + lines * (self._cell_h() + 3 * self.GAP)
+        rows = math.ceil(len(self._chars) / self._per_row(width))
+        return 2 * self.MARGIN + rows * self.row_height(lines)
 
     def cell_rect(self, i: int) -> QRect:
         per_row = self._per_row(self.width())
@@ -226,13 +279,14 @@ class CharStrip(QWidget):
         return i
 
     def sizeHint(self) -> QSize:
-        return QSize(600, self._needed_height(600))
+        """One row of cells with every top-k line: what a layout should give the strip."""
+        have = max((len(lines) for lines in self._topk), default=5) if self._show_topk else 0
+        return QSize(600, self.row_height(have) + 2 * self.MARGIN)
 
     def resizeEvent(self, event: QResizeEvent) -> None:
-        needed = self._needed_height(self.width())
-        if needed != self.minimumHeight():
-            self.setMinimumHeight(needed)
         super().resizeEvent(event)
+        if event.size().width() != event.oldSize().width():  # another count of cells a row
+            self._update_geometry()
 
     # -- events
     def event(self, event: QEvent) -> bool:
@@ -254,10 +308,11 @@ class CharStrip(QWidget):
 
     def paintEvent(self, event: QPaintEvent) -> None:
         painter = QPainter(self)
-        painter.fillRect(self.rect(), QColor("#FFFFFF"))
+        scheme = theme.colours()
+        painter.fillRect(self.rect(), QColor(scheme.plot_background))
         if not self._chars:
             painter.setFont(theme.font(1.3))
-            painter.setPen(QColor(theme.PLACEHOLDER_INK))
+            painter.setPen(QColor(scheme.placeholder_ink))
             painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, PLACEHOLDER)
             painter.end()
             return
@@ -267,7 +322,7 @@ class CharStrip(QWidget):
         first = max(0, (exposed.top() - self.MARGIN) // row_h) * per_row
         last = min(len(self._chars), ((exposed.bottom() - self.MARGIN) // row_h + 1) * per_row)
         for i in range(first, last):
-            self._paint_cell(painter, i)
+            self._paint_cell(painter, i, scheme)
         painter.end()
 
     def _draw_centred(self, painter: QPainter, rect: QRect, text: str, font: QFont) -> None:
@@ -290,12 +345,12 @@ class CharStrip(QWidget):
             static,
         )
 
-    def _paint_cell(self, painter: QPainter, i: int) -> None:
+    def _paint_cell(self, painter: QPainter, i: int, scheme: theme.Colours) -> None:
         rect = self.cell_rect(i)
         char_rect = QRect(rect.left(), rect.top(), rect.width(), self._char_h)
-        fill = self._colours[i] if i < len(self._colours) else QColor("#FFFFFF")
+        fill = self._colours[i] if i < len(self._colours) else QColor(scheme.plot_background)
         painter.fillRect(char_rect, fill)
-        painter.setPen(QPen(QColor("#C8C8C8"), 1))
+        painter.setPen(QPen(QColor(scheme.cell_border), 1))
         painter.drawRect(char_rect.adjusted(0, 0, -1, -1))
         char = self._chars[i]
         ink = theme.text_colour_on(fill)
@@ -313,16 +368,52 @@ class CharStrip(QWidget):
             painter.drawLine(char_rect.left() + 4, mid, char_rect.right() - 4, mid)
         if self._rows_per_cell and i < len(self._topk):
             y = char_rect.bottom() + 3
-            for line_no, line in enumerate(self._topk[i]):
+            for line_no, line in enumerate(self._topk[i][: self._rows_per_cell]):
                 true_line = line_no == self._topk_true[i]
                 font = self._small_bold if true_line else self._small_font
                 painter.setFont(font)
-                painter.setPen(QColor(theme.HIGHLIGHT if true_line else "#303030"))
+                painter.setPen(QColor(theme.HIGHLIGHT if true_line else scheme.ink))
                 line_rect = QRect(
                     rect.left(), y + line_no * self._line_h, rect.width(), self._line_h
                 )
                 self._draw_centred(painter, line_rect, line, font)
         if i == self._cursor:
-            painter.setPen(QPen(QColor(theme.CURSOR), 3))
+            painter.setPen(QPen(QColor(scheme.cursor), 3))
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.drawRect(rect.adjusted(-1, -1, 0, 0))
+
+
+class StripScroll(QScrollArea):
+    """The strip's scroll area: it tells the strip the height it is seen at, is never lower
+    than one whole row of cells, and scrolls the cursor's whole cell into view."""
+
+    def __init__(self, strip: CharStrip, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._strip = strip
+        self.setWidgetResizable(True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setWidget(strip)
+        self._update_minimum()
+
+    def set_show_topk(self, show: bool) -> None:
+        self._strip.set_show_topk(show)
+        self._update_minimum()
+
+    def _update_minimum(self) -> None:
+        self.setMinimumHeight(self._strip.least_view_height() + 2 * self.frameWidth())
+
+    def show_cell(self, i: int) -> None:
+        """Scroll so that cell ``i`` (the character and its top-k lines) is in view."""
+        rect = self._strip.cell_rect(i)
+        margin = self._strip.GAP + 2  # the cursor's frame is drawn just outside the cell
+        self.ensureVisible(rect.center().x(), rect.center().y(), 0, rect.height() // 2 + margin)
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        hint = self._strip.sizeHint()
+        return QSize(hint.width(), hint.height() + 2 * self.frameWidth())
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        self._strip.set_view_height(self.viewport().height())
+        if self._strip.count():  # fewer lines or rows of another width: find the cursor again
+            self.show_cell(self._strip.time_step())

@@ -10,6 +10,8 @@ Log-scale plots never receive NaN, inf or values <= 0 (pyqtgraph would drop the 
 or warn): such steps are masked out of the curve and marked with a red ``x`` at the top of
 the data instead, so a divergence is visible rather than a blank plot.
 
+A plot's context-menu export goes through ``gui.exports.guard_exports``.
+
 Not a panel: the panels' modules import it. All methods run in the GUI thread.
 """
 
@@ -59,7 +61,9 @@ def legend_entry(plot: pg.PlotItem, item: pg.PlotDataItem, name: str, show: bool
         legend.removeItem(item)
 
 
-def style_metric_plot(plot: pg.PlotItem, left: str, bottom: str | None) -> None:
+def style_metric_plot(plot: pg.PlotItem, left: str | tuple[str, str], bottom: str | None) -> None:
+    """``left``: the axis's name, or (name, short name) where a small screen or a large
+    font can make the plot shorter than the name (see plotting.label_axis)."""
     if bottom:
         style_plot(plot, left=left, bottom=bottom)
     else:
@@ -282,3 +286,6 @@ class MetricPanel(QWidget):
 
     def _draw_run(self, run_id: int, cols: dict[str, np.ndarray]) -> None:
         raise NotImplementedError
+
+
+# ------------------------------------------------------------------------- export

@@ -33,7 +33,7 @@ def _placeholder_label(text: str) -> QLabel:
     label.setAlignment(Qt.AlignmentFlag.AlignCenter)
     label.setWordWrap(True)
     label.setFont(theme.font(1.3))
-    label.setStyleSheet(f"color: {theme.PLACEHOLDER_INK};")
+    label.setStyleSheet(f"color: {theme.colours().placeholder_ink};")
     return label
 
 
@@ -51,7 +51,7 @@ def graphics_with_placeholder(
     stack = QStackedWidget(parent)
     stack.addWidget(_placeholder_label(placeholder))
     graphics = pg.GraphicsLayoutWidget()
-    graphics.setBackground(theme.PLOT_BACKGROUND)
+    graphics.setBackground(theme.colours().plot_background)
     stack.addWidget(graphics)
     return stack, graphics
 
@@ -67,10 +67,13 @@ class Heatmap:
         *,
         cmap: pg.ColorMap,
         levels: tuple[float, float],
-        bar_label: str,
-        left: str,
-        bottom: str,
+        bar_label: str | tuple[str, str],
+        left: str | tuple[str, str],
+        bottom: str | tuple[str, str],
     ) -> None:
+        """Labels are a name, or a name and the short name shown where the name does not fit
+        (see ``plotting.label_axis``)."""
+        bar_name, bar_short = bar_label if isinstance(bar_label, tuple) else (bar_label, None)
         self.plot: pg.PlotItem = layout.addPlot(row=row, col=0)
         self.image = pg.ImageItem(axisOrder="row-major")
         self.plot.addItem(self.image)
@@ -83,7 +86,7 @@ class Heatmap:
         self.bar = pg.ColorBarItem(
             values=levels,
             colorMap=cmap,
-            label=bar_label,
+            label=bar_name,
             interactive=False,
             colorMapMenu=False,
             width=18,
@@ -91,19 +94,19 @@ class Heatmap:
         self.bar.setImageItem(self.image)
         layout.addItem(self.bar, row=row, col=1)
         self.cursor_line = pg.InfiniteLine(
-            pos=0.5, angle=90, movable=False, pen=pg.mkPen(theme.CURSOR, width=3)
+            pos=0.5, angle=90, movable=False, pen=pg.mkPen(theme.colours().cursor, width=3)
         )
         self.cursor_line.setZValue(10)
         self.plot.addItem(self.cursor_line)
         # NaN cells (a diverged model) are transparent in the image: this grey shows through,
         # so a missing value never reads as the colour of 0
         self.missing_rect = QGraphicsRectItem(0.0, 0.0, 0.0, 0.0)
-        self.missing_rect.setBrush(pg.mkBrush(theme.MISSING_VALUE))
+        self.missing_rect.setBrush(pg.mkBrush(theme.colours().missing))
         self.missing_rect.setPen(pg.mkPen(None))
         self.missing_rect.setZValue(-20)
         self.plot.addItem(self.missing_rect)
         plotting.style_plot(self.plot, left=left, bottom=bottom)
-        plotting.style_colour_bar(self.bar, bar_label)
+        plotting.style_colour_bar(self.bar, bar_name, bar_short)
         self.x_ticks = plotting.TickSource(
             self.plot.getAxis("bottom"), *plotting.STEP_TICK_PX, numbers_when_crowded=True
         )
@@ -128,8 +131,8 @@ class Heatmap:
         self.image.clear()
         self.missing_rect.setRect(0.0, 0.0, 0.0, 0.0)
 
-    def set_bar_label(self, text: str) -> None:
-        plotting.style_colour_bar(self.bar, text)
+    def set_bar_label(self, text: str, short: str | None = None) -> None:
+        plotting.style_colour_bar(self.bar, text, short)
 
     def set_cursor(self, t: int) -> None:
         self.cursor_line.setPos(t + 0.5)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtCore import QSize, Qt, Signal, Slot
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -50,6 +50,7 @@ CORPUS_CHOICES: tuple[tuple[str, str], ...] = (
     ("synthetic: brackets", "synthetic:brackets"),
     ("The Time Machine (download)", "time-machine"),
 )
+MAX_WIDTH = 400  # px: the settings need about 290; the plots beside them need the rest
 OPEN_FILE = "\0open-file"  # the combo entry that asks for a file
 OPTIMIZER_CHOICES: tuple[tuple[str, str], ...] = (("SGD", "sgd"), ("Adam", "adam"))
 PREPROCESS_CHOICES: tuple[tuple[str, str], ...] = (
@@ -255,6 +256,7 @@ class ControlsPanel(QWidget):
         data_form.addRow("seed", self.seed_spin)
 
         inner = QWidget()
+        self._inner = inner
         column = QVBoxLayout(inner)
         column.addLayout(buttons)
         column.addWidget(self.compare_button)
@@ -272,6 +274,16 @@ class ControlsPanel(QWidget):
         outer.addWidget(scroll)
 
         self.set_config(self._config)
+        # a window the window manager maximises after the first layout gave the left dock
+        # area most of the new width (the controls took 600 px of a 1920-px screen)
+        self.setMaximumWidth(MAX_WIDTH)
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        """As wide as the settings need beside a vertical scroll bar: a narrower dock cut the
+        buttons and the labels ("C…", "▶ Pl") behind a horizontal scroll bar instead."""
+        hint = super().minimumSizeHint()
+        bar = self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent, None, self)
+        return QSize(max(hint.width(), self._inner.minimumSizeHint().width() + bar), hint.height())
 
     # ------------------------------------------------------------ state from outside
 

@@ -5,6 +5,10 @@ norms, one colour per run, read from the state's run histories.
 sets θ, before any step has used it. A compare run's own θ comes from its records, drawn where
 it clips differently. The clip statistics are core.analysis's.
 
+A per-parameter curve is drawn in its run's colour with the parameter's own dash pattern (its
+check box shows the pattern): colours would collide with the runs' (W_hh's orange was the
+second run's orange).
+
 All methods run in the GUI thread.
 """
 
@@ -16,8 +20,8 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Slot
-from PySide6.QtGui import QColor
+from PySide6.QtCore import QPointF, QSize, Qt, Signal, Slot
+from PySide6.QtGui import QColor, QIcon, QPainter, QPalette, QPen, QPixmap
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from rnnviz.core import analysis
@@ -25,6 +29,7 @@ from rnnviz.core.analysis import CLIP_RATE_WINDOW, ClipStats
 from rnnviz.core.config import RunConfig
 from rnnviz.core.history import PARAM_PREFIX
 from rnnviz.core.messages import RunInfo
+from rnnviz.gui.exports import guard_exports
 from rnnviz.gui.panels._metric_base import (
     NONFINITE_COLOUR,
     MetricPanel,
@@ -39,25 +44,66 @@ from rnnviz.gui.panels._metric_base import (
 )
 from rnnviz.gui.plotting import LogAxis
 from rnnviz.gui.state.app_state import MAIN_RUN, AppState
-from rnnviz.gui.theme import PLOT_BACKGROUND, RUN_COLOURS, plain_number, run_colour
+from rnnviz.gui.theme import colours, plain_number, readable, run_colour
 from rnnviz.gui.widgets import SteadyLabel
 
 CLIP_MARKER_COLOUR = "#ff9900"
 THETA_COLOUR = "#d62728"
-AFTER_CLIP_DARKER = 160  # the after-clipping curve: the run colour, darker
-# per-parameter curves: ColorBrewer Dark2, readable as check-box text on a grey panel
-PARAM_COLOURS = ("#1B9E77", "#D95F02", "#7570B3", "#E7298A", "#66A61E", "#A6761D", "#666666")
+
+
+def theta_colour() -> str:
+    """θ's red, lighter on a dark background (the dark red was hard to read there)."""
+    return readable(THETA_COLOUR) if colours().dark else THETA_COLOUR
+
+
+AFTER_CLIP_SHADE = 160  # the after-clipping curve: the run colour, darker (lighter on dark)
+# per-parameter curves: the run's colour, one dash pattern (in pen widths) per parameter; none
+# is Qt's plain dash, the after-clipping curve's. Six parameters at most (GRU, LSTM).
+PARAM_DASHES: tuple[tuple[float, ...], ...] = (
+    (1.0, 2.0),  # dotted
+    (7.0, 2.0, 1.0, 2.0),  # dash-dot
+    (12.0, 3.0),  # long dash
+    (7.0, 2.0, 1.0, 2.0, 1.0, 2.0),  # dash-dot-dot
+    (1.0, 5.0),  # sparse dots
+    (12.0, 3.0, 3.0, 3.0),  # long-short
+    (3.0, 3.0),  # even
+)
+PARAM_WIDTH = 1.8
+PARAM_ICON_SIZE = QSize(44, 12)  # two repeats of the longest pattern
+PARAM_KEY = "per parameter: colour = run, line style = parameter (see the check boxes)"
+
+
+def param_pen(colour: str | QColor, index: int) -> QPen:
+    """The pen of parameter ``index``'s curve in a run's ``colour``."""
+    pen: QPen = pg.mkPen(colour, width=PARAM_WIDTH)
+    pen.setDashPattern(list(PARAM_DASHES[index % len(PARAM_DASHES)]))
+    return pen
+
+
+def param_icon(index: int, ink: QColor) -> QIcon:
+    """A sample of parameter ``index``'s line style: its check box is its legend."""
+    size = PARAM_ICON_SIZE
+    pixmap = QPixmap(size)
+    pixmap.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(pixmap)
+    pen = param_pen(ink, index)
+    pen.setWidthF(1.5)
+    painter.setPen(pen)
+    y = size.height() / 2
+    painter.drawLine(QPointF(1.0, y), QPointF(size.width() - 1.0, y))
+    painter.end()
+    return QIcon(pixmap)
 
 
 def _grad_key_html() -> str:
     """The gradient plot's key: line styles (colours are the runs', as in the curves' legend)."""
-    c = RUN_COLOURS[0]
-    after = QColor(c).darker(AFTER_CLIP_DARKER).name()
+    c = run_colour(0)
+    after = readable(c, AFTER_CLIP_SHADE)
     return (
         f"<span style='color:{c}'>━━</span> ‖g‖ before clipping &nbsp; "
         f"<span style='color:{after}'>╍╍</span> after clipping &nbsp; "
         f"<span style='color:{CLIP_MARKER_COLOUR}'>▲</span> clipping engaged &nbsp; "
-        f"<span style='color:{THETA_COLOUR}'>╍╍</span> θ &nbsp; "
+        f"<span style='color:{theta_colour()}'>╍╍</span> θ &nbsp; "
         f"<span style='color:{NONFINITE_COLOUR}'>✕</span> non-finite step"
     )
 
@@ -66,13 +112,14 @@ class GradRunItems(RunItems):
     def __init__(self, plot: pg.PlotItem, colour: str, suffix: str) -> None:
         super().__init__(suffix)
         self.before = curve(colour, 2.0, name=f"‖g‖ before clip{suffix}")
-        after_colour = QColor(colour).darker(AFTER_CLIP_DARKER).name()
+        after_colour = readable(colour, AFTER_CLIP_SHADE)
         self.after = curve(after_colour, 1.5, Qt.PenStyle.DashLine, name=f"‖g‖ after clip{suffix}")
         # named in the legend only while there are any (see legend_entry)
         self.clipped = markers("t1", CLIP_MARKER_COLOUR, 7)
         self.nonfinite = markers("x", NONFINITE_COLOUR, 11)
         self.params: dict[str, pg.PlotDataItem] = {}
         self.plot = plot
+        self.colour = colour
         self.place(plot, self.before, self.after, self.clipped, self.nonfinite)
         # a compare run's own θ, in its colour, where it differs from the main run's
         self.theta_line = pg.InfiniteLine(
@@ -85,17 +132,24 @@ class GradRunItems(RunItems):
         self.theta_line.setVisible(False)
         self.place(plot, self.theta_line)
 
-    def param_curve(self, name: str, colour: str) -> pg.PlotDataItem:
+    def param_curve(self, name: str, index: int) -> pg.PlotDataItem:
+        """The curve of parameter ``name`` (the ``index``-th): the run's colour, its dashes."""
         item = self.params.get(name)
         if item is None:
-            item = curve(colour, 1.2, name=f"‖∂L/∂{name}‖")
+            item = curve(self.colour, PARAM_WIDTH, name=f"‖∂L/∂{name}‖{self.suffix}")
+            item.setPen(param_pen(self.colour, index))
             self.params[name] = item
             self.place(self.plot, item)
         return item
 
 
 class GradNormPanel(MetricPanel):
-    """‖g‖ before and after clipping, θ, clip markers and rate, per-parameter norms."""
+    """‖g‖ before and after clipping, θ, clip markers and rate, per-parameter norms.
+
+    ``export_failed(str)``: a plot's context-menu export failed (the text says why).
+    """
+
+    export_failed = Signal(str)
 
     def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
         super().__init__(state, parent)
@@ -103,22 +157,23 @@ class GradNormPanel(MetricPanel):
         self._param_checks: dict[str, QCheckBox] = {}
 
         self.plot_widget = pg.PlotWidget(
-            background=PLOT_BACKGROUND, axisItems={"left": LogAxis("left")}
+            background=colours().plot_background, axisItems={"left": LogAxis("left")}
         )
         self.plot: pg.PlotItem = self.plot_widget.getPlotItem()
         self.plot.setLogMode(x=False, y=True)
-        style_metric_plot(self.plot, "gradient norm ‖g‖", "optimizer step")
+        style_metric_plot(self.plot, ("gradient norm ‖g‖", "‖g‖"), "optimizer step")
         cache_step_axes(self.plot)
         # a key above the plot instead of a legend box over the curves (they fill the plot)
         self.key_label = QLabel(_grad_key_html())
         self.key_label.setObjectName("grad_key_label")
+        self.key_label.setWordWrap(True)  # a second line when per-parameter curves are shown
         self.theta_line = pg.InfiniteLine(
             pos=0.0,
             angle=0,
-            pen=pg.mkPen(THETA_COLOUR, width=1.5, style=Qt.PenStyle.DashLine),
+            pen=pg.mkPen(theta_colour(), width=1.5, style=Qt.PenStyle.DashLine),
             label="θ = 1",
             # below the line: θ is often the top of the view
-            labelOpts={"position": 0.02, "anchors": [(0, 0), (0, 0)], "color": THETA_COLOUR},
+            labelOpts={"position": 0.02, "anchors": [(0, 0), (0, 0)], "color": theta_colour()},
         )
         self.theta_line.setVisible(False)
         # in the bounds: how far below (or above) θ the gradients are is the point
@@ -137,7 +192,10 @@ class GradNormPanel(MetricPanel):
         self._checks_row = QHBoxLayout(checks_box)
         self._checks_row.setContentsMargins(0, 0, 0, 0)
         caption = QLabel("per parameter:")
-        caption.setToolTip("Plot the gradient norm of one parameter matrix or bias alone")
+        caption.setToolTip(
+            "Plot the gradient norm of one parameter matrix or bias alone: in each run's "
+            "colour, with the line style its check box shows"
+        )
         self._checks_row.addWidget(caption)
         self._checks_row.addStretch(1)
 
@@ -154,6 +212,8 @@ class GradNormPanel(MetricPanel):
         info = state.run_info
         if info is not None:
             self.set_param_names(info.param_names)
+        guard_exports(self.plot_widget, self.export_failed.emit)
+        self._grow_x_range()  # 0..10 steps before the first redraw, not pyqtgraph's 0..1
 
     def _step_axis_plots(self) -> list[pg.PlotItem]:
         return [self.plot]
@@ -179,13 +239,17 @@ class GradNormPanel(MetricPanel):
             check.deleteLater()
         self._param_checks.clear()
         self._param_names = names
+        ink = self.palette().color(QPalette.ColorRole.WindowText)
         for i, name in enumerate(names):
             check = QCheckBox(name)
             check.setObjectName(f"param_check_{name}")
-            check.setToolTip(f"Plot ‖∂L/∂{name}‖, the gradient norm of {name} alone")
-            # the check box is the curve's legend: same colour
-            colour = PARAM_COLOURS[i % len(PARAM_COLOURS)]
-            check.setStyleSheet(f"QCheckBox {{ color: {colour}; font-weight: bold; }}")
+            check.setToolTip(
+                f"Plot ‖∂L/∂{name}‖, the gradient norm of {name} alone, in each run's colour "
+                "with this line style"
+            )
+            # the check box is the curve's legend: its line style
+            check.setIcon(param_icon(i, ink))
+            check.setIconSize(PARAM_ICON_SIZE)
             check.toggled.connect(self._on_param_toggled)
             self._param_checks[name] = check
             self._checks_row.insertWidget(1 + i, check)
@@ -295,7 +359,16 @@ class GradNormPanel(MetricPanel):
         drew = super().redraw()
         if drew:
             self._update_stats()
+            key = _grad_key_html()
+            if self.shown_params():
+                key += f"<br>{PARAM_KEY}"
+            if key != self.key_label.text():
+                self.key_label.setText(key)
         return drew
+
+    def key_text(self) -> str:
+        """The key above the plot (rich text)."""
+        return self.key_label.text()
 
     def _make_items(self, colour: str, suffix: str) -> GradRunItems:
         return GradRunItems(self.plot, colour, suffix)
@@ -331,7 +404,7 @@ class GradNormPanel(MetricPanel):
         for i, name in enumerate(self._param_names):
             column = PARAM_PREFIX + name
             if name in shown and column in cols:
-                param = items.param_curve(name, PARAM_COLOURS[i % len(PARAM_COLOURS)])
+                param = items.param_curve(name, i)
                 param.setData(*positive_finite(steps, cols[column]))
                 param.setVisible(True)
             elif name in items.params:

@@ -8,11 +8,13 @@ Three views of numbers core computed:
   distance ``d = t − k`` on a log axis. A geometric decay is a straight line there, so a line
   fitted to ``log10 G`` (:func:`rnnviz.core.analysis.fit_factor`) gives the *per-step factor* a
   lecturer points at: below 1 the gradient vanishes, above 1 it explodes. The probe result and
-  the cursor are pushed in (``set_result``, ``set_cursor``).
+  the cursor are pushed in (``set_result``, ``set_cursor``). A cursor row with nothing to fit
+  (t = 0) shows the last row with a target instead (:func:`rnnviz.core.analysis.fit_row`).
 * **Training** (tab 2, top): :attr:`StepRecord.grad_flow` (``‖∂L/∂H_t‖`` per position ``t`` of
   the ``num_steps`` window) against the optimizer step, the state's ring of recent steps of a
-  run (``state.histories.run(r).flow``), drawn as a heatmap on a log colour scale: how far back
-  into the window any gradient signal gets.
+  run (``state.histories.run(r).flow``), drawn as a heatmap of each step's values relative to
+  its largest (log10, core.analysis's column normalisation and robust floor): how far back
+  into the window the gradient signal gets, whatever its overall size.
 * **Training** (tab 2, bottom): ``σ_max(W_hh)`` against the step, one curve per run (the
   ``w_hh_sigma_max`` column of its metric history), with the line ``σ_max = 1`` that separates
   "can only shrink" from "may grow".
@@ -26,13 +28,12 @@ All methods run in the GUI thread.
 
 from __future__ import annotations
 
-import html
 import math
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, Qt, Slot
+from PySide6.QtCore import QRectF, Qt, Signal, Slot
 from PySide6.QtGui import QPen
 from PySide6.QtWidgets import (
     QGraphicsRectItem,
@@ -45,16 +46,24 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from rnnviz.core.analysis import FactorFit, fit_factor, log10_masked
+from rnnviz.core.analysis import (
+    FactorFit,
+    column_normalised_log10,
+    fit_factor,
+    fit_row,
+    flow_colour_floor,
+    log10_masked,
+)
 from rnnviz.core.messages import RunInfo
 from rnnviz.gui import plotting, theme, widgets
+from rnnviz.gui.exports import guard_exports
 from rnnviz.gui.panels._gradflow_plots import (
     COLOURBAR_PROBE_LABEL,
     EXPLODING_COLOUR,
     HELP_TEXT,
     PROBE_LOG_LEVELS,
     PROBE_PLACEHOLDER,
-    TRAINING_DECADES,
+    TRAINING_TOP,
     VANISHING_COLOUR,
     TrainingPage,
     colour_bar,
@@ -63,6 +72,7 @@ from rnnviz.gui.panels._gradflow_plots import (
     log_rgba,
     no_flow_text,
 )
+from rnnviz.gui.plotting import LogAxis
 from rnnviz.gui.state.app_state import MAIN_RUN, AppState
 from rnnviz.gui.state.histories import RunHistory
 
@@ -70,10 +80,24 @@ if TYPE_CHECKING:
     from rnnviz.core.probe import ProbeResult
 
 _ROW_PEN_WIDTH = 3
+# why the distance plot shows another row than the cursor's
+LAST_ROW_NOTE = (
+    "the cursor is on the last character, which has no next one to predict (its row is zero): "
+    "showing the row of t = T − 2"
+)
+NOTHING_TO_FIT_NOTE = (
+    "the cursor's row t = {cursor} has fewer than 2 steps back to fit: showing row t = {row}, "
+    "the last step with a target (move the cursor right for its own row)"
+)
 
 
 class GradFlowPanel(QWidget):
-    """Gradient flow: the probe string's ‖∂L_t/∂H_k‖, the training flow, and σ_max(W_hh)."""
+    """Gradient flow: the probe string's ‖∂L_t/∂H_k‖, the training flow, and σ_max(W_hh).
+
+    ``export_failed(str)``: a plot's context-menu export failed (the text says why).
+    """
+
+    export_failed = Signal(str)
 
     def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -88,12 +112,13 @@ class GradFlowPanel(QWidget):
         self._probe_log = np.full((0, 0), np.nan)
         self._distance = (np.empty(0), np.empty(0))
         self._fit: FactorFit | None = None
-        self._sigma_items: dict[int, pg.PlotDataItem] = {}
         self._heatmap_run = MAIN_RUN
-        self._training_top: float | None = None  # top of the training colour levels (log10)
-        # (run, its history, window size) the top was found for: another one starts it again
-        self._top_for: tuple[int, RunHistory, int] | None = None
+        # the floor of the training colour levels (decades below each step's largest)
+        self._training_floor: float | None = None
+        # (run, its history, window size) the floor was found for: another one starts it again
+        self._floor_for: tuple[int, RunHistory, int] | None = None
         self._training_log = np.full((0, 0), np.nan)
+        self._training_colour = np.full((0, 0), np.nan)
         self._training_steps = np.empty(0, dtype=np.int64)
         self._drawn: object = None  # the _draw_key() of the training tab on screen
 
@@ -115,7 +140,10 @@ class GradFlowPanel(QWidget):
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(self.tabs)
         plotting.cache_axes(self.probe_plots)
+        for view in (self.probe_plots, self.training_plots):
+            guard_exports(view, self.export_failed.emit)
         self.set_result(None)
+        self._page.clear_heatmap(self.training_levels(), state.config.train.num_steps)
         # a run closed or a new run: drawn at once (nothing left of it stays on screen)
         state.runs_changed.connect(self._on_runs_changed)
         state.run_info_changed.connect(self._on_run_info)
@@ -127,19 +155,20 @@ class GradFlowPanel(QWidget):
         self.probe_placeholder = QLabel(PROBE_PLACEHOLDER)
         self.probe_placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.probe_placeholder.setFont(theme.font(1.3))
-        self.probe_placeholder.setStyleSheet(f"color: {theme.PLACEHOLDER_INK};")
+        scheme = theme.colours()  # taken when built, as every widget's
+        self.probe_placeholder.setStyleSheet(f"color: {scheme.placeholder_ink};")
         # wrapped: an unwrapped sentence made its width the least the dock (and the tab group
         # it shares with the softmax dock) could shrink to
         self.probe_placeholder.setWordWrap(True)
 
         # three plots side by side: none cut off
         self.probe_plots = plotting.UnclippedLayoutWidget()
-        self.probe_plots.setBackground(theme.PLOT_BACKGROUND)
+        self.probe_plots.setBackground(scheme.plot_background)
         self.probe_plot, self.probe_image = heatmap_plot(
             self.probe_plots, 0, 0, left="loss at step t", bottom="source step k"
         )
         self.probe_plot.invertY(True)  # a matrix: row t = 0 at the top, lower triangle filled
-        self.probe_plot.setTitle("‖∂L_t/∂H_k‖", size=f"{theme.BASE_POINT_SIZE}pt", color="#000")
+        self.probe_plot.setTitle("‖∂L_t/∂H_k‖", size=f"{theme.BASE_POINT_SIZE}pt", color=scheme.ink)
         # characters while they fit, step numbers (0, 10, 20) once they would overlap
         self._probe_x_ticks = plotting.TickSource(
             self.probe_plot.getAxis("bottom"), *plotting.STEP_TICK_PX, numbers_when_crowded=True
@@ -159,16 +188,19 @@ class GradFlowPanel(QWidget):
         self.row_marker.setZValue(10)
         self.probe_plot.addItem(self.row_marker)
 
-        self.distance_plot: pg.PlotItem = self.probe_plots.addPlot(row=0, col=2)
+        # plain-number log ticks that leave out a minor label with no room ("9 8 7 6" stacked)
+        self.distance_plot: pg.PlotItem = self.probe_plots.addPlot(
+            row=0, col=2, axisItems={"left": LogAxis("left")}
+        )
         self.distance_plot.setLogMode(x=False, y=True)
         plotting.style_plot(self.distance_plot, left="‖∂L_t/∂H_k‖", bottom="steps back t − k")
         self.distance_plot.showGrid(x=True, y=True, alpha=0.3)
         # "(x0.001)" next to log ticks would make a student misread every tick
         self.distance_plot.getAxis("left").enableAutoSIPrefix(False)
         self.distance_plot.setTitle(
-            "selected row t", size=f"{theme.BASE_POINT_SIZE}pt", color="#000"
+            "selected row t", size=f"{theme.BASE_POINT_SIZE}pt", color=scheme.ink
         )
-        self.distance_curve = log_curve(theme.CURSOR, name="‖∂L_t/∂H_{t−d}‖")
+        self.distance_curve = log_curve(scheme.cursor, name="‖∂L_t/∂H_{t−d}‖")
         self.fit_curve = log_curve(
             theme.HIGHLIGHT, width=2.0, symbol=None, style=Qt.PenStyle.DashLine, name="fitted line"
         )
@@ -188,13 +220,10 @@ class GradFlowPanel(QWidget):
             "each step back multiplies the gradient by this factor."
         )
 
-        self.row_note = QLabel(
-            "the cursor is on the last character, which has no next one to predict (its row is "
-            "zero): showing the row of t = T − 2"
-        )
+        # its text names the row shown, which changes as a key is typed: a steady label
+        self.row_note = widgets.SteadyLabel(LAST_ROW_NOTE, wrap=True)
         self.row_note.setObjectName("gradflow_row_note")
-        self.row_note.setFont(theme.font(0.95))
-        self.row_note.setWordWrap(True)
+        self.row_note.label().setFont(theme.font(0.95))
         self.row_note.setVisible(False)
 
         probe_page = QWidget()
@@ -208,7 +237,7 @@ class GradFlowPanel(QWidget):
         return self.probe_stack
 
     def _build_training_tab(self) -> QWidget:
-        page = TrainingPage()
+        page = self._page = TrainingPage()
         # the page's items, as this panel's (the tests and the screenshots read them here)
         self.training_plots = page.training_plots
         self.training_plot, self.training_image = page.training_plot, page.training_image
@@ -217,9 +246,7 @@ class GradFlowPanel(QWidget):
         self.sigma_anchor = page.sigma_anchor
         self.run_combo, self.run_label = page.run_combo, page.run_label
         self.training_note = page.training_note
-        # several runs are named in the σ_max plot's title (a legend box would hide half of
-        # this short plot); one run needs no name
-        self._sigma_key = ""
+        self.empty_hint = page.empty_hint
         self.run_combo.currentIndexChanged.connect(self._on_run_chosen)
         self._update_run_combo()
         return page
@@ -285,13 +312,22 @@ class GradFlowPanel(QWidget):
             self._draw_row()
 
     def selected_row(self) -> int | None:
-        """The row the distance curve shows: the cursor, or T − 2 at the last character."""
+        """The row the distance curve shows: the cursor's, T − 2 at the last character, or the
+        last row with a target when the cursor's has fewer than 2 points to fit (t = 0)."""
         if self._grad_flow is None:
             return None
-        T = int(self._grad_flow.shape[0])
-        if T < 2:
-            return None
-        return min(max(self._cursor, 0), T - 2)
+        return fit_row(self._grad_flow, self._cursor)
+
+    def _show_row_note(self, row: int) -> None:
+        T = 0 if self._grad_flow is None else int(self._grad_flow.shape[0])
+        if row != self._cursor:
+            note = LAST_ROW_NOTE
+            if 0 <= self._cursor < T - 1:  # not the last character: nothing to fit
+                note = NOTHING_TO_FIT_NOTE.format(cursor=self._cursor, row=row)
+            if note != self.row_note.text():
+                self.row_note.setText(note)
+        if self.row_note.isHidden() == (row != self._cursor):
+            self.row_note.setVisible(row != self._cursor)
 
     def _clear_row(self) -> None:
         self._row_drawn = None
@@ -329,7 +365,7 @@ class GradFlowPanel(QWidget):
             and old[:2] == drawn[:2]
             and np.array_equal(old[2], values, equal_nan=True)
         ):
-            self.row_note.setVisible(row != self._cursor)
+            self._show_row_note(row)
             return  # a key typed after this row changes nothing in it
         self._row_drawn = drawn
         keep = np.isfinite(values) & (values > 0)
@@ -341,24 +377,25 @@ class GradFlowPanel(QWidget):
             self.distance_plot,
             f"row t = {row} ('{char}')",
             size=f"{theme.BASE_POINT_SIZE}pt",
-            color="#000",
+            color=theme.colours().ink,
         )
-        self.row_note.setVisible(row != self._cursor)
+        self._show_row_note(row)
         logs = np.log10(values[keep])
         if fit is None:
             self.fit_curve.setData([], [])
             self._fit_distance_range(distance[keep], logs)
             self._set_factor_colour("")
-            self.factor_label.setText("fewer than 2 steps back to fit: move the cursor right")
+            self.factor_label.setText("fewer than 2 steps back to fit: type a longer text")
             return
         span = distance[keep]
         fit_logs = fit.line_log10(span)
         self.fit_curve.setData(span, 10.0**fit_logs)
         self._fit_distance_range(span, np.concatenate([logs, fit_logs]))
-        colour = {"vanishing": VANISHING_COLOUR, "exploding": EXPLODING_COLOUR}.get(
-            fit.verdict, "#000000"
-        )
-        self._set_factor_colour(f"color: {colour};")
+        colour = {"vanishing": VANISHING_COLOUR, "exploding": EXPLODING_COLOUR}.get(fit.verdict)
+        if colour is not None and theme.colours().dark:
+            colour = theme.readable(colour)  # the blue vanished on a dark window
+        # steady: the label's own ink, which follows the palette
+        self._set_factor_colour("" if colour is None else f"color: {colour};")
         self.factor_label.setText(fit.text())
 
     def _fit_distance_range(self, distance: np.ndarray, logs: np.ndarray) -> None:
@@ -425,8 +462,8 @@ class GradFlowPanel(QWidget):
     def set_heatmap_run(self, run_id: int) -> None:
         """Which run's training flow the heatmap shows (drawn at the next redraw())."""
         self._heatmap_run = int(run_id)
-        self._training_top = None
-        self._top_for = None
+        self._training_floor = None
+        self._floor_for = None
         self._update_run_combo()
 
     @Slot(int)
@@ -440,98 +477,51 @@ class GradFlowPanel(QWidget):
         histories = self._state.histories
         with_flow = {r for r in histories.run_ids() if histories.run(r).flow is not None}
         runs = sorted(with_flow | {self._heatmap_run})
-        several = len(runs) > 1
-        self.run_combo.setVisible(several)
-        self.run_label.setVisible(several)
-        listed = [
-            (self.run_combo.itemData(i), self.run_combo.itemText(i))
-            for i in range(self.run_combo.count())
-        ]
-        wanted = [(rid, self.run_name(rid)) for rid in runs]
-        if listed != wanted:
-            self.run_combo.blockSignals(True)
-            self.run_combo.clear()
-            for rid, name in wanted:
-                self.run_combo.addItem(name, rid)
-            self.run_combo.blockSignals(False)
-        self.run_combo.setCurrentIndex(runs.index(self._heatmap_run))
+        self._page.set_runs([(rid, self.run_name(rid)) for rid in runs], self._heatmap_run)
 
     def training_levels(self) -> tuple[float, float]:
-        top = 0.0 if self._training_top is None else self._training_top
-        return (top - TRAINING_DECADES, top)
+        """The heatmap's colour levels: log10 of a value over its step's largest."""
+        floor = -1.0 if self._training_floor is None else self._training_floor
+        return (floor, TRAINING_TOP)
+
+    def empty_training_hint(self) -> str:
+        """The hint the empty training heatmap shows ("" once there are steps)."""
+        hint = self.empty_hint
+        return str(hint.toPlainText()) if hint.isVisible() else ""
 
     def _draw_training_heatmap(self) -> None:
         histories, run_id = self._state.histories, self._heatmap_run
         history = histories.run(run_id) if histories.has(run_id) else None
         ring = None if history is None else history.flow
         if history is None or ring is None or ring.count == 0:
-            self._training_top = self._top_for = None
+            self._training_floor = self._floor_for = None
             self._training_log = np.full((0, 0), np.nan)
+            self._training_colour = np.full((0, 0), np.nan)
             self._training_steps = np.empty(0, dtype=np.int64)
-            self.training_image.clear()
+            self._page.clear_heatmap(self.training_levels(), self._state.config.train.num_steps)
             return
-        old = self._top_for
+        old = self._floor_for
         if old is None or old[0] != run_id or old[1] is not history or old[2] != ring.num_steps:
-            self._training_top = None  # a new run, or a new window size: a new picture
-        self._top_for = (run_id, history, ring.num_steps)
+            self._training_floor = None  # a new run, or a new window size: a new picture
+        self._floor_for = (run_id, history, ring.num_steps)
         steps, values = ring.ordered()
-        logs = log10_masked(values)
-        if np.isfinite(logs).any():
-            top = float(math.ceil(np.nanmax(logs)))
-            if self._training_top is None or top > self._training_top:
-                self._training_top = top
-        levels = self.training_levels()
-        self.training_bar.setLevels(levels)
-        self._training_log = logs
+        colour = column_normalised_log10(values)
+        self._training_floor = flow_colour_floor(colour, self._training_floor)
+        self._training_log = log10_masked(values)
+        self._training_colour = colour
         self._training_steps = steps
-        self.training_image.setImage(log_rgba(logs, levels, theme.SEQUENTIAL), autoLevels=False)
-        self.training_image.setRect(
-            QRectF(float(steps[0]), 0.0, float(len(steps)), float(ring.num_steps))
-        )
-        plotting.set_ticks(
-            self.training_plot.getAxis("left"), plotting.number_ticks(ring.num_steps, 4)
-        )
+        self._page.draw_heatmap(steps, colour, self.training_levels())
 
     def _draw_sigma(self) -> None:
         ids = self.run_ids()
-        for gone in [r for r in self._sigma_items if r not in ids]:
-            self.sigma_plot.removeItem(self._sigma_items.pop(gone))
-        x_lo, x_hi = math.inf, -math.inf
-        for run_id in ids:
-            steps, sigma = self.sigma_curve_data(run_id)
-            item = self._sigma_items.get(run_id)
-            if item is None:
-                colour = theme.RUN_COLOURS[run_id % len(theme.RUN_COLOURS)]
-                item = log_curve(colour, width=2.0, symbol=None)
-                item.setDownsampling(auto=True, method="peak")
-                item.setClipToView(True)
-                self._sigma_items[run_id] = item
-                self.sigma_plot.addItem(item)
-            item.setData(steps, sigma)
-            if len(steps):
-                x_lo, x_hi = min(x_lo, float(steps[0])), max(x_hi, float(steps[-1]))
-        self._draw_sigma_key()
-        if x_lo <= x_hi:
-            self.sigma_anchor.setData([x_lo, x_hi], [1.0, 1.0])
-        else:
-            self.sigma_anchor.setData([], [])
-
-    def _draw_sigma_key(self) -> None:
-        runs = sorted(self._sigma_items)
-        key = ""
-        if len(runs) > 1:
-            key = "σ_max(W_hh): " + " &nbsp; ".join(
-                f"<span style='color:{theme.RUN_COLOURS[rid % len(theme.RUN_COLOURS)]}'>"
-                f"━━ <b>{html.escape(self.run_name(rid))}</b></span>"
-                for rid in runs
-            )
-        if key != self._sigma_key:
-            self._sigma_key = key
-            self.sigma_plot.setTitle(key or None, size=f"{theme.BASE_POINT_SIZE}pt", color="#000")
+        self._page.draw_sigma(
+            {run_id: self.sigma_curve_data(run_id) for run_id in ids},
+            {run_id: self.run_name(run_id) for run_id in ids},
+        )
 
     def sigma_key_text(self) -> str:
         """The σ_max plot's key: the runs by colour and name ("" with one run)."""
-        return self._sigma_key
+        return self._page.sigma_key
 
     # ------------------------------------------------------------------ help
 
@@ -570,6 +560,10 @@ class GradFlowPanel(QWidget):
         """(num_steps, n) log10 ‖∂L/∂H_t‖ of the shown run's last n steps; NaN where missing."""
         return self._training_log.copy()
 
+    def training_colour_array(self) -> np.ndarray:
+        """What the heatmap's colours show: log10 of each value over its step's largest."""
+        return self._training_colour.copy()
+
     def training_steps(self) -> np.ndarray:
         return self._training_steps.copy()
 
@@ -591,4 +585,4 @@ class GradFlowPanel(QWidget):
         return steps[keep], sigma[keep]
 
     def sigma_item(self, run_id: int = 0) -> pg.PlotDataItem:
-        return self._sigma_items[run_id]
+        return self._page.sigma_items[run_id]

@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, QPointF, Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QGraphicsRectItem, QHBoxLayout, QVBoxLayout, QWidget
 
 from rnnviz.gui import plotting, theme
+from rnnviz.gui.exports import guard_exports
 from rnnviz.gui.panels._probe_common import (
     PLACEHOLDER,
     Heatmap,
@@ -31,6 +32,9 @@ if TYPE_CHECKING:
 
 # the trace marks each step with a dot up to this many steps
 TRACE_DOTS_MAX_STEPS = 60
+# below this height of the plots' area only the heatmap shows (two plots in less were two
+# strips of axes about 25 px tall, on a 1920x1080 screen at QT_SCALE_FACTOR=2)
+BOTH_PLOTS_MIN_PX = 240
 
 
 class HiddenStatesPanel(QWidget):
@@ -42,6 +46,7 @@ class HiddenStatesPanel(QWidget):
     """
 
     unit_selected = Signal(int)
+    export_failed = Signal(str)  # a plot's context-menu export failed (why)
     cursor_requested = Signal(int)
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -61,6 +66,7 @@ class HiddenStatesPanel(QWidget):
         self._stack, self._graphics = graphics_with_placeholder(
             self, f"{PLACEHOLDER}: its hidden states H_t appear here"
         )
+        guard_exports(self._graphics, self.export_failed.emit)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(top)
@@ -72,8 +78,8 @@ class HiddenStatesPanel(QWidget):
             cmap=theme.DIVERGING,
             levels=(-1.0, 1.0),
             bar_label="H_t",
-            left="hidden unit",
-            bottom="time step t (character)",
+            left=("hidden unit", "unit"),
+            bottom=("time step t (character)", "t"),
         )
         self.plot_item = self._heatmap.plot
         self.image_item = self._heatmap.image
@@ -81,7 +87,7 @@ class HiddenStatesPanel(QWidget):
         self.cursor_line = self._heatmap.cursor_line
         self.missing_rect = self._heatmap.missing_rect
         self.unit_box = QGraphicsRectItem()
-        unit_pen = pg.mkPen("#000000", width=2.5, style=Qt.PenStyle.DashLine)
+        unit_pen = pg.mkPen(theme.colours().cursor, width=2.5, style=Qt.PenStyle.DashLine)
         unit_pen.setCosmetic(True)
         self.unit_box.setPen(unit_pen)
         self.unit_box.setZValue(9)
@@ -94,10 +100,10 @@ class HiddenStatesPanel(QWidget):
         self.trace_plot.setMenuEnabled(False)
         self.trace_plot.hideButtons()
         self.trace_curve = pg.PlotDataItem(
-            pen=pg.mkPen(theme.RUN_COLOURS[0], width=3),
+            pen=pg.mkPen(theme.run_colour(0), width=3),
             symbol="o",
             symbolSize=7,
-            symbolBrush=theme.RUN_COLOURS[0],
+            symbolBrush=theme.run_colour(0),
             symbolPen=None,
             **plotting.SMOOTH,
         )
@@ -106,18 +112,19 @@ class HiddenStatesPanel(QWidget):
             pg.InfiniteLine(pos=0.0, angle=0, movable=False, pen=pg.mkPen(theme.MUTED, width=1))
         )
         self.trace_cursor_line = pg.InfiniteLine(
-            pos=0.5, angle=90, movable=False, pen=pg.mkPen(theme.CURSOR, width=2)
+            pos=0.5, angle=90, movable=False, pen=pg.mkPen(theme.colours().cursor, width=2)
         )
         self.trace_plot.addItem(self.trace_cursor_line)
-        plotting.style_plot(self.trace_plot, left="H_t[0]", bottom="time step t (character)")
+        plotting.style_plot(self.trace_plot, left="H_t[0]", bottom=("time step t (character)", "t"))
         # the same left-axis width keeps the trace's steps under the heatmap's columns
         for plot in (self.plot_item, self.trace_plot):
             plot.getAxis("left").setWidth(theme.LEFT_AXIS_WIDTH)
         self._trace_x_ticks = plotting.TickSource(
             self.trace_plot.getAxis("bottom"), *plotting.STEP_TICK_PX, numbers_when_crowded=True
         )
-        self._graphics.ci.layout.setRowStretchFactor(0, 3)
-        self._graphics.ci.layout.setRowStretchFactor(1, 1)
+        self._set_row_stretch()
+        self._trace_shown = True
+        self._graphics.installEventFilter(self)
 
         scene = self._graphics.scene()
         scene.sigMouseClicked.connect(self._on_scene_clicked)
@@ -149,7 +156,7 @@ class HiddenStatesPanel(QWidget):
         self._cursor = clamp(self._cursor, len(result.text))
         self._draw()
         self._on_view_resized()  # the trace's ticks for this text (not only on a resize)
-        self._readout.setText("click a row to trace that unit over time")
+        self._readout.setText("click a row to trace that unit")
 
     def set_cursor(self, t: int) -> None:
         length = 0 if self._result is None else len(self._result.text)
@@ -192,6 +199,10 @@ class HiddenStatesPanel(QWidget):
         """Whether the placeholder sentence shows instead of the plots (no result)."""
         return self._stack.currentIndex() == 0
 
+    def trace_shown(self) -> bool:
+        """Whether the unit's trace is on screen (the panel is tall enough for it)."""
+        return self._trace_shown
+
     def cell_state_check(self) -> QCheckBox:
         """The "show C_t" check box: visible only for a result with a cell state (an LSTM)."""
         return self._cell_check
@@ -222,6 +233,29 @@ class HiddenStatesPanel(QWidget):
         return True
 
     # -- internals
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
+        if watched is self._graphics and event.type() == QEvent.Type.Resize:
+            self._show_trace(self._plots_height() >= BOTH_PLOTS_MIN_PX)
+        return False
+
+    def _plots_height(self) -> int:
+        return int(self._graphics.height())
+
+    def _show_trace(self, show: bool) -> None:
+        if show == self._trace_shown:
+            return
+        self._trace_shown = show
+        if show:
+            self._graphics.ci.addItem(self.trace_plot, row=1, col=0)
+            self._set_row_stretch()  # an emptied row lost its stretch
+        else:
+            self._graphics.ci.removeItem(self.trace_plot)
+        self.trace_plot.setVisible(show)
+
+    def _set_row_stretch(self) -> None:
+        self._graphics.ci.layout.setRowStretchFactor(0, 3)
+        self._graphics.ci.layout.setRowStretchFactor(1, 1)
+
     def _shown(self) -> tuple[np.ndarray, tuple[float, float], str]:
         assert self._result is not None
         if self._show_cell and self._result.cell is not None:

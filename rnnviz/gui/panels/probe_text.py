@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -21,20 +21,24 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
 
+from rnnviz.core.probe_defaults import LANGUAGE_PROBE
 from rnnviz.gui import theme
-from rnnviz.gui.panels._char_strip import CharStrip, ColourLegend
+from rnnviz.gui.panels._char_strip import CharStrip, ColourLegend, StripScroll
 from rnnviz.gui.panels._probe_common import clamp, quoted
 
 if TYPE_CHECKING:
     from rnnviz.core.probe import ProbeResult
 
 ColourMode = Literal["unit", "surprisal"]
-DEFAULT_PROBE_TEXT = "the time machine"
+DEFAULT_PROBE_TEXT = LANGUAGE_PROBE  # a corpus of its own brings its own (the window sets it)
+MAX_VOCAB_LISTED = 40  # a larger vocabulary is natural text: listing it tells nothing
+# the longest text the box takes (a longer paste is cut here): the panels draw each character,
+# and at this length the window's longest pause while they update stays under 100 ms
+MAX_PROBE_CHARS = 500
 
 
 def _same_leading_rows(old: tuple[np.ndarray, ...], new: tuple[np.ndarray, ...]) -> int:
@@ -91,9 +95,11 @@ class ProbeTextPanel(QWidget):
         self._mode: ColourMode = "unit"
         self._unit = 0
         self._cursor = 0
+        self._alphabet_hint = ""
 
         self._edit = QLineEdit(DEFAULT_PROBE_TEXT)
         self._edit.setPlaceholderText("type a string to probe the model with")
+        self._edit.setMaxLength(MAX_PROBE_CHARS)
         self._edit.setFont(theme.font(1.4))
         self._edit.setClearButtonEnabled(True)
         self._mode_combo = QComboBox()
@@ -110,10 +116,7 @@ class ProbeTextPanel(QWidget):
         self._legend_caption = QLabel()
         self._legend_caption.setFont(theme.font(0.9))
         self._strip = CharStrip()
-        self._scroll = QScrollArea()
-        self._scroll.setWidgetResizable(True)
-        self._scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self._scroll.setWidget(self._strip)
+        self._scroll = StripScroll(self._strip)
         self._unknown_label = QLabel()
         self._unknown_label.setFont(theme.font(1.0, bold=True))
         self._unknown_label.setStyleSheet(f"color: {theme.UNKNOWN};")
@@ -137,7 +140,7 @@ class ProbeTextPanel(QWidget):
 
         self._edit.textChanged.connect(self._on_edit_text_changed)
         self._mode_combo.currentIndexChanged.connect(self._on_mode_combo_changed)
-        self._topk_check.toggled.connect(self._strip.set_show_topk)
+        self._topk_check.toggled.connect(self._on_topk_toggled)
         self._strip.clicked.connect(self._on_strip_clicked)
         self._update_unit_label()
         self._recolour()
@@ -186,23 +189,40 @@ class ProbeTextPanel(QWidget):
         ]
         unknown = frozenset(result.unknown)
         self._strip.set_content(chars, topk, topk_true, partial(_tooltip, result), unknown)
-        self._strip.set_cursor(self._cursor)
         self._update_unknown_label(result)
         self._recolour()
+        self.set_cursor(self._cursor)  # an edit may have moved the cursor's cell
 
     def set_cursor(self, t: int) -> None:
         length = 0 if self._result is None else len(self._result.text)
         self._cursor = clamp(int(t), length)
         self._strip.set_cursor(self._cursor)
         if length:
-            rect = self._strip.cell_rect(self._cursor)
-            self._scroll.ensureVisible(rect.center().x(), rect.center().y(), 0, rect.height())
+            self._scroll.show_cell(self._cursor)
+
+    def cursor_cell_in_view(self) -> bool:
+        """Whether the cursor's whole cell (its character and top-k lines) is on screen."""
+        if self._result is None:
+            return False
+        cell = self._strip.cell_rect(self._cursor)
+        top_left = self._strip.mapTo(self._scroll.viewport(), cell.topLeft())
+        shown = cell.translated(top_left - cell.topLeft())
+        return self._scroll.viewport().rect().contains(shown)
 
     def set_unit(self, unit: int) -> None:
         self._unit = max(0, int(unit))
         self._update_unit_label()
         if self._mode == "unit":
             self._recolour()
+
+    def set_alphabet_hint(self, hint: str) -> None:
+        """A sentence naming the corpus's alphabet (``core.probe_defaults.alphabet_hint``),
+        shown under a probe with characters outside the vocabulary. Without one ("") a small
+        vocabulary is listed there instead: on a synthetic task, a typed English word is
+        mostly ``<unk>``, and the reader needs to know what the model does read."""
+        self._alphabet_hint = hint
+        if self._result is not None:
+            self._update_unknown_label(self._result)
 
     def set_colour_mode(self, mode: ColourMode) -> None:
         if mode not in ("unit", "surprisal"):
@@ -317,10 +337,15 @@ class ProbeTextPanel(QWidget):
             return
         distinct = list(dict.fromkeys(result.text[i] for i in result.unknown))
         n = len(result.unknown)
+        hint = self._alphabet_hint
+        known = [theme.display_char(tok) for tok in result.vocab_tokens if tok != "<unk>"]
+        if not hint and len(known) <= MAX_VOCAB_LISTED:
+            hint = "the model's vocabulary: " + " ".join(known)
         self._unknown_label.setText(
             f"{n} character{'s' if n != 1 else ''} not in the vocabulary: "
             + ", ".join(repr(c) for c in distinct)
             + " (the model reads <unk>)"
+            + (f". {hint[0].upper()}{hint[1:]}" if hint else "")
         )
         self._unknown_label.show()
 
@@ -329,6 +354,11 @@ class ProbeTextPanel(QWidget):
 
     def _on_mode_combo_changed(self, index: int) -> None:
         self.set_colour_mode(self._mode_combo.itemData(index))
+
+    def _on_topk_toggled(self, show: bool) -> None:
+        self._scroll.set_show_topk(show)
+        if self._result is not None:
+            self._scroll.show_cell(self._cursor)
 
     def _on_strip_clicked(self, t: int) -> None:
         self.cursor_requested.emit(t)

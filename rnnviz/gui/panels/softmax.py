@@ -3,6 +3,11 @@
 The panel draws a ``core.probe.ProbeResult``; it computes nothing from the model. Plot items
 are created once in ``__init__`` and updated with ``setImage`` / ``setOpts``; the heatmap's
 levels are fixed at 0 .. 1. Every method runs in the GUI thread; ``set_cursor`` never emits.
+
+The height goes to the plots: the bars' title is the first words of the readout line above
+them, the bars have no axis name under their letters (the heatmap's "next character" names
+both), and an axis name longer than its axis gives way to a short one. A title and an axis
+name inside the plots left the bars about 50 px on a 1920×1080 screen.
 """
 
 from __future__ import annotations
@@ -11,11 +16,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF
+from PySide6.QtCore import QEvent, QObject, QRectF, Signal
 from PySide6.QtGui import QPainterPath
 from PySide6.QtWidgets import QGraphicsPathItem, QVBoxLayout, QWidget
 
 from rnnviz.gui import plotting, theme
+from rnnviz.gui.exports import guard_exports
 from rnnviz.gui.panels._probe_common import (
     PLACEHOLDER,
     Heatmap,
@@ -30,6 +36,9 @@ if TYPE_CHECKING:
 
 # the true-next outlines are at least this many pixels across
 MARK_MIN_PX = 9
+# below this height of the plots' area only the bars show: two plots in less were two strips
+# of axes with no data between them (a 1920x1080 screen at QT_SCALE_FACTOR=2)
+BOTH_PLOTS_MIN_PX = 260
 
 
 class SoftmaxPanel(QWidget):
@@ -39,6 +48,8 @@ class SoftmaxPanel(QWidget):
     character is ``text[t + 1]`` (its bar orange); at the last step there is none.
     """
 
+    export_failed = Signal(str)  # a plot's context-menu export failed (why)
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._result: ProbeResult | None = None
@@ -47,26 +58,30 @@ class SoftmaxPanel(QWidget):
         self._highlight: int | None = None
 
         self._readout = readout_label()
+        # one line at a dock's usual width: each line of it is taken from the bars' height
+        self._readout.label().setFont(theme.font())
         self._stack, self._graphics = graphics_with_placeholder(
             self, f"{PLACEHOLDER}: the model's next-character probabilities appear here"
         )
+        guard_exports(self._graphics, self.export_failed.emit)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self._readout)
         layout.addWidget(self._stack, 1)
 
-        self.bar_plot: pg.PlotItem = self._graphics.addPlot(row=0, col=0)
+        # across the colour bar's column too: the bars need the width more than the heatmap
+        self.bar_plot: pg.PlotItem = self._graphics.addPlot(row=0, col=0, colspan=2)
         self.bar_plot.setMouseEnabled(x=False, y=False)
         self.bar_plot.setMenuEnabled(False)
         self.bar_plot.hideButtons()
         self.bar_plot.setYRange(0.0, 1.0, padding=0.02)
         plotting.set_level_ticks(self.bar_plot.getAxis("left"), (0.0, 1.0))
-        self._bar_brush = pg.mkBrush(theme.RUN_COLOURS[0])
+        self._bar_brush = pg.mkBrush(theme.run_colour(0))
         self._true_brush = pg.mkBrush(theme.HIGHLIGHT)
         self.bar_item = pg.BarGraphItem(x=[], height=[], width=0.8, pen=None, brush=self._bar_brush)
         self.bar_plot.addItem(self.bar_item)
-        plotting.style_plot(self.bar_plot, left="probability", bottom="next character (vocabulary)")
-        self.bar_plot.setTitle("", size=f"{theme.BASE_POINT_SIZE * 1.15:.0f}pt", color="#000")
+        plotting.style_plot(self.bar_plot, left=("probability", "p"))
+        self._title = ""
         self._bar_ticks = plotting.TickSource(
             self.bar_plot.getAxis("bottom"), theme.BASE_POINT_SIZE * 1.6
         )
@@ -77,11 +92,12 @@ class SoftmaxPanel(QWidget):
             1,
             cmap=theme.SEQUENTIAL,
             levels=(0.0, 1.0),
-            bar_label="P(next char)",
-            left="next character",
-            bottom="time step t (character read)",
+            bar_label=("P(next char)", "P"),
+            left=("next character", "next"),
+            bottom=("time step t (character read)", "t"),
         )
         self.heatmap_item = self._heatmap.image
+        self.heatmap_plot = self._heatmap.plot
         self.cursor_line = self._heatmap.cursor_line
         # the character that really came next, outlined in each column of the heatmap: one
         # path of cell outlines, far cheaper to redraw each keystroke than a scatter of squares
@@ -92,8 +108,9 @@ class SoftmaxPanel(QWidget):
         self.true_next_marks.setZValue(5)
         self._heatmap.plot.addItem(self.true_next_marks)
         self._heatmap.plot.getViewBox().sigResized.connect(self._draw_true_next_marks)
-        self._graphics.ci.layout.setRowStretchFactor(0, 1)
-        self._graphics.ci.layout.setRowStretchFactor(1, 1)
+        self._set_row_stretch()
+        self._heatmap_shown = True
+        self._graphics.installEventFilter(self)
         plotting.cache_axes(self._graphics)
         self.set_result(None)
 
@@ -106,7 +123,9 @@ class SoftmaxPanel(QWidget):
             self.true_next_marks.setPath(QPainterPath())
             self._highlight = None
             self._drawn_for = None
+            self._title = ""
             self._readout.setText("")
+            self._readout.setToolTip("")
             self._stack.setCurrentIndex(0)
             return
         self._stack.setCurrentIndex(1)
@@ -144,10 +163,12 @@ class SoftmaxPanel(QWidget):
         # are the ones labelled (every other letter would skip the tall bars)
         first = [] if self._highlight is None else [self._highlight]
         self._bar_ticks.set_first(first + r.topk_ids[t].tolist())
+        # the heatmap's rows too: the character that came next and the likeliest one
+        self._heatmap.y_ticks.set_first(first + r.topk_ids[t][:1].tolist())
         prefix = r.text[: t + 1]
         if len(prefix) > 24:
             prefix = "…" + prefix[-23:]
-        plotting.set_title(self.bar_plot, f"P(next char | '{prefix}') at t = {t}")
+        self._title = f"P(next char | '{prefix}') at t = {t}"
         top = ",  ".join(
             f"{theme.display_char(r.vocab_tokens[v])} {theme.fixed_or_plain(p)}"
             for v, p in zip(r.topk_ids[t].tolist(), r.topk_probs[t].tolist(), strict=True)
@@ -159,7 +180,8 @@ class SoftmaxPanel(QWidget):
             p_text = theme.fixed_or_plain(p_true, 3)
             bits = theme.fixed_or_plain(float(r.surprisal_bits[t]))
             truth = f"true next {quoted(r.text[t + 1])} (orange): p = {p_text}, {bits} bits"
-        self._readout.setText(f"{truth}     top {r.topk_ids.shape[1]}: {top}")
+        self._readout.setText(f"{self._title}:  {truth}")
+        self._readout.setToolTip(f"top {r.topk_ids.shape[1]}: {top}")
 
     def bar_heights(self) -> np.ndarray:
         height = self.bar_item.opts.get("height")
@@ -175,16 +197,56 @@ class SoftmaxPanel(QWidget):
         return image
 
     def title_text(self) -> str:
-        return str(self.bar_plot.titleLabel.text)
+        """What the bars show, the readout's first words: ``P(next char | 'the') at t = 2``."""
+        return self._title
 
     def readout_text(self) -> str:
         return self._readout.text()
+
+    def readout_tooltip(self) -> str:
+        """The readout's tooltip: the top-k at the cursor step."""
+        return self._readout.toolTip()
+
+    def graphics_view(self) -> pg.GraphicsLayoutWidget:
+        return self._graphics
+
+    def heatmap_shown(self) -> bool:
+        """Whether the heatmap is on screen (the panel is tall enough for it)."""
+        return self._heatmap_shown
 
     def placeholder_shown(self) -> bool:
         """Whether the placeholder sentence shows instead of the plots (no result)."""
         return self._stack.currentIndex() == 0
 
     # -- internals
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
+        if watched is self._graphics and event.type() == QEvent.Type.Resize:
+            self._show_heatmap(self._plots_height() >= BOTH_PLOTS_MIN_PX)
+        return False
+
+    def _plots_height(self) -> int:
+        return int(self._graphics.height())
+
+    def _show_heatmap(self, show: bool) -> None:
+        if show == self._heatmap_shown:
+            return
+        self._heatmap_shown = show
+        layout, heatmap = self._graphics.ci, self._heatmap
+        if show:
+            layout.addItem(heatmap.plot, row=1, col=0)
+            layout.addItem(heatmap.bar, row=1, col=1)
+            self._set_row_stretch()  # an emptied row lost its stretch
+        else:
+            layout.removeItem(heatmap.plot)
+            layout.removeItem(heatmap.bar)
+        heatmap.plot.setVisible(show)
+        heatmap.bar.setVisible(show)
+
+    def _set_row_stretch(self) -> None:
+        # the heatmap has a row per vocabulary entry, the bars one bar height: 3 to 2
+        self._graphics.ci.layout.setRowStretchFactor(0, 2)
+        self._graphics.ci.layout.setRowStretchFactor(1, 3)
+
     def _draw_true_next_marks(self) -> None:
         """An outline around the cell of the character that came next, in every column: the
         cell, or a square of MARK_MIN_PX where the cells are smaller than that."""

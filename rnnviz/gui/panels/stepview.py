@@ -23,7 +23,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPen
+from PySide6.QtGui import (
+    QColor,
+    QFontMetrics,
+    QPainter,
+    QPaintEvent,
+    QPen,
+    QResizeEvent,
+    QShowEvent,
+)
 from PySide6.QtWidgets import (
     QFrame,
     QGridLayout,
@@ -43,7 +51,7 @@ if TYPE_CHECKING:
 PLACEHOLDER_NO_TEXT = "type a string to probe"
 PLACEHOLDER_GATED = "step view needs the scratch or fast RNN"
 
-NUMBERS_SHOWN = 8  # the first values of each vector, as numbers
+NUMBERS_SHOWN = 8  # the first values of each vector, as numbers, before the row is laid out
 TOP_K = 5
 # Fixed colour levels, so a colour means the same number at every step and every probe.
 # The three terms and their sum share one scale: which term dominates is then visible.
@@ -88,17 +96,71 @@ def quoted(char: str | None) -> str:
 
 
 def format_numbers(values: np.ndarray, count: int = NUMBERS_SHOWN) -> str:
-    """The first ``count`` values, signed, 2 decimals (``+0.12 −0.53 …``)."""
+    """The first ``count`` values, signed, 2 decimals (``+0.12 −0.53 … (2 of 32)``)."""
+    values = np.asarray(values, dtype=np.float64)
     shown = []
-    for v in np.asarray(values, dtype=np.float64)[:count]:
+    for v in values[:count]:
         if not math.isfinite(v):
             shown.append(f"{v:>5}")
         elif abs(v) >= 100:
             shown.append(f"{v:+.0e}".replace("-", "−"))
         else:
             shown.append(f"{v:+.2f}".replace("-", "−"))
-    more = " …" if len(values) > count else ""
+    more = f" … ({count} of {len(values)})" if len(values) > count else ""
     return " ".join(shown) + more
+
+
+class NumbersLabel(QLabel):
+    """A vector's first values as numbers, as many as fit the label's width; or a sentence.
+
+    A fixed count was cut at the right edge of a narrow dock (7 of 8 values shown, the last
+    one halved); the strip above shows every value as a colour, this line the first ones.
+    """
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._values: np.ndarray | None = None
+        self._note = ""
+
+    def show_values(self, values: np.ndarray, note: str = "") -> None:
+        """The values that fit, then ``note`` (rich text), e.g. "(zeros: ...)"."""
+        self._values = np.asarray(values, dtype=np.float64)
+        self._note = note
+        self.setWordWrap(bool(note))  # a note wraps under the numbers, the numbers never
+        self._refit()
+
+    def show_text(self, text: str) -> None:
+        """A sentence (rich text) instead of numbers, wrapped at the label's width."""
+        self._values = None
+        self.setWordWrap(True)
+        self.setText(text)
+
+    def fitting_count(self, width: int) -> int:
+        """How many values fit ``width`` px with the "… (k of n)" after them (at least 1)."""
+        assert self._values is not None
+        metrics = QFontMetrics(self.font())
+        n = len(self._values)
+        for count in range(n, 1, -1):
+            if metrics.horizontalAdvance(format_numbers(self._values, count)) <= width:
+                return count
+        return min(n, 1)
+
+    def _refit(self) -> None:
+        if self._values is None:
+            return
+        laid_out = self.isVisible() and self.width() > 60  # else: not given its width yet
+        count = self.fitting_count(self.width() - 4) if laid_out else NUMBERS_SHOWN
+        text = html.escape(format_numbers(self._values, count))
+        self.setText(text + (f"  {self._note}" if self._note else ""))
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        if event.size().width() != event.oldSize().width():
+            self._refit()
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt override
+        super().showEvent(event)
+        self._refit()  # set while hidden: NUMBERS_SHOWN values, whatever the width
 
 
 class VectorStrip(QWidget):
@@ -146,11 +208,11 @@ class VectorStrip(QWidget):
         for i, colour in enumerate(self._colours):
             painter.fillRect(QRectF(i * cell, 0.0, cell + 0.5, height), colour)
         if cell >= 6:  # cell borders only where cells are wide enough to need them
-            painter.setPen(QPen(QColor("#FFFFFF"), 1))
+            painter.setPen(QPen(QColor(theme.colours().plot_background), 1))
             for i in range(1, n):
                 x = i * cell
                 painter.drawLine(int(x), 0, int(x), height)
-        painter.setPen(QPen(QColor("#606060"), 1))
+        painter.setPen(QPen(QColor(theme.colours().secondary_ink), 1))
         painter.drawRect(0, 0, width, height)
         if self._marked is not None and 0 <= self._marked < n:
             pen = QPen(QColor(theme.HIGHLIGHT), 3)
@@ -170,7 +232,7 @@ class _Row:
         self.label.setFont(theme.font(1.0))
         self.strip = VectorStrip()
         self.strip.setObjectName(f"stepview_strip_{key}")
-        self.numbers = QLabel()
+        self.numbers = NumbersLabel()
         self.numbers.setObjectName(f"stepview_numbers_{key}")
         self.numbers.setTextFormat(Qt.TextFormat.RichText)
         self.numbers.setFont(theme.font(0.95, mono=True))
@@ -187,12 +249,13 @@ class _Row:
         grid.addLayout(column, row, 1)
         line = QFrame()
         line.setFrameShape(QFrame.Shape.HLine)
-        line.setStyleSheet("color: #E0E0E0;")
+        line.setStyleSheet(f"color: {theme.colours().rule};")
         grid.addWidget(line, row + 1, 0, 1, 2)
 
     def set_shape(self, width_symbol: str, width: int, note: str = "") -> None:
         self.label.setText(
-            f"{self.formula}<br><span style='color:#555555'>(1×{width_symbol}={width}){note}</span>"
+            f"{self.formula}<br><span style='color:{theme.colours().secondary_ink}'>"
+            f"(1×{width_symbol}={width}){note}</span>"
         )
 
 
@@ -210,7 +273,7 @@ class StepViewPanel(QWidget):
         self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.placeholder.setWordWrap(True)
         self.placeholder.setFont(theme.font(1.3))
-        self.placeholder.setStyleSheet(f"color: {theme.PLACEHOLDER_INK};")
+        self.placeholder.setStyleSheet(f"color: {theme.colours().placeholder_ink};")
 
         self.equation = QLabel(EQUATION_HTML)
         self.equation.setObjectName("stepview_equation")
@@ -246,7 +309,7 @@ class StepViewPanel(QWidget):
         self.scale_note.setObjectName("stepview_scale_note")
         self.scale_note.setTextFormat(Qt.TextFormat.RichText)
         self.scale_note.setFont(theme.font(0.85))
-        self.scale_note.setStyleSheet("color: #555555;")
+        self.scale_note.setStyleSheet(f"color: {theme.colours().secondary_ink};")
         self.scale_note.setWordWrap(True)
         grid.addWidget(self.scale_note, 2 * len(ROWS) + 1, 0, 1, 2)
         grid.setRowStretch(2 * len(ROWS) + 2, 1)
@@ -331,13 +394,13 @@ class StepViewPanel(QWidget):
             if detail.token == "<unk>"
             else (f"one-hot: 1 at index {token}, 0 elsewhere")
         )
-        self.rows["X_t"].numbers.setText(
+        self.rows["X_t"].numbers.show_text(
             html.escape(f"{quoted(detail.char)} = token {token}  ({token_name})")
         )
         self._set_row("H_prev", detail.H_prev, h_levels, h_cmap)
         if detail.t == 0:
-            self.rows["H_prev"].numbers.setText(
-                self.rows["H_prev"].numbers.text() + "  (zeros: a probe starts from H = 0)"
+            self.rows["H_prev"].numbers.show_values(
+                detail.H_prev, "(zeros: a probe starts from H = 0)"
             )
         self._set_row("xW", detail.xW, SUM_LEVELS, sum_cmap)
         self._set_row("hW", detail.hW, SUM_LEVELS, sum_cmap)
@@ -348,7 +411,7 @@ class StepViewPanel(QWidget):
         self._set_row("O_t", detail.O_t, LOGIT_LEVELS, theme.DIVERGING)
         next_id = self._token_index(detail.next_char)
         self._set_row("softmax", softmax, PROB_LEVELS, theme.SEQUENTIAL, marked=next_id)
-        self.rows["softmax"].numbers.setText(self._top_k_html(softmax, next_id))
+        self.rows["softmax"].numbers.show_text(self._top_k_html(softmax, next_id))
 
         diff = float(detail.concat_max_abs_diff)
         self.concat_label.setText(
@@ -365,7 +428,7 @@ class StepViewPanel(QWidget):
     ) -> None:
         row = self.rows[key]
         row.strip.set_values(values, levels, cmap, marked)
-        row.numbers.setText(html.escape(format_numbers(values)))
+        row.numbers.show_values(values)
 
     def _token_name(self, index: int) -> str:
         tokens = self._vocab_tokens

@@ -1,6 +1,10 @@
 """The training curves: train perplexity per step, validation points, tokens/s, and the d2l
 reference line, one colour per run, read from the state's run histories.
 
+The reference line is drawn only for a corpus it is a fair target for (``core.analysis.
+d2l_reference_applies``: prose with d2l preprocessing, not a synthetic task). Before the first
+step both plots show a fixed small range, not the last run's (a divergence's 10⁻¹⁰…10¹⁰).
+
 All methods run in the GUI thread.
 """
 
@@ -11,11 +15,14 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Slot
+from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from rnnviz.core.analysis import nonfinite_steps
+from rnnviz.core import analysis
+from rnnviz.core.analysis import D2L_REFERENCE_PPL, nonfinite_steps
+from rnnviz.core.config import RunConfig
 from rnnviz.gui import plotting
+from rnnviz.gui.exports import guard_exports
 from rnnviz.gui.panels._metric_base import (
     NONFINITE_COLOUR,
     MetricPanel,
@@ -29,18 +36,35 @@ from rnnviz.gui.panels._metric_base import (
 )
 from rnnviz.gui.plotting import LogAxis
 from rnnviz.gui.state.app_state import AppState
-from rnnviz.gui.theme import PLOT_BACKGROUND, run_colour
+from rnnviz.gui.theme import colours, run_colour
 
-D2L_REFERENCE_PPL = 7.3
-D2L_REFERENCE_LABEL = "d2l (Time Machine) ≈ 7.3"
+__all__ = ["D2L_REFERENCE_PPL", "TrainingCurvesPanel"]
+
+D2L_REFERENCE_LABEL = f"d2l (Time Machine) ≈ {D2L_REFERENCE_PPL:g}"
+REFERENCE_TIP = (
+    f"Show the perplexity the d2l.ai chapter reaches on The Time Machine (≈ {D2L_REFERENCE_PPL:g})"
+)
+REFERENCE_NOT_APPLICABLE_TIP = (
+    "The d2l reference (≈ {ppl:g}) is for English prose with d2l preprocessing (The Time Machine, "
+    "the built-in corpus); this corpus is not comparable"
+)
 EMPTY_HINT = "no steps yet: press ▶ Play (Space) or Step (→)"
-REFERENCE_COLOUR = "#555555"
 SPEED_SCALE = 1000.0  # the tokens/s plot is in thousands
+# before the first step (log10 view units): perplexity about 0.7..140, where a new run starts
+# (|V| ≈ 28); tokens/s 0 and 1 (thousands). Room around the end ticks: pyqtgraph drops a label
+# that sticks out of its axis, and the short speed plot then had no label at all.
+EMPTY_PPL_RANGE = (-0.15, 2.15)
+EMPTY_SPEED_RANGE = (-0.3, 1.3)
 
 
 class TrainingRunItems(RunItems):
     def __init__(
-        self, ppl_plot: pg.PlotItem, speed_plot: pg.PlotItem, colour: str, suffix: str
+        self,
+        ppl_plot: pg.PlotItem,
+        speed_plot: pg.PlotItem,
+        colour: str,
+        suffix: str,
+        background: str,
     ) -> None:
         super().__init__(suffix)
         self.train = curve(colour, 2.0, name=f"train{suffix}")
@@ -48,7 +72,7 @@ class TrainingRunItems(RunItems):
             pen=pg.mkPen(colour, width=1.5, style=Qt.PenStyle.DotLine),
             symbol="o",
             symbolSize=8,
-            symbolBrush=pg.mkBrush("w"),
+            symbolBrush=pg.mkBrush(background),  # hollow circles
             symbolPen=pg.mkPen(colour, width=2),
             name=f"validation{suffix}",
         )
@@ -59,18 +83,25 @@ class TrainingRunItems(RunItems):
 
 
 class TrainingCurvesPanel(MetricPanel):
-    """Train perplexity per step, validation points, tokens/s, and the d2l reference line."""
+    """Train perplexity per step, validation points, tokens/s, and the d2l reference line.
+
+    ``export_failed(str)``: a plot's context-menu export failed (the text says why).
+    """
+
+    export_failed = Signal(str)
 
     def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
         super().__init__(state, parent)
 
         self.plot_widget = pg.GraphicsLayoutWidget()
-        self.plot_widget.setBackground(PLOT_BACKGROUND)
+        scheme = colours()  # taken when built, as every widget's
+        self._background = scheme.plot_background
+        self.plot_widget.setBackground(scheme.plot_background)
         self.ppl_plot: pg.PlotItem = self.plot_widget.addPlot(
             row=0, col=0, axisItems={"left": LogAxis("left")}
         )
         self.ppl_plot.setLogMode(x=False, y=True)
-        style_metric_plot(self.ppl_plot, "perplexity", None)
+        style_metric_plot(self.ppl_plot, ("perplexity", "ppl"), None)
         # a key above the plot, not a legend box over the curves: with two runs a box would
         # cover half of a short plot. Runs by colour and name, line styles once.
         self.key_label = QLabel()
@@ -78,7 +109,7 @@ class TrainingCurvesPanel(MetricPanel):
         self.key_label.setTextFormat(Qt.TextFormat.RichText)
         self._nonfinite_runs: set[int] = set()
         self.speed_plot: pg.PlotItem = self.plot_widget.addPlot(row=1, col=0)
-        style_metric_plot(self.speed_plot, "10³ tok/s", "optimizer step")
+        style_metric_plot(self.speed_plot, ("10³ tok/s", "k tok/s"), "optimizer step")
         self.speed_plot.setXLink(self.ppl_plot)
         cache_step_axes(self.ppl_plot, self.speed_plot)
         # the x axis is shared with the tokens/s plot right below, which carries its name
@@ -89,9 +120,13 @@ class TrainingCurvesPanel(MetricPanel):
         self.reference_line = pg.InfiniteLine(
             pos=math.log10(D2L_REFERENCE_PPL),
             angle=0,
-            pen=pg.mkPen(REFERENCE_COLOUR, width=1.5, style=Qt.PenStyle.DashLine),
+            pen=pg.mkPen(scheme.secondary_ink, width=1.5, style=Qt.PenStyle.DashLine),
             label=D2L_REFERENCE_LABEL,
-            labelOpts={"position": 0.02, "anchors": [(0, 1), (0, 1)], "color": REFERENCE_COLOUR},
+            labelOpts={
+                "position": 0.02,
+                "anchors": [(0, 1), (0, 1)],
+                "color": scheme.secondary_ink,
+            },
         )
         self.reference_line.setZValue(-10)
         # in the bounds: the view reaches down to the target the class is aiming for
@@ -99,9 +134,7 @@ class TrainingCurvesPanel(MetricPanel):
 
         self.reference_check = QCheckBox("d2l reference line")
         self.reference_check.setChecked(True)
-        self.reference_check.setToolTip(
-            "Show the perplexity the d2l.ai chapter reaches on The Time Machine (≈ 7.3)"
-        )
+        self.reference_check.setToolTip(REFERENCE_TIP)
         self.reference_check.toggled.connect(self._on_reference_toggled)
 
         layout = QVBoxLayout(self)
@@ -113,6 +146,10 @@ class TrainingCurvesPanel(MetricPanel):
         row.addStretch(1)
         layout.addLayout(row)
         self._after_draw(False)
+        self._grow_x_range()  # 0..10 steps before the first redraw, not pyqtgraph's 0..1
+        self._show_reference()
+        state.config_changed.connect(self._on_config_changed)
+        guard_exports(self.plot_widget, self.export_failed.emit)
 
     def _step_axis_plots(self) -> list[pg.PlotItem]:
         return [self.ppl_plot]  # the tokens/s plot is x-linked to it
@@ -120,13 +157,22 @@ class TrainingCurvesPanel(MetricPanel):
     def _after_draw(self, has_data: bool) -> None:
         # before the first step: say how to start, where the key goes (a plot title took
         # height from both plots, and the speed plot's axis label then ran into the other's)
-        hint = f"<span style='color:#555; font-size:12pt'>{html.escape(EMPTY_HINT)}</span>"
+        # (the label's own ink, which follows a dark palette; a fixed grey vanished there)
+        hint = f"<span style='font-size:12pt'><i>{html.escape(EMPTY_HINT)}</i></span>"
         self.key_label.setText(self._key_html() if has_data else hint)
         if plotting.changed(self.speed_plot, "has_data", has_data):
             # the empty speed plot spans 0..1 in a short row: pyqtgraph labelled every 0.2,
             # four crammed labels on the first screen a class sees; 0 and 1 until data comes
             axis = self.speed_plot.getAxis("left")
             axis.setTickSpacing(*(() if has_data else (1.0, 1.0)))
+            if has_data:
+                for plot in (self.ppl_plot, self.speed_plot):
+                    plot.enableAutoRange(y=True)
+            else:
+                # an empty plot keeps the range it had (after a reset, the last run's): at one
+                # tick per unit a 0..3000 tokens/s axis was a smear of labels
+                self.ppl_plot.setYRange(*EMPTY_PPL_RANGE, padding=0.0)
+                self.speed_plot.setYRange(*EMPTY_SPEED_RANGE, padding=0.0)
 
     def key_run_names(self) -> list[str]:
         """The runs the key names (empty while only one run is drawn: it needs no name)."""
@@ -140,21 +186,38 @@ class TrainingCurvesPanel(MetricPanel):
             for rid in runs:
                 name = html.escape(self.run_name(rid))
                 parts.append(f"<span style='color:{run_colour(rid)}'>━━ <b>{name}</b></span>")
-            ink = "#333333"
+            ink = ""  # the label's own ink: the line styles, whatever the run
         else:
-            ink = run_colour(runs[0] if runs else 0)
-        parts.append(f"<span style='color:{ink}'>━━</span> train")
-        parts.append(f"<span style='color:{ink}'>┄○┄</span> validation")
+            ink = f" style='color:{run_colour(runs[0] if runs else 0)}'"
+        parts.append(f"<span{ink}>━━</span> train")
+        parts.append(f"<span{ink}>┄○┄</span> validation")
         if self._nonfinite_runs & set(runs):
             parts.append(f"<span style='color:{NONFINITE_COLOUR}'>✕</span> perplexity not finite")
         return " &nbsp; ".join(parts)
 
+    def reference_applies(self) -> bool:
+        """Whether the d2l reference is a fair target for the configured corpus."""
+        corpus = self._state.config.corpus
+        return analysis.d2l_reference_applies(corpus.source, corpus.preprocess)
+
+    @Slot(object)
+    def _on_config_changed(self, _config: RunConfig) -> None:
+        self._show_reference()
+
     @Slot(bool)
-    def _on_reference_toggled(self, on: bool) -> None:
-        self.reference_line.setVisible(on)
+    def _on_reference_toggled(self, _on: bool) -> None:
+        self._show_reference()
+
+    def _show_reference(self) -> None:
+        applies = self.reference_applies()
+        # hidden, it is out of the plot's auto range too: the view is the curves' own
+        self.reference_line.setVisible(applies and self.reference_check.isChecked())
+        self.reference_check.setEnabled(applies)
+        tip = REFERENCE_TIP if applies else REFERENCE_NOT_APPLICABLE_TIP
+        self.reference_check.setToolTip(tip.format(ppl=D2L_REFERENCE_PPL))
 
     def _make_items(self, colour: str, suffix: str) -> TrainingRunItems:
-        return TrainingRunItems(self.ppl_plot, self.speed_plot, colour, suffix)
+        return TrainingRunItems(self.ppl_plot, self.speed_plot, colour, suffix, self._background)
 
     def _draw_run(self, run_id: int, cols: dict[str, np.ndarray]) -> None:
         items = self._items_for(run_id)

@@ -3,6 +3,10 @@
 Below COMPACT_HEIGHT the default layout has two rows of plots, not three: the probe text on
 top, then one tab group a column (curves | hidden states, grad norms | softmax | gradient flow |
 step view). Three rows in 768 px squashed every plot to ~100 px.
+
+The probe text dock is as tall as it asks to be (one row of characters with every top-k line)
+within a share of the window; on a short screen it shrinks towards its minimum, and its strip
+shows fewer top-k lines rather than cutting the characters off.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ DOCKS: tuple[tuple[str, str], ...] = (
 LAYOUT_VERSION = 2  # 2: the gradient-flow and step-view docks
 DEFAULT_SIZE = (1600, 1000)  # the first window size, shrunk to fit a smaller screen
 COMPACT_HEIGHT = 900
+PROBE_SHARE = {True: 0.42, False: 0.33}  # the most of the window's height the probe text takes
 
 
 def first_size(available: tuple[int, int] | None) -> tuple[int, int]:
@@ -113,13 +118,14 @@ def size_default_docks(
     """Default dock sizes for the window's size (Qt applies them once the window shows)."""
     width, height = window.width(), window.height()
     # as wide as the controls want (no horizontal scroll bar), within reason
-    controls_w = max(260, min(controls_width + 24, 360, int(width * 0.25)))
+    least = d["dock_controls"].minimumSizeHint().width()
+    controls_w = max(260, least, min(controls_width + 24, 360, int(width * 0.25)))
     plots_w = width - controls_w
     window.resizeDocks([d["dock_controls"]], [controls_w], Qt.Orientation.Horizontal)
     half = [plots_w // 2, plots_w - plots_w // 2]
     window.resizeDocks([d["dock_curves"], d["dock_gradnorms"]], half, Qt.Orientation.Horizontal)
+    probe_h = probe_height(d["dock_probe_text"], height, compact)
     if compact:
-        probe_h = 230  # the characters and two rows of the top-k under them
         window.resizeDocks(
             [d["dock_probe_text"], d["dock_curves"]],
             [probe_h, height - probe_h],
@@ -127,10 +133,16 @@ def size_default_docks(
         )
         return
     window.resizeDocks([d["dock_hidden"], d["dock_softmax"]], half, Qt.Orientation.Horizontal)
-    probe_h = 290  # room for all top-5 rows under the characters
-    top_h = int((height - probe_h) * 0.45)
+    top_h = int((height - probe_h) * 0.4)  # the probe plots below need the height more
     window.resizeDocks(
         [d["dock_curves"], d["dock_probe_text"], d["dock_hidden"]],
         [top_h, probe_h, height - probe_h - top_h],
         Qt.Orientation.Vertical,
     )
+
+
+def probe_height(dock: QWidget, height: int, compact: bool) -> int:
+    """The probe text dock's default height in a window ``height`` tall: what it asks for,
+    at most PROBE_SHARE of the window, never below its minimum."""
+    share = int(height * PROBE_SHARE[compact])
+    return max(dock.minimumSizeHint().height(), min(dock.sizeHint().height(), share))

@@ -11,12 +11,7 @@ from rnnviz.gui import plotting, theme
 from rnnviz.gui.state.app_state import MAIN_RUN, AppState
 from rnnviz.gui.widgets import SteadyLabel
 
-STATE_COLOURS = {
-    "training": "#1b7f3b",
-    "paused": "#7a4b00",
-    "diverged": "#b00020",
-    "stopped": "#b00020",
-}
+LABEL_GAP = 10  # px each side of a label: "epoch 76" and "1,625 tokens/s" ran together
 
 
 class StatusLabels:
@@ -50,12 +45,14 @@ class StatusLabels:
             self.nonfinite_label,
         ):
             label.label().setFont(theme.font(0.95, bold=label is self.state_label))
+            label.setContentsMargins(LABEL_GAP, 0, LABEL_GAP, 0)
             bar.addPermanentWidget(label)
 
     def update(self, state: AppState) -> None:
         main = state.main
         self.state_label.setText(main.state)
-        style = f"color: {STATE_COLOURS.get(main.state, '#333')};"
+        # the scheme's shade: the light one's dark brown "paused" vanished on a dark bar
+        style = f"color: {theme.state_colour(main.state)};"
         if plotting.changed(self.state_label, "style", style):  # a new style sheet re-lays out
             self.state_label.label().setStyleSheet(style)
         compare = state.compare_runs()
