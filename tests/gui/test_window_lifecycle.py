@@ -187,3 +187,22 @@ def test_a_synthetic_task_brings_its_own_probe_text(make_window, qtbot, tiny_con
     )
     qtbot.waitUntil(lambda: "brackets" in line.toolTip(), timeout=ENGINE_WAIT_MS)
     assert line.text() == "typed by hand"
+
+
+def test_a_useless_run_with_nothing_to_roll_back_to_offers_reset(make_window, qtbot):
+    """ReLU at lr 50 without clipping is worse than uniform from its first steps: no snapshot
+    was better, and the banner offered only Dismiss (seen in a screenshot). It now says so
+    and offers Reset, which starts a new run."""
+    window = make_window(start=False)
+    resets: list[bool] = []
+    window.controller.reset = lambda: resets.append(True)  # type: ignore[method-assign]
+    window.banner_bar.reset_requested.disconnect()
+    window.banner_bar.reset_requested.connect(window.controller.reset)
+    assert not window.controller.can_roll_back()
+    window.warnings.run_useless(0)
+    assert "No earlier snapshot was better: reset" in window.banner_text()
+    shown = window.banner_bar.banner.actions_shown()
+    assert shown == [window.banner_bar.reset_button]
+    shown[0].click()
+    assert resets == [True]
+    assert window.banner_text() == ""

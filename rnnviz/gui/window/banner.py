@@ -139,6 +139,7 @@ class BannerBar(QFrame):
     close_run_requested = Signal()
     recover_requested = Signal()
     restart_requested = Signal()
+    reset_requested = Signal()
     discard_recovery_requested = Signal()
     dismissed = Signal()
 
@@ -166,7 +167,17 @@ class BannerBar(QFrame):
         self.discard_button = self._button("banner_discard", self.discard_recovery_requested)
         self.discard_button.setText("Discard")
         self.restart_button = self._button("banner_restart", self.restart_requested)
-        for button in (self.recover_button, self.discard_button, self.restart_button):
+        self.reset_button = self._button("banner_reset", self.reset_requested)
+        self.reset_button.setText("Reset (new run at step 0)")
+        self.reset_button.setToolTip(
+            "Start again from fresh parameters; lower the learning rate or turn clipping on first"
+        )
+        for button in (
+            self.recover_button,
+            self.discard_button,
+            self.restart_button,
+            self.reset_button,
+        ):
             button.clicked.connect(self.hide_message)
         self.hide()
 
@@ -252,11 +263,13 @@ class BannerBar(QFrame):
         )
 
     def show_warning_with_rollback(self, text: str, *, rollback: bool) -> None:
-        """A warning, with the Training ▸ Roll back action as a button where it can act."""
+        """A warning, with the Training ▸ Roll back action as a button where it can act, and
+        Reset where it cannot (no good snapshot: the run was bad from its first steps)."""
         if rollback:
             self.rollback_button.setText("Roll back to the last good step")
             self.rollback_button.setToolTip("The newest good snapshot before the divergence")
-        self.show_message(text, "warning", actions=[self.rollback_button] if rollback else [])
+        button = self.rollback_button if rollback else self.reset_button
+        self.show_message(text, "warning", actions=[button])
 
     def show_engine_died(self, message: str, autosaved_step: int | None) -> None:
         """The engine stopped: restart from the autosave where there is one, else say that

@@ -239,6 +239,8 @@ class MainWindow(QMainWindow):
             lambda text: self.banner_bar.show_message(text, "warning")
         )
         p.controls.compare_requested.connect(self.open_compare_dialog)
+        for plots in (p.curves, p.gradnorms, p.gradflow, p.softmax, p.hidden):  # Export… failed
+            plots.export_failed.connect(lambda text: self.banner_bar.show_message(text, "warning"))
         # the probe
         p.probe_text.text_edited.connect(self._on_text_edited)
         p.probe_text.cursor_requested.connect(self.probe_display.move_cursor)
@@ -264,6 +266,7 @@ class MainWindow(QMainWindow):
         b.dismissed.connect(s.clear_failure)
         b.recover_requested.connect(self._recover)
         b.restart_requested.connect(c.restart_from_autosave)
+        b.reset_requested.connect(c.reset)
         b.discard_recovery_requested.connect(c.discard_autosave)
         self.redraw.drew.connect(self._update_status)
 
@@ -370,9 +373,13 @@ class MainWindow(QMainWindow):
         line.setToolTip(hint or "Type any text: the model reads it one character at a time")
         wanted = probe_defaults.default_probe_text(info.config.corpus)
         if line.text() != wanted and probe_defaults.is_default_probe_text(line.text()):
-            line.setText(wanted)
-            self.app_state.set_probe_text(wanted)
-            self.probes.set_text(wanted)
+            self.set_probe_text(wanted)
+
+    def set_probe_text(self, text: str) -> None:
+        """Show and probe ``text`` as if it had been typed (a corpus's default, ``--probe``)."""
+        self.panels.probe_text.line_edit().setText(text)
+        self.app_state.set_probe_text(text)
+        self.probes.set_text(text)
 
     @Slot(object)
     def _on_divergence(self, event: Divergence | None) -> None:

@@ -28,10 +28,12 @@ class RunWarnings(QObject):
     @Slot(int)
     def run_useless(self, run_id: int) -> None:
         state = self._state
+        rollback = self._controller.can_roll_back()
+        what_now = "Roll back, or reset" if rollback else "No earlier snapshot was better: reset"
         self._banner.show_warning_with_rollback(
             f"Run '{state.run_name(run_id)}' has diverged: {state.uselessness(run_id)}. "
-            "Training is paused.",
-            rollback=self._controller.can_roll_back(),
+            f"Training is paused. {what_now} with a lower learning rate or clipping on.",
+            rollback=rollback,
         )
 
     @Slot(object)
