@@ -114,6 +114,17 @@ def _finite_float(text: str) -> float:
 _DEVICE = re.compile(r"(cpu|mps|cuda(:[0-9]{1,3})?)")
 
 
+def _size(text: str) -> tuple[int, int]:
+    """WxH in pixels, each 200..10000."""
+    match = re.fullmatch(r"\s*(\d{1,5})\s*[xX×]\s*(\d{1,5})\s*", text)
+    if match is None:
+        raise argparse.ArgumentTypeError(f"{_shown(text)} is not WxH, e.g. 1280x720")
+    width, height = int(match.group(1)), int(match.group(2))
+    if not (200 <= width <= 10_000 and 200 <= height <= 10_000):
+        raise argparse.ArgumentTypeError(f"{width}x{height}: each side must be 200..10000 px")
+    return width, height
+
+
 def _device(text: str) -> str:
     """cpu, cuda, cuda:N or mps; whether it exists on this machine is checked later."""
     if not _DEVICE.fullmatch(text.strip()):
@@ -122,6 +133,8 @@ def _device(text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from rnnviz.gui.launch import THEN_ACTIONS  # Qt-free
+
     parser = argparse.ArgumentParser(
         prog="rnnviz",
         description="Train a character-level RNN live and watch its hidden states, "
@@ -135,7 +148,35 @@ def build_parser() -> argparse.ArgumentParser:
         type=_int_in(0, MAX_SCREENSHOT_STEPS),
         default=100,
         metavar="N",
-        help="steps to train before --screenshot (default 100)",
+        help="steps to train before --screenshot (default 100; a divergence stops sooner)",
+    )
+    window = parser.add_argument_group(
+        "the window's starting state (with or without --screenshot)",
+        "For example, the divergence path: rnnviz --screenshot out.png --set model.activation=relu "
+        "--set train.lr=50 --set train.clip_enabled=false --then resume-clipped",
+    )
+    window.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.FIELD=VALUE",
+        help="change one setting of the run, e.g. train.lr=50, model.kind=lstm, "
+        "corpus.source=synthetic:delay (repeatable; the sections are corpus, model, train)",
+    )
+    window.add_argument("--probe", metavar="TEXT", help="the probe string")
+    window.add_argument("--size", type=_size, metavar="WxH", help="window size, e.g. 1280x720")
+    window.add_argument(
+        "--scheme",
+        choices=("light", "dark"),
+        help="light or dark colours, whatever the desktop says (default: the desktop's)",
+    )
+    window.add_argument(
+        "--then",
+        action="append",
+        default=[],
+        choices=THEN_ACTIONS,
+        help="with --screenshot: after training, roll back a diverged run, resume it with "
+        "clipping on (30 more steps), or reset; repeatable, in order",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -257,7 +298,40 @@ def cmd_gui(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    return int(run_app(sys.argv[:1], screenshot=args.screenshot, train_steps=args.train_steps))
+    from rnnviz.core.config import ConfigError, RunConfig, with_overrides
+    from rnnviz.gui.launch import LaunchOptions
+
+    config = None
+    if args.set:
+        try:
+            base = RunConfig() if args.screenshot else _saved_config()
+            config = with_overrides(base, args.set)
+        except ConfigError as exc:
+            print(f"error: --set {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    if args.then and not args.screenshot:
+        print("error: --then needs --screenshot", file=sys.stderr)
+        return EXIT_USAGE
+    options = LaunchOptions(
+        config=config,
+        probe_text=args.probe,
+        size=args.size,
+        scheme=args.scheme,
+        then=tuple(args.then),
+    )
+    return int(
+        run_app(
+            sys.argv[:1], screenshot=args.screenshot, train_steps=args.train_steps, options=options
+        )
+    )
+
+
+def _saved_config() -> RunConfig:
+    """The last session's run (what the window would start with), else the defaults."""
+    from rnnviz.core.config import RunConfig
+    from rnnviz.gui.state.settings import SettingsStore
+
+    return SettingsStore().config() or RunConfig()
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

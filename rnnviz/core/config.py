@@ -7,6 +7,7 @@ the chapter "Recurrent Neural Networks" (hidden 32, batch 1024, num_steps 32, lr
 from __future__ import annotations
 
 import dataclasses
+import json
 import numbers
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -188,3 +189,29 @@ class RunConfig:
         for name, changes in sections.items():
             kwargs[name] = dataclasses.replace(getattr(self, name), **changes)
         return dataclasses.replace(self, **kwargs)
+
+
+def with_overrides(config: RunConfig, items: list[str]) -> RunConfig:
+    """``config`` with ``section.field=value`` items applied (``rnnviz --set``), each value
+    read as JSON where it parses (``50``, ``false``), else as a string (``synthetic:delay``).
+    An unknown section or field, or a value out of range, raises ConfigError naming it."""
+    changes: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        section, dot, name = key.strip().partition(".")
+        if not sep or not dot:
+            raise ConfigError(f"{item!r}: use SECTION.FIELD=VALUE, for example train.lr=50")
+        if section not in ("corpus", "model", "train"):
+            raise ConfigError(f"{item!r}: the sections are corpus, model and train")
+        fields = {f.name for f in dataclasses.fields(getattr(config, section))}
+        if name not in fields:
+            raise ConfigError(f"{item!r}: {section} has {', '.join(sorted(fields))}")
+        try:
+            value: Any = json.loads(text)
+        except ValueError:
+            value = text
+        changes.setdefault(section, {})[name] = value
+    try:
+        return config.replace(**changes)
+    except TypeError as exc:
+        raise ConfigError(f"--set: {exc}") from exc

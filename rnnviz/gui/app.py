@@ -18,7 +18,10 @@ from PySide6.QtWidgets import QApplication
 
 from rnnviz.core.config import RunConfig
 from rnnviz.core.messages import Failure, RunInfo, Step
-from rnnviz.gui import platform_check, plotting
+from rnnviz.gui import platform_check, plotting, theme
+from rnnviz.gui.launch import ACTION_SETTLE_S, RESUME_STEPS, LaunchOptions
+from rnnviz.gui.state.app_state import MAIN_RUN
+from rnnviz.gui.state.probe_scheduler import ShownProbe
 from rnnviz.gui.window.main_window import MainWindow
 
 SCREENSHOT_SIZE = (1600, 1000)
@@ -34,11 +37,17 @@ def _make_app(argv: Sequence[str]) -> QApplication:
     return app
 
 
-def run_app(argv: Sequence[str], screenshot: str | None = None, train_steps: int = 100) -> int:
+def run_app(
+    argv: Sequence[str],
+    screenshot: str | None = None,
+    train_steps: int = 100,
+    options: LaunchOptions | None = None,
+) -> int:
     """Run the window until it closes; with ``screenshot``, train, grab a PNG and return.
 
     Returns the process exit code: 0, or 1 if the screenshot could not be taken in time.
     """
+    options = options or LaunchOptions()
     if screenshot is not None:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     problem = platform_check.xcb_problem()  # Qt would abort with a misleading message
@@ -46,12 +55,19 @@ def run_app(argv: Sequence[str], screenshot: str | None = None, train_steps: int
         print(problem, file=sys.stderr)
         return 2
     app = _make_app(argv)
+    if options.scheme is not None:  # before any widget: each takes its colours when built
+        theme.use_dark_scheme(options.scheme == "dark")
+        theme.apply_app_palette(app)
     plotting.configure_pyqtgraph()
 
     if screenshot is None:
-        window = MainWindow()
+        window = MainWindow(options.config)
+        _apply_options(window, options)
         freeze_after_first_probe(window)
-        window.show_on_screen()
+        if options.size is None:
+            window.show_on_screen()
+        else:
+            window.show()
         if os.environ.get("RNNVIZ_EXIT_AFTER_SHOW"):  # `rnnviz bench`: launch-to-window time
             app.processEvents()
             print(f"shown {time.time() - _process_start_time():.3f}", flush=True)
@@ -59,14 +75,24 @@ def run_app(argv: Sequence[str], screenshot: str | None = None, train_steps: int
         QTimer.singleShot(0, window.start_engine)
         return int(app.exec())
 
-    # a screenshot shows the defaults, and leaves this machine's remembered settings alone
-    window = MainWindow(RunConfig(), persist=False)
-    window.resize(*SCREENSHOT_SIZE)
+    # a screenshot shows the defaults (or what --set asks), and leaves this machine's
+    # remembered settings alone
+    window = MainWindow(options.config or RunConfig(), persist=False)
+    _apply_options(window, options)
+    if options.size is None:
+        window.resize(*SCREENSHOT_SIZE)
     window.show()
-    driver = ScreenshotDriver(window, screenshot, train_steps)
+    driver = ScreenshotDriver(window, screenshot, train_steps, options.then)
     QTimer.singleShot(0, driver.start)
     app.exec()
     return driver.exit_code
+
+
+def _apply_options(window: MainWindow, options: LaunchOptions) -> None:
+    if options.probe_text is not None:
+        window.set_probe_text(options.probe_text)
+    if options.size is not None:
+        window.resize(*options.size)
 
 
 def freeze_after_first_probe(window: MainWindow) -> None:
@@ -99,16 +125,27 @@ def _process_start_time() -> float:
 
 
 class ScreenshotDriver(QObject):
-    """Start the engine, train ``train_steps``, wait for a probe and a redraw, grab the window."""
+    """Start the engine, train ``train_steps`` (or until the run diverges), do the ``then``
+    actions one by one, wait for a probe and a redraw, grab the window.
 
-    def __init__(self, window: MainWindow, path: str, train_steps: int) -> None:
+    ``rollback``: back to the last good snapshot of a diverged run. ``resume-clipped``: the
+    banner's "Resume with clipping on" (it rolls back first), then RESUME_STEPS steps.
+    ``reset``: a new run at step 0.
+    """
+
+    def __init__(
+        self, window: MainWindow, path: str, train_steps: int, then: Sequence[str] = ()
+    ) -> None:
         super().__init__(window)
         self.window = window
         self.path = path
         self.train_steps = max(0, int(train_steps))
+        self.then = list(then)
         self.exit_code = 1
         self._sent_steps = False
-        self._probes_at_target = 0
+        self._target = self.train_steps
+        self._probed: object = None  # the snapshot the last shown probe was computed on
+        self._acted_at = 0.0
         self._started = time.monotonic()
         self._poll = QTimer(self)
         self._poll.setInterval(50)
@@ -118,26 +155,73 @@ class ScreenshotDriver(QObject):
     def start(self) -> None:
         self._poll.start()
         self.window.engine.received.connect(self._on_event)
-        self.window.probe_shown.connect(self._on_probe_shown)
+        self.window.probes.shown.connect(self._on_probe_shown)
         self.window.start_engine()
 
     @Slot(object)
     def _on_event(self, event: object) -> None:
         if isinstance(event, RunInfo) and event.run_id == 0 and not self._sent_steps:
             self._sent_steps = True
+            self._acted_at = time.monotonic()
             if self.train_steps:
                 self.window.controller.send(Step(self.train_steps))
         elif isinstance(event, Failure) and event.fatal:
             print(f"rnnviz: the engine failed: {event.message}", file=sys.stderr)
             self._finish(1)
 
-    @Slot()
-    def _on_probe_shown(self) -> None:
-        if self._trained():
-            self._probes_at_target += 1
+    @Slot(object)
+    def _on_probe_shown(self, shown: ShownProbe) -> None:
+        self._probed = shown.snapshot
 
-    def _trained(self) -> bool:
-        return self._sent_steps and self.window.app_state.main.step >= self.train_steps
+    def _probe_is_current(self) -> bool:
+        snapshot = self.window.app_state.snapshot
+        return snapshot is not None and self._probed is snapshot
+
+    def _settled(self) -> bool:
+        """The last command's training is over: its steps are done, or the run stopped
+        itself (a divergence pauses it before the target)."""
+        state = self.window.app_state
+        main = state.main
+        # a moment for the engine to take the command up: until then it still looks paused
+        if not self._sent_steps or time.monotonic() - self._acted_at < ACTION_SETTLE_S:
+            return False
+        if main.state == "training":
+            return False
+        stopped_itself = (
+            state.divergence is not None
+            or main.state == "diverged"
+            or bool(state.uselessness(MAIN_RUN))
+        )
+        return main.step >= self._target or stopped_itself
+
+    def _next_action(self) -> None:
+        action = self.then.pop(0)
+        controller = self.window.controller
+        main = self.window.app_state.main
+        if action == "rollback" and not controller.rollback():
+            print("rnnviz: --then rollback: no diverged run to roll back", file=sys.stderr)
+            self._finish(1)
+            return
+        if action == "resume-clipped":
+            controller.resume_with_clipping()
+            self._target = main.step + RESUME_STEPS  # the rollback lowers it: counted after
+            QTimer.singleShot(0, self._resume_target)
+        elif action == "reset":
+            controller.reset()
+            self._target = 0
+        else:
+            self._target = 0  # a rollback trains nothing
+        self._acted_at = time.monotonic()
+
+    @Slot()
+    def _resume_target(self) -> None:
+        # the resumed run trains on; pause it once it has RESUME_STEPS more steps
+        main = self.window.app_state.main
+        if main.state == "training" and main.step >= self._target:
+            self.window.controller.pause()
+            return
+        if self._poll.isActive():
+            QTimer.singleShot(20, self._resume_target)
 
     @Slot()
     def _on_poll(self) -> None:
@@ -145,7 +229,7 @@ class ScreenshotDriver(QObject):
         if time.monotonic() - self._started > SCREENSHOT_TIMEOUT_S:
             print(
                 f"rnnviz: no screenshot after {SCREENSHOT_TIMEOUT_S:.0f} s (step "
-                f"{main.step} of {self.train_steps}, state {main.state})",
+                f"{main.step} of {self._target}, state {main.state})",
                 file=sys.stderr,
             )
             self._finish(1)
@@ -154,16 +238,20 @@ class ScreenshotDriver(QObject):
             print(f"rnnviz: the engine stopped: {self.window.banner_text()}", file=sys.stderr)
             self._finish(1)
             return
-        if self._trained() and main.state != "training" and self._probes_at_target:
-            self.window.redraw.redraw_all()
-            lay_out_now()
-            self.window.repaint()
-            if not self.window.grab().save(self.path):
-                print(f"rnnviz: could not write {self.path}", file=sys.stderr)
-                self._finish(1)
-                return
-            print(f"rnnviz: screenshot at step {main.step} written to {self.path}")
-            self._finish(0)
+        if not (self._settled() and self._probe_is_current()):
+            return
+        if self.then:
+            self._next_action()
+            return
+        self.window.redraw.redraw_all()
+        lay_out_now()
+        self.window.repaint()
+        if not self.window.grab().save(self.path):
+            print(f"rnnviz: could not write {self.path}", file=sys.stderr)
+            self._finish(1)
+            return
+        print(f"rnnviz: screenshot at step {main.step} written to {self.path}")
+        self._finish(0)
 
     def _finish(self, code: int) -> None:
         self._poll.stop()

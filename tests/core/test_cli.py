@@ -194,16 +194,54 @@ def test_default_is_the_gui(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: dict[str, object] = {}
     fake = types.ModuleType("rnnviz.gui.app")
 
-    def run_app(argv: list[str], screenshot: str | None = None, train_steps: int = 100) -> int:
-        seen.update(screenshot=screenshot, train_steps=train_steps)
+    def run_app(
+        argv: list[str],
+        screenshot: str | None = None,
+        train_steps: int = 100,
+        options: object = None,
+    ) -> int:
+        seen.update(screenshot=screenshot, train_steps=train_steps, options=options)
         return 0
 
     fake.run_app = run_app  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "rnnviz.gui.app", fake)
     assert main(["--screenshot", "shot.png", "--train-steps", "7"]) == 0
-    assert seen == {"screenshot": "shot.png", "train_steps": 7}
+    assert seen["screenshot"] == "shot.png" and seen["train_steps"] == 7
     assert main([]) == 0
-    assert seen == {"screenshot": None, "train_steps": 100}
+    assert seen["screenshot"] is None and seen["train_steps"] == 100
+
+
+def test_the_window_state_comes_from_the_command_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--set/--probe/--size/--scheme/--then reach the window as LaunchOptions; a bad --set or
+    --then without --screenshot is a one-line usage error."""
+    import types
+
+    from rnnviz.gui.launch import LaunchOptions
+
+    seen: list[LaunchOptions] = []
+    fake = types.ModuleType("rnnviz.gui.app")
+    fake.run_app = lambda argv, screenshot=None, train_steps=100, options=None: (  # type: ignore[attr-defined]
+        seen.append(options),
+        0,
+    )[1]
+    monkeypatch.setitem(sys.modules, "rnnviz.gui.app", fake)
+    argv = ["--screenshot", "s.png", "--set", "model.activation=relu", "--set", "train.lr=50"]
+    argv += ["--set", "train.clip_enabled=false", "--probe", "abc", "--size", "1280x720"]
+    argv += ["--scheme", "dark", "--then", "rollback", "--then", "resume-clipped"]
+    assert main(argv) == 0
+    options = seen[-1]
+    assert options.config is not None
+    assert options.config.model.activation == "relu" and options.config.train.lr == 50
+    assert options.config.train.clip_enabled is False
+    assert (options.probe_text, options.size, options.scheme) == ("abc", (1280, 720), "dark")
+    assert options.then == ("rollback", "resume-clipped")
+    for bad in (["--set", "train.lr=-1"], ["--set", "train.nope=1"], ["--then", "reset"]):
+        assert main(["--screenshot", "s.png", *bad] if bad[0] == "--set" else bad) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error:") and err.count("\n") == 1, err
+    assert main(["--size", "12x"]) == 2
 
 
 def test_gui_missing_is_a_clear_error(

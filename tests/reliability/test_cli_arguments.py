@@ -93,7 +93,7 @@ def test_cli_arguments(
 
     monkeypatch.setattr(Trainer, "train_step", counted)
     gui = types.ModuleType("rnnviz.gui.app")
-    gui.run_app = lambda argv, screenshot=None, train_steps=100: 0  # type: ignore[attr-defined]
+    gui.run_app = lambda argv, screenshot=None, train_steps=100, options=None: 0  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "rnnviz.gui.app", gui)
 
     cases = tracebacks = refused_train = refused_before = 0
