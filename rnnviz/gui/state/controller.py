@@ -8,6 +8,7 @@ refused is said through ``rejected`` (the window shows it). QtCore only.
 
 from __future__ import annotations
 
+import contextlib
 import traceback
 from pathlib import Path
 from typing import Any
@@ -210,6 +211,10 @@ class Controller(QObject):
         if path is None or not self.state.unsaved_training or str(path) in self.pending_saves:
             return
         if self.state.main.step != self.autosaved_step and self.engine.is_running():
+            # the settings folder is made when the window first closes: until then the engine
+            # refused every autosave of a first session (no folder), and a crash lost it all
+            with contextlib.suppress(OSError):  # then the save fails, and says so
+                path.parent.mkdir(parents=True, exist_ok=True)
             self.save(str(path))
 
     def restart_from_autosave(self) -> bool:

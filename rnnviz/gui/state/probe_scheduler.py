@@ -15,6 +15,11 @@ small probes, anything while paused) or on the probe thread (large re-probes whi
   ``key_thread_work`` (a long paste), runs on the probe thread so the window stays live. A
   newer text cancels a re-probe there; an edit there goes on (keys typed meanwhile wait for it
   and then reuse what it computed).
+* While paused, a probe larger than ``paused_thread_work`` runs there too, on both cores (the
+  engine's is idle): a long paste with the gradient flow, a large model's first probe. Inline
+  it froze the window for seconds, and two torch threads on the GUI thread spin at every op
+  when another process holds the second core. A re-probe's result is then shown one panel
+  per redraw tick; an edit's at once, as every keystroke's.
 
 The clock is injectable, so the scheduling rules are tested with a fake clock and no engine.
 QtCore only.
@@ -25,7 +30,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
@@ -43,6 +48,7 @@ class ProbeTiming:
     inline_work: int = 20_000_000  # multiply-adds: a re-probe above this goes to the thread
     key_thread_work: int = 2_000_000_000  # an edit above this goes to the thread
     two_threads_work: int = 100_000_000  # while paused, a probe above this uses both cores
+    paused_thread_work: int = 100_000_000  # while paused, a probe above this: the thread
     typing_priority_s: float = 0.04  # after a key, metric panels wait this long to redraw
     typing_quiet_s: float = 0.4  # a re-probe waits for a pause in the typing this long
     max_stale_s: float = 2.0  # ... but the model on screen is never older than this
@@ -218,6 +224,12 @@ class ProbeScheduler(QObject):
             wait = max(wait, self.timing.typing_quiet_s - (now - self.last_key_time))
         return wait
 
+    def thread_threshold(self, keystroke: bool) -> int:
+        """Multiply-adds above which a probe runs on the probe thread, not inline."""
+        if not self._training:
+            return self.timing.paused_thread_work
+        return self.timing.key_thread_work if keystroke else self.timing.inline_work
+
     def typing(self) -> bool:
         """The user typed within the quiet interval (metric panels redraw less often)."""
         return self.clock() - self.last_key_time < self.timing.typing_quiet_s
@@ -288,8 +300,7 @@ class ProbeScheduler(QObject):
             else:
                 tag = ProbeTag(staggered, keystroke, self._model, self._vocab, self._model_snapshot)
             work = sum((new_prober or self._prober).work(text, with_grad_flow))
-            threshold = self.timing.key_thread_work if keystroke else self.timing.inline_work
-            if self._training and work > threshold:
+            if work > self.thread_threshold(keystroke):
                 # a re-probe on a new snapshot gets a new Prober (keystrokes keep the one
                 # here); a large edit takes this Prober and its cache along
                 if new_prober is not None:
@@ -298,6 +309,11 @@ class ProbeScheduler(QObject):
                     prober = self._prober
                 else:
                     prober = Prober(tag.model, tag.vocab)
+                if not self._training:
+                    if not keystroke:  # a keystroke's panels come at once (its latency)
+                        tag = replace(tag, staggered=True)
+                    if work > self.timing.two_threads_work:
+                        use_torch_threads(PAUSED_THREADS)  # the engine's core is idle
                 self.worker.submit(ProbeJob(self._ticket, prober, text, with_grad_flow, tag))
                 return
             self.worker.cancel()  # whatever it computes is older than this answer
