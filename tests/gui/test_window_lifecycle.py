@@ -189,18 +189,41 @@ def test_a_synthetic_task_brings_its_own_probe_text(make_window, qtbot, tiny_con
     assert line.text() == "typed by hand"
 
 
-def test_a_useless_run_with_nothing_to_roll_back_to_offers_reset(make_window, qtbot):
-    """ReLU at lr 50 without clipping is worse than uniform from its first steps: no snapshot
-    was better, and the banner offered only Dismiss (seen in a screenshot). It now says so
-    and offers Reset, which starts a new run."""
+def test_a_useless_run_rolls_back_to_its_newest_good_snapshot(make_window, qtbot, tiny_config):
+    """ReLU at lr 50 without clipping is worse than uniform from its first steps, with no
+    divergence event, and the banner offered only Dismiss (seen in a screenshot). The trainer
+    keeps no snapshot while a run is worse than uniform, so rolling back to the newest one at
+    or before now returns to a good one (step 0 at worst): the banner offers it."""
+    from rnnviz.core.messages import Rollback
+
+    window = make_window(tiny_config, start=False)
+    sent: list[object] = []
+    window.controller.send = lambda command: (sent.append(command), True)[1]  # type: ignore[method-assign]
+    assert not window.controller.can_roll_back()
+    from rnnviz.core import health
+
+    watch = window.app_state._watches[0] = health.LossWatch(28)
+    for step in range(1, 201):
+        watch.add(step, 50.0)  # far above ln 28
+    assert window.app_state.uselessness(0)
+    assert window.controller.can_roll_back()
+    window.warnings.run_useless(0)
+    assert "Roll back, or reset" in window.banner_text()
+    shown = window.banner_bar.banner.actions_shown()
+    assert shown == [window.banner_bar.rollback_button]
+    shown[0].click()
+    assert [c for c in sent if isinstance(c, Rollback)] == [Rollback(window.app_state.main.step)]
+
+
+def test_a_dead_layer_with_nothing_to_roll_back_to_offers_reset(make_window, qtbot):
+    """Where no rollback can act, the banner offers Reset (a new run at step 0)."""
     window = make_window(start=False)
     resets: list[bool] = []
     window.controller.reset = lambda: resets.append(True)  # type: ignore[method-assign]
     window.banner_bar.reset_requested.disconnect()
     window.banner_bar.reset_requested.connect(window.controller.reset)
     assert not window.controller.can_roll_back()
-    window.warnings.run_useless(0)
-    assert "No earlier snapshot was better: reset" in window.banner_text()
+    window.banner_bar.show_warning_with_rollback("dead units", rollback=False)
     shown = window.banner_bar.banner.actions_shown()
     assert shown == [window.banner_bar.reset_button]
     shown[0].click()

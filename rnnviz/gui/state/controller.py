@@ -294,15 +294,37 @@ class Controller(QObject):
 
     def can_roll_back(self) -> bool:
         event = self.state.divergence or self.state.last_divergence()
-        return event is not None and verdicts.rollback_target(event) is not None
+        if event is not None and verdicts.rollback_target(event) is not None:
+            return True
+        return self._useless_run() is not None
+
+    def _useless_run(self) -> int | None:
+        """A run judged worse than uniform guessing (the main run first), else None.
+
+        Such a run can always roll back: the trainer keeps a snapshot at its first step and
+        takes none while the loss is worse than uniform, so its newest is a good one."""
+        for run_id in self.state.run_ids():
+            if self.state.uselessness(run_id):
+                return run_id
+        return None
+
+    def _useless_rollback(self, run_id: int) -> None:
+        status = self.state.status(run_id)
+        if status is not None:  # the newest kept snapshot at or before now: a good one
+            self.send(Rollback(status.step, run_id=run_id))
 
     def rollback(self) -> bool:
         """Roll the diverged run (the one shown, else the newest) back to its newest good
-        snapshot before the divergence; False if there is none."""
+        snapshot before the divergence, or a run worse than uniform to its newest good
+        snapshot; False if there is none."""
         event = self.state.divergence or self.state.last_divergence()
         target = None if event is None else verdicts.rollback_target(event)
         if event is None or target is None:
-            return False
+            useless = self._useless_run()
+            if useless is None:
+                return False
+            self._useless_rollback(useless)
+            return True
         self.send(Rollback(target, run_id=event.run_id))
         self.state.forget_divergence(event.run_id)
         return True
@@ -315,6 +337,8 @@ class Controller(QObject):
         target = None if event is None else verdicts.rollback_target(event)
         if target is not None:
             self.send(Rollback(target, run_id=MAIN_RUN))
+        elif self.state.uselessness(MAIN_RUN):
+            self._useless_rollback(MAIN_RUN)
         if not self.set_hyper(clip_theta=theta, clip_enabled=True):
             return
         self.send(Start())
