@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Screenshots of the real window: Xvfb + openbox, driven with xdotool, grabbed with ImageMagick's
+# `import` (Debian: apt-get install xvfb openbox xdotool imagemagick, plus README's Qt packages).
+# Usage: scripts/xvfb_screens.sh OUTDIR     (about two minutes; each shot in its own X server)
+# Each run starts with fresh settings (a temporary XDG_CONFIG_HOME), so the window opens
+# maximised, as on a first start.
+set -euo pipefail
+out=${1:?usage: $0 OUTDIR}
+mkdir -p "$out"
+root=$(cd "$(dirname "$0")/.." && pwd)
+rnnviz="$root/.venv/bin/rnnviz"
+display=97
+
+shot() {  # shot NAME WxH TRAIN_SECONDS [env VAR=value ...] -- [rnnviz args ...]
+    local name=$1 size=$2 seconds=$3
+    shift 3
+    local envs=()
+    while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do envs+=("$1"); shift; done
+    [ "${1:-}" = "--" ] && shift
+    display=$((display + 1))
+    local home
+    home=$(mktemp -d)
+    Xvfb ":$display" -screen 0 "${size}x24" -nolisten tcp >/dev/null 2>&1 &
+    local xvfb=$!
+    sleep 1
+    DISPLAY=":$display" openbox >/dev/null 2>&1 &
+    local wm=$!
+    sleep 1
+    env DISPLAY=":$display" XDG_CONFIG_HOME="$home" QT_QPA_PLATFORM=xcb "${envs[@]}" \
+        "$rnnviz" "$@" >"$out/$name.log" 2>&1 &
+    local app=$!
+    DISPLAY=":$display" xdotool search --sync --onlyvisible --name "rnnviz" >/dev/null
+    sleep 8  # torch imported, the engine up, the first probe shown
+    if [ "${seconds%!}" != 0 ]; then
+        DISPLAY=":$display" xdotool key space  # Play (Space works wherever focus is)
+        sleep "${seconds%!}"
+        # Pause; "N!": no pause, the run stops itself (a divergence)
+        [ "${seconds%!}" = "$seconds" ] && DISPLAY=":$display" xdotool key space
+        sleep 2
+    fi
+    DISPLAY=":$display" import -window root "$out/$name.png"
+    kill "$app" 2>/dev/null || true
+    wait "$app" 2>/dev/null || true
+    kill "$wm" "$xvfb" 2>/dev/null || true
+    rm -rf "$home"
+    echo "$out/$name.png"
+}
+
+shot projector-1280x720 1280x720 6 --
+shot scale2-1920x1080 1920x1080 6 QT_SCALE_FACTOR=2 --
+shot dark-1920x1080 1920x1080 6 QT_QPA_PLATFORMTHEME=gtk3 GTK_THEME=Adwaita:dark --
+shot delay-task-1280x720 1280x720 8 -- --set corpus.source=synthetic:delay
+shot diverged-1280x720 1280x720 '6!' -- --set model.activation=relu --set train.lr=50 \
+    --set train.clip_enabled=false
