@@ -305,3 +305,23 @@ def test_the_strip_and_the_legend_are_drawn_in_the_schemes_colours(qtbot, dark_s
     # palette's light text colour
     left = [QColor(ends.pixel(x, y)) for x in range(0, 20) for y in range(ends.height())]
     assert max(c.lightness() for c in left) > 200
+
+
+def test_the_time_step_slider_shows_its_groove_on_a_dark_scheme(qtbot, dark_scheme):
+    """On a dark palette the style's groove vanished and the slider read as a lone square at
+    the left (seen under Xvfb with Adwaita-dark): it is drawn in the scheme's colours."""
+    from PySide6.QtGui import QColor
+
+    from rnnviz.gui.panels.time_cursor import TimeCursor
+
+    cursor = TimeCursor()
+    qtbot.addWidget(cursor)
+    cursor.resize(600, 40)
+    cursor.show()
+    qtbot.waitExposed(cursor)
+    slider = cursor.slider()
+    image = slider.grab().toImage()
+    groove = QColor(dark_scheme.missing)
+    row = [image.pixelColor(x, image.height() // 2) for x in range(image.width())]
+    near = [c for c in row if abs(c.lightness() - groove.lightness()) < 12]
+    assert len(near) > image.width() // 2, (groove.name(), {c.name() for c in row})

@@ -37,6 +37,17 @@ class TimeCursor(QWidget):
         self._slider.setPageStep(5)
         self._slider.setEnabled(False)
         self._slider.setToolTip("time step of the probe string (Alt+← / Alt+→, Home, End)")
+        # drawn in the scheme's colours: the style's own groove vanished on a dark palette
+        # (Adwaita-dark, --scheme dark), leaving a lone handle at the left end
+        scheme = theme.colours()
+        self._slider.setStyleSheet(
+            f"QSlider::groove:horizontal {{ height: 6px; background: {scheme.missing};"
+            " border-radius: 3px; }"
+            f"QSlider::sub-page:horizontal {{ background: {scheme.secondary_ink};"
+            " border-radius: 3px; }"
+            f"QSlider::handle:horizontal {{ background: {scheme.ink}; width: 16px;"
+            " margin: -6px 0; border-radius: 8px; }"
+        )
         self._label = QLabel()
         self._label.setFont(theme.font(1.2, mono=True))
         self._label.setMinimumWidth(QFontMetrics(self._label.font()).horizontalAdvance("x" * 26))
