@@ -19,9 +19,12 @@ step becomes a ``Failure`` event; the loop and the current runs survive it.
 from __future__ import annotations
 
 import contextlib
+import gc
 import math
 import multiprocessing
+import os
 import queue
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -532,3 +535,20 @@ def engine_main(inbox: Any, outbox: Any, config: RunConfig) -> None:
             cancel = getattr(outbox, "cancel_join_thread", None)
             if cancel is not None:
                 cancel()
+    if multiprocessing.parent_process() is not None:
+        _exit_at_once(outbox)
+
+
+def _exit_at_once(outbox: Any) -> None:
+    """End the engine process now that its work is done: every checkpoint was written (and
+    renamed) while its command was served, and what it sent is flushed to the pipe here.
+    The interpreter's shutdown walked every object torch made (py-spy: gc_collect_main),
+    2.3 s of a Stop; then module teardown 0.4 s more. Nothing here needs a finaliser."""
+    gc.freeze()
+    with contextlib.suppress(Exception):
+        outbox.close()
+        outbox.join_thread()  # what was put reaches the reader (a no-op once cancelled)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(0)
