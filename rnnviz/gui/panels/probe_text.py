@@ -81,7 +81,9 @@ class ProbeTextPanel(QWidget):
     next characters, the true next one in bold orange.
     """
 
-    text_edited = Signal(str)
+    # object, not str: a str signal argument passes through QString::fromUtf16, which drops a
+    # leading U+FEFF, so the text probed would differ from the text in the box
+    text_edited = Signal(object)
     cursor_requested = Signal(int)
 
     def __init__(self, parent: QWidget | None = None) -> None:

@@ -58,7 +58,7 @@ class AppState(QObject):
     useless = Signal(int)  # run_id: its recent losses are worse than uniform guessing
     saved = Signal(object)  # Saved
     message = Signal(str, int)  # a status-bar message and how long to show it (ms)
-    probe_text_changed = Signal(str)
+    probe_text_changed = Signal(object)  # str; object keeps a leading U+FEFF (see ProbeTextPanel)
     cursor_changed = Signal(int)
     unit_changed = Signal(int)
 
