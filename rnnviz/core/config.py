@@ -105,6 +105,8 @@ class ModelConfig:
     activation: Activation = "tanh"
     hidden_size: int = 32
     init: InitScheme = "uniform"
+    # False: W_hh held at 0 while training, the slide's MLP H_t = phi(X_t W_xh + b_h) (RNN only)
+    recurrence: bool = True
 
     def __post_init__(self) -> None:
         if self.kind not in MODEL_KINDS:
@@ -116,6 +118,13 @@ class ModelConfig:
             raise ConfigError(f"init must be 'd2l' or 'uniform', not {self.init!r}")
         if self.kind in ("gru", "lstm") and self.activation != "tanh":
             raise ConfigError(f"{self.kind.upper()} uses its own gates; activation must be tanh")
+        if not isinstance(self.recurrence, bool):
+            raise ConfigError(f"recurrence must be true or false, not {self.recurrence!r}")
+        if not self.recurrence and self.kind in ("gru", "lstm"):
+            raise ConfigError(
+                "a run without recurrence (the slide's MLP) holds the RNN's W_hh at 0; "
+                f"the {self.kind.upper()} has no single W_hh"
+            )
 
 
 @dataclass(frozen=True)

@@ -76,6 +76,25 @@ BackStep = Callable[[int, Tensor, Tensor | None], tuple[Tensor, Tensor | None]]
 
 
 @dataclass(frozen=True)
+class NoRecurrence:
+    """The probe string read by the slide's MLP: the model's own weights with the recurrence
+    cut, H_{t-1} = 0 (and C_{t-1} = 0 for the LSTM) at every step, so H_t = phi(X_t W_xh + b_h)
+    sees character t alone. Set beside the RNN's numbers, the difference per step is what the
+    hidden state carried from the characters before t."""
+
+    top_ids: np.ndarray  # (T,) int64: the most likely next character
+    top_probs: np.ndarray  # (T,)
+    step_loss: np.ndarray  # (T,) -ln p(text[t+1]); nan at the last position
+
+    @property
+    def mean_loss(self) -> float:
+        """Mean of the per-step losses (nan for a one-character text)."""
+        if len(self.step_loss) < 2:
+            return math.nan
+        return float(np.mean(self.step_loss[:-1]))
+
+
+@dataclass(frozen=True)
 class ProbeResult:
     """What one probe of ``text`` measured. Every array is a read-only NumPy copy (CPU)."""
 
@@ -97,6 +116,8 @@ class ProbeResult:
     grad_flow: np.ndarray | None
     # fixed colour levels for a heatmap of ``hidden``, so colours mean the same in every probe
     hidden_levels: tuple[float, float]
+    # the same weights with the recurrence cut: the slide's MLP beside the RNN
+    no_recurrence: NoRecurrence
 
     @property
     def all_unknown(self) -> bool:
@@ -184,11 +205,11 @@ def nice_ceiling(value: float) -> float:
     return value
 
 
-def _zero_state(model: CharModel) -> State:
-    """A batch-1 zero state in the parameters' dtype (``init_state`` gives the default dtype,
-    which a float64 model, as in the finite-difference checks, cannot mix with)."""
+def _zero_state(model: CharModel, batch: int = 1) -> State:
+    """A zero state in the parameters' dtype (``init_state`` gives the default dtype, which a
+    float64 model, as in the finite-difference checks, cannot mix with)."""
     weight = next(model.parameters())
-    zeros = torch.zeros(1, model.hidden_size, dtype=weight.dtype, device=weight.device)
+    zeros = torch.zeros(batch, model.hidden_size, dtype=weight.dtype, device=weight.device)
     return (zeros, zeros.clone()) if isinstance(model, LSTMModel) else zeros
 
 
@@ -200,6 +221,32 @@ def _forward(model: CharModel, ids: Tensor) -> tuple[Tensor, Tensor, Tensor | No
         return logits[0], hidden[0], cells[0]
     logits, hidden, _ = model(ids[None], _zero_state(model))
     return logits[0], hidden[0], None
+
+
+@torch.no_grad()
+def no_recurrence_table(model: CharModel) -> Tensor:
+    """(V, V) log-probabilities: row i is log softmax(O) after reading token i from a zero
+    state. With the recurrence cut a step depends on its own character only, so this table is
+    the whole of the MLP's predictions for any text (see ``NoRecurrence``)."""
+    V = model.vocab_size
+    weight = next(model.parameters())
+    tokens = torch.arange(V, device=weight.device)[:, None]  # V texts of one character
+    logits, _, _ = model(tokens, _zero_state(model, V))
+    return torch.log_softmax(logits[:, 0], dim=-1)
+
+
+def _no_recurrence(table: Tensor, ids: Tensor) -> NoRecurrence:
+    log_probs = table[ids]  # (T, V)
+    top_log, top_ids = log_probs.max(dim=-1)
+    T = len(ids)
+    loss = torch.full((T,), math.nan, dtype=table.dtype, device=table.device)
+    if T > 1:
+        loss[:-1] = -log_probs[:-1].gather(1, ids[1:, None])[:, 0]
+    return NoRecurrence(
+        top_ids=frozen_array(top_ids.cpu().numpy(), dtype=np.int64),
+        top_probs=_to_numpy(top_log.exp()),
+        step_loss=_to_numpy(loss),
+    )
 
 
 def _phi_derivative(activation: str, hidden: Tensor) -> Tensor:
@@ -401,6 +448,7 @@ class Prober:
         self._hidden: Tensor | None = None  # (T, H)
         self._cells: Tensor | None = None  # (T, H), LSTM only
         self._G_T: Tensor | None = None  # (T, T) G transposed, None: not computed
+        self._no_recurrence: Tensor | None = None  # no_recurrence_table, made at first use
         self.reused_steps = 0  # of the last probe: how many leading steps came from the cache
 
     def work(self, text: str, with_grad_flow: bool = True) -> tuple[int, int]:
@@ -458,7 +506,12 @@ class Prober:
         self._ids, self._logits, self._hidden, self._cells = ids_np, logits, hidden, cells
         self._G_T = G_T
         self.reused_steps = p
-        return _result(model, vocab, text, ids_np, ids, hidden, cells, log_probs, probs, top_k, G_T)
+        if self._no_recurrence is None:
+            self._no_recurrence = no_recurrence_table(model)
+        mlp = _no_recurrence(self._no_recurrence, ids)
+        return _result(
+            model, vocab, text, ids_np, ids, hidden, cells, log_probs, probs, top_k, G_T, mlp
+        )
 
     def _forward_from(self, p: int, ids: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
         """Logits, hidden and cells of all of ``ids``, steps 0..p-1 taken from the cache."""
@@ -497,6 +550,7 @@ def _result(
     probs: Tensor,
     top_k: int,
     G_T: Tensor | None,
+    no_recurrence: NoRecurrence,
 ) -> ProbeResult:
     T = len(ids_np)
     k = min(top_k, model.vocab_size)
@@ -524,6 +578,7 @@ def _result(
         surprisal_bits=_to_numpy(step_loss / math.log(2.0)),
         grad_flow=None if G_T is None else _to_numpy(G_T.t()),
         hidden_levels=_hidden_levels(activation, hidden_np),
+        no_recurrence=no_recurrence,
     )
 
 

@@ -165,6 +165,14 @@ class Trainer:
         self.carried: State | None = None
         self.recent_losses: deque[float] = deque(maxlen=SPIKE_WINDOW)
         self._names = [name for name, _ in model.named_grad_params()]
+        # without recurrence (the slide's MLP) W_hh starts at 0 and its gradient is dropped
+        # before the norm, the clipping and the update: it stays exactly 0
+        self._held_at_zero: list[Tensor] = []
+        if not model.config.recurrence:
+            self._held_at_zero = [p for name, p in model.named_parameters() if name == "W_hh"]
+            with torch.no_grad():
+                for p in self._held_at_zero:
+                    p.zero_()
         self._weight = _recurrent_weight(model)
         self._sigma: float | None = None
         self._sigma_step = -1
@@ -230,6 +238,9 @@ class Trainer:
         state = self.carried if self.batches.continues_state(self.batch_index) else None
 
         loss, final, grad_flow = self._loss_and_grads(X, Y, state)
+        for p in self._held_at_zero:
+            if p.grad is not None:
+                p.grad.zero_()
         grads = [p.grad for p in self.params]
         have_grads = all(g is not None for g in grads)
         nan = float("nan")

@@ -702,3 +702,56 @@ def test_a_cancelled_probe_raises_and_leaves_the_cache_as_it_was(vocab: Vocab) -
         Prober(model, vocab).probe("the time", cancelled=lambda: False),
         probe(model, vocab, "the time"),
     )
+
+
+# ------------------------------------------------------------------- the recurrence cut
+
+
+def _mlp_reference(model: CharModel, vocab: Vocab, text: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per step: the prediction of a probe of character t alone (a zero state before it, which
+    is the recurrence cut), as (probs (T, V), loss (T,))."""
+    rows = [probe(model, vocab, c, with_grad_flow=False).probs[0] for c in text]
+    probs = np.stack(rows).astype(np.float64)
+    ids = vocab.encode(text)
+    loss = np.full(len(text), np.nan)
+    loss[:-1] = [-math.log(probs[t, ids[t + 1]]) for t in range(len(text) - 1)]
+    return probs, loss
+
+
+@pytest.mark.parametrize(("kind", "activation"), VARIANTS)
+def test_no_recurrence_reads_each_character_alone(vocab: Vocab, kind: str, activation: str) -> None:
+    model = make_model(vocab, kind, activation)
+    res = probe(model, vocab, TEXT)
+    mlp = res.no_recurrence
+    probs, loss = _mlp_reference(model, vocab, TEXT)
+    np.testing.assert_allclose(mlp.step_loss, loss, atol=1e-5)
+    np.testing.assert_array_equal(mlp.top_ids, probs.argmax(axis=1))
+    np.testing.assert_allclose(mlp.top_probs, probs.max(axis=1), atol=1e-6)
+    assert math.isclose(mlp.mean_loss, float(np.mean(loss[:-1])), rel_tol=1e-6)
+    # the recurrence carried something: the RNN's predictions are not the MLP's
+    assert not np.allclose(res.step_loss[1:-1], mlp.step_loss[1:-1], atol=1e-4)
+
+
+def test_no_recurrence_is_the_rnn_with_w_hh_zero(vocab: Vocab) -> None:
+    """The slide's MLP H = phi(X W_xh + b_h): the scratch RNN with W_hh = 0 gives it."""
+    model = make_model(vocab, "scratch")
+    assert isinstance(model, ScratchRNN)
+    mlp = probe(model, vocab, TEXT).no_recurrence
+    with torch.no_grad():
+        model.W_hh.zero_()
+    cut = probe(model, vocab, TEXT)
+    np.testing.assert_allclose(mlp.step_loss, cut.step_loss, atol=1e-6)
+    np.testing.assert_array_equal(mlp.top_ids, cut.topk_ids[:, 0])
+
+
+def test_no_recurrence_of_a_cached_probe_is_the_fresh_one(vocab: Vocab) -> None:
+    from rnnviz.core.probe import Prober
+
+    model = make_model(vocab, "fast")
+    prober = Prober(model, vocab)
+    for text in ("t", "th", "the tim", "the time", "the"):
+        cached = prober.probe(text).no_recurrence
+        fresh = probe(model, vocab, text).no_recurrence
+        np.testing.assert_allclose(cached.step_loss, fresh.step_loss, atol=1e-6)
+        assert len(cached.top_ids) == len(text)
+    assert math.isnan(probe(model, vocab, "t").no_recurrence.mean_loss)

@@ -525,3 +525,43 @@ def test_config_limits_are_inclusive() -> None:
     )
     assert cfg.train.seed == 2**31 - 1
     c.TrainConfig(lr=c.LR_RANGE[1], clip_theta=c.THETA_RANGE[0], seed=0)
+
+
+@pytest.mark.parametrize("kind", ["scratch", "fast"])
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_without_recurrence_w_hh_stays_exactly_zero(kind: str, optimizer: str) -> None:
+    """The compare run 'no recurrence' (issue 14): the slide's MLP, W_hh held at 0, while the
+    other weights learn; its gradient counts nowhere (norm, clipping, the update)."""
+    ids = np.tile(np.arange(V), 200)  # a cycle: predictable from the current character alone
+    cfg = TrainConfig(
+        batch_size=8,
+        num_steps=10,
+        windows_per_epoch=48,
+        val_windows=16,
+        val_every=0,
+        optimizer=optimizer,
+        lr=0.5 if optimizer == "sgd" else 0.01,
+    )
+    batches = BatchSource(ids, cfg, 0.1)
+    model = build_model(V, ModelConfig(kind=cast(ModelKind, kind), recurrence=False), 0)
+    trainer = Trainer(model, batches, cfg)
+    assert isinstance(model, ScratchRNN)
+    assert float(model.W_hh.detach().abs().max()) == 0.0
+    records = [trainer.train_step() for _ in range(40)]
+    assert float(model.W_hh.detach().abs().max()) == 0.0
+    assert all(r.param_grad_norms["W_hh"] == 0.0 for r in records)
+    assert records[-1].loss < 0.8 * records[0].loss  # the rest of the model learns
+    with torch.no_grad():
+        others = [p for name, p in model.named_parameters() if name != "W_hh"]
+        total = torch.nn.utils.get_total_norm([p.grad for p in others])  # type: ignore[misc]
+    assert records[-1].grad_norm_before_clip == pytest.approx(float(total), rel=1e-6)
+
+
+def test_no_recurrence_is_for_the_rnn_only() -> None:
+    from rnnviz.core.config import ConfigError
+
+    for kind in ("gru", "lstm"):
+        with pytest.raises(ConfigError, match="no single W_hh"):
+            ModelConfig(kind=cast(ModelKind, kind), recurrence=False)
+    with pytest.raises(ConfigError, match="true or false"):
+        ModelConfig(recurrence="no")  # type: ignore[arg-type]

@@ -94,6 +94,27 @@ def activation_preset(config: RunConfig) -> Preset | None:
     )
 
 
+def recurrence_preset(config: RunConfig) -> Preset | None:
+    """The slide's MLP beside the RNN: W_hh held at 0 (or back on, for a run without it)."""
+    if config.model.kind not in ("scratch", "fast"):
+        return None
+    if config.model.recurrence:
+        return Preset(
+            "recurrence",
+            "no recurrence (MLP)",
+            {"model": {"recurrence": False}},
+            "No recurrence (the MLP)",
+            "W_hh held at 0: H_t = φ(X_t W_xh + b_h) sees one character, the slide's MLP",
+        )
+    return Preset(
+        "recurrence",
+        "with recurrence",
+        {"model": {"recurrence": True}},
+        "With recurrence (the RNN)",
+        "the same model with H_{t−1} W_hh back in (the main run holds W_hh at 0)",
+    )
+
+
 def default_other_theta(theta: float) -> float:
     """A θ worth comparing: ten times smaller (clips far more often)."""
     return max(theta / 10.0, 1e-4)
@@ -166,6 +187,11 @@ class CompareDialog(QDialog):
         activation = activation_preset(config)
         if activation is not None:
             self._add_preset(grid, row, activation, None)
+            row += 1
+
+        recurrence = recurrence_preset(config)
+        if recurrence is not None:
+            self._add_preset(grid, row, recurrence, None)
             row += 1
 
         presets_box = QGroupBox("Compare with")
