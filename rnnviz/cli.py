@@ -178,6 +178,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --screenshot: after training, roll back a diverged run, resume it with "
         "clipping on (30 more steps), or reset; repeatable, in order",
     )
+    window.add_argument(
+        "--show",
+        action="append",
+        default=[],
+        metavar="PANEL",
+        help="bring a panel to the front: unrolled, softmax, gradflow, stepview, hidden, "
+        "curves, gradnorms, ... (repeatable)",
+    )
+    window.add_argument(
+        "--full",
+        metavar="PANEL",
+        help="one panel full size, as its number key raises it (Esc returns): unrolled, "
+        "probe_text, hidden, softmax, ...",
+    )
+    window.add_argument(
+        "--cursor",
+        type=_int_in(0, 10**6),
+        metavar="T",
+        help="put the time cursor on step T of the probe string",
+    )
+    window.add_argument(
+        "--lesson",
+        metavar="LESSON[:STEP]",
+        help="start a lesson: 'chapter' (the one that ships) or a lesson file, at step STEP "
+        "(from 1), e.g. --lesson chapter:3",
+    )
+    window.add_argument(
+        "--mlp", action="store_true", help="the unrolled view compares with the MLP (H_{t-1} = 0)"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     train = sub.add_parser(
@@ -299,7 +328,7 @@ def cmd_gui(args: argparse.Namespace) -> int:
         )
         return EXIT_USAGE
     from rnnviz.core.config import ConfigError, RunConfig, with_overrides
-    from rnnviz.gui.launch import LaunchOptions
+    from rnnviz.gui.launch import LaunchOptions, lesson_argument
 
     config = None
     if args.set:
@@ -312,12 +341,25 @@ def cmd_gui(args: argparse.Namespace) -> int:
     if args.then and not args.screenshot:
         print("error: --then needs --screenshot", file=sys.stderr)
         return EXIT_USAGE
+    lesson, lesson_step = None, 0
+    if args.lesson:
+        try:
+            lesson, lesson_step = lesson_argument(args.lesson)
+        except ValueError as exc:
+            print(f"error: --lesson {exc}", file=sys.stderr)
+            return EXIT_USAGE
     options = LaunchOptions(
         config=config,
         probe_text=args.probe,
         size=args.size,
         scheme=args.scheme,
         then=tuple(args.then),
+        show=tuple(args.show),
+        cursor=args.cursor,
+        mlp=args.mlp,
+        full=args.full,
+        lesson=lesson,
+        lesson_step=lesson_step,
     )
     return int(
         run_app(

@@ -11,7 +11,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 rnnviz="$root/.venv/bin/rnnviz"
 display=97
 
-shot() {  # shot NAME WxH TRAIN_SECONDS [env VAR=value ...] -- [rnnviz args ...]
+# shot NAME WxH TRAIN_SECONDS [env VAR=value ...] -- [rnnviz args ...]
+# KEYS="..." before it: keys xdotool presses after the training, before the grab
+shot() {
     local name=$1 size=$2 seconds=$3
     shift 3
     local envs=()
@@ -38,6 +40,11 @@ shot() {  # shot NAME WxH TRAIN_SECONDS [env VAR=value ...] -- [rnnviz args ...]
         [ "${seconds%!}" = "$seconds" ] && DISPLAY=":$display" xdotool key space
         sleep 2
     fi
+    if [ -n "${KEYS:-}" ]; then
+        # shellcheck disable=SC2086  # one key name per word
+        DISPLAY=":$display" xdotool key --delay 300 $KEYS
+        sleep 2
+    fi
     DISPLAY=":$display" import -window root "$out/$name.png"
     kill "$app" 2>/dev/null || true
     wait "$app" 2>/dev/null || true
@@ -52,3 +59,6 @@ shot dark-1920x1080 1920x1080 6 QT_QPA_PLATFORMTHEME=gtk3 GTK_THEME=Adwaita:dark
 shot delay-task-1280x720 1280x720 8 -- --set corpus.source=synthetic:delay
 shot diverged-1280x720 1280x720 '6!' -- --set model.activation=relu --set train.lr=50 \
     --set train.clip_enabled=false
+# the unrolled network full size (its number key) on the slide's word, the MLP beside it
+KEYS="alt+1" shot unrolled-1280x720 1280x720 6 -- --probe machine --mlp --cursor 3
+KEYS="alt+1" shot unrolled-dark-1920x1080 1920x1080 6 -- --probe machine --scheme dark --cursor 3

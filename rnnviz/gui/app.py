@@ -22,6 +22,7 @@ from rnnviz.gui import platform_check, plotting, theme
 from rnnviz.gui.launch import ACTION_SETTLE_S, RESUME_STEPS, LaunchOptions
 from rnnviz.gui.state.app_state import MAIN_RUN
 from rnnviz.gui.state.probe_scheduler import ShownProbe
+from rnnviz.gui.window.docks import DOCKS
 from rnnviz.gui.window.main_window import MainWindow
 
 SCREENSHOT_SIZE = (1600, 1000)
@@ -55,6 +56,12 @@ def run_app(
         print(problem, file=sys.stderr)
         return 2
     app = _make_app(argv)
+    asked = (*options.show, *([options.full] if options.full else []))
+    unknown = [name for name in asked if f"dock_{name}" not in dict(DOCKS)]
+    if unknown:
+        names = ", ".join(name.removeprefix("dock_") for name, _ in DOCKS)
+        print(f"error: --show {unknown[0]}: no such panel (one of {names})", file=sys.stderr)
+        return 2
     if options.scheme is not None:  # before any widget: each takes its colours when built
         theme.use_dark_scheme(options.scheme == "dark")
         theme.apply_app_palette(app)
@@ -78,6 +85,7 @@ def run_app(
     # a screenshot shows the defaults (or what --set asks), and leaves this machine's
     # remembered settings alone
     window = MainWindow(options.config or RunConfig(), persist=False)
+    window.lecture.player.drives_training = False  # the screenshot trains its own steps
     _apply_options(window, options)
     if options.size is None:
         window.resize(*SCREENSHOT_SIZE)
@@ -93,6 +101,27 @@ def _apply_options(window: MainWindow, options: LaunchOptions) -> None:
         window.set_probe_text(options.probe_text)
     if options.size is not None:
         window.resize(*options.size)
+        window.lay_out_for_size()
+    if options.lesson is not None and not window.lecture.start_lesson(
+        options.lesson, options.lesson_step
+    ):
+        print(f"rnnviz: {window.banner_text()}", file=sys.stderr)
+    for name in options.show:
+        window.show_panel(name)
+    if options.mlp:
+        window.panels.unrolled.mlp_check().setChecked(True)
+    if options.cursor is None and options.full is None:
+        return
+    cursor, full = options.cursor, options.full
+
+    def first_probe() -> None:  # a probe to put the cursor on; the first layout is done
+        window.probe_shown.disconnect(first_probe)
+        if full is not None:
+            window.focus_view.focus(full)
+        if cursor is not None:
+            window.probe_display.move_cursor(cursor)
+
+    window.probe_shown.connect(first_probe)
 
 
 def freeze_after_first_probe(window: MainWindow) -> None:

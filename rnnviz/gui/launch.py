@@ -1,4 +1,5 @@
-"""What the command line asks of the window (``rnnviz --set/--probe/--size/--scheme/--then``).
+"""What the command line asks of the window (``rnnviz --set/--probe/--size/--scheme/--then``,
+``--show/--full/--cursor/--mlp/--lesson``).
 
 Qt-free, so that ``rnnviz`` can build it before it knows whether the window can open.
 """
@@ -24,6 +25,11 @@ class LaunchOptions:
     ``size``: the window's size in pixels (None: the last size, else maximised; a
     screenshot's default is SCREENSHOT_SIZE). ``scheme``: "light", "dark" or None (the
     system's). ``then``: THEN_ACTIONS run after the training of a screenshot, in order.
+    ``show``: panels to bring to the front (their dock names without ``dock_``: "unrolled",
+    "gradflow", ...). ``cursor``: the time step to put the cursor on once the probe is shown.
+    ``mlp``: the unrolled view compares with the MLP. ``full``: the panel raised full size
+    (the number keys), None: the overview. ``lesson``: a shipped lesson's name or a lesson
+    file, started at ``lesson_step`` (0-based).
     """
 
     config: RunConfig | None = None
@@ -31,3 +37,20 @@ class LaunchOptions:
     size: tuple[int, int] | None = None
     scheme: str | None = None
     then: tuple[str, ...] = field(default_factory=tuple)
+    show: tuple[str, ...] = field(default_factory=tuple)
+    cursor: int | None = None
+    mlp: bool = False
+    full: str | None = None
+    lesson: str | None = None
+    lesson_step: int = 0
+
+
+def lesson_argument(text: str) -> tuple[str, int]:
+    """``chapter:3`` -> ("chapter", 2): a lesson and its step, counted from 1 on the command
+    line; ``my.json`` -> ("my.json", 0). ValueError for a step below 1."""
+    name, sep, step = text.rpartition(":")
+    if sep and step.isdigit():
+        if int(step) < 1:
+            raise ValueError(f"lesson steps count from 1, not {step}")
+        return name, int(step) - 1
+    return text, 0

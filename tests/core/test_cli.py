@@ -242,6 +242,15 @@ def test_the_window_state_comes_from_the_command_line(
         err = capsys.readouterr().err
         assert err.startswith("error:") and err.count("\n") == 1, err
     assert main(["--size", "12x"]) == 2
+    # the lecture's states (issue 14)
+    argv = ["--screenshot", "s.png", "--lesson", "chapter:3", "--full", "unrolled"]
+    assert main([*argv, "--show", "softmax", "--cursor", "4", "--mlp"]) == 0
+    options = seen[-1]
+    assert (options.lesson, options.lesson_step, options.full) == ("chapter", 2, "unrolled")
+    assert (options.show, options.cursor, options.mlp) == (("softmax",), 4, True)
+    assert main(["--lesson", "my.json"]) == 0 and seen[-1].lesson == "my.json"
+    assert main(["--lesson", "chapter:0"]) == 2
+    assert "steps count from 1" in capsys.readouterr().err
 
 
 def test_gui_missing_is_a_clear_error(

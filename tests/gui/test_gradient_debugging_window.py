@@ -68,22 +68,23 @@ def test_docks_exist_in_the_default_layout_with_view_toggles(make_window):
     titles = dict(DOCKS)
     assert titles["dock_gradflow"] == "Gradient flow"
     assert titles["dock_stepview"] == "Step view"
-    for name in ("dock_gradflow", "dock_stepview"):
+    assert titles["dock_unrolled"] == "Unrolled network"
+    for name in ("dock_gradflow", "dock_stepview", "dock_unrolled"):
         dock = window.docks[name]
         assert dock.objectName() == name
         assert window.dockWidgetArea(dock) == Qt.DockWidgetArea.RightDockWidgetArea
         assert not dock.isFloating()
     group = window.tabifiedDockWidgets(window.docks["dock_softmax"])
-    assert {d.objectName() for d in group} == {"dock_gradflow", "dock_stepview"}
+    assert {d.objectName() for d in group} == {"dock_gradflow", "dock_stepview", "dock_unrolled"}
     view_menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&View")
     toggles = {a.text() for a in view_menu.actions()}
-    assert {"Gradient flow", "Step view"} <= toggles
+    assert {"Gradient flow", "Step view", "Unrolled network"} <= toggles
     # a layout moved around comes back, tab group included
     window.docks["dock_gradflow"].setFloating(True)
     window.docks["dock_stepview"].hide()
     window.actions_by_name["act_reset_layout"].trigger()
     group = window.tabifiedDockWidgets(window.docks["dock_softmax"])
-    assert {d.objectName() for d in group} == {"dock_gradflow", "dock_stepview"}
+    assert {d.objectName() for d in group} == {"dock_gradflow", "dock_stepview", "dock_unrolled"}
     assert not window.docks["dock_gradflow"].isFloating()
     assert window.docks["dock_stepview"].toggleViewAction().isChecked()
 
@@ -397,3 +398,26 @@ def test_a_divergence_in_a_compare_run_names_it(make_window, qtbot, tiny_config)
     # the last steps of a closed run that were still on their way are dropped
     window.app_state.apply(MetricsBatch(1, ()))
     assert window.panels.curves.run_ids() == []
+
+
+def test_the_no_recurrence_compare_run_is_the_slides_mlp(make_window, qtbot):
+    """Issue 14: the compare run that holds W_hh at 0 trains beside the RNN, from the same
+    start; its W_hh gradient is 0 at every step."""
+    window = make_window()
+    qtbot.keyClick(window, Qt.Key.Key_K, Qt.KeyboardModifier.ControlModifier)
+    dialog = window.compare_dialog
+    assert dialog.preset_buttons["recurrence"].text() == "No recurrence (the MLP)"
+    qtbot.mouseClick(dialog.preset_buttons["recurrence"], LEFT)
+    qtbot.waitUntil(
+        lambda: window.app_state.compare_runs() == {1: "no recurrence (MLP)"},
+        timeout=ENGINE_WAIT_MS,
+    )
+    info = [e for e in window.event_log.of(RunInfo) if e.run_id == 1][-1]
+    assert not info.config.model.recurrence and window.app_state.config.model.recurrence
+    for _ in range(3):
+        step_once(qtbot, window)
+    qtbot.waitUntil(lambda: len(window.event_log.records(1)) == 3, timeout=ENGINE_WAIT_MS)
+    main, mlp = window.event_log.records(0), window.event_log.records(1)
+    assert all(r.param_grad_norms["W_hh"] == 0.0 for r in mlp)
+    assert all(r.param_grad_norms["W_hh"] > 0.0 for r in main)
+    assert mlp[0].loss != main[0].loss  # the same start, but without H_{t-1} W_hh

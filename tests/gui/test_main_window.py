@@ -552,7 +552,7 @@ def test_a_short_window_gets_two_rows_of_plots_and_a_tall_one_three(make_window,
     assert not _tabbed_with(window, "dock_curves")  # 1600x1000: curves beside grad norms
     window.resize(1366, 720)
     window.actions_by_name["act_reset_layout"].trigger()
-    assert _tabbed_with(window, "dock_curves") == {"dock_hidden"}
+    assert _tabbed_with(window, "dock_curves") == {"dock_hidden", "dock_unrolled"}
     assert _tabbed_with(window, "dock_gradnorms") == {
         "dock_softmax",
         "dock_gradflow",
@@ -566,7 +566,11 @@ def test_a_short_window_gets_two_rows_of_plots_and_a_tall_one_three(make_window,
     window.resize(1600, 1000)
     window.actions_by_name["act_reset_layout"].trigger()
     assert not _tabbed_with(window, "dock_curves")
-    assert _tabbed_with(window, "dock_softmax") == {"dock_gradflow", "dock_stepview"}
+    assert _tabbed_with(window, "dock_softmax") == {
+        "dock_gradflow",
+        "dock_stepview",
+        "dock_unrolled",
+    }
 
 
 def test_the_app_freezes_its_long_lived_objects_after_the_first_probe(
@@ -591,3 +595,44 @@ def test_the_app_freezes_its_long_lived_objects_after_the_first_probe(
         assert len(calls) == 1  # once
     finally:
         gc.unfreeze()  # this test process makes many windows
+
+
+# ------------------------------------------------------------------ the unrolled view, lecture keys
+
+
+def test_a_click_in_the_unrolled_view_moves_every_panel_and_back(window, qtbot):
+    window.show_panel("unrolled")
+    unrolled = window.panels.unrolled
+    qtbot.waitUntil(lambda: unrolled.canvas().isVisible(), timeout=5000)
+    result = window.probe_result
+    canvas = unrolled.canvas()
+    qtbot.mouseClick(canvas, Qt.MouseButton.LeftButton, pos=canvas.node_rect("hidden", 3).center())
+    assert window.panels.time_cursor.cursor() == 3
+    assert window.panels.probe_text.time_step() == 3
+    assert window.panels.hidden.cursor_line.value() == pytest.approx(3.5)
+    np.testing.assert_allclose(window.panels.softmax.bar_heights(), result.probs[3], atol=1e-6)
+    window.setFocus()
+    qtbot.keyClick(window, Qt.Key.Key_End)  # moved anywhere else, the view follows
+    assert unrolled.readout_text().startswith(f"t = {len(result.text) - 1}:")
+    # the P key plays through time from the start
+    qtbot.keyClick(window, Qt.Key.Key_P)
+    assert unrolled.is_playing() and window.panels.time_cursor.cursor() == 0
+    qtbot.keyClick(window, Qt.Key.Key_P)
+    assert not unrolled.is_playing()
+
+
+def test_number_keys_raise_one_panel_full_size_and_esc_returns(window, qtbot):
+    docks = window.docks
+    before = {name: dock.isVisible() for name, dock in docks.items()}
+    window.setFocus()
+    qtbot.keyClick(window, Qt.Key.Key_1)
+    qtbot.waitUntil(lambda: docks["dock_unrolled"].isVisible(), timeout=5000)
+    assert window.focus_view.focused() == "unrolled"
+    assert [n for n, d in docks.items() if d.isVisible()] == ["dock_unrolled"]
+    assert docks["dock_unrolled"].width() > 0.9 * window.width()
+    qtbot.keyClick(window, Qt.Key.Key_3)  # another one, straight from the first
+    assert [n for n, d in docks.items() if d.isVisible()] == ["dock_hidden"]
+    qtbot.keyClick(window, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: docks["dock_controls"].isVisible(), timeout=5000)
+    assert window.focus_view.focused() is None
+    assert {name: dock.isVisible() for name, dock in docks.items()} == before

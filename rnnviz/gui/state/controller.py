@@ -33,6 +33,7 @@ from rnnviz.core.messages import (
     Start,
     Step,
 )
+from rnnviz.core.presets import Preset
 from rnnviz.gui.state.app_state import MAIN_RUN, MAIN_RUN_LABEL, AppState
 from rnnviz.gui.state.engine import EngineClient
 
@@ -185,6 +186,15 @@ class Controller(QObject):
             self.send(Reset(config))
         else:
             self.restart_engine(config)
+
+    def apply_preset(self, preset: Preset) -> None:
+        """Restart the main run from ``preset`` (made from the defaults), with its compare
+        runs instead of the ones there were; the commands are served in order, so each fork
+        starts from the new run."""
+        self.close_compare_runs()
+        self.apply_config(preset.config())
+        for run in preset.compare:
+            self.send(Fork(run.changes, label=run.label))
 
     def corpus_config(self, path: str) -> RunConfig | None:
         """The configuration with the corpus at ``path`` (None, and ``rejected``: invalid)."""

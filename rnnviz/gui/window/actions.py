@@ -10,6 +10,9 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMainWindow, QMenu
 
+from rnnviz.core.presets import PRESETS
+from rnnviz.gui.window.focus import FOCUS_ORDER
+
 Keys = tuple[str | QKeySequence.StandardKey, ...]
 
 
@@ -61,6 +64,12 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ),
     ActionSpec("act_last", "Last time step", ("End",), "Time-step cursor to the last character"),
     ActionSpec(
+        "act_play_time",
+        "Play through time",
+        ("P",),
+        "Walk the unrolled network step by step, lighting each step's computation in order",
+    ),
+    ActionSpec(
         "act_open_corpus", "Open corpus…", (_STD.Open,), "Train on a text file (resets training)"
     ),
     ActionSpec(
@@ -75,7 +84,34 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("act_reset_layout", "Reset layout", (), "Every panel back to its default place"),
     ActionSpec("act_shortcuts", "Keyboard shortcuts", ("F1",), "List every keyboard shortcut"),
     ActionSpec("act_about", "About rnnviz"),
-    ActionSpec("act_dismiss", "Dismiss message", ("Esc",), "Hide the message banner"),
+    ActionSpec(
+        "act_dismiss",
+        "Overview / dismiss message",
+        ("Esc",),
+        "Back from a panel raised full size; else hide the message banner",
+    ),
+    ActionSpec(
+        "act_lesson_chapter",
+        "Lesson: the RNN chapter",
+        (),
+        "Walk the chapter's slides in order, each step setting up the window",
+    ),
+    ActionSpec(
+        "act_open_lesson", "Open lesson…", (), "A lesson file of your own (docs/lessons.md)"
+    ),
+    ActionSpec("act_next_step", "Next lesson step", ("PgDown",), "The lesson's next step"),
+    ActionSpec("act_prev_step", "Previous lesson step", ("PgUp",), "The lesson's step before"),
+    ActionSpec("act_blank", "Blank the screen", ("B", "."), "Black and back, as a remote's key"),
+    *(ActionSpec(f"act_preset_{p.key}", p.title, (), p.what) for p in PRESETS),
+    *(
+        ActionSpec(
+            f"act_focus_{i}",
+            f"{name.replace('_', ' ').capitalize()} full size",
+            (str(i), f"Alt+{i}"),
+            f"Raise the {name.replace('_', ' ')} panel over the whole window (Esc: back)",
+        )
+        for i, name in enumerate(FOCUS_ORDER, start=1)
+    ),
 )
 
 # menu title -> action names (None: a separator); "docks" stands for each dock's toggle
@@ -98,9 +134,23 @@ MENUS: tuple[tuple[str, tuple[str | None, ...]], ...] = (
             "act_next",
             "act_first",
             "act_last",
+            "act_play_time",
         ),
     ),
-    ("&View", ("docks", None, "act_fullscreen", "act_reset_layout")),
+    (
+        "&Lecture",
+        (
+            "act_lesson_chapter",
+            "act_open_lesson",
+            "act_next_step",
+            "act_prev_step",
+            None,
+            "presets",
+            None,
+            "act_blank",
+        ),
+    ),
+    ("&View", ("docks", None, "act_fullscreen", "act_reset_layout", None, "focus")),
     ("&Help", ("act_shortcuts", "act_about")),
 )
 
@@ -108,6 +158,7 @@ MENUS: tuple[tuple[str, tuple[str | None, ...]], ...] = (
 EXTRA_KEYS: tuple[tuple[str, str], ...] = (
     ("click a row of the hidden-state heatmap", "trace that unit; colour the text by it"),
     ("click a character of the probe text", "move the time cursor there"),
+    ("click a step of the unrolled network", "move the time cursor there; hover: its numbers"),
 )
 
 
@@ -143,6 +194,13 @@ def build_menus(
             elif name == "docks":
                 for toggle in dock_toggles:
                     menu.addAction(toggle)
+            elif name == "presets":
+                for p in PRESETS:
+                    menu.addAction(actions[f"act_preset_{p.key}"])
+            elif name == "focus":
+                full_size = menu.addMenu("One panel full size")
+                for i in range(1, len(FOCUS_ORDER) + 1):
+                    full_size.addAction(actions[f"act_focus_{i}"])
             else:
                 menu.addAction(actions[name])
         menus[title] = menu

@@ -1,8 +1,9 @@
 """The dock table and the default layouts: three rows on a tall window, two on a short one.
 
 Below COMPACT_HEIGHT the default layout has two rows of plots, not three: the probe text on
-top, then one tab group a column (curves | hidden states, grad norms | softmax | gradient flow |
-step view). Three rows in 768 px squashed every plot to ~100 px.
+top, then one tab group a column (curves | hidden states | unrolled network, grad norms | softmax |
+gradient flow | step view). Three rows in 768 px squashed every plot to ~100 px. On a tall
+window the unrolled network is a tab beside the softmax; its number key (1) raises it full size.
 
 The probe text dock is as tall as it asks to be (one row of characters with every top-k line)
 within a share of the window; on a short screen it shrinks towards its minimum, and its strip
@@ -23,8 +24,9 @@ DOCKS: tuple[tuple[str, str], ...] = (
     ("dock_softmax", "Softmax"),
     ("dock_gradflow", "Gradient flow"),
     ("dock_stepview", "Step view"),
+    ("dock_unrolled", "Unrolled network"),
 )
-LAYOUT_VERSION = 2  # 2: the gradient-flow and step-view docks
+LAYOUT_VERSION = 3  # 2: the gradient-flow and step-view docks; 3: the unrolled network
 DEFAULT_SIZE = (1600, 1000)  # the first window size, shrunk to fit a smaller screen
 COMPACT_HEIGHT = 900
 PROBE_SHARE = {True: 0.42, False: 0.33}  # the most of the window's height the probe text takes
@@ -94,6 +96,7 @@ def apply_default_layout(window: QMainWindow, d: dict[str, QDockWidget]) -> bool
             ("gradnorms", "softmax"),
             ("softmax", "gradflow"),
             ("gradflow", "stepview"),
+            ("hidden", "unrolled"),
         ):
             window.tabifyDockWidget(d[f"dock_{first}"], d[f"dock_{then}"])
         d["dock_curves"].raise_()  # what training shows first, beside the predictions
@@ -108,6 +111,7 @@ def apply_default_layout(window: QMainWindow, d: dict[str, QDockWidget]) -> bool
     # other docks (Qt 6.11)
     window.tabifyDockWidget(d["dock_softmax"], d["dock_gradflow"])
     window.tabifyDockWidget(d["dock_gradflow"], d["dock_stepview"])
+    window.tabifyDockWidget(d["dock_stepview"], d["dock_unrolled"])
     d["dock_softmax"].raise_()
     return False
 

@@ -6,6 +6,7 @@ torch is imported lazily (first probe, first engine start), so the window shows 
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ from rnnviz.gui.panels.softmax import SoftmaxPanel
 from rnnviz.gui.panels.stepview import StepViewPanel
 from rnnviz.gui.panels.time_cursor import TimeCursor
 from rnnviz.gui.panels.training_curves import TrainingCurvesPanel
+from rnnviz.gui.panels.unrolled import UnrolledPanel
 from rnnviz.gui.state.app_state import MAIN_RUN, AppState
 from rnnviz.gui.state.controller import AUTOSAVE_INTERVAL_S, Controller
 from rnnviz.gui.state.engine import EngineClient, EngineDied
@@ -40,7 +42,9 @@ from rnnviz.gui.window.banner import BannerBar
 from rnnviz.gui.window.closing import CloseGuard
 from rnnviz.gui.window.dialogs import ShortcutsDialog
 from rnnviz.gui.window.file_actions import FileActions
+from rnnviz.gui.window.focus import FOCUS_ORDER, FocusView
 from rnnviz.gui.window.keyboard import TrainingKeys
+from rnnviz.gui.window.lecture import Lecture
 from rnnviz.gui.window.probe_display import ProbeDisplay
 from rnnviz.gui.window.redraw import RedrawScheduler
 from rnnviz.gui.window.run_warnings import RunWarnings
@@ -69,10 +73,11 @@ class Panels:
     softmax: SoftmaxPanel
     gradflow: GradFlowPanel
     stepview: StepViewPanel
+    unrolled: UnrolledPanel
 
     def probe_views(self) -> tuple[Any, ...]:
         """The panels that show a probe result, in the order they are shown."""
-        return (self.probe_text, self.hidden, self.softmax, self.gradflow)
+        return (self.probe_text, self.hidden, self.softmax, self.gradflow, self.unrolled)
 
 
 class MainWindow(QMainWindow):
@@ -113,6 +118,8 @@ class MainWindow(QMainWindow):
         self.files = FileActions(self)
         self.docks = dock_table.build_docks(self, self._dock_widgets())
         self.banner_bar = BannerBar(self)
+        self.focus_view = FocusView(self, self.docks)
+        self.lecture = Lecture(self)
         self.actions_by_name = action_table.build_actions(self, self._action_handlers())
         self.actions_by_name["act_rollback"].setEnabled(False)  # until a divergence
         action_table.build_menus(
@@ -120,6 +127,7 @@ class MainWindow(QMainWindow):
             self.actions_by_name,
             [self.docks[n].toggleViewAction() for n, _ in dock_table.DOCKS],
         )
+        self.lecture.build_toolbar(self.actions_by_name)
         self.status = StatusLabels(self.statusBar())
         p = self.panels
         self.redraw = RedrawScheduler((p.curves, p.gradnorms, p.gradflow), self.probes, self)
@@ -164,6 +172,7 @@ class MainWindow(QMainWindow):
             softmax=SoftmaxPanel(),
             gradflow=GradFlowPanel(state),
             stepview=StepViewPanel(),
+            unrolled=UnrolledPanel(),
         )
 
     def _dock_widgets(self) -> dict[str, QWidget]:
@@ -183,6 +192,7 @@ class MainWindow(QMainWindow):
             "dock_softmax": p.softmax,
             "dock_gradflow": p.gradflow,
             "dock_stepview": p.stepview,
+            "dock_unrolled": p.unrolled,
         }
 
     def _action_handlers(self) -> dict[str, Any]:
@@ -197,6 +207,7 @@ class MainWindow(QMainWindow):
             "act_next": lambda: cursor.step(1),
             "act_first": cursor.home,
             "act_last": cursor.end,
+            "act_play_time": self.panels.unrolled.toggle_playing,
             "act_open_corpus": self.files.open_corpus,
             "act_save": self.files.save_checkpoint,
             "act_load": self.files.load_checkpoint,
@@ -206,7 +217,12 @@ class MainWindow(QMainWindow):
             "act_reset_layout": self.reset_layout,
             "act_shortcuts": self.show_shortcuts,
             "act_about": lambda: dialogs.show_about(self),
-            "act_dismiss": self.banner_bar.hide_message,
+            "act_dismiss": self._on_escape,
+            **{
+                f"act_focus_{i}": functools.partial(self.focus_view.focus, name)
+                for i, name in enumerate(FOCUS_ORDER, start=1)
+            },
+            **self.lecture.handlers(),
         }
 
     def _wire(self) -> None:
@@ -245,8 +261,10 @@ class MainWindow(QMainWindow):
         p.probe_text.text_edited.connect(self._on_text_edited)
         p.probe_text.cursor_requested.connect(self.probe_display.move_cursor)
         p.hidden.cursor_requested.connect(self.probe_display.move_cursor)
+        p.unrolled.cursor_requested.connect(self.probe_display.move_cursor)
         p.hidden.unit_selected.connect(s.set_unit)
         s.unit_changed.connect(p.probe_text.set_unit)
+        s.unit_changed.connect(p.unrolled.set_unit)
         self.probe_display.shown.connect(self.probe_shown.emit)
         probes.failed.connect(
             lambda text: self.statusBar().showMessage(f"Probe failed: {text}", 6000)
@@ -276,6 +294,7 @@ class MainWindow(QMainWindow):
         super().resizeEvent(event)
         if not self.banner_bar.isHidden():
             self.banner_bar.place()
+        self.lecture.blank.cover()
 
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt override
         super().showEvent(event)
@@ -287,17 +306,35 @@ class MainWindow(QMainWindow):
     @Slot()
     def _first_layout(self) -> None:
         """The default layout for the size the window is shown at: two rows or three."""
+        self.lay_out_for_size()
+
+    def lay_out_for_size(self) -> None:
+        """The default layout for the window's size now (``--size`` calls it before the
+        window shows: three rows of docks' least heights and a lesson bar grew a 720 px
+        window to 830 as it showed)."""
         if (self.height() < dock_table.COMPACT_HEIGHT) != self._compact:
             self._compact = dock_table.apply_default_layout(self, self.docks)
         self._size_docks()
+        self.focus_view.refocus()
 
     def _size_docks(self) -> None:
         width = self.panels.controls.sizeHint().width()
         dock_table.size_default_docks(self, self.docks, width, self._compact)
 
+    def show_panel(self, name: str) -> None:
+        """Bring a panel's dock to the front (``rnnviz --show unrolled``)."""
+        dock = self.docks[f"dock_{name}"]
+        dock.show()
+        dock.raise_()
+
     @Slot()
+    def _on_escape(self) -> None:
+        if not self.focus_view.unfocus():
+            self.banner_bar.hide_message()
+
     def reset_layout(self) -> None:
         """Every dock back to its default place and size (View ▸ Reset layout)."""
+        self.focus_view.unfocus()
         if self.isFullScreen():
             self.showNormal()
             self.actions_by_name["act_fullscreen"].setChecked(False)
