@@ -40,7 +40,8 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QToolTip, QWidget
 
 from rnnviz.gui import theme
-from rnnviz.gui.panels._probe_common import clamp, quoted
+from rnnviz.gui.panels._probe_common import clamp
+from rnnviz.gui.panels._unrolled_text import node_lines, node_tooltip
 
 if TYPE_CHECKING:
     from rnnviz.core.probe import ProbeResult
@@ -136,11 +137,17 @@ class UnrolledCanvas(QWidget):
 
     # -- set from outside (silent)
     def set_result(self, result: ProbeResult | None) -> None:
+        before = self._shape()
         self._result = result
         self._images = None
         self._cursor = clamp(self._cursor, 0 if result is None else len(result.text))
-        self._relayout()
+        if self._shape() != before:  # the same length and rows: the same size
+            self._relayout()
         self.update()
+
+    def _shape(self) -> tuple[int, bool]:
+        r = self._result
+        return (0, False) if r is None else (len(r.text), r.cell is not None)
 
     def set_cursor(self, t: int) -> None:
         n = 0 if self._result is None else len(self._result.text)
@@ -241,79 +248,11 @@ class UnrolledCanvas(QWidget):
 
     def node_lines(self, row: str, t: int) -> tuple[str, ...]:
         """What the node ``row`` of step ``t`` says in its box (the values of the probe)."""
-        r = self._result
-        if r is None:
-            return ()
-        tokens = r.vocab_tokens
-        if row == "input":
-            return (theme.display_char(r.text[t]), f"#{int(r.tokens[t])}")
-        if row == "output":
-            return (
-                theme.display_char(tokens[int(r.topk_ids[t, 0])]),
-                f"{float(r.topk_probs[t, 0]):.2f}",
-            )
-        if row == "mlp":
-            mlp = r.no_recurrence
-            return (
-                theme.display_char(tokens[int(mlp.top_ids[t])]),
-                f"{float(mlp.top_probs[t]):.2f}",
-            )
-        if row == "target":
-            if t + 1 >= len(r.text):
-                return ("—", "no next")
-            return (theme.display_char(r.text[t + 1]), f"ℓ {_loss_text(r.step_loss[t])}")
-        return ()
+        return node_lines(self._result, row, t)
 
     def node_tooltip(self, row: str, t: int) -> str:
         """The numbers of one node, as the hover shows them."""
-        r = self._result
-        if r is None:
-            return ""
-        tokens, char = r.vocab_tokens, quoted(r.text[t])
-        if row == "input":
-            token = int(r.tokens[t])
-            unknown = " (not in the vocabulary: read as <unk>)" if t in r.unknown else ""
-            return f"X_{t}: the one-hot vector of {char}, index {token} of {len(tokens)}{unknown}"
-        if row in ("hidden", "cell"):
-            values = r.hidden[t] if row == "hidden" else r.cell[t]  # type: ignore[index]
-            name = "H" if row == "hidden" else "C"
-            norm = float(np.linalg.norm(values))
-            text = (
-                f"{name}_{t} after reading {char}: {len(values)} units, "
-                f"min {theme.plain_number(float(values.min()))}, "
-                f"max {theme.plain_number(float(values.max()))}, ‖{name}_{t}‖ = "
-                f"{theme.plain_number(norm)}"
-            )
-            if 0 <= self._unit < len(values):
-                text += f"; unit {self._unit} = {theme.plain_number(float(values[self._unit]))}"
-            return text
-        if row == "output":
-            top = ", ".join(
-                f"{quoted(tokens[int(i)])} {float(p):.2f}"
-                for i, p in zip(r.topk_ids[t], r.topk_probs[t], strict=True)
-            )
-            return f"softmax(O_{t}), the most likely next characters: {top}"
-        if row == "mlp":
-            mlp = r.no_recurrence
-            top = f"{quoted(tokens[int(mlp.top_ids[t])])} {float(mlp.top_probs[t]):.2f}"
-            text = f"the MLP (Hₜ₋₁ = 0: {char} alone) predicts {top}"
-            if t + 1 < len(r.text):
-                saved = float(mlp.step_loss[t] - r.step_loss[t])
-                text += (
-                    f"; loss {_loss_text(mlp.step_loss[t])} against the RNN's "
-                    f"{_loss_text(r.step_loss[t])}: the hidden state "
-                    f"{'saved' if saved >= 0 else 'cost'} {abs(saved):.2f} nats here"
-                )
-            return text
-        if t + 1 >= len(r.text):
-            return f"{char} is the last character: nothing follows it, so there is no loss"
-        target = r.text[t + 1]
-        loss = float(r.step_loss[t])
-        p = math.exp(-loss) if math.isfinite(loss) else 0.0
-        return (
-            f"target {quoted(target)}: p = {p:.3f}, loss −ln p = {_loss_text(loss)} nats "
-            f"({_loss_text(loss / math.log(2))} bits)"
-        )
+        return node_tooltip(self._result, row, t, self._unit)
 
     # -- Qt
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
@@ -580,10 +519,6 @@ class UnrolledCanvas(QWidget):
                     left | Qt.AlignmentFlag.AlignTop,
                     under,
                 )
-
-
-def _loss_text(loss: float) -> str:
-    return theme.fixed_or_plain(float(loss), 2) if math.isfinite(loss) else "∞"
 
 
 def _image(values: np.ndarray, cmap: pg.ColorMap, levels: tuple[float, float]) -> QImage:

@@ -14,7 +14,7 @@ import math
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QEvent, QObject, QTimer, Signal, Slot
-from PySide6.QtGui import QFontMetrics
+from PySide6.QtGui import QFontMetrics, QShowEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -59,6 +59,7 @@ class UnrolledPanel(QWidget):
         self._result: ProbeResult | None = None
         self._cursor = 0
         self._phase_index: int | None = None  # while playing: the part of the step lit
+        self._stale = False  # a result or cursor came while hidden: shown at the next show
         self._canvas = UnrolledCanvas()
         self._timer = QTimer(self)
         self._timer.timeout.connect(self._advance)
@@ -163,19 +164,34 @@ class UnrolledPanel(QWidget):
     # -- set from outside (silent)
     def set_result(self, result: ProbeResult | None) -> None:
         self._result = result
-        self._canvas.set_result(result)
-        self._stack.setCurrentIndex(0 if result is None else 1)
         if result is None:
             self.stop()
         else:
             self._cursor = clamp(self._cursor, len(result.text))
-        self._update_texts()
+        self._refresh()
 
     def set_cursor(self, t: int) -> None:
         n = 0 if self._result is None else len(self._result.text)
         self._cursor = clamp(t, n)
+        self._refresh()
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt override
+        super().showEvent(event)
+        if self._stale:
+            self._refresh()
+
+    def _refresh(self) -> None:
+        """Show the result and the cursor; behind a tab, only once the panel shows (each
+        probe's re-layout of a hidden panel cost ~2 ms of every keystroke, paired bench)."""
+        if not self.isVisible():
+            self._stale = True
+            return
+        self._stale = False
+        result = self._result
+        self._canvas.set_result(result)
         self._canvas.set_cursor(self._cursor)
-        if self._result is not None:
+        self._stack.setCurrentIndex(0 if result is None else 1)
+        if result is not None:
             column = self._canvas.column_rect(self._cursor)
             self._scroll.ensureVisible(column.center().x(), 0, column.width(), 0)
         self._update_texts()
