@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from _state_helpers import FakeClock
+from PySide6.QtCore import QTimer
 from pytestqt.qtbot import QtBot
 
 from rnnviz.gui.state.probe_scheduler import ProbeScheduler, ProbeTiming
@@ -116,7 +117,7 @@ def test_each_tick_redraws_the_next_dirty_panel_round_robin(
 
 
 def test_a_staggered_probe_result_is_shown_one_panel_per_tick_first(
-    make_redraw: Callable[..., RedrawScheduler],
+    make_redraw: Callable[..., RedrawScheduler], qtbot: QtBot
 ) -> None:
     calls: list[str] = []
     redraw = make_redraw(panels_named(calls, "curves", "gradnorms"))
@@ -131,9 +132,21 @@ def test_a_staggered_probe_result_is_shown_one_panel_per_tick_first(
     assert shown == ["text", "hidden", "softmax"] and calls == [] and redraw.pending == 0
     redraw.tick()
     assert calls == ["curves"]
-    # not staggered (a keystroke, anything while paused): every panel at once
+    # not staggered (a keystroke, anything while paused): the first panel now, each next one
+    # in the event loop's next pass, not waiting for a tick
+    beat = QTimer()
+    beat.timeout.connect(lambda: shown.append("beat"))
+    beat.start(0)
     redraw.show_in_steps(steps, staggered=False)
-    assert shown[3:] == ["text", "hidden", "softmax"] and redraw.pending == 0
+    assert shown[3:] == ["text"] and redraw.pending == 2
+    qtbot.waitUntil(lambda: redraw.pending == 0, timeout=1000)
+    beat.stop()
+    panels = [s for s in shown[3:] if s != "beat"]
+    assert panels == ["text", "hidden", "softmax"]
+    between = shown[3:][: shown[3:].index("softmax")]
+    assert between.count("beat") >= 2  # the loop ran between one panel and the next
+    del shown[3:]
+    shown.extend(panels)
     # a newer result replaces the steps still to show of an older one
     redraw.show_in_steps(steps[:2], staggered=True)
     redraw.show_in_steps(steps[2:], staggered=True)
