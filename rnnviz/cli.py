@@ -167,8 +167,22 @@ def build_parser() -> argparse.ArgumentParser:
     window.add_argument("--size", type=_size, metavar="WxH", help="window size, e.g. 1280x720")
     window.add_argument(
         "--scheme",
+        "--theme",
         choices=("light", "dark"),
         help="light or dark colours, whatever the desktop says (default: the desktop's)",
+    )
+    window.add_argument(
+        "--lecture",
+        action="store_true",
+        help="lecture mode, as F11: full screen (the --size given, with --size), large text "
+        "and thick lines, one or two views (the unrolled network, or --full's)",
+    )
+    window.add_argument(
+        "--zoom",
+        type=_int_in(67, 200),
+        metavar="PERCENT",
+        help="text and lines at PERCENT of their size, as Ctrl+= / Ctrl+- (default: the last "
+        "session's, else 100)",
     )
     window.add_argument(
         "--then",
@@ -360,6 +374,8 @@ def cmd_gui(args: argparse.Namespace) -> int:
         full=args.full,
         lesson=lesson,
         lesson_step=lesson_step,
+        lecture=args.lecture,
+        zoom=None if args.zoom is None else args.zoom / 100,
     )
     return int(
         run_app(

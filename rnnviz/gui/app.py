@@ -108,6 +108,10 @@ def _apply_options(window: MainWindow, options: LaunchOptions) -> None:
         print(f"rnnviz: {window.banner_text()}", file=sys.stderr)
     for name in options.show:
         window.show_panel(name)
+    if options.zoom is not None:
+        window.lecture_mode.set_level(options.zoom)
+    if options.lecture:
+        window.lecture_mode.set_lecture(True, full_screen=options.size is None)
     if options.mlp:
         window.panels.unrolled.mlp_check().setChecked(True)
     if options.cursor is None and options.full is None:

@@ -1,5 +1,5 @@
 """What the command line asks of the window (``rnnviz --set/--probe/--size/--scheme/--then``,
-``--show/--full/--cursor/--mlp/--lesson``).
+``--show/--full/--cursor/--mlp/--lesson/--lecture/--zoom``).
 
 Qt-free, so that ``rnnviz`` can build it before it knows whether the window can open.
 """
@@ -29,7 +29,8 @@ class LaunchOptions:
     "gradflow", ...). ``cursor``: the time step to put the cursor on once the probe is shown.
     ``mlp``: the unrolled view compares with the MLP. ``full``: the panel raised full size
     (the number keys), None: the overview. ``lesson``: a shipped lesson's name or a lesson
-    file, started at ``lesson_step`` (0-based).
+    file, started at ``lesson_step`` (0-based). ``lecture``: lecture mode (F11; full screen
+    unless ``size`` is given). ``zoom``: the text size (1.0: 100 %; None: the last session's).
     """
 
     config: RunConfig | None = None
@@ -43,6 +44,8 @@ class LaunchOptions:
     full: str | None = None
     lesson: str | None = None
     lesson_step: int = 0
+    lecture: bool = False
+    zoom: float | None = None
 
 
 def lesson_argument(text: str) -> tuple[str, int]:

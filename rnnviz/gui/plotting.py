@@ -16,7 +16,15 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QFontMetricsF
 from PySide6.QtWidgets import QGraphicsItem, QWidget
 
-from rnnviz.gui.theme import BASE_POINT_SIZE, colours, display_char, font, plain_number
+from rnnviz.gui.theme import (
+    BASE_POINT_SIZE,
+    colours,
+    display_char,
+    font,
+    plain_number,
+    point_size,
+    zoom,
+)
 
 
 def char_ticks(
@@ -118,7 +126,7 @@ def label_axis(axis: pg.AxisItem, text: str, short: str | None = None) -> None:
 
 def _show_axis_label(axis: pg.AxisItem, text: str) -> None:
     if changed(axis, "label", text):
-        axis.setLabel(text, **{"font-size": f"{BASE_POINT_SIZE}pt", "color": colours().ink})
+        axis.setLabel(text, **{"font-size": f"{point_size():.1f}pt", "color": colours().ink})
         axis.showLabel(bool(text))
 
 
@@ -149,7 +157,7 @@ def style_colour_bar(bar: pg.ColorBarItem, label: str, short: str | None = None)
     axis.setTickFont(font(0.9))
     axis.setPen(ink)
     axis.setTextPen(ink)
-    axis.setWidth(int(BASE_POINT_SIZE * 5.5))
+    axis.setWidth(int(point_size() * 5.5))
     axis.enableAutoSIPrefix(False)  # no "(x1e+15)" after the label: see set_colour_bar_levels
     label_axis(axis, label, short)
     bar.getAxis("left").setLabel(None)
@@ -231,12 +239,13 @@ class TickSource:
 
     def refresh(self, pixels: float) -> None:
         self._pixels = pixels
-        max_chars = max(1, int(pixels // self.char_px))
+        z = zoom()  # the room a label needs grows with the text (Ctrl+=)
+        max_chars = max(1, int(pixels // (self.char_px * z)))
         crowded = self.count > max_chars
         if self.chars is not None and not (crowded and self.numbers_when_crowded):
             ticks = char_ticks(self.chars, max_chars, self.first)
         else:
-            ticks = number_ticks(self.count, max(1, int(pixels // self.number_px)))
+            ticks = number_ticks(self.count, max(1, int(pixels // (self.number_px * z))))
         set_ticks(self.axis, ticks)
 
 
@@ -354,7 +363,7 @@ class LogAxis(pg.AxisItem):  # type: ignore[misc]  # pyqtgraph has no types
         lo, hi = self.range
         horizontal = self.orientation in ("top", "bottom")
         pixels = max(self.size().width() if horizontal else self.size().height(), 1.0)
-        gap = BASE_POINT_SIZE * 1.6 * max(hi - lo, 1e-12) / pixels  # a label, in log10 units
+        gap = point_size(1.6) * max(hi - lo, 1e-12) / pixels  # a label, in log10 units
         # whole decades first, then 2 and 5, then the rest: each kept only if it has room
         order = sorted(range(len(values)), key=lambda i: (_mantissa_rank(numbers[i]), values[i]))
         kept: list[float] = []

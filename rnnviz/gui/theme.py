@@ -183,6 +183,37 @@ PLOT_BACKGROUND = LIGHT.plot_background
 BASE_POINT_SIZE = 13  # the lecture size; tick labels use it, text is larger
 
 
+_zoom = 1.0  # times BASE_POINT_SIZE: Ctrl+= / Ctrl+− and lecture mode (window/lecture_mode)
+
+
+def set_zoom(zoom: float) -> None:
+    """The text size every ``font()`` made from now on has (built widgets: ``rescale``)."""
+    global _zoom
+    _zoom = zoom
+
+
+def zoom() -> float:
+    return _zoom
+
+
+_line_zoom = 1.0  # painted lines' width: lecture mode draws them thicker than the text grows
+
+
+def set_line_zoom(zoom: float) -> None:
+    global _line_zoom
+    _line_zoom = zoom
+
+
+def line_width(px: float) -> float:
+    """A line ``px`` wide at 100 %, at the zoom in use (for lines a widget paints itself)."""
+    return px * _line_zoom
+
+
+def point_size(scale: float = 1.0) -> float:
+    """``scale`` times the base size, zoomed: what ``font(scale)`` has, for HTML labels."""
+    return BASE_POINT_SIZE * scale * _zoom
+
+
 LEFT_AXIS_WIDTH = 76  # px; plots stacked over a shared x axis use it to line up
 
 
@@ -240,9 +271,9 @@ def text_colour_on(background: QColor) -> QColor:
 
 
 def font(scale: float = 1.0, *, bold: bool = False, mono: bool = False) -> QFont:
-    """The lecture font at ``scale`` times BASE_POINT_SIZE."""
+    """The lecture font at ``scale`` times BASE_POINT_SIZE, zoomed."""
     f = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont) if mono else QFont()
-    f.setPointSizeF(BASE_POINT_SIZE * scale)
+    f.setPointSizeF(point_size(scale))
     f.setBold(bold)
     return f
 

@@ -251,6 +251,12 @@ def test_the_window_state_comes_from_the_command_line(
     assert main(["--lesson", "my.json"]) == 0 and seen[-1].lesson == "my.json"
     assert main(["--lesson", "chapter:0"]) == 2
     assert "steps count from 1" in capsys.readouterr().err
+    assert main(["--theme", "light", "--lecture", "--zoom", "125"]) == 0
+    options = seen[-1]
+    assert (options.scheme, options.lecture, options.zoom) == ("light", True, 1.25)
+    assert not seen[-2].lecture and seen[-2].zoom is None
+    assert main(["--zoom", "300"]) == 2
+    assert "must be in 67..200" in capsys.readouterr().err
 
 
 def test_gui_missing_is_a_clear_error(

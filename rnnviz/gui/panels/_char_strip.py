@@ -103,11 +103,7 @@ class CharStrip(QWidget):
         self._cursor = 0
         self._show_topk = True
         self._view_height: int | None = None  # None: not in a scroll area, every line shown
-        self._char_font = theme.font(1.7)
-        self._small_font = theme.font(0.85, mono=True)
-        self._small_bold = theme.font(0.85, mono=True, bold=True)
-        self._char_h = QFontMetrics(self._char_font).height() + 8
-        self._line_h = QFontMetrics(self._small_font).height()
+        self._set_fonts()
         self._cell_w = 10
         self._rows_per_cell = 0
         # laid-out text by (string, font): a keystroke repaints the same labels ("e 0.04")
@@ -118,6 +114,24 @@ class CharStrip(QWidget):
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Minimum)
         self._update_geometry()
+
+    def _set_fonts(self) -> None:
+        self._char_font = theme.font(1.7)
+        self._small_font = theme.font(0.85, mono=True)
+        self._small_bold = theme.font(0.85, mono=True, bold=True)
+        self._char_h = QFontMetrics(self._char_font).height() + 8
+        self._line_h = QFontMetrics(self._small_font).height()
+
+    def rezoom(self) -> None:
+        """The fonts at the new zoom (``gui.rescale``), and the cells sized for them."""
+        self._set_fonts()
+        self._static_text.clear()
+        self._update_geometry()
+        self.update()
+
+    def fonts(self) -> tuple[QFont, ...]:
+        """The fonts it paints with (the lecture-mode size test reads them)."""
+        return (self._char_font, self._small_font, self._small_bold)
 
     # -- content
     def set_content(
@@ -378,7 +392,7 @@ class CharStrip(QWidget):
                 )
                 self._draw_centred(painter, line_rect, line, font)
         if i == self._cursor:
-            painter.setPen(QPen(QColor(scheme.cursor), 3))
+            painter.setPen(QPen(QColor(scheme.cursor), theme.line_width(3)))
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.drawRect(rect.adjusted(-1, -1, 0, 0))
 
@@ -397,6 +411,10 @@ class StripScroll(QScrollArea):
 
     def set_show_topk(self, show: bool) -> None:
         self._strip.set_show_topk(show)
+        self._update_minimum()
+
+    def rezoom(self) -> None:
+        self._strip.rezoom()
         self._update_minimum()
 
     def _update_minimum(self) -> None:

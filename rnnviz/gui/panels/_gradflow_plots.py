@@ -329,5 +329,5 @@ class TrainingPage(QWidget):
         if key != self.sigma_key:
             self.sigma_key = key
             self.sigma_plot.setTitle(
-                key or None, size=f"{theme.BASE_POINT_SIZE}pt", color=theme.colours().ink
+                key or None, size=f"{theme.point_size():.1f}pt", color=theme.colours().ink
             )

@@ -28,6 +28,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QPoint, QPointF, QRect, QSize, Qt, Signal
 from PySide6.QtGui import (
     QColor,
+    QFont,
     QFontMetrics,
     QHelpEvent,
     QImage,
@@ -129,11 +130,24 @@ class UnrolledCanvas(QWidget):
         # row -> an (H x T) image, one column a step; made at the first paint of a result,
         # so a result set while the panel is behind a tab costs nothing
         self._images: dict[str, QImage] | None = None
+        self._set_fonts()
+        self.setMouseTracking(False)
+        self._relayout()
+
+    def _set_fonts(self) -> None:
         self._big = theme.font(1.5, bold=True)
         self._small = theme.font(1.0)
         self._label_font = theme.font(1.1, bold=True)
-        self.setMouseTracking(False)
+
+    def rezoom(self) -> None:
+        """The fonts at the new zoom (``gui.rescale``); the drawing is laid out again."""
+        self._set_fonts()
         self._relayout()
+        self.update()
+
+    def fonts(self) -> tuple[QFont, ...]:
+        """The fonts it paints with (the lecture-mode size test reads them)."""
+        return (self._big, self._small, self._label_font)
 
     # -- set from outside (silent)
     def set_result(self, result: ProbeResult | None) -> None:
@@ -379,7 +393,8 @@ class UnrolledCanvas(QWidget):
             else:
                 painter.setBrush(self._fill(row, t, scheme))
             colour = QColor(theme.HIGHLIGHT if lit else (scheme.ink if at_cursor else theme.MUTED))
-            painter.setPen(QPen(colour, 4 if lit else (2 if at_cursor else 1)))
+            width = 4 if lit else (2 if at_cursor else 1)
+            painter.setPen(QPen(colour, theme.line_width(width)))
             painter.drawRoundedRect(rect, 4, 4)
             if image is None:
                 self._paint_node_text(painter, rect, self.node_lines(row, t), row, t, scheme)
@@ -461,10 +476,10 @@ class UnrolledCanvas(QWidget):
 
     def _arrow_pen(self, t: int, part: str, scheme: theme.Colours) -> QPen:
         if self._lit(part, t):
-            return QPen(QColor(theme.HIGHLIGHT), 4)
+            return QPen(QColor(theme.HIGHLIGHT), theme.line_width(4))
         if t == self._cursor:
-            return QPen(QColor(theme.HIGHLIGHT), 2.5)
-        return QPen(QColor(scheme.secondary_ink), 1.5)
+            return QPen(QColor(theme.HIGHLIGHT), theme.line_width(2.5))
+        return QPen(QColor(scheme.secondary_ink), theme.line_width(1.5))
 
     def _arrow(
         self,

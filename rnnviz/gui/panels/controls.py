@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from rnnviz.core.config import ConfigError, RunConfig
+from rnnviz.gui import theme
 from rnnviz.gui.widgets import LogSpinBox
 
 MODEL_CHOICES: tuple[tuple[str, str], ...] = (
@@ -263,6 +264,7 @@ class ControlsPanel(QWidget):
         column.addWidget(live)
         column.addWidget(model)
         column.addWidget(data)
+        self._advanced = (model, data, self.info_label)  # hidden in lecture mode
         column.addWidget(self.info_label)
         column.addStretch(1)
         scroll = QScrollArea()
@@ -276,7 +278,21 @@ class ControlsPanel(QWidget):
         self.set_config(self._config)
         # a window the window manager maximises after the first layout gave the left dock
         # area most of the new width (the controls took 600 px of a 1920-px screen)
-        self.setMaximumWidth(MAX_WIDTH)
+        self.setMaximumWidth(round(MAX_WIDTH * theme.zoom()))
+
+    def rezoom(self) -> None:
+        """Room for the settings at the new text size (``gui.rescale``)."""
+        self.setMaximumWidth(round(MAX_WIDTH * theme.zoom()))
+        self.updateGeometry()
+
+    def set_advanced_shown(self, shown: bool) -> None:
+        """The model and data settings and the run's summary (hidden in lecture mode: the
+        buttons and the live settings are what a lecturer touches)."""
+        for widget in self._advanced:
+            widget.setVisible(shown)
+
+    def advanced_shown(self) -> bool:
+        return not self._advanced[0].isHidden()
 
     def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt override
         """As wide as the settings need beside a vertical scroll bar: a narrower dock cut the

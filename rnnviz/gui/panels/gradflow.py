@@ -168,7 +168,8 @@ class GradFlowPanel(QWidget):
             self.probe_plots, 0, 0, left="loss at step t", bottom="source step k"
         )
         self.probe_plot.invertY(True)  # a matrix: row t = 0 at the top, lower triangle filled
-        self.probe_plot.setTitle("‖∂L_t/∂H_k‖", size=f"{theme.BASE_POINT_SIZE}pt", color=scheme.ink)
+        title_size = f"{theme.point_size():.1f}pt"
+        self.probe_plot.setTitle("‖∂L_t/∂H_k‖", size=title_size, color=scheme.ink)
         # characters while they fit, step numbers (0, 10, 20) once they would overlap
         self._probe_x_ticks = plotting.TickSource(
             self.probe_plot.getAxis("bottom"), *plotting.STEP_TICK_PX, numbers_when_crowded=True
@@ -198,7 +199,7 @@ class GradFlowPanel(QWidget):
         # "(x0.001)" next to log ticks would make a student misread every tick
         self.distance_plot.getAxis("left").enableAutoSIPrefix(False)
         self.distance_plot.setTitle(
-            "selected row t", size=f"{theme.BASE_POINT_SIZE}pt", color=scheme.ink
+            "selected row t", size=f"{theme.point_size():.1f}pt", color=scheme.ink
         )
         self.distance_curve = log_curve(scheme.cursor, name="‖∂L_t/∂H_{t−d}‖")
         self.fit_curve = log_curve(
@@ -376,7 +377,7 @@ class GradFlowPanel(QWidget):
         plotting.set_title(
             self.distance_plot,
             f"row t = {row} ('{char}')",
-            size=f"{theme.BASE_POINT_SIZE}pt",
+            size=f"{theme.point_size():.1f}pt",
             color=theme.colours().ink,
         )
         self._show_row_note(row)

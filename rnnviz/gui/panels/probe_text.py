@@ -147,6 +147,17 @@ class ProbeTextPanel(QWidget):
         self._update_unit_label()
         self._recolour()
 
+    def set_compact(self, compact: bool) -> None:
+        """The text box alone (lecture mode, above the view that shows the steps: the strip
+        would say again what that view says, in the height the view needs)."""
+        for widget in (self._mode_combo, self._unit_label, self._topk_check, self._legend):
+            widget.setVisible(not compact)
+        self._legend_caption.setVisible(not compact)
+        self._scroll.setVisible(not compact)
+
+    def is_compact(self) -> bool:
+        return self._scroll.isHidden()
+
     # -- public API
     def text(self) -> str:
         """The typed string (what the main window probes)."""

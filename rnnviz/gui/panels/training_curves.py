@@ -36,7 +36,7 @@ from rnnviz.gui.panels._metric_base import (
 )
 from rnnviz.gui.plotting import LogAxis
 from rnnviz.gui.state.app_state import AppState
-from rnnviz.gui.theme import colours, run_colour
+from rnnviz.gui.theme import colours, point_size, run_colour
 
 __all__ = ["D2L_REFERENCE_PPL", "TrainingCurvesPanel"]
 
@@ -158,7 +158,8 @@ class TrainingCurvesPanel(MetricPanel):
         # before the first step: say how to start, where the key goes (a plot title took
         # height from both plots, and the speed plot's axis label then ran into the other's)
         # (the label's own ink, which follows a dark palette; a fixed grey vanished there)
-        hint = f"<span style='font-size:12pt'><i>{html.escape(EMPTY_HINT)}</i></span>"
+        size = point_size(12 / 13)
+        hint = f"<span style='font-size:{size:.1f}pt'><i>{html.escape(EMPTY_HINT)}</i></span>"
         self.key_label.setText(self._key_html() if has_data else hint)
         if plotting.changed(self.speed_plot, "has_data", has_data):
             # the empty speed plot spans 0..1 in a short row: pyqtgraph labelled every 0.2,

@@ -80,7 +80,28 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ),
     ActionSpec("act_export", "Export metrics CSV…", (), "Every plotted number, one row per step"),
     ActionSpec("act_quit", "Quit", ("Ctrl+Q",), "Stop training and quit"),
-    ActionSpec("act_fullscreen", "Full screen", ("F11",), "Full screen for the lecture hall", True),
+    ActionSpec(
+        "act_lecture",
+        "Lecture mode",
+        ("F11",),
+        "Full screen, large text and thick lines, the model and data settings hidden",
+        True,
+    ),
+    ActionSpec(
+        "act_zoom_in",
+        "Larger text",
+        ("Ctrl+=", "Ctrl++"),
+        "Every panel's text and lines larger, as a browser zooms (remembered)",
+    ),
+    ActionSpec(
+        "act_zoom_out",
+        "Smaller text",
+        ("Ctrl+-",),
+        "Every panel's text and lines smaller",
+    ),
+    ActionSpec(
+        "act_zoom_reset", "Text at 100 %", ("Ctrl+0",), "Text and lines at their usual size"
+    ),
     ActionSpec("act_reset_layout", "Reset layout", (), "Every panel back to its default place"),
     ActionSpec("act_shortcuts", "Keyboard shortcuts", ("F1",), "List every keyboard shortcut"),
     ActionSpec("act_about", "About rnnviz"),
@@ -150,7 +171,20 @@ MENUS: tuple[tuple[str, tuple[str | None, ...]], ...] = (
             "act_blank",
         ),
     ),
-    ("&View", ("docks", None, "act_fullscreen", "act_reset_layout", None, "focus")),
+    (
+        "&View",
+        (
+            "docks",
+            None,
+            "act_lecture",
+            "act_zoom_in",
+            "act_zoom_out",
+            "act_zoom_reset",
+            "act_reset_layout",
+            None,
+            "focus",
+        ),
+    ),
     ("&Help", ("act_shortcuts", "act_about")),
 )
 

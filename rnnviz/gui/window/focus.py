@@ -7,7 +7,7 @@ state to restore, so the overview comes back exactly as it was.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QByteArray, QObject
+from PySide6.QtCore import QByteArray, QObject, Qt, Signal
 from PySide6.QtWidgets import QDockWidget, QMainWindow
 
 # the number keys' panels, in the order the chapter tells them
@@ -23,13 +23,21 @@ FOCUS_ORDER = (
     "controls",
 )
 
+# the views that show the probe string's steps
+PROBE_VIEWS = frozenset({"unrolled", "hidden", "softmax", "stepview", "gradflow"})
+
 
 class FocusView(QObject):
+    focused_changed = Signal(object)  # the name raised, or None: the overview
+
     def __init__(self, window: QMainWindow, docks: dict[str, QDockWidget]) -> None:
         super().__init__(window)
         self._window, self._docks = window, docks
         self._saved: QByteArray | None = None
         self._focused: str | None = None
+        # lecture mode: a probe view comes with the probe text above it (two views, the
+        # string it reads typed in front of the class)
+        self.with_probe_text = False
 
     def focused(self) -> str | None:
         """The panel raised full size, or None in the overview."""
@@ -39,14 +47,24 @@ class FocusView(QObject):
         """Show ``name`` (a FOCUS_ORDER entry) alone, over the whole window."""
         if self._saved is None:
             self._saved = self._window.saveState()
-        target = self._docks[f"dock_{name}"]
+        shown = [self._docks[f"dock_{name}"]]
+        if self.with_probe_text and name in PROBE_VIEWS:
+            shown.append(self._docks["dock_probe_text"])
         for dock in self._docks.values():
-            if dock is not target:
+            if dock not in shown:
                 dock.hide()
-        target.setFloating(False)
-        target.show()
-        target.raise_()
+        for dock in shown:
+            dock.setFloating(False)
+            dock.show()
+            dock.raise_()
+        if len(shown) == 2:  # the probe text as low as it goes: the view is what is taught
+            target, probe = shown
+            least = probe.minimumSizeHint().height()
+            self._window.resizeDocks(
+                [probe, target], [least, self._window.height()], Qt.Orientation.Vertical
+            )
         self._focused = name
+        self.focused_changed.emit(name)
 
     def refocus(self) -> None:
         """After a default layout was applied (it shows every dock): the raised panel again."""
@@ -59,4 +77,5 @@ class FocusView(QObject):
             return False
         self._window.restoreState(self._saved)
         self._saved, self._focused = None, None
+        self.focused_changed.emit(None)
         return True

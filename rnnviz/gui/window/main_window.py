@@ -45,6 +45,7 @@ from rnnviz.gui.window.file_actions import FileActions
 from rnnviz.gui.window.focus import FOCUS_ORDER, FocusView
 from rnnviz.gui.window.keyboard import TrainingKeys
 from rnnviz.gui.window.lecture import Lecture
+from rnnviz.gui.window.lecture_mode import ZOOM, LectureMode
 from rnnviz.gui.window.probe_display import ProbeDisplay
 from rnnviz.gui.window.redraw import RedrawScheduler
 from rnnviz.gui.window.run_warnings import RunWarnings
@@ -114,6 +115,8 @@ class MainWindow(QMainWindow):
         )
         self.close_guard = CloseGuard(self, ask=persist)
         self.probes = ProbeScheduler(self)
+        # the text size, before any panel is built
+        self.lecture_mode = LectureMode(self, self.settings.get(ZOOM) if persist else 1.0)
         self.panels = self._build_panels()
         self.files = FileActions(self)
         self.docks = dock_table.build_docks(self, self._dock_widgets())
@@ -128,6 +131,10 @@ class MainWindow(QMainWindow):
             [self.docks[n].toggleViewAction() for n, _ in dock_table.DOCKS],
         )
         self.lecture.build_toolbar(self.actions_by_name)
+        self.lecture_mode.built()
+        self.lecture_mode.changed.connect(
+            lambda: self.actions_by_name["act_lecture"].setChecked(self.lecture_mode.lecture)
+        )
         self.status = StatusLabels(self.statusBar())
         p = self.panels
         self.redraw = RedrawScheduler((p.curves, p.gradnorms, p.gradflow), self.probes, self)
@@ -213,7 +220,10 @@ class MainWindow(QMainWindow):
             "act_load": self.files.load_checkpoint,
             "act_export": self.files.ask_export_metrics,
             "act_quit": self.close,
-            "act_fullscreen": self._on_toggle_full_screen,
+            "act_lecture": self.lecture_mode.toggle,
+            "act_zoom_in": self.lecture_mode.zoom_in,
+            "act_zoom_out": self.lecture_mode.zoom_out,
+            "act_zoom_reset": self.lecture_mode.zoom_reset,
             "act_reset_layout": self.reset_layout,
             "act_shortcuts": self.show_shortcuts,
             "act_about": lambda: dialogs.show_about(self),
@@ -335,9 +345,7 @@ class MainWindow(QMainWindow):
     def reset_layout(self) -> None:
         """Every dock back to its default place and size (View ▸ Reset layout)."""
         self.focus_view.unfocus()
-        if self.isFullScreen():
-            self.showNormal()
-            self.actions_by_name["act_fullscreen"].setChecked(False)
+        self.lecture_mode.set_lecture(False)
         self._compact = dock_table.apply_default_layout(self, self.docks)
         self._size_docks()
 
@@ -493,11 +501,6 @@ class MainWindow(QMainWindow):
     def _on_compare_dialog_destroyed(self) -> None:
         self.compare_dialog = None
 
-    @Slot()
-    def _on_toggle_full_screen(self) -> None:
-        self.showNormal() if self.isFullScreen() else self.showFullScreen()
-        self.actions_by_name["act_fullscreen"].setChecked(self.isFullScreen())
-
     def shortcut_rows(self) -> list[tuple[str, str]]:
         return action_table.shortcut_rows(self.actions_by_name)
 
@@ -523,6 +526,7 @@ class MainWindow(QMainWindow):
         if not self.close_guard.may_close():
             event.ignore()
             return
+        self.lecture_mode.set_lecture(False)  # the next start opens as the window was
         if self._persist:
             self.save_settings()
         self.hide()  # gone from the screen at once; stopping the engine takes a moment
@@ -536,3 +540,4 @@ class MainWindow(QMainWindow):
         self.redraw.stop()
         self.probes.stop()
         self.controller.shutdown()
+        self.lecture_mode.reset()
