@@ -246,3 +246,60 @@ def test_the_command_line_puts_a_window_of_a_given_size_in_lecture_mode(window, 
     assert not window.isFullScreen()  # --size: the screenshot's size, not the screen's
     assert (window.width(), window.height()) == (1280, 720)
     assert window.focus_view.focused() == "unrolled"
+
+
+# a phrase in the book's notation each panel's help must say
+HELP_SAYS = {
+    "dock_controls": "min(1, θ/‖g‖)",
+    "dock_curves": "exp(",
+    "dock_gradnorms": "‖g‖",
+    "dock_probe_text": "H<sub>t</sub>",
+    "dock_hidden": "H<sub>t−1</sub> W<sub>hh</sub>",
+    "dock_softmax": "softmax(O<sub>t</sub>)",
+    "dock_gradflow": "∂H_t/∂H_k",
+    "dock_stepview": "[X<sub>t</sub>, H<sub>t−1</sub>]",
+    "dock_unrolled": "H<sub>t−1</sub> = 0",
+}
+
+
+# a popup or a floating dock on the offscreen platform (a real display raises it)
+POPUP_NOISE = (
+    r"This plugin does not support (raise\(\)|grabbing the keyboard|propagateSizeHints\(\))"
+)
+
+
+@pytest.mark.qt_log_ignore(POPUP_NOISE)
+def test_every_panel_has_a_help_button_with_its_formula(window, qtbot):
+    from rnnviz.gui.window.dock_title import DockTitle
+
+    assert set(HELP_SAYS) == set(window.docks)
+    for name, dock in window.docks.items():
+        title = dock.titleBarWidget()
+        assert isinstance(title, DockTitle), name
+        button = title.findChild(QAbstractButton, f"help_{name}")
+        assert button is not None and button.text() == "?"
+        dock.show()
+        dock.raise_()
+        qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+        popup = title.popup
+        assert popup is not None and popup.isVisible(), name
+        assert dock.windowTitle() in popup.text() and HELP_SAYS[name] in popup.text()
+        screen = window.screen().availableGeometry()
+        assert screen.contains(popup.frameGeometry()), name  # all of it on the screen
+        qtbot.keyClick(popup, Qt.Key.Key_Escape)
+        assert not popup.isVisible()
+
+
+@pytest.mark.qt_log_ignore(POPUP_NOISE)
+def test_the_title_bar_floats_and_closes_its_dock(window, qtbot):
+    dock = window.docks["dock_curves"]
+    buttons = [b for b in dock.titleBarWidget().findChildren(QAbstractButton) if not b.text()]
+    float_button, close_button = buttons
+    float_button.click()
+    assert dock.isFloating()
+    float_button.click()
+    assert not dock.isFloating()
+    close_button.click()
+    assert dock.isHidden()
+    dock.toggleViewAction().trigger()
+    assert dock.isVisible()

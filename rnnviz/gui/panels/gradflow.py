@@ -38,10 +38,8 @@ from PySide6.QtGui import QPen
 from PySide6.QtWidgets import (
     QGraphicsRectItem,
     QLabel,
-    QMessageBox,
     QStackedWidget,
     QTabWidget,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -60,7 +58,6 @@ from rnnviz.gui.exports import guard_exports
 from rnnviz.gui.panels._gradflow_plots import (
     COLOURBAR_PROBE_LABEL,
     EXPLODING_COLOUR,
-    HELP_TEXT,
     PROBE_LOG_LEVELS,
     PROBE_PLACEHOLDER,
     TRAINING_TOP,
@@ -127,14 +124,6 @@ class GradFlowPanel(QWidget):
         self.tabs.setFont(theme.font())
         self.tabs.addTab(self._build_probe_tab(), "Probe string")
         self.tabs.addTab(self._build_training_tab(), "Training")
-
-        self.help_button = QToolButton()
-        self.help_button.setObjectName("gradflow_help")
-        self.help_button.setText("?")
-        self.help_button.setFont(theme.font(1.1, bold=True))
-        self.help_button.setToolTip(HELP_TEXT)
-        self.help_button.clicked.connect(self._on_help_clicked)
-        self.tabs.setCornerWidget(self.help_button, Qt.Corner.TopRightCorner)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
@@ -523,18 +512,6 @@ class GradFlowPanel(QWidget):
     def sigma_key_text(self) -> str:
         """The σ_max plot's key: the runs by colour and name ("" with one run)."""
         return self._page.sigma_key
-
-    # ------------------------------------------------------------------ help
-
-    @Slot()
-    def _on_help_clicked(self) -> None:
-        box = QMessageBox(self)
-        box.setWindowTitle("Gradient flow: vanishing and exploding")
-        box.setTextFormat(Qt.TextFormat.RichText)
-        box.setText(HELP_TEXT)
-        box.setFont(theme.font())
-        box.open()
-        self._help_box = box
 
     # ------------------------------------------------------------------ for tests / export
 

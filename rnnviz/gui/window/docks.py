@@ -15,6 +15,9 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QTabWidget, QWidget
 
+from rnnviz.gui.panels.help import HELP
+from rnnviz.gui.window.dock_title import DockTitle
+
 DOCKS: tuple[tuple[str, str], ...] = (
     ("dock_controls", "Controls"),
     ("dock_curves", "Training curves"),
@@ -66,6 +69,7 @@ def build_docks(window: QMainWindow, widgets: dict[str, QWidget]) -> dict[str, Q
             | QDockWidget.DockWidgetFeature.DockWidgetFloatable
             | QDockWidget.DockWidgetFeature.DockWidgetClosable
         )
+        dock.setTitleBarWidget(DockTitle(dock, *HELP[name]))
         docks[name] = dock
     window.setCentralWidget(None)  # type: ignore[arg-type]  # Qt takes None: the docks fill it
     # tabs of tabbed docks above them, where a reader looks first

@@ -1,0 +1,67 @@
+"""What each panel shows, in two or three sentences and the book's notation (d2l.ai, "Recurrent
+Neural Networks"): the text of the "?" in every panel's title bar, by dock name."""
+
+from __future__ import annotations
+
+from rnnviz.gui.panels._gradflow_plots import HELP_TEXT as GRADFLOW_HELP
+
+HELP: dict[str, tuple[str, str]] = {
+    "dock_controls": (
+        "Controls",
+        "Play trains the character-level RNN on minibatches of <i>n</i> sequences of "
+        "num_steps characters; Step trains one. The learning rate η and the clipping threshold "
+        "θ act on the next step: <b>g ← min(1, θ/‖g‖) g</b>, then every weight W ← W − η g. The "
+        "model, φ, the hidden size h and the data start a new run from the same seed.",
+    ),
+    "dock_curves": (
+        "Training curves",
+        "Perplexity, <b>exp(−(1/n) Σ<sub>t</sub> log P(x<sub>t</sub> | x<sub>t−1</sub>, …, "
+        "x<sub>1</sub>))</b>, on the training data and on held-out text, on a log axis: 1 is "
+        "a perfect model, |V| is uniform guessing. Below it, the tokens trained per second.",
+    ),
+    "dock_gradnorms": (
+        "Gradient norms",
+        "‖g‖, the norm of the gradient of all parameters, before and after clipping, at every "
+        "step, against θ: where ‖g‖ &gt; θ the step was clipped, <b>g ← (θ/‖g‖) g</b>. The "
+        "rows below split ‖g‖ by parameter: W<sub>xh</sub>, W<sub>hh</sub>, b<sub>h</sub>, "
+        "W<sub>hq</sub>, b<sub>q</sub>.",
+    ),
+    "dock_probe_text": (
+        "Probe text",
+        "The model reads the typed string one character x<sub>t</sub> at a time. Each "
+        "character is coloured by one hidden unit of <b>H<sub>t</sub></b> after reading it "
+        "(or by the surprisal −log<sub>2</sub> P(x<sub>t+1</sub>)), and under it are the most "
+        "likely next characters, softmax(O<sub>t</sub>), the true one in orange.",
+    ),
+    "dock_hidden": (
+        "Hidden states",
+        "The hidden state <b>H<sub>t</sub> = φ(X<sub>t</sub> W<sub>xh</sub> + "
+        "H<sub>t−1</sub> W<sub>hh</sub> + b<sub>h</sub>)</b> after each character of the "
+        "probe string: one row per unit, one column per step t, on fixed colour levels (−1 to "
+        "1 for tanh). Click a row to trace that unit over time and colour the text by it.",
+    ),
+    "dock_softmax": (
+        "Softmax",
+        "The output layer <b>O<sub>t</sub> = H<sub>t</sub> W<sub>hq</sub> + "
+        "b<sub>q</sub></b> turned into probabilities, <b>P(x<sub>t+1</sub> | x<sub>≤t</sub>) "
+        "= softmax(O<sub>t</sub>)</b>: the bars are the cursor step's distribution over the "
+        "vocabulary (the true next character outlined), the heatmap every step's.",
+    ),
+    "dock_gradflow": ("Gradient flow", GRADFLOW_HELP),
+    "dock_stepview": (
+        "Step view",
+        "One time step in numbers: <b>H<sub>t</sub> = φ(X<sub>t</sub> W<sub>xh</sub> + "
+        "H<sub>t−1</sub> W<sub>hh</sub> + b<sub>h</sub>)</b> term by term, then <b>O<sub>t</sub> "
+        "= H<sub>t</sub> W<sub>hq</sub> + b<sub>q</sub></b> and its softmax. The slides' "
+        "identity: X<sub>t</sub> W<sub>xh</sub> + H<sub>t−1</sub> W<sub>hh</sub> = "
+        "[X<sub>t</sub>, H<sub>t−1</sub>] [W<sub>xh</sub>; W<sub>hh</sub>].",
+    ),
+    "dock_unrolled": (
+        "Unrolled network",
+        "The RNN unrolled over the probe string, as d2l's figure of the character model: each "
+        "column is one step, X<sub>t</sub> → H<sub>t</sub> → O<sub>t</sub>, with "
+        "H<sub>t−1</sub> → H<sub>t</sub> carrying what was read before, and the loss "
+        "<b>ℓ<sub>t</sub> = −log P(target)</b>. The MLP row cuts the recurrence "
+        "(H<sub>t−1</sub> = 0): <b>H = φ(X W<sub>xh</sub> + b<sub>h</sub>)</b>.",
+    ),
+}
