@@ -22,8 +22,10 @@ from rnnviz.gui import platform_check, plotting, theme
 from rnnviz.gui.launch import ACTION_SETTLE_S, RESUME_STEPS, LaunchOptions
 from rnnviz.gui.state.app_state import MAIN_RUN
 from rnnviz.gui.state.probe_scheduler import ShownProbe
+from rnnviz.gui.state.settings import SettingsStore
 from rnnviz.gui.window.docks import DOCKS
 from rnnviz.gui.window.main_window import MainWindow
+from rnnviz.gui.window.scheme import apply_saved_scheme
 
 SCREENSHOT_SIZE = (1600, 1000)
 SCREENSHOT_TIMEOUT_S = 45.0
@@ -68,7 +70,10 @@ def run_app(
     plotting.configure_pyqtgraph()
 
     if screenshot is None:
-        window = MainWindow(options.config)
+        settings = SettingsStore()
+        if options.scheme is None:  # View ▸ Colours, remembered (before any widget)
+            apply_saved_scheme(settings)
+        window = MainWindow(options.config, settings=settings)
         _apply_options(window, options)
         freeze_after_first_probe(window)
         if options.size is None:

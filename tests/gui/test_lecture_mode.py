@@ -11,7 +11,7 @@ from typing import Any
 import pyqtgraph as pg
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QFont, QFontInfo
+from PySide6.QtGui import QFont, QFontInfo, QGuiApplication
 from PySide6.QtWidgets import QAbstractButton, QComboBox, QLabel, QLineEdit, QWidget
 
 from rnnviz.core.config import RunConfig
@@ -303,3 +303,36 @@ def test_the_title_bar_floats_and_closes_its_dock(window, qtbot):
     assert dock.isHidden()
     dock.toggleViewAction().trigger()
     assert dock.isVisible()
+
+
+def test_view_colours_is_remembered_and_a_desktop_switch_is_announced(
+    window, qtbot, monkeypatch, tmp_path
+):
+    from rnnviz.gui.window import scheme
+
+    built_dark = theme.colours().dark
+    other = "light" if built_dark else "dark"
+    window.actions_by_name[f"act_scheme_{other}"].trigger()
+    assert window.settings.get(scheme.SCHEME) == other
+    assert window.actions_by_name[f"act_scheme_{other}"].isChecked()
+    assert not window.actions_by_name["act_scheme_system"].isChecked()
+    assert window.banner_text().startswith(f"{other.title()} colours from the next start")
+    window.actions_by_name["act_scheme_system"].trigger()  # as built: nothing to announce
+    assert window.banner_bar.isHidden()
+    # the desktop switches while the window is open (Qt's colour-scheme hint changes)
+    monkeypatch.setattr(theme, "system_is_dark", lambda: not built_dark)
+    QGuiApplication.styleHints().colorSchemeChanged.emit(
+        Qt.ColorScheme.Light if built_dark else Qt.ColorScheme.Dark
+    )
+    assert window.banner_text().startswith(f"{other.title()} colours from the next start")
+    # the next start takes the remembered choice before any widget is built
+    window.settings.set(scheme.SCHEME, "dark")
+    window.settings.save()
+    forced: list[bool | None] = []
+    monkeypatch.setattr(theme, "use_dark_scheme", forced.append)
+    monkeypatch.setattr(theme, "apply_app_palette", lambda app: forced.append(None))
+    scheme.apply_saved_scheme(SettingsStore(window.settings.path))
+    assert forced == [True, None]
+    path = tmp_path / "odd.json"
+    path.write_text('{"version": 1, "scheme": "purple"}')
+    assert scheme.saved_scheme(SettingsStore(path)) == "system"

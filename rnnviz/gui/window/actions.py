@@ -102,6 +102,9 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec(
         "act_zoom_reset", "Text at 100 %", ("Ctrl+0",), "Text and lines at their usual size"
     ),
+    ActionSpec("act_scheme_system", "The desktop's", (), "Light or dark as the desktop is", True),
+    ActionSpec("act_scheme_light", "Light", (), "Light colours whatever the desktop says", True),
+    ActionSpec("act_scheme_dark", "Dark", (), "Dark colours whatever the desktop says", True),
     ActionSpec("act_reset_layout", "Reset layout", (), "Every panel back to its default place"),
     ActionSpec("act_shortcuts", "Keyboard shortcuts", ("F1",), "List every keyboard shortcut"),
     ActionSpec("act_about", "About rnnviz"),
@@ -180,6 +183,7 @@ MENUS: tuple[tuple[str, tuple[str | None, ...]], ...] = (
             "act_zoom_in",
             "act_zoom_out",
             "act_zoom_reset",
+            "colours",
             "act_reset_layout",
             None,
             "focus",
@@ -231,6 +235,10 @@ def build_menus(
             elif name == "presets":
                 for p in PRESETS:
                     menu.addAction(actions[f"act_preset_{p.key}"])
+            elif name == "colours":
+                colours = menu.addMenu("Colours (from the next start)")
+                for scheme in ("system", "light", "dark"):
+                    colours.addAction(actions[f"act_scheme_{scheme}"])
             elif name == "focus":
                 full_size = menu.addMenu("One panel full size")
                 for i in range(1, len(FOCUS_ORDER) + 1):

@@ -1,0 +1,191 @@
+"""How the window follows the one state, and what it does with the panels' and the banner's
+requests: the signal wiring, the state's changes on the status bar, the banner and the
+actions, and the last session's autosave offered back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject, Slot
+
+from rnnviz.core import divergence as verdicts
+from rnnviz.core import probe_defaults
+from rnnviz.core.config import RunConfig
+from rnnviz.core.messages import Divergence, Failure, RunInfo
+from rnnviz.gui.state.app_state import MAIN_RUN
+from rnnviz.gui.state.engine import EngineDied
+from rnnviz.gui.window.run_warnings import RunWarnings
+from rnnviz.gui.window.status_bar import StatusLabels
+
+if TYPE_CHECKING:
+    from rnnviz.gui.window.main_window import MainWindow
+
+
+class StateReactions(QObject):
+    def __init__(self, window: MainWindow, recoverable: Path | None) -> None:
+        super().__init__(window)
+        self._window = window
+        self._recoverable = recoverable  # the last session's autosave, until recovered
+        self.status = StatusLabels(window.statusBar())
+        self.warnings = RunWarnings(
+            window.app_state, window.controller, window.probes, window.banner_bar
+        )
+
+    def offer_recovery(self) -> None:
+        if self._recoverable is not None:
+            self._window.banner_bar.show_recovery(self._recoverable)
+
+    def wire(self) -> None:
+        w = self._window
+        s, c, p, probes = w.app_state, w.controller, w.panels, w.probes
+        # state -> window and panels
+        s.config_changed.connect(p.controls.set_config)
+        s.run_info_changed.connect(self._on_run_info)
+        s.run_state_changed.connect(self._on_run_state)
+        s.runs_changed.connect(self.update_status)
+        s.snapshot_changed.connect(probes.snapshot_arrived)
+        s.divergence_changed.connect(self._on_divergence)
+        s.failure.connect(self._on_failure)
+        s.message.connect(w.statusBar().showMessage)
+        c.rejected.connect(lambda text: w.banner_bar.show_message(text, "warning"))
+        c.not_running.connect(
+            lambda: w.statusBar().showMessage(
+                "The training engine is not running: press Reset", 5000
+            )
+        )
+        # panels -> controller
+        p.controls.play_toggled.connect(c.set_playing)
+        p.controls.step_requested.connect(c.step)
+        p.controls.reset_requested.connect(c.reset)
+        p.controls.hyper_changed.connect(
+            lambda lr, theta, on: c.set_hyper(lr=lr, clip_theta=theta, clip_enabled=on)
+        )
+        p.controls.config_changed.connect(self._on_controls_config)
+        p.controls.corpus_file_requested.connect(w.files.open_corpus)
+        p.controls.invalid_setting.connect(lambda text: w.banner_bar.show_message(text, "warning"))
+        p.controls.compare_requested.connect(w.open_compare_dialog)
+        for plots in (p.curves, p.gradnorms, p.gradflow, p.softmax, p.hidden):  # Export… failed
+            plots.export_failed.connect(lambda text: w.banner_bar.show_message(text, "warning"))
+        # the probe
+        p.probe_text.text_edited.connect(self._on_text_edited)
+        p.probe_text.cursor_requested.connect(w.probe_display.move_cursor)
+        p.hidden.cursor_requested.connect(w.probe_display.move_cursor)
+        p.unrolled.cursor_requested.connect(w.probe_display.move_cursor)
+        p.hidden.unit_selected.connect(s.set_unit)
+        s.unit_changed.connect(p.probe_text.set_unit)
+        s.unit_changed.connect(p.unrolled.set_unit)
+        w.probe_display.shown.connect(w.probe_shown.emit)
+        probes.failed.connect(lambda text: w.statusBar().showMessage(f"Probe failed: {text}", 6000))
+        # hidden panels cost nothing: gradient flow is probed, and the step view computed,
+        # only while their dock is on screen
+        w.docks["dock_gradflow"].visibilityChanged.connect(probes.set_grad_flow_wanted)
+        w.docks["dock_stepview"].visibilityChanged.connect(w.probe_display.set_stepview_on_screen)
+        # the banner's actions
+        b = w.banner_bar
+        b.rollback_requested.connect(self.rollback)
+        b.resume_with_clipping_requested.connect(c.resume_with_clipping)
+        b.resume_requested.connect(c.resume)
+        b.close_run_requested.connect(c.close_diverged_run)
+        b.dismissed.connect(s.clear_failure)
+        b.recover_requested.connect(self.recover)
+        b.restart_requested.connect(c.restart_from_autosave)
+        b.reset_requested.connect(c.reset)
+        b.discard_recovery_requested.connect(c.discard_autosave)
+        w.redraw.drew.connect(self.update_status)
+
+    @Slot(object)
+    def _on_run_info(self, info: RunInfo) -> None:
+        w = self._window
+        p = w.panels
+        if w.app_state.last_failure is None and not w.banner_bar.showing_recovery():
+            w.banner_bar.hide_message()
+        self._follow_corpus_probe_text(info)
+        notes = "; ".join(info.notes)
+        p.controls.set_run_info(
+            f"<b>{info.corpus_name}</b>: {info.corpus_chars:,} characters, "
+            f"vocabulary {len(info.vocab_tokens)}" + (f"<br>{notes}" if notes else "")
+        )
+        self.update_status()
+
+    @Slot(int)
+    def _on_run_state(self, run_id: int) -> None:
+        w = self._window
+        w.actions_by_name["act_rollback"].setEnabled(w.controller.can_roll_back())
+        if run_id == MAIN_RUN:
+            training = w.app_state.training
+            w.probes.set_training(training)
+            w.panels.controls.set_training(training)
+        self.update_status()
+
+    def _follow_corpus_probe_text(self, info: RunInfo) -> None:
+        """A new corpus brings its own probe text, unless the user typed one."""
+        w = self._window
+        line = w.panels.probe_text.line_edit()
+        hint = probe_defaults.alphabet_hint(info.config.corpus)
+        line.setToolTip(hint or "Type any text: the model reads it one character at a time")
+        wanted = probe_defaults.default_probe_text(info.config.corpus)
+        if line.text() != wanted and probe_defaults.is_default_probe_text(line.text()):
+            w.set_probe_text(wanted)
+
+    @Slot(object)
+    def _on_divergence(self, event: Divergence | None) -> None:
+        w = self._window
+        state = w.app_state
+        w.actions_by_name["act_rollback"].setEnabled(w.controller.can_roll_back())
+        if event is None:
+            if state.last_failure is None:
+                w.banner_bar.hide_message()
+            return
+        theta = verdicts.resume_theta(state.config.train.clip_theta)
+        several = bool(state.compare_runs())
+        w.banner_bar.show_divergence(
+            event, state.run_name(event.run_id), several_runs=several, theta=theta
+        )
+
+    @Slot(object)
+    def _on_failure(self, failure: Failure) -> None:
+        w = self._window
+        if isinstance(failure, EngineDied):
+            w.banner_bar.show_engine_died(failure.message, w.controller.autosaved_step)
+        else:
+            w.banner_bar.show_message(failure.message)
+        w.statusBar().showMessage(failure.message, 10000)
+        # a Reset the engine refused leaves the old run: show its settings again
+        w.panels.controls.set_config(w.app_state.config)
+
+    @Slot()
+    def update_status(self) -> None:
+        w = self._window
+        w.status.update(w.app_state)
+
+    @Slot(object)
+    def _on_controls_config(self, config: RunConfig) -> None:
+        w = self._window
+        if w.app_state.main.step > 0 and not w.confirm_reset():
+            w.panels.controls.set_config(w.app_state.config)
+            return
+        w.controller.apply_config(config)
+
+    @Slot()
+    def recover(self) -> None:
+        """Load the autosave the last session left (it ended without closing the window)."""
+        w = self._window
+        if self._recoverable is not None:
+            w.controller.start_engine()
+            w.controller.load(str(self._recoverable))
+            self._recoverable = None
+
+    @Slot()
+    def rollback(self) -> None:
+        w = self._window
+        if not w.controller.rollback():
+            w.statusBar().showMessage("Nothing to roll back to: no divergence is shown", 5000)
+
+    # ================================================================ the probe on screen
+
+    @Slot(str)
+    def _on_text_edited(self, text: str) -> None:
+        w = self._window
+        w.app_state.set_probe_text(text)
+        w.probes.text_edited(text)
