@@ -13,8 +13,10 @@ display=97
 
 # shot NAME WxH TRAIN_SECONDS [env VAR=value ...] -- [rnnviz args ...]
 # KEYS="..." before it: keys xdotool presses after the training, before the grab
+# ONLY=PATTERN in the environment: only the shots whose name matches (a grep -E pattern)
 shot() {
     local name=$1 size=$2 seconds=$3
+    if [ -n "${ONLY:-}" ] && ! grep -qE "$ONLY" <<<"$name"; then return 0; fi
     shift 3
     local envs=()
     while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do envs+=("$1"); shift; done
@@ -62,3 +64,7 @@ shot diverged-1280x720 1280x720 '6!' -- --set model.activation=relu --set train.
 # the unrolled network full size (its number key) on the slide's word, the MLP beside it
 KEYS="alt+1" shot unrolled-1280x720 1280x720 6 -- --probe machine --mlp --cursor 3
 KEYS="alt+1" shot unrolled-dark-1920x1080 1920x1080 6 -- --probe machine --scheme dark --cursor 3
+# lecture mode (F11) on a projector, light and dark, and at 1920x1080 one zoom step up
+KEYS="F11" shot lecture-1280x720 1280x720 6 -- --probe machine --scheme light --cursor 3
+KEYS="F11" shot lecture-dark-1280x720 1280x720 6 -- --probe machine --scheme dark --cursor 3
+KEYS="F11 4" shot lecture-softmax-1920x1080 1920x1080 6 -- --probe machine --cursor 3

@@ -135,6 +135,11 @@ def label_fits(text: str, length: float) -> bool:
     return QFontMetricsF(font()).horizontalAdvance(text) + 8 <= length
 
 
+def refit_axis_label(axis: pg.AxisItem) -> None:
+    """Choose the axis's name, its short name or none again (its font changed: a zoom)."""
+    _fit_axis_label(axis)
+
+
 def _fit_axis_label(axis: pg.AxisItem) -> None:
     choices = getattr(axis, "_rnnviz_label_choices", None)
     if choices is None:  # set_axis_label gave a fixed name since

@@ -26,6 +26,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QWidget
 
+from rnnviz.gui import plotting
+
 QWIDGETSIZE_MAX = (1 << 24) - 1
 _POINTS = re.compile(r"([0-9.]+)pt")
 
@@ -106,6 +108,7 @@ def _rescale_axis(axis: pg.AxisItem, ratio: float) -> None:
     if isinstance(size, str) and _POINTS.fullmatch(size):
         axis.labelStyle["font-size"] = f"{float(size[:-2]) * ratio:.1f}pt"
         axis._updateLabel()  # noqa: SLF001 - pyqtgraph's own refresh after labelStyle
+    plotting.refit_axis_label(axis)  # a larger name may no longer fit beside the axis
     if axis.orientation in ("left", "right") and axis.fixedWidth is not None:
         axis.setWidth(round(axis.fixedWidth * ratio))
     elif axis.orientation in ("top", "bottom") and axis.fixedHeight is not None:

@@ -207,7 +207,7 @@ def test_a_useless_run_rolls_back_to_its_newest_good_snapshot(make_window, qtbot
         watch.add(step, 50.0)  # far above ln 28
     assert window.app_state.uselessness(0)
     assert window.controller.can_roll_back()
-    window.warnings.run_useless(0)
+    window.reactions.warnings.run_useless(0)
     assert "Roll back, or reset" in window.banner_text()
     shown = window.banner_bar.banner.actions_shown()
     assert shown == [window.banner_bar.rollback_button]

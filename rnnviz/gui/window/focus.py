@@ -7,7 +7,9 @@ state to restore, so the overview comes back exactly as it was.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QByteArray, QObject, Qt, Signal
+from collections.abc import Callable
+
+from PySide6.QtCore import QByteArray, QObject, Qt, QTimer, Signal, Slot
 from PySide6.QtWidgets import QDockWidget, QMainWindow
 
 # the number keys' panels, in the order the chapter tells them
@@ -38,6 +40,11 @@ class FocusView(QObject):
         # lecture mode: a probe view comes with the probe text above it (two views, the
         # string it reads typed in front of the class)
         self.with_probe_text = False
+        # ... unless a lesson runs: its bar is the second view, and the height is the view's
+        self.lesson_running: Callable[[], bool] = lambda: False
+
+    def _with_probe_text(self) -> bool:
+        return self.with_probe_text and not self.lesson_running()
 
     def focused(self) -> str | None:
         """The panel raised full size, or None in the overview."""
@@ -48,7 +55,7 @@ class FocusView(QObject):
         if self._saved is None:
             self._saved = self._window.saveState()
         shown = [self._docks[f"dock_{name}"]]
-        if self.with_probe_text and name in PROBE_VIEWS:
+        if self._with_probe_text() and name in PROBE_VIEWS:
             shown.append(self._docks["dock_probe_text"])
         for dock in self._docks.values():
             if dock not in shown:
@@ -57,14 +64,26 @@ class FocusView(QObject):
             dock.setFloating(False)
             dock.show()
             dock.raise_()
-        if len(shown) == 2:  # the probe text as low as it goes: the view is what is taught
-            target, probe = shown
-            least = probe.minimumSizeHint().height()
-            self._window.resizeDocks(
-                [probe, target], [least, self._window.height()], Qt.Orientation.Vertical
-            )
         self._focused = name
-        self.focused_changed.emit(name)
+        self.focused_changed.emit(name)  # lecture mode shrinks the probe text to its box
+        self.fit()
+        # and again once the dock layout has taken the new sizes (a real window had not: the
+        # probe text kept its old height and cut the view's last row off)
+        QTimer.singleShot(0, self, self.fit)
+
+    @Slot()
+    def fit(self) -> None:
+        """With the probe text above the raised view (lecture mode): the probe text as low as
+        it goes, the view is what is taught. Also after the window's size changed."""
+        if self._focused is None or not self._with_probe_text():
+            return
+        probe, target = self._docks["dock_probe_text"], self._docks[f"dock_{self._focused}"]
+        if probe is target or not probe.isVisible():
+            return
+        least = probe.minimumSizeHint().height()
+        self._window.resizeDocks(
+            [probe, target], [least, self._window.height()], Qt.Orientation.Vertical
+        )
 
     def refocus(self) -> None:
         """After a default layout was applied (it shows every dock): the raised panel again."""

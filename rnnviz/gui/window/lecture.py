@@ -69,6 +69,11 @@ class Lecture(QObject):
         self.bar.close_requested.connect(self._bar_holder.hide)
         self._bar_holder.hide()
         self.presets_bar: QToolBar | None = None
+        window.focus_view.lesson_running = self.lesson_running
+
+    def lesson_running(self) -> bool:
+        """A lesson's bar is up (End lesson closes it)."""
+        return self.player.lesson() is not None and not self._bar_holder.isHidden()
 
     def handlers(self) -> dict[str, Any]:
         """The Lecture menu's actions (``actions.ACTIONS``), by name."""

@@ -163,6 +163,6 @@ class LectureMode(QObject):
             self._text, self._lines = text, lines
             if quiet:
                 return
-            message = f"Text {text:.0%}" + (" · lecture mode (F11 leaves)" if self.lecture else "")
+            message = f"Text {text:.0%}"
             self._window.statusBar().showMessage(message, 3000)
         self.changed.emit()

@@ -241,6 +241,7 @@ class MainWindow(QMainWindow):
         if not self.banner_bar.isHidden():
             self.banner_bar.place()
         self.lecture.blank.cover()
+        self.focus_view.fit()
 
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt override
         super().showEvent(event)
