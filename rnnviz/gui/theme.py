@@ -85,10 +85,10 @@ DARK = Colours(
     ink="#E8E8E8",
     secondary_ink="#B4B4B4",
     placeholder_ink="#A8A8A8",
-    cursor="#FFFFFF",
+    cursor="#E8E8E8",  # the ink, as in LIGHT: a colour of one scheme has one in the other
     missing="#6A6A6A",
     cell_border="#4A4A4A",
-    rule="#4A4A4A",
+    rule="#505050",
     states={
         "training": "#6FD08C",
         "paused": "#F2B45A",
@@ -122,10 +122,16 @@ def system_is_dark() -> bool:
     return QGuiApplication.palette().color(QPalette.ColorRole.Window).lightness() < 128
 
 
+_system_look: tuple[str, QPalette] | None = None  # the style and palette a force replaced
+
+
 def apply_app_palette(app: QApplication) -> None:
-    """Give the whole application the forced scheme (``rnnviz --scheme``): Qt's Fusion style
-    with an Adwaita-like dark palette, or Fusion's own light one. Without ``--scheme`` the
-    system's style and palette stay as they are."""
+    """Give the whole application the forced scheme (``rnnviz --scheme``, View ▸ Colours):
+    Qt's Fusion style with an Adwaita-like dark palette, or Fusion's own light one. Without a
+    forced scheme the system's style and palette stay as they are (``restore_system_look``)."""
+    global _system_look
+    if _system_look is None:
+        _system_look = (app.style().name(), QPalette(app.palette()))
     app.setStyle("Fusion")
     if not colours().dark:
         app.setPalette(app.style().standardPalette())
@@ -154,6 +160,17 @@ def apply_app_palette(app: QApplication) -> None:
     app.setPalette(palette)
 
 
+def restore_system_look(app: QApplication) -> None:
+    """The style and palette the system gave, back after ``apply_app_palette`` replaced them."""
+    global _system_look
+    if _system_look is None:
+        return
+    style, palette = _system_look
+    _system_look = None
+    app.setStyle(style)
+    app.setPalette(palette)
+
+
 def colours() -> Colours:
     """The scheme in use: forced by ``use_dark_scheme``, else the system's."""
     dark = system_is_dark() if _scheme_override is None else _scheme_override
@@ -166,11 +183,58 @@ def state_colour(state: str) -> str:
     return states.get(state, states["idle"])
 
 
+# every shade readable() and on_background() handed out, so that a live switch of the
+# scheme (window/recolour) can map each to its twin in the other scheme
+_SHADES: set[tuple[str, int, bool]] = set()
+
+
+def _shade(colour: str, factor: int, both: bool, dark: bool) -> str:
+    c = QColor(colour)
+    if dark:
+        return c.lighter(factor).name()
+    return c.darker(factor).name() if both else c.name()
+
+
 def readable(colour: str | QColor, factor: int = 160) -> str:
     """A second shade of ``colour`` that stands out from it on the current background:
     darker on a light one, lighter on a dark one (a darker blue vanished on dark grey)."""
-    c = QColor(colour)
-    return (c.lighter(factor) if colours().dark else c.darker(factor)).name()
+    name = QColor(colour).name()
+    _SHADES.add((name, factor, True))
+    return _shade(name, factor, True, colours().dark)
+
+
+def on_background(colour: str | QColor, factor: int = 150) -> str:
+    """``colour`` on a light background, a lighter shade on a dark one (θ's dark red, the
+    vanishing verdict's blue were hard to read on dark grey). Its factor is not readable()'s:
+    on a dark background the two shades of one colour would be one, with two light twins."""
+    name = QColor(colour).name()
+    _SHADES.add((name, factor, False))
+    return _shade(name, factor, False, colours().dark)
+
+
+def twin_pairs(old: Colours, new: Colours) -> list[tuple[str, str]]:
+    """Each colour the app takes from scheme ``old`` (lower-case ``#rrggbb``) and the one it
+    takes from ``new`` in its place: the schemes' own and every shade handed out so far.
+
+    A colour of ``old`` that two roles share has one twin in ``new`` (the tests check it), so
+    a built widget can be recoloured from its colours alone."""
+    pairs: list[tuple[str, str]] = []
+    for name in Colours.__dataclass_fields__:
+        a, b = getattr(old, name), getattr(new, name)
+        if isinstance(a, str):
+            pairs.append((a, b))
+    pairs += [(old.states[k], new.states[k]) for k in old.states]
+    for base, factor, both in sorted(_SHADES):
+        pairs.append((_shade(base, factor, both, old.dark), _shade(base, factor, both, new.dark)))
+    return [(QColor(a).name(), QColor(b).name()) for a, b in pairs]
+
+
+def twin_colours(old: Colours, new: Colours) -> dict[str, str]:
+    """``twin_pairs`` as a map (the schemes' own colours first)."""
+    twins: dict[str, str] = {}
+    for a, b in twin_pairs(old, new):
+        twins.setdefault(a, b)
+    return twins
 
 
 # The light scheme's values, for code that predates colours(); new code calls colours().

@@ -531,23 +531,25 @@ def test_on_a_dark_scheme_the_panels_texts_and_plots_are_dark_and_readable(qtbot
     """The plots stayed white and the "no steps yet" hint a fixed grey on a dark window."""
     from rnnviz.gui import theme
 
+    # Colours are read when drawn (the scheme switches live), so the scheme stays dark
+    # until the last run is drawn.
     theme.use_dark_scheme(True)
     try:
         state = make_state()
         curves, grads = TrainingCurvesPanel(state), GradNormPanel(state)
         for panel in (curves, grads):
             qtbot.addWidget(panel)
+        dark = theme.DARK
+        for view in (curves.plot_widget, grads.plot_widget):
+            assert view.backgroundBrush().color().name() == dark.plot_background.lower()
+        assert curves.reference_line.pen.color().name() == dark.secondary_ink.lower()
+        assert "color" not in curves.key_label.text()  # the hint in the label's (palette's) ink
+        feed(state, [make_record(s) for s in range(1, 5)])
+        curves.redraw()
+        brush = curves.curve_items(0).val.opts["symbolBrush"]
+        assert brush.color().name() == dark.plot_background.lower()
     finally:
         theme.use_dark_scheme(None)
-    dark = theme.DARK
-    for view in (curves.plot_widget, grads.plot_widget):
-        assert view.backgroundBrush().color().name() == dark.plot_background.lower()
-    assert curves.reference_line.pen.color().name() == dark.secondary_ink.lower()
-    assert "color" not in curves.key_label.text()  # the hint in the label's (palette's) ink
-    feed(state, [make_record(s) for s in range(1, 5)])
-    curves.redraw()
-    brush = curves.curve_items(0).val.opts["symbolBrush"]
-    assert brush.color().name() == dark.plot_background.lower()
 
 
 def test_a_short_plot_names_its_axes_without_overlap(curves, grads, qtbot):

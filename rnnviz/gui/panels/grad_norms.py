@@ -44,7 +44,7 @@ from rnnviz.gui.panels._metric_base import (
 )
 from rnnviz.gui.plotting import LogAxis
 from rnnviz.gui.state.app_state import MAIN_RUN, AppState
-from rnnviz.gui.theme import colours, plain_number, readable, run_colour
+from rnnviz.gui.theme import colours, on_background, plain_number, readable, run_colour
 from rnnviz.gui.widgets import SteadyLabel
 
 CLIP_MARKER_COLOUR = "#ff9900"
@@ -53,7 +53,7 @@ THETA_COLOUR = "#d62728"
 
 def theta_colour() -> str:
     """θ's red, lighter on a dark background (the dark red was hard to read there)."""
-    return readable(THETA_COLOUR) if colours().dark else THETA_COLOUR
+    return on_background(THETA_COLOUR)
 
 
 AFTER_CLIP_SHADE = 160  # the after-clipping curve: the run colour, darker (lighter on dark)
@@ -228,6 +228,12 @@ class GradNormPanel(MetricPanel):
         )
 
     # ------------------------------------------------------------ public API
+
+    def recolour(self) -> None:
+        """The check boxes' line-style icons again, in the new palette's ink (``gui.recolour``)."""
+        ink = self.palette().color(QPalette.ColorRole.WindowText)
+        for i, check in enumerate(self._param_checks.values()):
+            check.setIcon(param_icon(i, ink))
 
     def set_param_names(self, names: Sequence[str]) -> None:
         """One checkbox per parameter (off by default); the main run's RunInfo sets them."""

@@ -273,6 +273,15 @@ class GradFlowPanel(QWidget):
         self.probe_stack.setCurrentIndex(1)
         self._draw_row()
 
+    def recolour(self) -> None:
+        """The heatmaps again: their missing cells are the scheme's grey (``gui.recolour``)."""
+        if self._grad_flow is not None:
+            self.probe_image.setImage(
+                log_rgba(self._probe_log, PROBE_LOG_LEVELS, theme.SEQUENTIAL), autoLevels=False
+            )
+        self._drawn = None
+        self.redraw()
+
     def _fit_probe_span(self) -> None:
         """The whole matrix in view, over plotting.time_span steps; a zoom in is kept while the
         span stays."""
@@ -382,8 +391,8 @@ class GradFlowPanel(QWidget):
         self.fit_curve.setData(span, 10.0**fit_logs)
         self._fit_distance_range(span, np.concatenate([logs, fit_logs]))
         colour = {"vanishing": VANISHING_COLOUR, "exploding": EXPLODING_COLOUR}.get(fit.verdict)
-        if colour is not None and theme.colours().dark:
-            colour = theme.readable(colour)  # the blue vanished on a dark window
+        if colour is not None:
+            colour = theme.on_background(colour)  # the blue vanished on a dark window
         # steady: the label's own ink, which follows the palette
         self._set_factor_colour("" if colour is None else f"color: {colour};")
         self.factor_label.setText(fit.text())

@@ -95,7 +95,6 @@ class TrainingCurvesPanel(MetricPanel):
 
         self.plot_widget = pg.GraphicsLayoutWidget()
         scheme = colours()  # taken when built, as every widget's
-        self._background = scheme.plot_background
         self.plot_widget.setBackground(scheme.plot_background)
         self.ppl_plot: pg.PlotItem = self.plot_widget.addPlot(
             row=0, col=0, axisItems={"left": LogAxis("left")}
@@ -218,7 +217,8 @@ class TrainingCurvesPanel(MetricPanel):
         self.reference_check.setToolTip(tip.format(ppl=D2L_REFERENCE_PPL))
 
     def _make_items(self, colour: str, suffix: str) -> TrainingRunItems:
-        return TrainingRunItems(self.ppl_plot, self.speed_plot, colour, suffix, self._background)
+        background = colours().plot_background
+        return TrainingRunItems(self.ppl_plot, self.speed_plot, colour, suffix, background)
 
     def _draw_run(self, run_id: int, cols: dict[str, np.ndarray]) -> None:
         items = self._items_for(run_id)

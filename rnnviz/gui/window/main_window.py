@@ -148,6 +148,7 @@ class MainWindow(QMainWindow):
         self.compare_dialog: CompareDialog | None = None
         self.reactions = StateReactions(self, recoverable)
         self.reactions.wire()
+        self.scheme.recoloured.connect(self.reactions.update_status)
         self._keys = TrainingKeys(self)
         self.dock_layout = WindowLayout(self)
         if persist:

@@ -1,19 +1,20 @@
 """View ▸ Colours: the system's scheme, or light or dark whatever the desktop says (remembered).
 
-The panels take their colours when they are built (``theme``), so a choice, or the desktop
-switching between light and dark while the window is open, takes effect at the next start;
-the window says so in its banner rather than showing half the panels in each scheme.
+A choice, or the desktop switching between light and dark while the window is open and the
+choice is the desktop's, recolours the built window in place (``gui.recolour``) and gives the
+application the matching palette.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, Qt, Slot
+from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtGui import QAction, QActionGroup, QGuiApplication
 from PySide6.QtWidgets import QApplication
 
 from rnnviz.gui import theme
+from rnnviz.gui.recolour import recolour
 from rnnviz.gui.state.settings import Key, SettingsStore
 
 if TYPE_CHECKING:
@@ -39,11 +40,26 @@ def apply_saved_scheme(settings: SettingsStore) -> None:
             theme.apply_app_palette(app)
 
 
+def use_scheme(choice: str) -> None:
+    """Make ``choice`` the scheme ``theme.colours`` answers and the application's palette."""
+    app = QApplication.instance()
+    if choice == "system":
+        theme.use_dark_scheme(None)
+        if isinstance(app, QApplication):
+            theme.restore_system_look(app)  # what the desktop says: its own palette
+        return
+    theme.use_dark_scheme(choice == "dark")
+    if isinstance(app, QApplication):
+        theme.apply_app_palette(app)
+
+
 class SchemeChoice(QObject):
+    recoloured = Signal()  # the window now shows theme.colours()
+
     def __init__(self, window: MainWindow, actions: dict[str, QAction]) -> None:
         super().__init__(window)
         self._window = window
-        self.shown_dark = theme.colours().dark  # what the panels were built with
+        self.shown = theme.colours()  # what the panels are drawn in
         self.choice = saved_scheme(window.settings)
         group = QActionGroup(self)
         for name in SCHEMES:
@@ -55,23 +71,19 @@ class SchemeChoice(QObject):
     def choose(self, name: str) -> None:
         self.choice = name
         self._window.settings.set(SCHEME, name)
-        self._tell()
+        use_scheme(name)
+        self.follow()
 
     @Slot(Qt.ColorScheme)
     def system_changed(self, _scheme: Qt.ColorScheme) -> None:
         if self.choice == "system":
-            self._tell()
+            self.follow()
 
-    def wanted_dark(self) -> bool:
-        return theme.system_is_dark() if self.choice == "system" else self.choice == "dark"
-
-    def _tell(self) -> None:
-        dark = self.wanted_dark()
-        if dark == self.shown_dark:
-            self._window.banner_bar.hide_message()
+    def follow(self) -> None:
+        """Recolour the window if it is not drawn in the scheme in use."""
+        new = theme.colours()
+        if new is self.shown:
             return
-        self._window.banner_bar.show_message(
-            f"{'Dark' if dark else 'Light'} colours from the next start: the panels take "
-            "their colours when they are built.",
-            "warning",
-        )
+        old, self.shown = self.shown, new
+        recolour(self._window, old, new)
+        self.recoloured.emit()
