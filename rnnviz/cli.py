@@ -190,7 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         choices=THEN_ACTIONS,
         help="with --screenshot: after training, roll back a diverged run, resume it with "
-        "clipping on (30 more steps), or reset; repeatable, in order",
+        "clipping on (30 more steps), reset, or switch the open window to light or dark "
+        "colours (View > Colours); repeatable, in order",
     )
     window.add_argument(
         "--show",

@@ -68,3 +68,5 @@ KEYS="alt+1" shot unrolled-dark-1920x1080 1920x1080 6 -- --probe machine --schem
 KEYS="F11" shot lecture-1280x720 1280x720 6 -- --probe machine --scheme light --cursor 3
 KEYS="F11" shot lecture-dark-1280x720 1280x720 6 -- --probe machine --scheme dark --cursor 3
 KEYS="F11 4" shot lecture-softmax-1920x1080 1920x1080 6 -- --probe machine --cursor 3
+# View > Colours > Dark chosen in the open light window: it recolours live
+KEYS="alt+v c Down Down Return" shot switch-dark-1280x720 1280x720 6 -- --probe machine --scheme light --cursor 3

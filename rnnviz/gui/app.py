@@ -168,7 +168,8 @@ class ScreenshotDriver(QObject):
 
     ``rollback``: back to the last good snapshot of a diverged run. ``resume-clipped``: the
     banner's "Resume with clipping on" (it rolls back first), then RESUME_STEPS steps.
-    ``reset``: a new run at step 0.
+    ``reset``: a new run at step 0. ``light``, ``dark``: View ▸ Colours chosen in the open
+    window (it recolours live; nothing remembered).
     """
 
     def __init__(
@@ -246,6 +247,9 @@ class ScreenshotDriver(QObject):
             QTimer.singleShot(0, self._resume_target)
         elif action == "reset":
             controller.reset()
+            self._target = 0
+        elif action in ("light", "dark"):
+            self.window.scheme.choose(action)
             self._target = 0
         else:
             self._target = 0  # a rollback trains nothing

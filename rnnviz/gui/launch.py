@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from rnnviz.core.config import RunConfig
 
 # what `--then` can do after the first training, in the order given (see ScreenshotDriver)
-THEN_ACTIONS = ("rollback", "resume-clipped", "reset")
+THEN_ACTIONS = ("rollback", "resume-clipped", "reset", "light", "dark")
 RESUME_STEPS = 30  # `--then resume-clipped` trains this many steps before the grab
 ACTION_SETTLE_S = 0.5  # after a command, before its probe counts: one from before may arrive
 

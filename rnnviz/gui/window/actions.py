@@ -236,7 +236,7 @@ def build_menus(
                 for p in PRESETS:
                     menu.addAction(actions[f"act_preset_{p.key}"])
             elif name == "colours":
-                colours = menu.addMenu("Colours (from the next start)")
+                colours = menu.addMenu("&Colours")
                 for scheme in ("system", "light", "dark"):
                     colours.addAction(actions[f"act_scheme_{scheme}"])
             elif name == "focus":
