@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Sequence
 
+import shiboken6
 from PySide6.QtCore import QEvent, QObject, QTimer, Slot
 from PySide6.QtWidgets import QApplication
 
@@ -83,9 +84,12 @@ def run_app(
         if os.environ.get("RNNVIZ_EXIT_AFTER_SHOW"):  # `rnnviz bench`: launch-to-window time
             app.processEvents()
             print(f"shown {time.time() - _process_start_time():.3f}", flush=True)
+            _delete(window)  # not closed: nothing saved
             return 0
         QTimer.singleShot(0, window.start_engine)
-        return int(app.exec())
+        code = int(app.exec())
+        _delete(window)
+        return code
 
     # a screenshot shows the defaults (or what --set asks), and leaves this machine's
     # remembered settings alone
@@ -98,7 +102,16 @@ def run_app(
     driver = ScreenshotDriver(window, screenshot, train_steps, options.then)
     QTimer.singleShot(0, driver.start)
     app.exec()
+    _delete(window)
     return driver.exit_code
+
+
+def _delete(window: MainWindow) -> None:
+    """Delete the window's widgets now, while Python runs. Left to the interpreter's exit,
+    PySide deletes them in no order: an axis taken from its plot re-resolves its font and
+    calls pyqtgraph's resizeEvent on a half-deleted item, which crashed every lecture-mode
+    screenshot (the window leaves lecture mode as it closes) with a segmentation fault."""
+    shiboken6.delete(window)
 
 
 def _apply_options(window: MainWindow, options: LaunchOptions) -> None:

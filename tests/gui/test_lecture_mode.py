@@ -333,3 +333,25 @@ def test_view_colours_is_remembered(window, qtbot, monkeypatch, tmp_path):
     path = tmp_path / "odd.json"
     path.write_text('{"version": 1, "scheme": "purple"}')
     assert scheme.saved_scheme(SettingsStore(path)) == "system"
+
+
+def test_a_lecture_mode_screenshot_exits_cleanly(tmp_path) -> None:
+    """Every ``--lecture`` screenshot wrote its file and then died of a segmentation fault:
+    the window, left to the interpreter's exit, was deleted in no order and an axis taken
+    from its plot ran pyqtgraph's resizeEvent half-deleted."""
+    import os
+    import subprocess
+    import sys
+
+    shot = tmp_path / "lecture.png"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(tmp_path))
+    argv = ["--screenshot", str(shot), "--train-steps", "3", "--size", "1280x720", "--lecture"]
+    done = subprocess.run(
+        [sys.executable, "-m", "rnnviz", *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert shot.stat().st_size > 10_000
