@@ -12,6 +12,7 @@ from functools import partial
 from typing import Any
 
 import pyqtgraph as pg
+import shiboken6
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QFontMetricsF
 from PySide6.QtWidgets import QGraphicsItem, QWidget
@@ -141,6 +142,8 @@ def refit_axis_label(axis: pg.AxisItem) -> None:
 
 
 def _fit_axis_label(axis: pg.AxisItem) -> None:
+    if not shiboken6.isValid(axis):  # geometryChanged from the axis's own deletion
+        return
     choices = getattr(axis, "_rnnviz_label_choices", None)
     if choices is None:  # set_axis_label gave a fixed name since
         return

@@ -8,9 +8,10 @@ from typing import Any
 from PySide6.QtCore import QEvent, QSize
 from PySide6.QtWidgets import QDoubleSpinBox, QLabel, QSizePolicy, QWidget
 
-# how much wider than its text a growing SteadyLabel becomes: a quarter, and at least this
-# many average character widths
-GROWTH_SLACK_CHARS = 3
+# how much wider than its text a growing SteadyLabel becomes: a quarter, at least the first
+# and at most the second number of average character widths (a quarter of a long line of
+# runs in a lecture-size status bar was 135 px, and pushed its neighbours off the bar)
+GROWTH_SLACK_CHARS = (3, 8)
 
 
 class SteadyLabel(QWidget):
@@ -71,13 +72,20 @@ class SteadyLabel(QWidget):
         if width > self._hint.width() and not self._label.wordWrap():
             # grows only, and with room to spare: a count that gains a digit, or a proportional
             # font's wider digits, would otherwise re-lay out the window again and again
-            chars = GROWTH_SLACK_CHARS * self._label.fontMetrics().averageCharWidth()
-            width += max(chars, width // 4)
+            char = self._label.fontMetrics().averageCharWidth()
+            least, most = (n * char for n in GROWTH_SLACK_CHARS)
+            width += min(most, max(least, width // 4))
         return QSize(max(width, self._hint.width()), height + extra_h)
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
         self._hint = self._wanted()
         return QSize(self._hint)
+
+    def refit(self) -> None:
+        """Forget the widest text so far (a text that became shorter for good: a status bar
+        that moved the step count elsewhere) and take the current one's width."""
+        self._hint = QSize(0, 0)
+        self.updateGeometry()
 
     def _needs_room(self) -> bool:
         wanted = self._wanted()

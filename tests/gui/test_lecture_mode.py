@@ -10,12 +10,13 @@ from typing import Any
 
 import pyqtgraph as pg
 import pytest
+from _state_helpers import add_run, step_record
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont, QFontInfo
 from PySide6.QtWidgets import QAbstractButton, QComboBox, QLabel, QLineEdit, QWidget
 
 from rnnviz.core.config import RunConfig
-from rnnviz.core.messages import ParamSnapshot
+from rnnviz.core.messages import MetricsBatch, ParamSnapshot
 from rnnviz.core.model import build_model
 from rnnviz.core.probe import params_to_numpy
 from rnnviz.core.vocab import Vocab
@@ -354,4 +355,51 @@ def test_a_lecture_mode_screenshot_exits_cleanly(tmp_path) -> None:
         env=env,
     )
     assert done.returncode == 0, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr, done.stderr[-2000:]
     assert shot.stat().st_size > 10_000
+
+
+def test_the_mlp_lesson_step_shows_the_whole_unrolled_network_at_1280x720(window, qtbot):
+    """Lesson step 3 in lecture mode scrolled the X_t row out of sight: the picture shrinks to
+    fit while its smallest text keeps the 16 px floor."""
+    window.lecture_mode.set_lecture(True, full_screen=False)
+    window.panels.unrolled.mlp_check().setChecked(True)
+    assert window.lecture.start_lesson("chapter", 2)
+    _settled(window, qtbot)
+    canvas = window.panels.unrolled.canvas()
+    assert "input" in canvas.rows() and "mlp" in canvas.rows()
+    viewport = canvas.parentWidget()
+    bottom = canvas.node_rect("input", 0).bottom()
+    assert bottom <= viewport.height(), (bottom, viewport.height())
+    assert min(_px(f) for f in canvas.fonts()[:2]) >= FLOOR_PX
+    # the lesson bar is the second view, whether lecture mode or the lesson came first
+    assert not window.docks["dock_probe_text"].isVisible()
+    window.lecture.bar.close_requested.emit()
+    _settled(window, qtbot)
+    assert window.docks["dock_probe_text"].isVisible()  # the lesson over: the probe text back
+
+
+def test_a_lecture_size_status_bar_with_a_compare_run_shows_every_run_whole(window, qtbot):
+    """At 1280×720 in lecture mode the compare run's name was cut to "no re": the NaN/inf count
+    gives way while it is 0, and comes back with the first skipped step."""
+    window.lecture_mode.set_lecture(True, full_screen=False)
+    state = window.app_state
+    add_run(state, 1, "no recurrence (MLP)")
+    batch = [step_record(s, tokens_per_s=2_155_354.0) for s in range(1, 4)]
+    state.apply(MetricsBatch(0, tuple(batch)))
+    state.apply(MetricsBatch(1, tuple(batch)))
+    window.reactions.update_status()
+    _settled(window, qtbot)
+    status = window.status
+    runs = status.runs_label.label()
+    assert "no recurrence (MLP) step 3" in runs.text().replace("&nbsp;", " ")
+    for label in (status.state_label, status.runs_label, status.step_label, status.speed_label):
+        inner = label.label()
+        assert inner.width() >= inner.sizeHint().width(), inner.text()  # not cut
+        assert label.geometry().right() <= window.statusBar().width()
+    assert status.speed_label.text() == "2.16 M tokens/s"
+    assert status.nonfinite_label.isHidden()
+    state.apply(MetricsBatch(0, (step_record(4, nonfinite_total=1),)))
+    window.reactions.update_status()
+    assert not status.nonfinite_label.isHidden()
+    assert status.nonfinite_label.text() == "NaN/inf skipped: 1"

@@ -325,3 +325,19 @@ def test_the_time_step_slider_shows_its_groove_on_a_dark_scheme(qtbot, dark_sche
     row = [image.pixelColor(x, image.height() // 2) for x in range(image.width())]
     near = [c for c in row if abs(c.lightness() - groove.lightness()) < 12]
     assert len(near) > image.width() // 2, (groove.name(), {c.name() for c in row})
+
+
+@pytest.mark.parametrize(
+    ("count", "text"),
+    [
+        (0, "0"),
+        (9_876, "9,876"),
+        (21_543, "21.5 k"),
+        (215_433, "215 k"),
+        (999_700, "1 M"),
+        (2_155_354, "2.16 M"),
+        (3.2e9, "3.2 G"),
+    ],
+)
+def test_a_large_count_is_written_in_three_figures(count, text):
+    assert theme.short_count(count) == text

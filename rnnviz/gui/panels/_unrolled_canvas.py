@@ -29,6 +29,7 @@ from PySide6.QtCore import QEvent, QPoint, QPointF, QRect, QSize, Qt, Signal
 from PySide6.QtGui import (
     QColor,
     QFont,
+    QFontInfo,
     QFontMetrics,
     QHelpEvent,
     QImage,
@@ -51,6 +52,10 @@ if TYPE_CHECKING:
 STRIP_PX = (40, 200)
 GAP_PX = 22  # between two rows: room for an arrow
 MAX_ZOOM = 2.5
+# a picture too big for its view may shrink while its smallest text stays this high (px):
+# lecture mode's floor, so the hall's fonts can shrink (a lesson's step at 1280x720 scrolled
+# the X_t row out of sight) and a desk's usual ones barely
+MIN_TEXT_PX = 16
 TOP_PX = 6
 
 
@@ -146,8 +151,14 @@ class UnrolledCanvas(QWidget):
         self.update()
 
     def fonts(self) -> tuple[QFont, ...]:
-        """The fonts it paints with (the lecture-mode size test reads them)."""
-        return (self._big, self._small, self._label_font)
+        """The fonts it paints with, at the size they are painted (times the zoom; the
+        lecture-mode size test reads them)."""
+        out = []
+        for font in (self._big, self._small, self._label_font):
+            shown = QFont(font)
+            shown.setPointSizeF(font.pointSizeF() * self._zoom)
+            out.append(shown)
+        return tuple(out)
 
     # -- set from outside (silent)
     def set_result(self, result: ProbeResult | None) -> None:
@@ -348,15 +359,18 @@ class UnrolledCanvas(QWidget):
         return spans
 
     def _fitting_zoom(self) -> float:
-        """The largest zoom (1 to MAX_ZOOM) at which the picture at its least (the narrowest
-        columns, the shortest strips) fits the view."""
+        """The largest zoom (up to MAX_ZOOM) at which the picture at its least (the narrowest
+        columns, the shortest strips) fits the view; below 1 only as far as its smallest
+        text stays MIN_TEXT_PX high (beyond, the view scrolls)."""
         self._zoom, view = 1.0, self._view
         self._view = (0, 0)  # the least size
         least_w, least_h = self._logical_size()
         self._view = view
         if view[0] <= 0 or view[1] <= 0:
             return 1.0
-        return max(1.0, min(MAX_ZOOM, view[0] / least_w, view[1] / least_h))
+        smallest = min(QFontInfo(f).pixelSize() for f in (self._big, self._small))
+        lowest = min(1.0, MIN_TEXT_PX / max(smallest, 1))
+        return max(lowest, min(MAX_ZOOM, view[0] / least_w, view[1] / least_h))
 
     def _line_height(self) -> int:
         """A node with text: the character and a number under it."""

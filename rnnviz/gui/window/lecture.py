@@ -67,6 +67,9 @@ class Lecture(QObject):
         self.player = LessonPlayer(window, self.bar)
         self.player.step_shown.connect(lambda _i: self._bar_holder.show())
         self.bar.close_requested.connect(self._bar_holder.hide)
+        # in lecture mode the lesson bar takes the probe text's place above the view, and
+        # gives it back when the lesson ends
+        self.bar.close_requested.connect(window.focus_view.refocus)
         self._bar_holder.hide()
         self.presets_bar: QToolBar | None = None
         window.focus_view.lesson_running = self.lesson_running
@@ -110,6 +113,7 @@ class Lecture(QObject):
         except LessonError as exc:
             self._window.banner_bar.show_message(f"Lesson not opened: {exc}", "warning")
             return False
+        self._bar_holder.show()  # before the first step lays the views out (lesson_running)
         self.player.start(lesson, step)
         return True
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtWidgets import QStatusBar
 
 from rnnviz.gui import plotting, theme
@@ -14,14 +14,19 @@ from rnnviz.gui.widgets import SteadyLabel
 LABEL_GAP = 10  # px each side of a label: "epoch 76" and "1,625 tokens/s" ran together
 
 
-class StatusLabels:
+class StatusLabels(QObject):
     """The permanent labels of the window's status bar, refreshed from the state.
 
     They are SteadyLabels: a QLabel's new text re-lays out the whole window, and these
-    change many times a second while training.
+    change many times a second while training. Where the bar is too narrow for them all (a
+    1280-px projector at lecture size, compare runs), the count of skipped NaN/inf steps
+    gives way while it is 0; it is back as soon as there is one.
     """
 
     def __init__(self, bar: QStatusBar) -> None:
+        super().__init__(bar)
+        self._bar = bar
+        self._compared = False
         self.state_label = SteadyLabel()
         self.state_label.setObjectName("state_label")
         self.step_label = SteadyLabel()
@@ -47,6 +52,21 @@ class StatusLabels:
             label.label().setFont(theme.font(0.95, bold=label is self.state_label))
             label.setContentsMargins(LABEL_GAP, 0, LABEL_GAP, 0)
             bar.addPermanentWidget(label)
+        self._nonfinite = 0
+        bar.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
+        if watched is self._bar and event.type() == QEvent.Type.Resize:
+            self._fit()
+        return False
+
+    def _fit(self) -> None:
+        """The NaN/inf count shown if it is not 0 or if there is room for it."""
+        others = (self.state_label, self.runs_label, self.step_label, self.speed_label)
+        used = sum(label.sizeHint().width() for label in others if not label.isHidden())
+        grip = 2 * LABEL_GAP + 16  # the size grip and the bar's own margins
+        room = self._bar.width() - used - grip >= self.nonfinite_label.sizeHint().width()
+        self.nonfinite_label.setVisible(self._nonfinite > 0 or room)
 
     def update(self, state: AppState) -> None:
         main = state.main
@@ -58,11 +78,17 @@ class StatusLabels:
         compare = state.compare_runs()
         # with compare runs, the runs label names every run's step
         step = "" if compare else f"step {main.step:,}   "
+        if bool(compare) != self._compared:
+            self._compared = bool(compare)
+            self.step_label.refit()  # "step 1,234   epoch 5" is now "epoch 5"
         self.step_label.setText(f"{step}epoch {main.epoch}")
-        self.speed_label.setText(f"{main.tokens_per_s:,.0f} tokens/s")
-        self.nonfinite_label.setText(f"skipped non-finite steps: {main.nonfinite_total}")
+        # short texts: at lecture size, with compare runs, the longer ones cut the last label
+        self.speed_label.setText(f"{theme.short_count(main.tokens_per_s)} tokens/s")
+        self.nonfinite_label.setText(f"NaN/inf skipped: {main.nonfinite_total}")
+        self._nonfinite = main.nonfinite_total
         if not compare:
             self.runs_label.hide()
+            self._fit()
             return
         parts = []
         for run_id in [MAIN_RUN, *compare]:
@@ -76,3 +102,4 @@ class StatusLabels:
             )
         self.runs_label.setText("&nbsp;&nbsp;".join(parts))
         self.runs_label.show()
+        self._fit()
