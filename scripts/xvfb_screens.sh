@@ -70,3 +70,5 @@ KEYS="F11" shot lecture-dark-1280x720 1280x720 6 -- --probe machine --scheme dar
 KEYS="F11 4" shot lecture-softmax-1920x1080 1920x1080 6 -- --probe machine --cursor 3
 # View > Colours > Dark chosen in the open light window: it recolours live
 KEYS="alt+v c Down Down Return" shot switch-dark-1280x720 1280x720 6 -- --probe machine --scheme light --cursor 3
+# a lesson's step in lecture mode: the lesson bar and one view (the MLP row: five rows to fit)
+KEYS="F11" shot lesson3-lecture-dark-1280x720 1280x720 0 -- --lesson chapter:3 --scheme dark

@@ -383,6 +383,7 @@ def test_a_lecture_size_status_bar_with_a_compare_run_shows_every_run_whole(wind
     """At 1280×720 in lecture mode the compare run's name was cut to "no re": the NaN/inf count
     gives way while it is 0, and comes back with the first skipped step."""
     window.lecture_mode.set_lecture(True, full_screen=False)
+    window.statusBar().clearMessage()  # lecture mode's "Text 130 %"
     state = window.app_state
     add_run(state, 1, "no recurrence (MLP)")
     batch = [step_record(s, tokens_per_s=2_155_354.0) for s in range(1, 4)]
@@ -403,3 +404,14 @@ def test_a_lecture_size_status_bar_with_a_compare_run_shows_every_run_whole(wind
     window.reactions.update_status()
     assert not status.nonfinite_label.isHidden()
     assert status.nonfinite_label.text() == "NaN/inf skipped: 1"
+    # a message (the zoom's "Text 130 %" read "Tex") gets the room it needs while it shows
+    bar = window.statusBar()
+    message = "Probe failed: the probe thread stopped"
+    bar.showMessage(message, 5000)
+    qtbot.wait(50)
+    labels = [status.state_label, status.runs_label, status.step_label, status.speed_label]
+    used = sum(w.width() for w in [*labels, status.nonfinite_label] if w.isVisible())
+    assert bar.fontMetrics().horizontalAdvance(message) <= bar.width() - used
+    assert all(w.isVisible() for w in labels[:2])  # the state and the runs stay
+    bar.clearMessage()
+    assert status.speed_label.isVisible() and status.step_label.isVisible()

@@ -54,19 +54,42 @@ class StatusLabels(QObject):
             bar.addPermanentWidget(label)
         self._nonfinite = 0
         bar.installEventFilter(self)
+        bar.messageChanged.connect(self._fit)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
         if watched is self._bar and event.type() == QEvent.Type.Resize:
             self._fit()
         return False
 
-    def _fit(self) -> None:
-        """The NaN/inf count shown if it is not 0 or if there is room for it."""
-        others = (self.state_label, self.runs_label, self.step_label, self.speed_label)
-        used = sum(label.sizeHint().width() for label in others if not label.isHidden())
+    def _fit(self, *_: object) -> None:
+        """Where the bar is too narrow, labels give way in turn (the NaN/inf count while it is
+        0; while a message shows, the count, the speed and the step), so that the state,
+        every run, and a message ("Probe failed: ...") are read whole."""
+        message = self._bar.currentMessage()
+        needed = self._bar.fontMetrics().horizontalAdvance(message) + 2 * LABEL_GAP
         grip = 2 * LABEL_GAP + 16  # the size grip and the bar's own margins
-        room = self._bar.width() - used - grip >= self.nonfinite_label.sizeHint().width()
-        self.nonfinite_label.setVisible(self._nonfinite > 0 or room)
+        room = self._bar.width() - grip - (needed if message else 0)
+        # a message is short-lived: while it shows, a NaN/inf count that is not 0 gives way too
+        yielding = [self.nonfinite_label] if self._nonfinite == 0 or message else []
+        if message:
+            yielding += [self.speed_label, self.step_label]
+        labels = (
+            self.state_label,
+            self.runs_label,
+            self.step_label,
+            self.speed_label,
+            self.nonfinite_label,
+        )
+        shown = [label for label in labels if label is not self.runs_label or self._compared]
+        used = sum(label.sizeHint().width() for label in shown)
+        hidden = set()
+        for label in yielding:
+            if used <= room:
+                break
+            hidden.add(label)
+            used -= label.sizeHint().width()
+        for label in shown:
+            label.setVisible(label not in hidden)
 
     def update(self, state: AppState) -> None:
         main = state.main
