@@ -100,6 +100,14 @@ def test_a_malformed_lesson_file_is_refused_with_its_line(make_window, tmp_path:
     assert window.lecture.player.lesson() is None
 
 
+def test_a_lesson_file_opens_from_the_file_menu_and_the_lecture_menu(make_window):
+    window = make_window(start=False)
+    open_lesson = window.actions_by_name["act_open_lesson"]
+    for title in ("&File", "&Lecture"):
+        menu = next(a.menu() for a in window.menuBar().actions() if a.text() == title)
+        assert open_lesson in menu.actions(), title
+
+
 @pytest.mark.parametrize("key", [Qt.Key.Key_B, Qt.Key.Key_Period])
 def test_the_blank_key_blanks_the_window_and_back(make_window, qtbot, key):
     window = make_window(start=False)

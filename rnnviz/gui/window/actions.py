@@ -142,7 +142,17 @@ ACTIONS: tuple[ActionSpec, ...] = (
 MENUS: tuple[tuple[str, tuple[str | None, ...]], ...] = (
     (
         "&File",
-        ("act_open_corpus", None, "act_save", "act_load", None, "act_export", None, "act_quit"),
+        (
+            "act_open_corpus",
+            "act_open_lesson",
+            None,
+            "act_save",
+            "act_load",
+            None,
+            "act_export",
+            None,
+            "act_quit",
+        ),
     ),
     (
         "&Training",
