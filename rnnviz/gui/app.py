@@ -19,14 +19,14 @@ from PySide6.QtWidgets import QApplication
 
 from rnnviz.core.config import RunConfig
 from rnnviz.core.messages import Failure, RunInfo, Step
-from rnnviz.gui import platform_check, plotting, theme
+from rnnviz.gui import platform_check, plotting
 from rnnviz.gui.launch import ACTION_SETTLE_S, RESUME_STEPS, LaunchOptions
 from rnnviz.gui.state.app_state import MAIN_RUN
 from rnnviz.gui.state.probe_scheduler import ShownProbe
 from rnnviz.gui.state.settings import SettingsStore
 from rnnviz.gui.window.docks import DOCKS
 from rnnviz.gui.window.main_window import MainWindow
-from rnnviz.gui.window.scheme import apply_saved_scheme
+from rnnviz.gui.window.scheme import apply_saved_scheme, use_scheme
 
 SCREENSHOT_SIZE = (1600, 1000)
 SCREENSHOT_TIMEOUT_S = 45.0
@@ -66,8 +66,7 @@ def run_app(
         print(f"error: --show {unknown[0]}: no such panel (one of {names})", file=sys.stderr)
         return 2
     if options.scheme is not None:  # before any widget: each takes its colours when built
-        theme.use_dark_scheme(options.scheme == "dark")
-        theme.apply_app_palette(app)
+        use_scheme(options.scheme)
     plotting.configure_pyqtgraph()
 
     if screenshot is None:

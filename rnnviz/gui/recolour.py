@@ -20,7 +20,7 @@ here. The application palette is the caller's (``theme.apply_app_palette``).
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, TypeVar
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
@@ -79,29 +79,25 @@ def twin(colour: QColor, twins: dict[str, str]) -> QColor | None:
 
 
 def _pen(spec: Any, twins: dict[str, str]) -> QPen | None:
-    if spec is None:
-        return None
-    pen: QPen = pg.mkPen(spec)
-    if pen.style() == Qt.PenStyle.NoPen:
-        return None
-    colour = twin(pen.color(), twins)
-    if colour is None:
-        return None
-    pen.setColor(colour)
-    return pen
+    return None if spec is None else _tinted(pg.mkPen(spec), Qt.PenStyle.NoPen, twins)
 
 
 def _brush(spec: Any, twins: dict[str, str]) -> QBrush | None:
-    if spec is None:
+    return None if spec is None else _tinted(pg.mkBrush(spec), Qt.BrushStyle.NoBrush, twins)
+
+
+_Tool = TypeVar("_Tool", QPen, QBrush)
+
+
+def _tinted(tool: _Tool, invisible: object, twins: dict[str, str]) -> _Tool | None:
+    """``tool`` in its colour's twin; None if it draws nothing or its colour has no twin."""
+    if tool.style() == invisible:
         return None
-    brush: QBrush = pg.mkBrush(spec)
-    if brush.style() == Qt.BrushStyle.NoBrush:
-        return None
-    colour = twin(brush.color(), twins)
+    colour = twin(tool.color(), twins)
     if colour is None:
         return None
-    brush.setColor(colour)
-    return brush
+    tool.setColor(colour)
+    return tool
 
 
 def _recolour_view(view: pg.GraphicsView, twins: dict[str, str]) -> None:

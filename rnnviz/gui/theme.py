@@ -392,12 +392,14 @@ def fixed_or_plain(x: float, decimals: int = 2) -> str:
 
 
 def short_count(x: float) -> str:
-    """A large count in three figures: ``9,876``, ``21.5 k``, ``216 k``, ``2.16 M`` (a status
-    bar at lecture size had no room for ``2,155,354``)."""
-    if not math.isfinite(x) or abs(x) < 1e4:
-        return f"{x:,.0f}" if math.isfinite(x) else plain_number(x)
+    """A large count in three figures: ``9,876``, ``21.5 k``, ``216 k``, ``2.16 M`` (room in a
+    lecture-size status bar)."""
+    if not math.isfinite(x):
+        return plain_number(x)
+    if abs(x) < 1e4:
+        return f"{x:,.0f}"
     for scale, unit in ((1e3, "k"), (1e6, "M")):
-        if abs(x / scale) < 999.5:  # 999.7 k reads as 1 M
+        if abs(x / scale) < 999.5:  # 999.7 k is written 1 M, not 1e+03 k
             return f"{x / scale:.3g} {unit}"
     return f"{x / 1e9:,.3g} G" if abs(x) < 999.5e9 else f"{x / 1e9:,.0f} G"
 

@@ -9,8 +9,8 @@ from PySide6.QtCore import QEvent, QSize
 from PySide6.QtWidgets import QDoubleSpinBox, QLabel, QSizePolicy, QWidget
 
 # how much wider than its text a growing SteadyLabel becomes: a quarter, at least the first
-# and at most the second number of average character widths (a quarter of a long line of
-# runs in a lecture-size status bar was 135 px, and pushed its neighbours off the bar)
+# and at most the second number of average character widths (a long label's quarter would
+# push its neighbours off a full status bar)
 GROWTH_SLACK_CHARS = (3, 8)
 
 

@@ -53,8 +53,8 @@ STRIP_PX = (40, 200)
 GAP_PX = 22  # between two rows: room for an arrow
 MAX_ZOOM = 2.5
 # a picture too big for its view may shrink while its smallest text stays this high (px):
-# lecture mode's floor, so the hall's fonts can shrink (a lesson's step at 1280x720 scrolled
-# the X_t row out of sight) and a desk's usual ones barely
+# lecture mode's floor, so a lecture's large fonts give the whole picture before a scroll
+# bar, and a desk's usual ones barely shrink
 MIN_TEXT_PX = 16
 TOP_PX = 6
 

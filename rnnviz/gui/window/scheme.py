@@ -34,10 +34,7 @@ def apply_saved_scheme(settings: SettingsStore) -> None:
     """At start, before any widget is built: the remembered light or dark, if one was chosen."""
     choice = saved_scheme(settings)
     if choice != "system":
-        theme.use_dark_scheme(choice == "dark")
-        app = QApplication.instance()
-        if isinstance(app, QApplication):
-            theme.apply_app_palette(app)
+        use_scheme(choice)
 
 
 def use_scheme(choice: str) -> None:
