@@ -285,6 +285,43 @@ def _probe_latencies(
     return out
 
 
+def _scrub_latencies(window: Any, length: int, samples: int) -> list[float]:
+    """Timeline slider moved → every probe panel set and painted, in ms, on a text of
+    ``length`` characters: the slider set to a random other stored snapshot, as a drag does."""
+    shown = {"n": 0}
+
+    def on_shown() -> None:
+        shown["n"] += 1
+
+    app = QApplication.instance()
+    assert isinstance(app, QApplication)
+    rng = random.Random(1)
+    line_edit = window.panels.probe_text.line_edit()
+    text = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz      ") for _ in range(length))
+    window.probe_shown.connect(on_shown)
+    before = shown["n"]
+    line_edit.setText(text)
+    _wait_shown(app, shown, before, time.perf_counter())
+    slider = window.panels.timeline.slider()
+    out: list[float] = []
+    try:
+        for _ in range(samples):
+            count = slider.maximum()  # the rightmost position is live: not a stored model
+            if count < 2:
+                raise RuntimeError("the timeline has fewer than three snapshots")
+            index = rng.choice([i for i in range(count) if i != slider.value()])
+            before = shown["n"]
+            t0 = time.perf_counter()
+            slider.setValue(index)
+            _wait_shown(app, shown, before, t0)
+            out.append((time.perf_counter() - t0) * 1000)
+            _spin(0.03)
+    finally:
+        window.probe_shown.disconnect(on_shown)
+        window.app_state.go_live()
+    return out
+
+
 def _show_every_probe_panel(window: Any) -> None:
     """The default layout tabs the softmax, gradient-flow and step-view docks: put the first
     two side by side so that every probe panel is on screen and painted."""
@@ -302,8 +339,8 @@ def _show_every_probe_panel(window: Any) -> None:
         Qt.Orientation.Horizontal,
     )
     _spin(0.2)
-    # the step view and the unrolled network stay behind their tabs, as by default
-    behind = ("dock_stepview", "dock_unrolled")
+    # the step view, the unrolled network and the film stay behind their tabs, as by default
+    behind = ("dock_stepview", "dock_unrolled", "dock_film")
     hidden = [n for n, d in docks.items() if n not in behind and d.visibleRegion().isEmpty()]
     if hidden:
         raise RuntimeError(f"bench layout: docks not on screen: {hidden}")
@@ -314,7 +351,9 @@ def bench_probe(samples: int, lengths: tuple[int, ...] = (20, 100, 500)) -> dict
     probe panel (text, hidden states, softmax, gradient flow) on screen.
 
     ``p50_ms_{n}_{phase}`` / ``p95_ms_{n}_{phase}``: a key typed at the end of an n-character
-    text; ``..._mid``: typed in its middle; ``..._paste``: the whole text replaced."""
+    text; ``..._mid``: typed in its middle; ``..._paste``: the whole text replaced.
+    ``scrub_p50_ms_100_{phase}`` / ``scrub_p95_...``: the timeline moved to another stored
+    snapshot (training goes on meanwhile in the "training" phase)."""
     import tempfile
 
     _app()
@@ -341,7 +380,14 @@ def bench_probe(samples: int, lengths: tuple[int, ...] = (20, 100, 500)) -> dict
                     suffix = "" if edit == "type" else f"_{edit}"
                     result[f"p50_ms_{n}_{phase}{suffix}"] = _percentile(xs, 50)
                     result[f"p95_ms_{n}_{phase}{suffix}"] = _percentile(xs, 95)
+            scrubs = {"training": _scrub_latencies(window, 100, samples)}
             window.controller.send(Pause())
+            _spin_until(lambda: not window.app_state.training, 10)
+            scrubs["paused"] = _scrub_latencies(window, 100, samples)
+            for phase, xs in scrubs.items():
+                result[f"scrub_p50_ms_100_{phase}"] = _percentile(xs, 50)
+                result[f"scrub_p95_ms_100_{phase}"] = _percentile(xs, 95)
+            result["timeline_snapshots"] = len(window.app_state.snapshots)
         finally:
             window.close()
     result["hidden"] = 256

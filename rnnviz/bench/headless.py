@@ -13,7 +13,8 @@ Sections
   once over all steps, so it is the stronger baseline of the two.
 - gui: training speed with every panel open and redrawing vs the same engine headless, and the
   GUI event loop's lag (a 10 ms heartbeat timer).
-- probe: time from a text change to every probe panel showing the new result.
+- probe: time from a text change to every probe panel showing the new result, and from a
+  move of the timeline to every probe panel showing that stored snapshot's probe.
 - startup_s: launch to window shown, in a fresh process.
 - memory: RSS growth of the GUI process over a long run.
 """
@@ -37,6 +38,8 @@ GOALS = {
     "gui.lag_max_ms": "<= 50",
     "probe.p95_ms_100_training": "<= 30",
     "probe.p95_ms_100_paused": "<= 15",
+    "probe.scrub_p95_ms_100_training": "<= 30",
+    "probe.scrub_p95_ms_100_paused": "<= 30",
     "startup_s": "<= 2.0",
     "memory.rss_growth_mib_per_10k": "< 2",
 }
@@ -53,6 +56,8 @@ REQUIRED_KEYS = (
     "gui.train_fraction_of_headless",
     "probe.p95_ms_100_training",
     "probe.p95_ms_100_paused",
+    "probe.scrub_p95_ms_100_training",
+    "probe.scrub_p95_ms_100_paused",
     "startup_s",
     "memory.rss_growth_mib_per_10k",
 )

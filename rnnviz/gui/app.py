@@ -98,7 +98,7 @@ def run_app(
     if options.size is None:
         window.resize(*SCREENSHOT_SIZE)
     window.show()
-    driver = ScreenshotDriver(window, screenshot, train_steps, options.then)
+    driver = ScreenshotDriver(window, screenshot, train_steps, options.then, options.at_step)
     QTimer.singleShot(0, driver.start)
     app.exec()
     _delete(window)
@@ -181,17 +181,25 @@ class ScreenshotDriver(QObject):
     ``rollback``: back to the last good snapshot of a diverged run. ``resume-clipped``: the
     banner's "Resume with clipping on" (it rolls back first), then RESUME_STEPS steps.
     ``reset``: a new run at step 0. ``light``, ``dark``: View ▸ Colours chosen in the open
-    window (it recolours live; nothing remembered).
+    window (it recolours live; nothing remembered). ``at_step``: then the timeline on the
+    stored snapshot nearest to it. The grab waits for the probe of the model shown and, when
+    the learning film is on screen, for its last row.
     """
 
     def __init__(
-        self, window: MainWindow, path: str, train_steps: int, then: Sequence[str] = ()
+        self,
+        window: MainWindow,
+        path: str,
+        train_steps: int,
+        then: Sequence[str] = (),
+        at_step: int | None = None,
     ) -> None:
         super().__init__(window)
         self.window = window
         self.path = path
         self.train_steps = max(0, int(train_steps))
         self.then = list(then)
+        self.at_step = at_step
         self.exit_code = 1
         self._sent_steps = False
         self._target = self.train_steps
@@ -225,7 +233,7 @@ class ScreenshotDriver(QObject):
         self._probed = shown.snapshot
 
     def _probe_is_current(self) -> bool:
-        snapshot = self.window.app_state.snapshot
+        snapshot = self.window.app_state.shown_snapshot
         return snapshot is not None and self._probed is snapshot
 
     def _settled(self) -> bool:
@@ -297,6 +305,13 @@ class ScreenshotDriver(QObject):
         if self.then:
             self._next_action()
             return
+        if self.at_step is not None:
+            self.window.app_state.view_step(self.at_step)
+            self.at_step = None
+            return
+        if self.window.panels.film.isVisible() and not self.window.timeline.film_done():
+            return
+        self.window.timeline.show_film()
         self.window.redraw.redraw_all()
         lay_out_now()
         self.window.repaint()

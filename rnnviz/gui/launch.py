@@ -31,6 +31,8 @@ class LaunchOptions:
     (the number keys), None: the overview. ``lesson``: a shipped lesson's name or a lesson
     file, started at ``lesson_step`` (0-based). ``lecture``: lecture mode (F11; full screen
     unless ``size`` is given). ``zoom``: the text size (1.0: 100 %; None: the last session's).
+    ``at_step``: with a screenshot, the timeline on the stored snapshot nearest this step
+    before the grab (None: live).
     """
 
     config: RunConfig | None = None
@@ -46,6 +48,7 @@ class LaunchOptions:
     lesson_step: int = 0
     lecture: bool = False
     zoom: float | None = None
+    at_step: int | None = None
 
 
 def lesson_argument(text: str) -> tuple[str, int]:

@@ -28,6 +28,21 @@ def clamp(value: int, length: int) -> int:
     return min(max(value, 0), max(length - 1, 0))
 
 
+def slider_style() -> str:
+    """The time cursor's and the timeline's slider, drawn in the scheme's colours: the style's
+    own groove vanished on a dark palette (Adwaita-dark, --scheme dark), leaving a lone handle
+    at the left end."""
+    scheme = theme.colours()
+    return (
+        f"QSlider::groove:horizontal {{ height: 6px; background: {scheme.missing};"
+        " border-radius: 3px; }"
+        f"QSlider::sub-page:horizontal {{ background: {scheme.secondary_ink};"
+        " border-radius: 3px; }"
+        f"QSlider::handle:horizontal {{ background: {scheme.ink}; width: 16px;"
+        " margin: -6px 0; border-radius: 8px; }"
+    )
+
+
 def _placeholder_label(text: str) -> QLabel:
     label = QLabel(text)
     label.setAlignment(Qt.AlignmentFlag.AlignCenter)

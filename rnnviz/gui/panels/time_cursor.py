@@ -13,7 +13,7 @@ from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QWidget
 
 from rnnviz.gui import theme
-from rnnviz.gui.panels._probe_common import clamp, quoted
+from rnnviz.gui.panels._probe_common import clamp, quoted, slider_style
 
 if TYPE_CHECKING:
     from rnnviz.core.probe import ProbeResult
@@ -37,17 +37,7 @@ class TimeCursor(QWidget):
         self._slider.setPageStep(5)
         self._slider.setEnabled(False)
         self._slider.setToolTip("time step of the probe string (Alt+← / Alt+→, Home, End)")
-        # drawn in the scheme's colours: the style's own groove vanished on a dark palette
-        # (Adwaita-dark, --scheme dark), leaving a lone handle at the left end
-        scheme = theme.colours()
-        self._slider.setStyleSheet(
-            f"QSlider::groove:horizontal {{ height: 6px; background: {scheme.missing};"
-            " border-radius: 3px; }"
-            f"QSlider::sub-page:horizontal {{ background: {scheme.secondary_ink};"
-            " border-radius: 3px; }"
-            f"QSlider::handle:horizontal {{ background: {scheme.ink}; width: 16px;"
-            " margin: -6px 0; border-radius: 8px; }"
-        )
+        self._slider.setStyleSheet(slider_style())
         self._label = QLabel()
         self._label.setFont(theme.font(1.2, mono=True))
         self._label.setMinimumWidth(QFontMetrics(self._label.font()).horizontalAdvance("x" * 26))

@@ -24,6 +24,7 @@ from rnnviz.core.messages import (
     StateChanged,
     StepRecord,
 )
+from rnnviz.core.snapshots import SnapshotStore, StoredSnapshot
 from rnnviz.gui.state.histories import RunHistories
 
 MAIN_RUN = 0
@@ -53,6 +54,10 @@ class AppState(QObject):
     metrics_appended = Signal(int)  # run_id: new records in its history
     history_truncated = Signal(int)  # run_id: a rollback cut its history
     snapshot_changed = Signal(object)  # ParamSnapshot of the main run
+    # the model the probe panels show changed by the user's hand: the timeline moved to a
+    # stored snapshot, or back to live (ParamSnapshot); a new live snapshot is snapshot_changed
+    view_changed = Signal(object)
+    timeline_changed = Signal()  # a snapshot was stored or dropped, or the view moved
     divergence_changed = Signal(object)  # Divergence | None
     failure = Signal(object)  # Failure
     useless = Signal(int)  # run_id: its recent losses are worse than uniform guessing
@@ -69,6 +74,10 @@ class AppState(QObject):
         self._runs: dict[int, RunStatus] = {MAIN_RUN: RunStatus()}
         self._run_info: RunInfo | None = None
         self._snapshot: ParamSnapshot | None = None
+        # the timeline: the main run's stored snapshots, and the one shown (None: live)
+        self.snapshots = SnapshotStore()
+        self._viewed: ParamSnapshot | None = None
+        self._as_message: dict[int, tuple[StoredSnapshot, ParamSnapshot]] = {}
         self._divergence: Divergence | None = None
         # each run's newest divergence, shown or not: a rollback stays reachable after the
         # banner went (dismissed, or "Resume" pressed and the run diverged again)
@@ -172,6 +181,102 @@ class AppState(QObject):
         for run_id in list(self._runs):
             self.remove_run(run_id)
 
+    # ---------------------------------------------------------------- the timeline
+
+    @property
+    def live(self) -> bool:
+        """The probe panels show the newest model (not a stored snapshot)."""
+        return self._viewed is None
+
+    @property
+    def shown_snapshot(self) -> ParamSnapshot | None:
+        """The model the probe panels show: the stored one the timeline is on, else the newest."""
+        return self._snapshot if self._viewed is None else self._viewed
+
+    @property
+    def viewed_step(self) -> int | None:
+        """The step of the stored snapshot shown; None while live."""
+        return None if self._viewed is None else self._viewed.step
+
+    def view_step(self, step: int | None) -> None:
+        """Show the stored snapshot nearest to ``step`` (None, or the newest one: live)."""
+        live = self._snapshot
+        stored = None if step is None else self.snapshots.nearest(step)
+        if stored is None or live is None or stored is self.snapshots.newest():
+            viewed = None
+        else:
+            viewed = self._message(stored, live)
+        if viewed is self._viewed:
+            return
+        self._viewed = viewed
+        self.view_changed.emit(self.shown_snapshot)
+        self.timeline_changed.emit()
+
+    def view_neighbour(self, direction: int) -> None:
+        """The stored snapshot before (direction < 0) or after (> 0) the one shown."""
+        here = self.viewed_step
+        if here is None:
+            if direction > 0:
+                return  # live is the newest already
+            newest = self.snapshots.newest()
+            if newest is None:
+                return
+            here = newest.step
+        other = self.snapshots.neighbour(here, direction)
+        if other is not None:
+            self.view_step(other.step)
+        elif direction < 0 and self._viewed is None:
+            self.view_step(here)
+
+    def go_live(self) -> None:
+        self.view_step(None)
+
+    def timeline_label(self) -> str:
+        """What the panels say about the model they show: "model at step 400 of 2,000"."""
+        newest = self.main.step
+        if self._viewed is None:
+            return f"live: step {newest:,}"
+        return f"model at step {self._viewed.step:,} of {newest:,}"
+
+    def restore_timeline(self, store: SnapshotStore, step: int | None) -> None:
+        """A saved session's stored snapshots (after its run was loaded), shown at ``step``."""
+        self.snapshots = store
+        self._as_message.clear()
+        self._viewed = None
+        self.timeline_changed.emit()
+        if step is not None:
+            self.view_step(step)
+
+    def _message(self, stored: StoredSnapshot, like: ParamSnapshot) -> ParamSnapshot:
+        """The stored snapshot as the message the probes take, made once per snapshot: the
+        probe scheduler keeps a model per message (identity)."""
+        cached = self._as_message.get(stored.step)
+        if cached is not None and cached[0] is stored:
+            return cached[1]
+        message = ParamSnapshot(
+            MAIN_RUN, stored.step, like.config, like.vocab_tokens, dict(stored.params)
+        )
+        if len(self._as_message) > 64:
+            self._as_message.clear()
+        self._as_message[stored.step] = (stored, message)
+        return message
+
+    def _store_snapshot(self, event: ParamSnapshot) -> None:
+        try:
+            self.snapshots.add(event.step, event.params)
+        except ValueError:  # another model without a RunInfo between: a new timeline
+            self.snapshots.clear()
+            self.snapshots.add(event.step, event.params)
+        self.timeline_changed.emit()
+
+    def _timeline_cut(self, step: int) -> None:
+        """A rollback to ``step``: later snapshots are gone, a view of one of them too."""
+        self.snapshots.truncate_after(step)
+        if self._viewed is not None and self._viewed.step > step:
+            self._viewed = None
+            self.view_changed.emit(self.shown_snapshot)
+        self.timeline_changed.emit()
+
     # ---------------------------------------------------------------- divergence, failure
 
     @property
@@ -252,6 +357,7 @@ class AppState(QObject):
         elif isinstance(event, ParamSnapshot):
             if event.run_id == MAIN_RUN:  # probes follow the main run
                 self._snapshot = event
+                self._store_snapshot(event)
                 self.snapshot_changed.emit(event)
         elif isinstance(event, StateChanged):
             self._apply_state(event)
@@ -322,6 +428,10 @@ class AppState(QObject):
             self._watches.pop(run_id, None)  # rolled back: judged afresh
         if before != self.histories.last_step(run_id):
             self.history_truncated.emit(run_id)
+        if run_id == MAIN_RUN:
+            newest = self.snapshots.newest()
+            if newest is not None and newest.step > event.step:
+                self._timeline_cut(event.step)
         if run_id != MAIN_RUN and event.state == "stopped":  # CloseRun, or a load replaced it
             self.remove_run(run_id)
             return
@@ -346,6 +456,12 @@ class AppState(QObject):
         self._records_received = 0
         self._unsaved = False
         self._snapshot = None
+        self.snapshots = SnapshotStore()
+        self._as_message.clear()
+        if self._viewed is not None:
+            self._viewed = None
+            self.view_changed.emit(None)
+        self.timeline_changed.emit()
         for run_id in list(self._runs):
             if run_id != MAIN_RUN:
                 self._runs[run_id] = replace(self._runs[run_id], step=0, epoch=0)

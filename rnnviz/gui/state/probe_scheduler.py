@@ -15,6 +15,9 @@ small probes, anything while paused) or on the probe thread (large re-probes whi
   ``key_thread_work`` (a long paste), runs on the probe thread so the window stays live. A
   newer text cancels a re-probe there; an edit there goes on (keys typed meanwhile wait for it
   and then reuse what it computed).
+* A snapshot the user chose on the timeline (or Live) is probed at once, as a keystroke is:
+  inline unless it is larger than ``key_thread_work``. The Probers of the last few chosen
+  snapshots are kept, so scrubbing back and forth over them costs no forward pass.
 * While paused, a probe larger than ``paused_thread_work`` runs there too, on both cores (the
   engine's is idle): a long paste with the gradient flow, a large model's first probe. Inline
   it froze the window for seconds, and two torch threads on the GUI thread spin at every op
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -56,6 +60,7 @@ class ProbeTiming:
 
 
 PAUSED_THREADS = min(2, os.cpu_count() or 1)
+KEPT_PROBERS = 8  # models of recently shown snapshots (about 0.5 MB each at hidden 256)
 
 _torch_threads = 0  # what this process last set (0: not yet)
 
@@ -119,6 +124,10 @@ class ProbeScheduler(QObject):
         self._model: Any = None
         self._vocab: Any = None
         self._model_snapshot: ParamSnapshot | None = None
+        # Probers of recently shown snapshots, by id(snapshot) (the snapshot is held with it,
+        # so the id stays its own); one handed to the probe thread is taken out meanwhile
+        self._kept: OrderedDict[int, tuple[ParamSnapshot, Any]] = OrderedDict()
+        self._chosen_waits = False  # a chosen snapshot waits for an edit on the probe thread
         self._shown: ShownProbe | None = None
         self.error = ""
         self._ticket = 0  # of the last request
@@ -210,6 +219,13 @@ class ProbeScheduler(QObject):
         elif not self._throttle.isActive():
             self._throttle.start(int(wait * 1000) + 1)
 
+    def snapshot_chosen(self, snapshot: ParamSnapshot | None) -> None:
+        """The user moved the timeline to ``snapshot`` (or back to live): probed at once."""
+        self._snapshot = snapshot
+        if snapshot is not None:
+            self._chosen_waits = self._worker_has_edit()  # then probed once the edit is in
+            self.probe(urgent=True)
+
     # ---------------------------------------------------------------- the rules
 
     def reprobe_interval(self) -> float:
@@ -224,11 +240,12 @@ class ProbeScheduler(QObject):
             wait = max(wait, self.timing.typing_quiet_s - (now - self.last_key_time))
         return wait
 
-    def thread_threshold(self, keystroke: bool) -> int:
-        """Multiply-adds above which a probe runs on the probe thread, not inline."""
+    def thread_threshold(self, urgent: bool) -> int:
+        """Multiply-adds above which a probe runs on the probe thread, not inline (urgent: a
+        keystroke's or a timeline move's, which the user waits for)."""
         if not self._training:
             return self.timing.paused_thread_work
-        return self.timing.key_thread_work if keystroke else self.timing.inline_work
+        return self.timing.key_thread_work if urgent else self.timing.inline_work
 
     def typing(self) -> bool:
         """The user typed within the quiet interval (metric panels redraw less often)."""
@@ -243,7 +260,11 @@ class ProbeScheduler(QObject):
 
     @Slot()
     def _on_soon(self) -> None:
-        self.probe(keystroke=True)
+        if self._chosen_waits:  # the chosen model, not the one the keys were typed on
+            self._chosen_waits = False
+            self.probe(urgent=True)
+        else:
+            self.probe(keystroke=True)
 
     @Slot()
     def _on_throttle(self) -> None:
@@ -254,8 +275,9 @@ class ProbeScheduler(QObject):
                 return
         self.probe(staggered=self._training)
 
-    def probe(self, staggered: bool = False, keystroke: bool = False) -> None:
+    def probe(self, staggered: bool = False, keystroke: bool = False, urgent: bool = False) -> None:
         """Probe the text now (inline or on the probe thread)."""
+        urgent = urgent or keystroke
         self._soon.stop()
         snapshot, text = self._snapshot, self._text
         if snapshot is None or self._worker_has_edit():
@@ -290,17 +312,21 @@ class ProbeScheduler(QObject):
             # a new one with the same step); typing re-probes the same model
             if self._model_snapshot is not snapshot and not keep_model:
                 vocab = self._vocab
-                if vocab is None or vocab.tokens != snapshot.vocab_tokens:
-                    vocab = Vocab(snapshot.vocab_tokens)
-                model = model_from_params(
-                    snapshot.config.model, len(snapshot.vocab_tokens), dict(snapshot.params)
-                )
-                new_prober = Prober(model, vocab)
-                tag = ProbeTag(staggered, keystroke, model, vocab, snapshot)
+                kept = self._kept.pop(id(snapshot), None)
+                if kept is not None:
+                    new_prober = kept[1]
+                else:
+                    if vocab is None or vocab.tokens != snapshot.vocab_tokens:
+                        vocab = Vocab(snapshot.vocab_tokens)
+                    model = model_from_params(
+                        snapshot.config.model, len(snapshot.vocab_tokens), dict(snapshot.params)
+                    )
+                    new_prober = Prober(model, vocab)
+                tag = ProbeTag(staggered, keystroke, new_prober.model, new_prober.vocab, snapshot)
             else:
                 tag = ProbeTag(staggered, keystroke, self._model, self._vocab, self._model_snapshot)
             work = sum((new_prober or self._prober).work(text, with_grad_flow))
-            if work > self.thread_threshold(keystroke):
+            if work > self.thread_threshold(urgent):
                 # a re-probe on a new snapshot gets a new Prober (keystrokes keep the one
                 # here); a large edit takes this Prober and its cache along
                 if new_prober is not None:
@@ -310,7 +336,7 @@ class ProbeScheduler(QObject):
                 else:
                     prober = Prober(tag.model, tag.vocab)
                 if not self._training:
-                    if not keystroke:  # a keystroke's panels come at once (its latency)
+                    if not urgent:  # a keystroke's or a scrub's panels come at once
                         tag = replace(tag, staggered=True)
                     if work > self.timing.two_threads_work:
                         use_torch_threads(PAUSED_THREADS)  # the engine's core is idle
@@ -331,6 +357,11 @@ class ProbeScheduler(QObject):
 
     def _adopt(self, prober: Any, tag: ProbeTag) -> None:
         """From now on keystrokes probe with ``prober`` (its model and snapshot)."""
+        if tag.snapshot is not None:
+            self._kept.pop(id(tag.snapshot), None)
+            self._kept[id(tag.snapshot)] = (tag.snapshot, prober)
+            while len(self._kept) > KEPT_PROBERS:
+                self._kept.popitem(last=False)
         self._prober = prober
         self._model, self._vocab = tag.model, tag.vocab
         self._model_snapshot = tag.snapshot
@@ -357,7 +388,9 @@ class ProbeScheduler(QObject):
         self._show(ShownProbe(result, tag.model, tag.vocab, tag.snapshot, tag.staggered))
         # typed on while the thread computed, or paused meanwhile with a newer model than the
         # one this answer came from (the probes it held back were not made)
-        newer_model = not self._training and tag.snapshot is not self._snapshot
+        newer_model = tag.snapshot is not self._snapshot and (
+            not self._training or self._chosen_waits
+        )
         if result.text != self._text or newer_model:
             self._soon.start()
 

@@ -70,6 +70,21 @@ ACTIONS: tuple[ActionSpec, ...] = (
         "Walk the unrolled network step by step, lighting each step's computation in order",
     ),
     ActionSpec(
+        "act_timeline_back",
+        "Earlier model",
+        ("[",),
+        "The probe panels show the stored snapshot before the one shown (training goes on)",
+    ),
+    ActionSpec(
+        "act_timeline_forward",
+        "Later model",
+        ("]",),
+        "The stored snapshot after the one shown; past the newest: live",
+    ),
+    ActionSpec(
+        "act_timeline_live", "Live model", ("Ctrl+L",), "The probe panels follow training again"
+    ),
+    ActionSpec(
         "act_open_corpus", "Open corpus…", (_STD.Open,), "Train on a text file (resets training)"
     ),
     ActionSpec(
@@ -169,6 +184,10 @@ MENUS: tuple[tuple[str, tuple[str | None, ...]], ...] = (
             "act_first",
             "act_last",
             "act_play_time",
+            None,
+            "act_timeline_back",
+            "act_timeline_forward",
+            "act_timeline_live",
         ),
     ),
     (
@@ -207,6 +226,7 @@ EXTRA_KEYS: tuple[tuple[str, str], ...] = (
     ("click a row of the hidden-state heatmap", "trace that unit; colour the text by it"),
     ("click a character of the probe text", "move the time cursor there"),
     ("click a step of the unrolled network", "move the time cursor there; hover: its numbers"),
+    ("click a row of the learning film", "show that stored snapshot of training"),
 )
 
 

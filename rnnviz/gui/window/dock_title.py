@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from rnnviz.gui import theme
+from rnnviz.gui.widgets import SteadyLabel
 
 
 class HelpPopup(QFrame):
@@ -50,6 +51,11 @@ class DockTitle(QWidget):
         self._help = (help_title, help_text)
         self.popup: HelpPopup | None = None
         self._label = QLabel(dock.windowTitle())
+        # "model at step 400 of 2,000" while the timeline shows an older model (window/timeline)
+        self.note = SteadyLabel(shrink=True)  # "of 2,000" grows with every metrics batch
+        self.note.setObjectName(f"note_{dock.objectName()}")
+        self.note.label().setFont(theme.font(bold=True))
+        self.note.hide()
         style = self.style()
         self.help_button = self._button(
             "?", f"help_{dock.objectName()}", f"What {help_title} shows"
@@ -70,9 +76,18 @@ class DockTitle(QWidget):
         layout = QHBoxLayout(self)
         layout.setContentsMargins(4, 0, 2, 0)
         layout.setSpacing(2)
-        layout.addWidget(self._label, 1)
+        layout.addWidget(self._label)
+        layout.addWidget(self.note, 1)
+        layout.addStretch(0)
         for button in (self.help_button, float_button, close_button):
             layout.addWidget(button)
+
+    def set_note(self, text: str) -> None:
+        """A word beside the title in the warning colour ("" hides it)."""
+        if text:
+            self.note.setText(f"· {text}")
+            self.note.label().setStyleSheet(f"color: {theme.colours().states['paused']};")
+        self.note.setVisible(bool(text))
 
     def _button(self, text: str, name: str, tip: str) -> QToolButton:
         button = QToolButton(self)

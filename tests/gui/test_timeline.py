@@ -1,0 +1,170 @@
+"""The timeline: stored snapshots, scrubbing, the learning film (issue 15)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _state_helpers import make_state, new_run, rolled_back
+from PySide6.QtCore import Qt
+
+from rnnviz.core.film import film_row
+from rnnviz.core.messages import ParamSnapshot
+from rnnviz.core.probe import model_from_params, probe
+from rnnviz.core.vocab import Vocab
+
+ENGINE_WAIT_MS = 30_000
+TEXT = "abcabcab"
+
+
+def core_probe(window, step: int):
+    """The probe of the parameters stored for ``step``, computed directly in core."""
+    stored = window.app_state.snapshots.nearest(step)
+    assert stored is not None and stored.step == step
+    snap = window.app_state.snapshot
+    model = model_from_params(snap.config.model, len(snap.vocab_tokens), dict(stored.params))
+    return probe(model, Vocab(snap.vocab_tokens), window.app_state.probe_text)
+
+
+def train_in_steps(qtbot, window, rounds: int, steps: int = 3) -> None:
+    """Several Step commands: each ends with a snapshot, so the timeline has ``rounds`` more."""
+    for _ in range(rounds):
+        target = window.app_state.main.step + steps
+        window.controller.step(steps)
+        qtbot.waitUntil(
+            lambda t=target: (
+                window.app_state.snapshot is not None and window.app_state.snapshot.step == t
+            ),
+            timeout=ENGINE_WAIT_MS,
+        )
+
+
+def shown_on(window, step: int) -> bool:
+    shown = window.probes.current
+    return (
+        shown is not None
+        and shown.snapshot is not None
+        and shown.snapshot.step == step
+        and shown.result is not None
+        and shown.result.text == window.app_state.probe_text
+    )
+
+
+@pytest.fixture
+def window(make_window, qtbot):
+    w = make_window()
+    w.set_probe_text(TEXT)
+    w.show_panel("gradflow")  # the gradient flow is probed too, and compared
+    train_in_steps(qtbot, w, 4)
+    return w
+
+
+def test_scrubbing_to_a_step_shows_exactly_that_snapshots_probe(window, qtbot):
+    steps = window.app_state.snapshots.steps()
+    assert len(steps) >= 5 and steps[0] == 0
+    target = steps[2]
+    window.panels.timeline.slider().setValue(2)  # the user drags the slider
+    qtbot.waitUntil(lambda: shown_on(window, target), timeout=5000)
+    expect = core_probe(window, target)
+    got = window.probe_result
+    np.testing.assert_allclose(got.probs, expect.probs, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(got.hidden, expect.hidden, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(got.topk_ids, expect.topk_ids)
+    assert got.grad_flow is not None
+    np.testing.assert_allclose(got.grad_flow, expect.grad_flow, rtol=1e-4, atol=1e-8)
+    newest = window.app_state.main.step
+    label = f"model at step {target:,} of {newest:,}"
+    assert window.panels.timeline.label_text() == label
+    assert window.panels.timeline.shown_label() == f"step {target:,} of {newest:,}"
+    for name in ("dock_probe_text", "dock_softmax", "dock_hidden", "dock_unrolled"):
+        note = window.docks[name].titleBarWidget().note
+        assert note.isVisibleTo(window.docks[name]) and label in note.text()
+    # the step view recomputes on the same model
+    detail, why = window.probes.step_detail(1)
+    assert why == ""
+    np.testing.assert_allclose(detail.softmax.ravel(), expect.probs[1], rtol=1e-5, atol=1e-7)
+
+
+def test_keys_move_between_snapshots_and_live_returns(window, qtbot):
+    steps = window.app_state.snapshots.steps()
+    window.setFocus()
+    qtbot.keyClick(window, Qt.Key.Key_BracketLeft)  # live -> the snapshot before the newest
+    qtbot.waitUntil(lambda: shown_on(window, steps[-2]), timeout=5000)
+    qtbot.keyClick(window, Qt.Key.Key_BracketLeft)
+    qtbot.waitUntil(lambda: shown_on(window, steps[-3]), timeout=5000)
+    qtbot.keyClick(window, Qt.Key.Key_BracketRight)
+    qtbot.waitUntil(lambda: shown_on(window, steps[-2]), timeout=5000)
+    assert not window.app_state.live
+    assert window.panels.timeline.live_button().isEnabled()
+    qtbot.mouseClick(window.panels.timeline.live_button(), Qt.MouseButton.LeftButton)
+    assert window.app_state.live
+    qtbot.waitUntil(lambda: shown_on(window, steps[-1]), timeout=5000)
+    assert window.panels.timeline.label_text() == f"live: step {steps[-1]:,}"
+    assert window.panels.timeline.shown_label() == ""
+    assert not window.docks["dock_softmax"].titleBarWidget().note.isVisibleTo(window)
+
+
+def test_brackets_typed_in_the_probe_text_are_text(window, qtbot):
+    edit = window.panels.probe_text.line_edit()
+    edit.setFocus()
+    qtbot.keyClicks(edit, "[")
+    assert edit.text().endswith("[")
+    assert window.app_state.live
+
+
+def test_training_goes_on_while_an_old_model_is_shown(window, qtbot):
+    steps = window.app_state.snapshots.steps()
+    window.app_state.view_step(steps[1])
+    qtbot.waitUntil(lambda: shown_on(window, steps[1]), timeout=5000)
+    before = window.app_state.main.step
+    train_in_steps(qtbot, window, 2)
+    assert window.app_state.main.step > before
+    assert shown_on(window, steps[1])  # the new snapshots did not replace the one chosen
+    assert window.panels.timeline.label_text().endswith(f"of {window.app_state.main.step:,}")
+    window.app_state.go_live()
+    qtbot.waitUntil(lambda: shown_on(window, window.app_state.main.step), timeout=5000)
+
+
+def test_the_film_has_one_row_per_snapshot_and_a_click_scrubs(window, qtbot):
+    window.show_panel("film")
+    qtbot.waitUntil(window.timeline.film_done, timeout=10_000)
+    window.timeline.show_film()
+    film = window.panels.film
+    steps = window.app_state.snapshots.steps()
+    matrix = film.matrix()
+    assert matrix.shape == (len(steps), len(TEXT))
+    snap = window.app_state.snapshot
+    vocab = Vocab(snap.vocab_tokens)
+    for i, stored in enumerate(window.app_state.snapshots.snapshots()):
+        row = film_row(snap.config.model, vocab, stored.step, stored.params, TEXT)
+        np.testing.assert_allclose(matrix[i], row.p_true, rtol=1e-6)
+    assert not np.allclose(matrix[-1], matrix[0], equal_nan=True)  # the model moved
+    assert film.viewed_row() == len(steps) - 1
+    # a click on row 1 shows that snapshot everywhere
+    film_view = film._graphics  # noqa: SLF001 - the view the user clicks in
+    pos = film_view.mapFromScene(film.scene_pos_of(2, 1))
+    qtbot.mouseClick(film_view.viewport(), Qt.MouseButton.LeftButton, pos=pos)
+    qtbot.waitUntil(lambda: shown_on(window, steps[1]), timeout=5000)
+    assert film.viewed_row() == 1
+    assert f"step {steps[1]:,} predicts" in film.readout_text()
+    # a new text: every row again
+    window.set_probe_text("cab")
+    qtbot.waitUntil(
+        lambda: window.timeline.film_done() and film.matrix().shape[1] == 3, timeout=10_000
+    )
+    window.timeline.show_film()
+    assert film.matrix().shape == (len(steps), 3)
+
+
+def test_a_rollback_drops_the_later_snapshots_and_a_view_of_them():
+    state = make_state()
+    new_run(state)
+    params = {"b": np.zeros(2, dtype=np.float32)}
+    for step in (0, 10, 20, 30):
+        state.apply(ParamSnapshot(0, step, state.config, ("a", "b"), params))
+    chosen = []
+    state.view_changed.connect(chosen.append)
+    state.view_step(20)
+    assert state.viewed_step == 20 and chosen[-1].step == 20
+    rolled_back(state, 15)
+    assert state.snapshots.steps() == [0, 10]
+    assert state.live and chosen[-1].step == 30  # back to the newest model the state has
