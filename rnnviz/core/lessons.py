@@ -41,6 +41,8 @@ PANELS = (
     "gradflow",
     "stepview",
     "unrolled",
+    "film",
+    "generation",
 )
 SHIPPED = ("chapter",)  # lessons that come with rnnviz, by name: rnnviz/lessons/NAME.json
 

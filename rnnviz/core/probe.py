@@ -35,6 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnviz.core.config import ModelConfig
+from rnnviz.core.generation import generate_detail
 from rnnviz.core.messages import frozen_array
 from rnnviz.core.model import (
     CharModel,
@@ -685,7 +686,6 @@ def step_detail(model: CharModel, vocab: Vocab, text: str, t: int) -> StepDetail
     )
 
 
-@torch.no_grad()
 def generate(
     model: CharModel,
     vocab: Vocab,
@@ -698,36 +698,13 @@ def generate(
 
     temperature 0 picks the most likely character (greedy, as the book does); above 0 samples
     from softmax(logits / temperature) with a generator seeded by ``seed``, so the same call
-    gives the same text.
+    gives the same text. The text of ``core.generation.generate_detail``, the one
+    implementation; a prefix character outside the vocabulary is read as ``<unk>`` here, as
+    it always was (``rnnviz sample`` warns about it first).
     """
-    if not prefix:
-        raise ValueError("generation needs a prefix of at least one character")
-    if num_chars < 0:
-        raise ValueError(f"num_chars must be >= 0, not {num_chars}")
-    if not (math.isfinite(temperature) and temperature >= 0.0):
-        raise ValueError(f"temperature must be >= 0, not {temperature}")
-    _check_vocab(model, vocab)
-    ids = torch.from_numpy(np.asarray(vocab.encode(prefix), dtype=np.int64)).to(model.device)
-    # the whole prefix in one call: the same state as d2l's one-character-at-a-time warm-up
-    logits, _, state = model(ids[None], _zero_state(model))
-    last = logits[0, -1]
-    gen = torch.Generator(device="cpu").manual_seed(seed)
-    out: list[str] = []
-    for i in range(num_chars):
-        if not bool(torch.isfinite(last).all()):
-            raise ValueError("the model's outputs are not finite (has training diverged?)")
-        if temperature == 0.0:
-            nxt = int(torch.argmax(last))
-        else:
-            # float64 on the CPU: the seeded generator lives there and tiny p stay positive
-            p = torch.softmax(last.double().cpu() / temperature, dim=-1)
-            nxt = int(torch.multinomial(p, 1, generator=gen))
-        out.append(vocab.tokens[nxt])
-        if i + 1 < num_chars:
-            step = torch.tensor([[nxt]], dtype=torch.int64, device=model.device)
-            logits, _, state = model(step, state)
-            last = logits[0, -1]
-    return prefix + "".join(out)
+    return generate_detail(
+        model, vocab, prefix, num_chars, temperature, seed=seed, allow_unknown=True
+    ).text
 
 
 def model_from_params(

@@ -260,6 +260,8 @@ HELP_SAYS = {
     "dock_gradflow": "∂H_t/∂H_k",
     "dock_stepview": "[X<sub>t</sub>, H<sub>t−1</sub>]",
     "dock_unrolled": "H<sub>t−1</sub> = 0",
+    "dock_film": "P(x<sub>t+1</sub>",
+    "dock_generation": "softmax(O<sub>t</sub> / T)",
 }
 
 

@@ -31,7 +31,9 @@ HELP: dict[str, tuple[str, str]] = {
         "The model reads the typed string one character x<sub>t</sub> at a time. Each "
         "character is coloured by one hidden unit of <b>H<sub>t</sub></b> after reading it "
         "(or by the surprisal −log<sub>2</sub> P(x<sub>t+1</sub>)), and under it are the most "
-        "likely next characters, softmax(O<sub>t</sub>), the true one in orange.",
+        "likely next characters, softmax(O<sub>t</sub>), the true one in orange. The second "
+        "slider is training time: drag it, or press [ and ], to see the probe on the model as "
+        "it was at a stored snapshot; Live returns to the model training.",
     ),
     "dock_hidden": (
         "Hidden states",
@@ -55,6 +57,23 @@ HELP: dict[str, tuple[str, str]] = {
         "= H<sub>t</sub> W<sub>hq</sub> + b<sub>q</sub></b> and its softmax. The slides' "
         "identity: X<sub>t</sub> W<sub>xh</sub> + H<sub>t−1</sub> W<sub>hh</sub> = "
         "[X<sub>t</sub>, H<sub>t−1</sub>] [W<sub>xh</sub>; W<sub>hh</sub>].",
+    ),
+    "dock_film": (
+        "Learning film",
+        "The probe string as every stored snapshot of training read it: one row per snapshot, "
+        "the oldest at the top, one column per character t. The colour is "
+        "<b>P(x<sub>t+1</sub> | x<sub>t</sub>, …, x<sub>1</sub>)</b>, the probability that "
+        "snapshot gave the character that really follows; down a column you see when the model "
+        "learnt it. Click a row: every probe panel shows that model (Live returns).",
+    ),
+    "dock_generation": (
+        "Generation",
+        "d2l's <tt>predict</tt>: the model reads the prefix (warm-up), then writes one "
+        "character at a time, each fed back as the next input X<sub>t+1</sub>. Greedy takes "
+        "the most likely character; sampling draws from <b>softmax(O<sub>t</sub> / T)</b>, "
+        "optionally from the top k only. Each character's colour is the probability it was "
+        "drawn with. The seed is fixed, so a new text shows the model's change, not the dice; "
+        "New sample re-rolls. It follows the timeline.",
     ),
     "dock_unrolled": (
         "Unrolled network",

@@ -28,8 +28,12 @@ DOCKS: tuple[tuple[str, str], ...] = (
     ("dock_gradflow", "Gradient flow"),
     ("dock_stepview", "Step view"),
     ("dock_unrolled", "Unrolled network"),
+    ("dock_film", "Learning film"),
+    ("dock_generation", "Generation"),
 )
-LAYOUT_VERSION = 3  # 2: the gradient-flow and step-view docks; 3: the unrolled network
+# 2: the gradient-flow and step-view docks; 3: the unrolled network; 4: the learning film and
+# the generation panel
+LAYOUT_VERSION = 4
 DEFAULT_SIZE = (1600, 1000)  # the first window size, shrunk to fit a smaller screen
 COMPACT_HEIGHT = 900
 PROBE_SHARE = {True: 0.42, False: 0.33}  # the most of the window's height the probe text takes
@@ -101,6 +105,8 @@ def apply_default_layout(window: QMainWindow, d: dict[str, QDockWidget]) -> bool
             ("softmax", "gradflow"),
             ("gradflow", "stepview"),
             ("hidden", "unrolled"),
+            ("unrolled", "film"),
+            ("film", "generation"),
         ):
             window.tabifyDockWidget(d[f"dock_{first}"], d[f"dock_{then}"])
         d["dock_curves"].raise_()  # what training shows first, beside the predictions
@@ -116,6 +122,8 @@ def apply_default_layout(window: QMainWindow, d: dict[str, QDockWidget]) -> bool
     window.tabifyDockWidget(d["dock_softmax"], d["dock_gradflow"])
     window.tabifyDockWidget(d["dock_gradflow"], d["dock_stepview"])
     window.tabifyDockWidget(d["dock_stepview"], d["dock_unrolled"])
+    window.tabifyDockWidget(d["dock_unrolled"], d["dock_film"])
+    window.tabifyDockWidget(d["dock_film"], d["dock_generation"])
     d["dock_softmax"].raise_()
     return False
 

@@ -13,11 +13,13 @@ from typing import Any
 
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QCloseEvent, QResizeEvent, QShowEvent
-from PySide6.QtWidgets import QApplication, QMainWindow, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QApplication, QHBoxLayout, QMainWindow, QVBoxLayout, QWidget
 
 from rnnviz.core.config import RunConfig
 from rnnviz.gui.panels.compare_dialog import CompareDialog
 from rnnviz.gui.panels.controls import ControlsPanel
+from rnnviz.gui.panels.film import FilmPanel
+from rnnviz.gui.panels.generation import GenerationPanel
 from rnnviz.gui.panels.grad_norms import GradNormPanel
 from rnnviz.gui.panels.gradflow import GradFlowPanel
 from rnnviz.gui.panels.hidden_states import HiddenStatesPanel
@@ -25,6 +27,7 @@ from rnnviz.gui.panels.probe_text import ProbeTextPanel
 from rnnviz.gui.panels.softmax import SoftmaxPanel
 from rnnviz.gui.panels.stepview import StepViewPanel
 from rnnviz.gui.panels.time_cursor import TimeCursor
+from rnnviz.gui.panels.timeline import TimelineBar
 from rnnviz.gui.panels.training_curves import TrainingCurvesPanel
 from rnnviz.gui.panels.unrolled import UnrolledPanel
 from rnnviz.gui.state.app_state import AppState
@@ -48,6 +51,7 @@ from rnnviz.gui.window.probe_display import ProbeDisplay
 from rnnviz.gui.window.reactions import StateReactions
 from rnnviz.gui.window.redraw import RedrawScheduler
 from rnnviz.gui.window.scheme import SCHEMES, SchemeChoice
+from rnnviz.gui.window.timeline import TimelineView
 
 RECOVERY_FILE = "recovery.safetensors"  # the autosave, beside the settings file
 
@@ -68,11 +72,14 @@ class Panels:
     gradnorms: GradNormPanel
     probe_text: ProbeTextPanel
     time_cursor: TimeCursor
+    timeline: TimelineBar
     hidden: HiddenStatesPanel
     softmax: SoftmaxPanel
     gradflow: GradFlowPanel
     stepview: StepViewPanel
     unrolled: UnrolledPanel
+    film: FilmPanel
+    generation: GenerationPanel
 
     def probe_views(self) -> tuple[Any, ...]:
         """The panels that show a probe result, in the order they are shown."""
@@ -148,6 +155,8 @@ class MainWindow(QMainWindow):
         self.compare_dialog: CompareDialog | None = None
         self.reactions = StateReactions(self, recoverable)
         self.reactions.wire()
+        self.timeline = TimelineView(self)
+        self.timeline.wire()
         self.scheme.recoloured.connect(self.reactions.update_status)
         self._keys = TrainingKeys(self)
         self.dock_layout = WindowLayout(self)
@@ -171,11 +180,14 @@ class MainWindow(QMainWindow):
             gradnorms=GradNormPanel(state),
             probe_text=ProbeTextPanel(),
             time_cursor=TimeCursor(),
+            timeline=TimelineBar(),
             hidden=HiddenStatesPanel(),
             softmax=SoftmaxPanel(),
             gradflow=GradFlowPanel(state),
             stepview=StepViewPanel(),
             unrolled=UnrolledPanel(),
+            film=FilmPanel(),
+            generation=GenerationPanel(),
         )
 
     def _dock_widgets(self) -> dict[str, QWidget]:
@@ -185,7 +197,13 @@ class MainWindow(QMainWindow):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
         layout.addWidget(p.probe_text, 1)
-        layout.addWidget(p.time_cursor)
+        # the time cursor and the timeline share a row: a row of its own made the probe text
+        # dock too tall for a 540-px-high window (1920x1080 at scale 2)
+        row = QHBoxLayout()
+        row.setSpacing(12)
+        row.addWidget(p.time_cursor, 3)
+        row.addWidget(p.timeline, 2)
+        layout.addLayout(row)
         return {
             "dock_controls": p.controls,
             "dock_curves": p.curves,
@@ -196,6 +214,8 @@ class MainWindow(QMainWindow):
             "dock_gradflow": p.gradflow,
             "dock_stepview": p.stepview,
             "dock_unrolled": p.unrolled,
+            "dock_film": p.film,
+            "dock_generation": p.generation,
         }
 
     def _action_handlers(self) -> dict[str, Any]:
@@ -211,6 +231,9 @@ class MainWindow(QMainWindow):
             "act_first": cursor.home,
             "act_last": cursor.end,
             "act_play_time": self.panels.unrolled.toggle_playing,
+            "act_timeline_back": lambda: self.app_state.view_neighbour(-1),
+            "act_timeline_forward": lambda: self.app_state.view_neighbour(+1),
+            "act_timeline_live": self.app_state.go_live,
             "act_open_corpus": self.files.open_corpus,
             "act_save": self.files.save_checkpoint,
             "act_load": self.files.load_checkpoint,
@@ -359,5 +382,6 @@ class MainWindow(QMainWindow):
         """Stop the timers, the probe thread and the engine; idempotent."""
         self.redraw.stop()
         self.probes.stop()
+        self.timeline.stop()
         self.controller.shutdown()
         self.lecture_mode.reset()

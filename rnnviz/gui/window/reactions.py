@@ -15,6 +15,7 @@ from rnnviz.core.config import RunConfig
 from rnnviz.core.messages import Divergence, Failure, RunInfo
 from rnnviz.gui.state.app_state import MAIN_RUN
 from rnnviz.gui.state.engine import EngineDied
+from rnnviz.gui.state.probe_scheduler import ShownProbe
 from rnnviz.gui.window.run_warnings import RunWarnings
 from rnnviz.gui.window.status_bar import StatusLabels
 
@@ -32,6 +33,15 @@ class StateReactions(QObject):
             window.app_state, window.controller, window.probes, window.banner_bar
         )
 
+    def _on_probe_for_generation(self, shown: ShownProbe) -> None:
+        """The generation panel writes from the model the probe panels show (the timeline's);
+        the same model again (every keystroke) costs it nothing."""
+        if shown.model is not None and shown.snapshot is not None:
+            live = self._window.app_state.live
+            self._window.panels.generation.show_model(
+                shown.model, shown.vocab, shown.snapshot.step, live
+            )
+
     def offer_recovery(self) -> None:
         if self._recoverable is not None:
             self._window.banner_bar.show_recovery(self._recoverable)
@@ -44,7 +54,10 @@ class StateReactions(QObject):
         s.run_info_changed.connect(self._on_run_info)
         s.run_state_changed.connect(self._on_run_state)
         s.runs_changed.connect(self.update_status)
-        s.snapshot_changed.connect(probes.snapshot_arrived)
+        # a new live snapshot re-probes only while the timeline is live; a move of the
+        # timeline is answered at once
+        s.snapshot_changed.connect(lambda snap: probes.snapshot_arrived(snap) if s.live else None)
+        s.view_changed.connect(probes.snapshot_chosen)
         s.divergence_changed.connect(self._on_divergence)
         s.failure.connect(self._on_failure)
         s.message.connect(w.statusBar().showMessage)
@@ -76,6 +89,7 @@ class StateReactions(QObject):
         s.unit_changed.connect(p.probe_text.set_unit)
         s.unit_changed.connect(p.unrolled.set_unit)
         w.probe_display.shown.connect(w.probe_shown.emit)
+        probes.shown.connect(self._on_probe_for_generation)
         probes.failed.connect(lambda text: w.statusBar().showMessage(f"Probe failed: {text}", 6000))
         # hidden panels cost nothing: gradient flow is probed, and the step view computed,
         # only while their dock is on screen
@@ -100,6 +114,7 @@ class StateReactions(QObject):
         p = w.panels
         if w.app_state.last_failure is None and not w.banner_bar.showing_recovery():
             w.banner_bar.hide_message()
+        p.generation.clear_model()  # a new run: no text from the old model
         self._follow_corpus_probe_text(info)
         notes = "; ".join(info.notes)
         p.controls.set_run_info(
