@@ -1,4 +1,4 @@
-"""Command line: the GUI by default, and ``train``, ``probe``, ``sample``, ``bench``.
+"""Command line: the GUI by default, and ``train``, ``probe``, ``sample``, ``export``, ``bench``.
 
 Heavy imports (torch, Qt) happen inside the subcommands, so ``rnnviz --help`` is fast.
 Exit status: 0 ok, 2 bad arguments or an unusable corpus / configuration / checkpoint /
@@ -22,6 +22,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+# torch-free: `rnnviz --help` names the limit
+from rnnviz.core.probe_json import JSON_GRAD_FLOW_MAX_CHARS, grad_flow_omitted
+
 if TYPE_CHECKING:
     from rnnviz.core.config import RunConfig
     from rnnviz.core.health import LossWatch
@@ -43,10 +46,6 @@ MAX_TOP_K = 10**6
 MAX_SCREENSHOT_STEPS = 10**7
 TEMPERATURE_RANGE = (1e-3, 1e3)  # or exactly 0, greedy
 DEVICES = "cpu, cuda, cuda:N or mps"
-# `probe --json`: the gradient flow is T x T numbers (95 MB of JSON at 4,096 characters), so
-# it is written for texts up to this length only; past it, "grad_flow" is null and
-# "grad_flow_omitted" says why
-JSON_GRAD_FLOW_MAX_CHARS = 512
 # `probe --json` refuses to write more numbers than this (about 40 MB of JSON)
 JSON_MAX_VALUES = 2_000_000
 # any probe: hidden (T, H) and probs (T, V) kept at once, at most this many numbers (512 MiB)
@@ -66,6 +65,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         ("rnnviz.core.corpus", "CorpusError"),
         ("rnnviz.core.checkpoint", "CheckpointError"),
         ("rnnviz.core.atomic", "OutputPathError"),
+        ("rnnviz.core.session_file", "SessionError"),
     ):
         mod = sys.modules.get(module)  # only if already imported: it is then the one raised
         if mod is not None:
@@ -269,6 +269,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--metrics-out", metavar="FILE.csv", help="one CSV row per step")
     train.add_argument("--checkpoint-out", metavar="PATH", help="a .safetensors checkpoint")
+    train.add_argument(
+        "--session-out",
+        metavar="FILE",
+        help="a session file (.rnnviz): the checkpoint, the metrics and the timeline of "
+        "parameter snapshots, for the window's File > Open session, probe --session and export",
+    )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 
     probe = sub.add_parser(
@@ -278,7 +284,17 @@ def build_parser() -> argparse.ArgumentParser:
         "guesses with probabilities, and the surprisal in bits.",
     )
     probe.add_argument("text", metavar="TEXT")
-    probe.add_argument("--checkpoint", required=True, metavar="CK")
+    model = probe.add_mutually_exclusive_group(required=True)
+    model.add_argument("--checkpoint", metavar="CK")
+    model.add_argument(
+        "--session", metavar="FILE", help="a session file: its final model, or with --at-step one"
+    )
+    probe.add_argument(
+        "--at-step",
+        type=_nonneg_int,
+        metavar="N",
+        help="with --session: the model of the snapshot stored nearest to step N",
+    )
     probe.add_argument("--top-k", type=_int_in(1, MAX_TOP_K), default=5, metavar="K")
     probe.add_argument(
         "--json",
@@ -301,6 +317,16 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=_seed, default=0)
     sample.add_argument("--device", type=_device, default="cpu")
 
+    export = sub.add_parser(
+        "export",
+        help="a session file's metrics as one CSV",
+        description="Write the metrics of every run of a session file as one wide CSV: a run "
+        "column, then step, wall_s, loss, ppl, val_ppl, the gradient norms before and after "
+        "clipping, clipped, lr, clip_theta, nonfinite, the per-parameter norms and the rest.",
+    )
+    export.add_argument("session", metavar="FILE")
+    export.add_argument("--csv", required=True, metavar="OUT")
+
     bench = sub.add_parser("bench", help="performance figures of this machine")
     bench.add_argument("--quick", action="store_true")
     bench.add_argument("--json", action="store_true")
@@ -313,7 +339,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help (0) or bad arguments (2)
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
-    commands = {"train": cmd_train, "probe": cmd_probe, "sample": cmd_sample, "bench": cmd_bench}
+    commands = {
+        "train": cmd_train,
+        "probe": cmd_probe,
+        "sample": cmd_sample,
+        "export": cmd_export,
+        "bench": cmd_bench,
+    }
     fn = commands.get(args.command or "", cmd_gui)
     try:
         return fn(args)
@@ -524,12 +556,18 @@ def _check_outputs(args: argparse.Namespace) -> None:
             check_output_path(path)
         except OutputPathError as exc:
             raise UsageError(f"{flag}: {exc}") from None
-    if len(given) == 2 and os.path.realpath(given[0][1]) == os.path.realpath(given[1][1]):
-        raise UsageError("--checkpoint-out and --metrics-out name the same file")
+    for i, (flag, path) in enumerate(given):
+        for other, other_path in given[i + 1 :]:
+            if os.path.realpath(path) == os.path.realpath(other_path):
+                raise UsageError(f"{flag} and {other} name the same file")
 
 
 def _outputs(args: argparse.Namespace) -> list[tuple[str, str | None]]:
-    return [("--checkpoint-out", args.checkpoint_out), ("--metrics-out", args.metrics_out)]
+    return [
+        ("--checkpoint-out", args.checkpoint_out),
+        ("--metrics-out", args.metrics_out),
+        ("--session-out", args.session_out),
+    ]
 
 
 def _os_reason(exc: BaseException) -> str:
@@ -585,24 +623,112 @@ class _Metrics:
 
 
 def _save_model(path: str, run: Run) -> tuple[str | None, str | None]:
-    """Save to ``path``; if that fails, to the temp folder. (where it went, what failed)."""
-    import tempfile
-
+    """Save the checkpoint to ``path``, or else to the temp folder (see :func:`_rescued`)."""
     from rnnviz.core.checkpoint import save_run
 
+    return _rescued(path, lambda to: save_run(to, run), run.trainer.step, ".safetensors")
+
+
+def _save_session(path: str, recorder: _SessionRecorder) -> tuple[str | None, str | None]:
+    """Save the session to ``path``, or else to the temp folder (see :func:`_rescued`)."""
+    from rnnviz.core.atomic import atomic_write_bytes
+    from rnnviz.core.session_file import SUFFIX, session_bytes
+
     try:
-        save_run(path, run)
+        payload = session_bytes(recorder.session_data())
+    except Exception as exc:
+        return None, _os_reason(exc)
+    step = recorder.run.trainer.step
+    return _rescued(path, lambda to: atomic_write_bytes(to, payload), step, SUFFIX)
+
+
+def _rescued(
+    path: str, write: Callable[[str], None], step: int, suffix: str
+) -> tuple[str | None, str | None]:
+    """``write(path)``; if that fails, ``write`` to the temp folder. (where it went, what
+    failed): whatever failed, the model must not be lost."""
+    import tempfile
+
+    try:
+        write(path)
         return path, None
-    except Exception as exc:  # whatever failed, the model must not be lost
+    except Exception as exc:
         error = _os_reason(exc)
-    rescue = os.path.join(
-        tempfile.gettempdir(), f"rnnviz-rescued-{os.getpid()}-step{run.trainer.step}.safetensors"
-    )
+    rescue = os.path.join(tempfile.gettempdir(), f"rnnviz-rescued-{os.getpid()}-step{step}{suffix}")
     try:
-        save_run(rescue, run)
+        write(rescue)
     except Exception:
         return None, error
     return rescue, error
+
+
+# A session's snapshots may cost this share of the training time (the issue allows 2 %).
+SNAPSHOT_BUDGET = 0.005
+
+
+class _SessionRecorder:
+    """What ``train --session-out`` writes at the end: the run's metric history, and its
+    timeline of parameter snapshots filled while it trains.
+
+    The spacing of the snapshots is measured, not guessed: a snapshot copies every parameter
+    to NumPy and files it in the store, and its cost is timed; the next one comes
+    ``ceil(cost / (SNAPSHOT_BUDGET x the mean step time so far))`` steps later. Snapshots then
+    take about SNAPSHOT_BUDGET (0.5 %) of the training time, well under 2 %, on any model and
+    machine: every step when a step costs far more than a copy (the d2l defaults), every few
+    steps for a tiny model whose step is as cheap as the copy. The store keeps the whole run
+    at its memory cap by thinning old snapshots itself (core.snapshots).
+    """
+
+    def __init__(self, run: Run) -> None:
+        from rnnviz.core.history import MetricHistory
+        from rnnviz.core.snapshots import SnapshotStore
+
+        self.run = run
+        self.history = MetricHistory()
+        self.store = SnapshotStore()
+        self.snapshot_s = 0.0  # the time spent on snapshots (for the budget's test)
+        self._next = 0
+        self._take()
+
+    def _take(self) -> float:
+        from rnnviz.core.probe import params_to_numpy
+
+        start = time.perf_counter()
+        self.store.add(self.run.trainer.step, params_to_numpy(self.run.model))
+        cost = time.perf_counter() - start
+        self.snapshot_s += cost
+        return cost
+
+    def step(self, record: StepRecord, train_s: float) -> None:
+        self.history.append([record])
+        step = self.run.trainer.step
+        if step >= self._next:
+            cost = self._take()
+            mean_step_s = train_s / max(step, 1)
+            self._next = step + max(1, math.ceil(cost / (SNAPSHOT_BUDGET * mean_step_s)))
+
+    def session_data(self) -> Any:
+        """The SessionData of the run as it is now. After a divergence the run was returned to
+        its last good step: the history and the timeline are cut there too, as the window's
+        are after a rollback (the --metrics-out CSV keeps every step)."""
+        from rnnviz.core.checkpoint import run_checkpoint_bytes
+        from rnnviz.core.probe_defaults import default_probe_text
+        from rnnviz.core.session_file import MAIN_LABEL, SessionData
+
+        step = self.run.trainer.step
+        self.history.truncate_after(step)
+        newest = self.store.newest()
+        if newest is None or newest.step != step:
+            self._take()  # the checkpoint's own parameters, as the timeline's last point
+        return SessionData(
+            checkpoint=run_checkpoint_bytes(self.run),
+            config=self.run.config,
+            probe_text=default_probe_text(self.run.config.corpus),
+            cursor=0,
+            view={},
+            runs=((MAIN_LABEL, self.history),),
+            snapshots=self.store,
+        )
 
 
 @dataclass(frozen=True)
@@ -678,6 +804,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     metrics = _Metrics(args.metrics_out)
+    recorder = _SessionRecorder(run) if args.session_out else None
     report = _TrainReport(run, total, args.quiet)
     watch = LossWatch(vocab_size)
     recent: deque[StepRecord] = deque(maxlen=4 * UNIFORM_WINDOW)  # to name the step that broke
@@ -701,11 +828,13 @@ def cmd_train(args: argparse.Namespace) -> int:
             )
             if epoch_done and not trainer.diverged:
                 val = trainer.evaluate()
-                record = dataclasses.replace(record, val_ppl=val)
+                record = dataclasses.replace(record, val_ppl=val, wall_s=trainer.wall_s)
             recent.append(record)
             watch.add(record.step, record.loss, spike=trainer.last_spike)
             report.step(record, trainer.last_spike, trainer.last_spike_median)
             metrics.write(record)
+            if recorder is not None:
+                recorder.step(record, train_s)
             if epoch_done and record.val_ppl is not None:
                 report.epoch_end(epoch_before, epochs, record.val_ppl, partial)
             if trainer.diverged:
@@ -770,20 +899,33 @@ def cmd_train(args: argparse.Namespace) -> int:
     failures: list[str] = []
     if metrics.error is not None:
         failures.append(f"--metrics-out {args.metrics_out}: {metrics.error}")
+    holds = f": {kept}" if kept else ""
+    saved_to: list[str] = []
     if args.checkpoint_out:
         where, error = _save_model(args.checkpoint_out, run)
         if error is not None:
             failures.append(f"--checkpoint-out {args.checkpoint_out}: {error}")
         if where is not None:
-            holds = f": {kept}" if kept else ""
+            saved_to.append(where)
             print(f"checkpoint: {where} (step {trainer.step:,}){holds}", file=sys.stderr)
-        model_at = (
-            f"the model (step {trainer.step:,}) went to {where}"
-            if where is not None
-            else "the model could not be saved anywhere"
-        )
+    if recorder is not None:
+        where, error = _save_session(args.session_out, recorder)
+        if error is not None:
+            failures.append(f"--session-out {args.session_out}: {error}")
+        if where is not None:
+            saved_to.append(where)
+            steps = recorder.store.steps()
+            print(
+                f"session: {where} (step {trainer.step:,}; {len(steps):,} snapshots of steps "
+                f"{steps[0]:,}..{steps[-1]:,}){holds}",
+                file=sys.stderr,
+            )
+    if saved_to:
+        model_at = f"the model (step {trainer.step:,}) went to {' and '.join(saved_to)}"
+    elif args.checkpoint_out or args.session_out:
+        model_at = "the model could not be saved anywhere"
     else:
-        model_at = "the model was not saved (no --checkpoint-out)"
+        model_at = "the model was not saved (no --checkpoint-out or --session-out)"
     if failures:
         for failure in failures:
             print(f"error: {failure}", file=sys.stderr)
@@ -819,32 +961,6 @@ def _load_model(path: str, device: str) -> tuple[Any, Any, Any]:
 def _show(ch: str) -> str:
     """A character as a table cell: visible whitespace."""
     return {" ": "␣", "\n": "\\n", "\t": "\\t", "\r": "\\r"}.get(ch, ch)
-
-
-def _none_if_nan(values: Any) -> list[float | None]:
-    return [None if not math.isfinite(float(v)) else float(v) for v in values]
-
-
-def probe_json(result: Any) -> dict[str, Any]:
-    tokens = result.vocab_tokens
-    out: dict[str, Any] = {
-        "text": result.text,
-        "vocab": list(tokens),
-        "tokens": result.tokens.tolist(),
-        "unknown": list(result.unknown),
-        "hidden": result.hidden.tolist(),
-        "probs": result.probs.tolist(),
-        "topk": [
-            [[tokens[int(i)], float(p)] for i, p in zip(ids, ps, strict=True)]
-            for ids, ps in zip(result.topk_ids, result.topk_probs, strict=True)
-        ],
-        "step_loss": _none_if_nan(result.step_loss),
-        "surprisal_bits": _none_if_nan(result.surprisal_bits),
-        "grad_flow": None if result.grad_flow is None else result.grad_flow.tolist(),
-    }
-    if result.cell is not None:
-        out["cell"] = result.cell.tolist()
-    return out
 
 
 def probe_table(result: Any) -> str:
@@ -906,7 +1022,7 @@ def _probe_size(args: argparse.Namespace, model: Any, vocab: Any, top_k: int) ->
         return False  # the table shows no gradient flow
     # hidden (+ cells), probs, top-k pairs, tokens, step loss, surprisal
     per_char_json = per_char + 2 * top_k + 3
-    with_flow = T <= JSON_GRAD_FLOW_MAX_CHARS
+    with_flow = grad_flow_omitted(T) is None
     values = T * per_char_json + (T * T if with_flow else 0)
     if values > JSON_MAX_VALUES:
         raise UsageError(
@@ -918,26 +1034,55 @@ def _probe_size(args: argparse.Namespace, model: Any, vocab: Any, top_k: int) ->
     return with_flow
 
 
+def _probe_model(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The model ``probe`` asks for, and its vocabulary: a checkpoint's, a session's final
+    one, or (``--at-step``) the session's snapshot nearest to that step, named on stderr."""
+    if args.session is None:
+        if args.at_step is not None:
+            raise UsageError("--at-step needs --session (a checkpoint holds one model)")
+        _ckpt, model, vocab = _load_model(args.checkpoint, args.device)
+        return model, vocab
+    from rnnviz.core.checkpoint import restore_model
+    from rnnviz.core.probe import model_from_params
+    from rnnviz.core.runs import check_device
+    from rnnviz.core.session_file import load_session
+
+    check_device(args.device)
+    session = load_session(args.session)
+    ckpt = session.load_checkpoint()
+    if args.at_step is None:
+        return restore_model(ckpt, args.device), ckpt.vocab
+    snap = session.snapshots.nearest(args.at_step) if session.snapshots is not None else None
+    if snap is None:
+        raise UsageError(
+            f"{args.session} holds no parameter snapshots; probe without --at-step for the "
+            f"model at its end (step {ckpt.step:,})"
+        )
+    how = (
+        "a stored snapshot"
+        if snap.step == args.at_step
+        else f"the stored snapshot nearest to {args.at_step:,}"
+    )
+    print(f"model at step {snap.step:,} ({how})", file=sys.stderr)
+    model = model_from_params(ckpt.config.model, len(ckpt.vocab), dict(snap.params))
+    return model.to(args.device), ckpt.vocab
+
+
 def cmd_probe(args: argparse.Namespace) -> int:
     from rnnviz.core.probe import probe
+    from rnnviz.core.probe_json import probe_json
 
     if not args.text:
         raise UsageError("TEXT is empty")
-    _ckpt, model, vocab = _load_model(args.checkpoint, args.device)
+    model, vocab = _probe_model(args)
     _check_known(args.text, vocab, "probe text")
     top_k = min(args.top_k, len(vocab))
     with_flow = _probe_size(args, model, vocab, top_k)
     result = probe(model, vocab, args.text, top_k=top_k, with_grad_flow=with_flow)
     if args.json:
         out = probe_json(result)
-        if not with_flow:
-            why = (
-                f"the gradient flow (T x T numbers) is written for texts of at most "
-                f"{JSON_GRAD_FLOW_MAX_CHARS:,} characters; this one has {len(args.text):,}: "
-                "probe a shorter text to get it"
-            )
-            out["grad_flow_omitted"] = why
-            print(f"note: {why}", file=sys.stderr)
+        if "grad_flow_omitted" in out:
+            print(f"note: {out['grad_flow_omitted']}", file=sys.stderr)
         print(json.dumps(out))
     else:
         print(probe_table(result))
@@ -960,4 +1105,32 @@ def cmd_sample(args: argparse.Namespace) -> int:
         model, vocab, args.prefix, args.num_chars, temperature=args.temperature, seed=args.seed
     )
     print(text)
+    return 0
+
+
+# ---------------------------------------------------------------------- export
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """A session's metrics, every run, as one wide CSV (core.history.write_runs_csv)."""
+    from rnnviz.core.atomic import OutputPathError, check_output_path
+    from rnnviz.core.history import write_runs_csv
+    from rnnviz.core.session_file import load_session
+
+    if not args.csv.strip():
+        raise UsageError("--csv is empty: give a file name")
+    try:
+        check_output_path(args.csv)  # before the session is read: a bad path costs nothing
+    except OutputPathError as exc:
+        raise UsageError(f"--csv: {exc}") from None
+    if os.path.realpath(args.csv) == os.path.realpath(args.session):
+        raise UsageError("--csv names the session file itself; give another file name")
+    session = load_session(args.session)
+    try:
+        write_runs_csv(args.csv, session.runs)
+    except OSError as exc:
+        print(f"error: --csv {args.csv}: {_os_reason(exc)}", file=sys.stderr)
+        return EXIT_OUTPUT
+    rows = sum(len(history) for _, history in session.runs)
+    print(f"metrics: {args.csv} ({len(session.runs)} run(s), {rows:,} rows)", file=sys.stderr)
     return 0

@@ -49,7 +49,7 @@ import re
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 import torch
@@ -87,6 +87,8 @@ MAX_HEADER_BYTES = 16 * 2**20
 MAX_JSON_DEPTH = 32
 MAX_TENSORS = 1024
 _MAX_INT = 2**63 - 1
+# trainer_meta.wall_s, seconds of training: a bound no real run reaches (about 3,000 years)
+_MAX_WALL_S = 1e11
 
 
 def _largest_checkpoint_bytes() -> int:
@@ -221,6 +223,10 @@ def save_checkpoint(
     refused. Any failure is a :class:`CheckpointError`, and the file at ``path`` is as it was.
     """
     data = checkpoint_bytes(config=config, vocab=vocab, model=model, trainer=trainer, corpus=corpus)
+    _write(path, data)
+
+
+def _write(path: str | os.PathLike[str], data: bytes) -> None:
     try:
         atomic_write_bytes(path, data)
     except OutputPathError as exc:
@@ -229,16 +235,20 @@ def save_checkpoint(
         raise CheckpointError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from exc
 
 
-def save_run(path: str | os.PathLike[str], run: Run) -> None:
-    """:func:`save_checkpoint` of a whole run (config, vocab, model, trainer, corpus digest)."""
-    save_checkpoint(
-        path,
+def run_checkpoint_bytes(run: Run) -> bytes:
+    """The checkpoint of a whole run (config, vocab, model, trainer, corpus digest)."""
+    return checkpoint_bytes(
         config=run.config,
         vocab=run.vocab,
         model=run.model,
         trainer=run.trainer,
         corpus=run.corpus,
     )
+
+
+def save_run(path: str | os.PathLike[str], run: Run) -> None:
+    """:func:`save_checkpoint` of a whole run: :func:`run_checkpoint_bytes`, atomically."""
+    _write(path, run_checkpoint_bytes(run))
 
 
 # ---------------------------------------------------------------- reading, step by step
@@ -255,29 +265,34 @@ def _size(n: int) -> str:
     return f"{n:,} bytes"
 
 
-def _open_regular(path: str | os.PathLike[str], name: str, max_bytes: int) -> tuple[BinaryIO, int]:
-    """The open file and its size, once it is known to be a regular file within the cap."""
+def _open_regular(
+    path: str | os.PathLike[str], name: str, max_bytes: int, what: str = "checkpoint"
+) -> tuple[BinaryIO, int]:
+    """The open file and its size, once it is known to be a regular file within the cap.
+
+    ``what`` names the kind of file in the messages (the session file reads through this too).
+    """
 
     def refuse_kind(mode: int) -> CheckpointError:
         if stat.S_ISDIR(mode):
-            return CheckpointError(f"{name} is a folder, not a checkpoint file")
+            return CheckpointError(f"{name} is a folder, not a {what} file")
         return CheckpointError(
-            f"{name} is {file_kind(mode)}, not a checkpoint file (a checkpoint is a regular file)"
+            f"{name} is {file_kind(mode)}, not a {what} file (a {what} is a regular file)"
         )
 
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        raise CheckpointError(f"no such checkpoint: {name}") from None
+        raise CheckpointError(f"no such {what}: {name}") from None
     except OSError as exc:
-        raise CheckpointError(f"cannot read checkpoint {name}: {exc.strerror or exc}") from None
+        raise CheckpointError(f"cannot read {what} {name}: {exc.strerror or exc}") from None
     # decided before opening: opening a device or FIFO can block or have side effects
     if not stat.S_ISREG(st.st_mode):
         raise refuse_kind(st.st_mode)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
-        raise CheckpointError(f"cannot read checkpoint {name}: {exc.strerror or exc}") from None
+        raise CheckpointError(f"cannot read {what} {name}: {exc.strerror or exc}") from None
     fh = os.fdopen(fd, "rb")
     st = os.fstat(fd)  # the file opened, which may have been swapped since the stat
     if not stat.S_ISREG(st.st_mode):
@@ -286,7 +301,7 @@ def _open_regular(path: str | os.PathLike[str], name: str, max_bytes: int) -> tu
     if st.st_size > max_bytes:
         fh.close()
         raise CheckpointError(
-            f"{name} is {_size(st.st_size)}; the largest checkpoint rnnviz writes is "
+            f"{name} is {_size(st.st_size)}; the largest {what} rnnviz writes is "
             f"{_size(max_bytes)}, so this is not one"
         )
     return fh, st.st_size
@@ -502,6 +517,7 @@ _TRAINER_FIELDS: dict[str, Callable[[Any, str], Any]] = {
     "clip_theta": lambda v, w: _num(v, w, *THETA_RANGE),
     "clip_enabled": _bool,
     "optimizer": lambda v, w: _str(v, w, 16),
+    "wall_s": lambda v, w: _num(v, w, 0.0, _MAX_WALL_S),
     # any float: only the spike test's median reads them
     "recent_losses": lambda v, w: [
         _num(x, f"{w}[{i}]") if not (isinstance(x, float) and not math.isfinite(x)) else x
@@ -720,33 +736,49 @@ def load_checkpoint(
     name = str(path)
     fh, size = _open_regular(path, name, max_bytes)
     with fh:
-        first = fh.read(min(size, _PICKLE_SNIFF_BYTES))
-        n = _sniff(first, size, name)
-        raw = first[8 : 8 + n] if 8 + n <= len(first) else first[8:] + fh.read(8 + n - len(first))
-        header, meta, meta_text, checksum = _parse_header(raw, name)
-        version = _validate_meta(meta, checksum, name)
-        shapes = _tensor_table(header, size - 8 - n, name)
-        try:
-            config = RunConfig.from_json(meta["config"])
-        except ConfigError as exc:
-            raise CheckpointError(f"{name}: bad configuration in checkpoint: {exc}") from None
-        from rnnviz.core.vocab import Vocab
+        return read_checkpoint(fh, size, name)[0]
 
-        try:
-            vocab = Vocab.from_json(meta["vocab"])
-        except ValueError as exc:
-            raise CheckpointError(f"{name}: bad vocabulary in checkpoint: {exc}") from None
-        _check_shapes(shapes, meta, config, len(vocab), name)
-        _check_memory(size, name)
-        fh.seek(0)
-        data = fh.read(size)
+
+def load_checkpoint_bytes(data: bytes, name: str) -> Checkpoint:
+    """:func:`load_checkpoint` of a checkpoint's bytes in memory (``name`` for the messages)."""
+    if len(data) > MAX_CHECKPOINT_BYTES:
+        raise CheckpointError(
+            f"{name} is {_size(len(data))}; the largest checkpoint rnnviz writes is "
+            f"{_size(MAX_CHECKPOINT_BYTES)}, so this is not one"
+        )
+    return read_checkpoint(io.BytesIO(data), len(data), name)[0]
+
+
+def read_checkpoint(fh: IO[bytes], size: int, name: str) -> tuple[Checkpoint, bytes]:
+    """Steps 2 to 6 of the module doc on an open, seekable stream of ``size`` bytes (a file, a
+    zip member); the checkpoint and the bytes it was read from. Step 1's checks of a path
+    are the caller's; ``size`` must be one it has bounded."""
+    first = fh.read(min(size, _PICKLE_SNIFF_BYTES))
+    n = _sniff(first, size, name)
+    raw = first[8 : 8 + n] if 8 + n <= len(first) else first[8:] + fh.read(8 + n - len(first))
+    header, meta, meta_text, checksum = _parse_header(raw, name)
+    version = _validate_meta(meta, checksum, name)
+    shapes = _tensor_table(header, size - 8 - n, name)
+    try:
+        config = RunConfig.from_json(meta["config"])
+    except ConfigError as exc:
+        raise CheckpointError(f"{name}: bad configuration in checkpoint: {exc}") from None
+    from rnnviz.core.vocab import Vocab
+
+    try:
+        vocab = Vocab.from_json(meta["vocab"])
+    except ValueError as exc:
+        raise CheckpointError(f"{name}: bad vocabulary in checkpoint: {exc}") from None
+    _check_shapes(shapes, meta, config, len(vocab), name)
+    _check_memory(size, name)
+    fh.seek(0)
+    data = fh.read(size)
     if len(data) != size or data[: 8 + n] != first[:8] + raw:
         raise CheckpointError(f"{name} changed while it was being read; try again")
     try:
         tensors = st_load(data)
     except Exception as exc:  # safetensors raises its own SafetensorError
         raise CheckpointError(f"{name} is corrupt (safetensors: {_one_line(exc)})") from None
-    del data
     if {k: tuple(v.shape) for k, v in tensors.items()} != shapes:
         raise CheckpointError(f"{name} is corrupt (its tensors are not the ones its header lists)")
     if version >= 2 and CHECKSUM_PREFIX + content_digest(meta_text, tensors) != checksum:
@@ -764,7 +796,7 @@ def load_checkpoint(
     trainer_tensors = {
         k[len(TRAINER_PREFIX) :]: v for k, v in tensors.items() if k.startswith(TRAINER_PREFIX)
     }
-    return Checkpoint(
+    ckpt = Checkpoint(
         path=name,
         config=config,
         vocab=vocab,
@@ -775,6 +807,7 @@ def load_checkpoint(
         created=str(meta.get("created", "")),
         corpus=dict(meta.get("corpus") or {}),
     )
+    return ckpt, data
 
 
 def restore_model(ckpt: Checkpoint, device: str = "cpu") -> CharModel:

@@ -13,8 +13,11 @@ the whole run. :class:`MetricHistory` keeps three bounded stores:
 record of a step wins, which matters after a rollback re-trains steps).
 
 CSV: one row per step, floats written with ``repr`` so they re-import bit for bit; optional
-values that are absent (no validation on that step, no ``W_hh``) are empty cells. This module
-imports NumPy only (no torch): the GUI uses it before torch is loaded.
+values that are absent (no validation on that step, no ``W_hh``, no wall time in a file from
+before it was measured) are empty cells. The *wide* CSV (:func:`write_runs_csv`) holds several
+runs in one file, a ``run`` column first, and re-imports to each run's columns
+(:func:`read_runs_csv`). This module imports NumPy only (no torch): the GUI uses it before
+torch is loaded.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import csv
 import io
 import math
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -40,6 +43,7 @@ PARAM_PREFIX = "grad_norm:"
 FIXED_COLUMNS: tuple[str, ...] = (
     "step",
     "epoch",
+    "wall_s",
     "loss",
     "ppl",
     "val_ppl",
@@ -57,7 +61,24 @@ FIXED_COLUMNS: tuple[str, ...] = (
 INT_COLUMNS = frozenset({"step", "epoch", "nonfinite_total"})
 BOOL_COLUMNS = frozenset({"clipped", "clip_enabled", "nonfinite"})
 # NaN in these means "no value" and is written as an empty cell; elsewhere NaN is "nan"
-OPTIONAL_COLUMNS = frozenset({"val_ppl", "w_hh_sigma_max"})
+OPTIONAL_COLUMNS = frozenset({"val_ppl", "w_hh_sigma_max", "wall_s"})
+
+# the wide CSV of several runs: the run's label, then the columns a reader of a training log
+# looks for first (the issue's list), then the per-parameter norms, then the rest
+RUN_COLUMN = "run"
+WIDE_FIRST: tuple[str, ...] = (
+    "step",
+    "wall_s",
+    "loss",
+    "ppl",
+    "val_ppl",
+    "grad_norm_before_clip",
+    "grad_norm_after_clip",
+    "clipped",
+    "lr",
+    "clip_theta",
+    "nonfinite",
+)
 
 _SEQ = "_seq"  # insertion order (internal): the newest record of a step wins
 _KEY = "_key"  # the key a tier thins on (internal)
@@ -90,6 +111,7 @@ def record_to_row(record: StepRecord) -> Row:
     row: Row = {
         "step": int(record.step),
         "epoch": int(record.epoch),
+        "wall_s": math.nan if record.wall_s is None else float(record.wall_s),
         "loss": float(record.loss),
         "ppl": float(record.ppl),
         "val_ppl": math.nan if record.val_ppl is None else float(record.val_ppl),
@@ -358,8 +380,12 @@ class MetricHistory:
 
     def to_csv(self, path: str | os.PathLike[str]) -> None:
         """Every row of :meth:`columns`, written atomically."""
+        atomic_write_bytes(path, self.csv_bytes())
+
+    def csv_bytes(self) -> bytes:
+        """The bytes :meth:`to_csv` writes (the session file stores them as they are)."""
         cols = self.columns()
-        atomic_write_bytes(path, _csv_bytes(ordered_columns(cols), iter_rows(cols)))
+        return _csv_bytes(ordered_columns(cols), iter_rows(cols))
 
     @classmethod
     def from_csv(cls, path: str | os.PathLike[str], capacity: int = 4096) -> MetricHistory:
@@ -367,7 +393,11 @@ class MetricHistory:
 
         The ring is made large enough for every row, so ``columns()`` equals the file.
         """
-        columns = read_metrics_csv(path)
+        return cls.from_columns(read_metrics_csv(path), capacity)
+
+    @classmethod
+    def from_columns(cls, columns: Mapping[str, np.ndarray], capacity: int = 4096) -> MetricHistory:
+        """A history whose :meth:`columns` are ``columns`` (rows in step order, as read)."""
         n = len(columns["step"])
         hist = cls(capacity=max(capacity, n, 2))
         names = list(columns)
@@ -379,22 +409,148 @@ class MetricHistory:
 def read_metrics_csv(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     """A metrics CSV as columns (step int64, flags bool, the rest float64; empty cells NaN)."""
     with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.reader(fh)
-        try:
-            header = next(reader)
-        except StopIteration:
-            raise ValueError(f"{path}: empty metrics file") from None
-        if "step" not in header:
-            raise ValueError(f"{path}: not a metrics CSV (no 'step' column)")
-        values: dict[str, list[Any]] = {c: [] for c in header}
-        for lineno, cells in enumerate(reader, start=2):
-            if not cells:
-                continue
-            if len(cells) != len(header):
-                raise ValueError(f"{path}:{lineno}: {len(cells)} cells, header has {len(header)}")
-            for c, cell in zip(header, cells, strict=True):
-                values[c].append(parse_value(c, cell))
+        return parse_metrics_csv(fh, str(path))
+
+
+def parse_metrics_csv(lines: Iterable[str], name: str) -> dict[str, np.ndarray]:
+    """:func:`read_metrics_csv` of CSV text already open (``lines``: a file or a StringIO
+    made with ``newline=""``); ``name`` starts every error message."""
+    header, rows = _read_table(lines, name)
+    if "step" not in header:
+        raise ValueError(f"{name}: not a metrics CSV (no 'step' column)")
+    values: dict[str, list[Any]] = {c: [] for c in header}
+    for lineno, cells in rows:
+        for c, cell in zip(header, cells, strict=True):
+            values[c].append(_parse_cell(c, cell, name, lineno))
     return {c: np.array(v, dtype=_dtype(c)) for c, v in values.items()}
+
+
+def _read_table(
+    lines: Iterable[str], name: str
+) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
+    """The header, and the non-empty rows (line number, cells), each as long as the header.
+
+    The rows are read as they are asked for: a long CSV is never held as text.
+    """
+    reader = csv.reader(lines)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise ValueError(f"{name}: empty metrics file") from None
+    except csv.Error as exc:
+        raise ValueError(f"{name}: unreadable CSV ({exc})") from None
+    if len(set(header)) != len(header):
+        raise ValueError(f"{name}: a column appears twice in the header")
+
+    def rows() -> Iterator[tuple[int, list[str]]]:
+        lineno = 1
+        try:
+            for lineno, cells in enumerate(reader, start=2):
+                if not cells:
+                    continue
+                if len(cells) != len(header):
+                    raise ValueError(
+                        f"{name}:{lineno}: {len(cells)} cells, header has {len(header)}"
+                    )
+                yield lineno, cells
+        except csv.Error as exc:  # a field over csv's size limit, a NUL byte, ...
+            raise ValueError(f"{name}:{lineno + 1}: unreadable CSV ({exc})") from None
+
+    return header, rows()
+
+
+def _parse_cell(column: str, cell: str, name: str, lineno: int) -> float | int | bool:
+    try:
+        return parse_value(column, cell)
+    except ValueError:
+        shown = cell if len(cell) <= 40 else cell[:37] + "..."
+        raise ValueError(f"{name}:{lineno}: column {column}: {shown!r} is not a value") from None
+
+
+# ---------------------------------------------------------------- the wide CSV of several runs
+
+
+def unique_labels(labels: Iterable[str]) -> list[str]:
+    """``labels`` with repeats made distinct (" (2)", " (3)", ...): the wide CSV tells runs
+    apart by their label alone."""
+    out: list[str] = []
+    for label in labels:
+        candidate, n = label, 1
+        while candidate in out:
+            n += 1
+            candidate = f"{label} ({n})"
+        out.append(candidate)
+    return out
+
+
+def wide_column_names(runs: Sequence[Mapping[str, np.ndarray]]) -> list[str]:
+    """Every column of any run: ``run``, :data:`WIDE_FIRST`, the per-parameter norms, the rest."""
+    seen: list[str] = []
+    for columns in runs:
+        seen += [c for c in ordered_columns(columns) if c not in seen]
+    first = [c for c in WIDE_FIRST if c in seen]
+    params = [c for c in seen if c.startswith(PARAM_PREFIX)]
+    rest = [c for c in seen if c not in first and c not in params]
+    return [RUN_COLUMN, *first, *params, *rest]
+
+
+def runs_csv_bytes(runs: Sequence[tuple[str, MetricHistory]]) -> bytes:
+    """One CSV of several runs' histories (main run first), one row per run and step.
+
+    Cells as in every metrics CSV (:func:`format_value`: exact floats, empty when absent);
+    a column a run does not have is empty (or the column's fill, for one that is never
+    optional) in its rows. Repeated labels are made distinct (:func:`unique_labels`).
+    """
+    labels = unique_labels(label for label, _ in runs)
+    columns = [history.columns() for _, history in runs]
+    names = wide_column_names(columns)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(names)
+    for label, cols in zip(labels, columns, strict=True):
+        for row in iter_rows(cols):
+            writer.writerow([label, *(format_value(c, row.get(c, _fill(c))) for c in names[1:])])
+    return buf.getvalue().encode("utf-8")
+
+
+def write_runs_csv(path: str | os.PathLike[str], runs: Sequence[tuple[str, MetricHistory]]) -> None:
+    """:func:`runs_csv_bytes`, written atomically."""
+    atomic_write_bytes(path, runs_csv_bytes(runs))
+
+
+def read_runs_csv(path: str | os.PathLike[str]) -> list[tuple[str, dict[str, np.ndarray]]]:
+    """The runs of a wide CSV (:func:`write_runs_csv`): (label, columns) in the file's order."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        return parse_runs_csv(fh, str(path))
+
+
+def parse_runs_csv(lines: Iterable[str], name: str) -> list[tuple[str, dict[str, np.ndarray]]]:
+    """:func:`read_runs_csv` of CSV text already open; ``name`` starts every error message.
+
+    Each run gets the fixed columns and every other column with a value in one of its rows,
+    in :func:`ordered_columns` order: that is what the history of a run of StepRecords had.
+    (An optional column a run held but never filled cannot be told from one it never had.)
+    """
+    header, rows = _read_table(lines, name)
+    if not header or header[0] != RUN_COLUMN or "step" not in header:
+        raise ValueError(f"{name}: not a CSV of runs (it must start with the columns run, step)")
+    data = header[1:]
+    by_run: dict[str, dict[str, list[Any]]] = {}
+    filled: dict[str, set[str]] = {}
+    for lineno, cells in rows:
+        label = cells[0]
+        values = by_run.setdefault(label, {c: [] for c in data})
+        seen = filled.setdefault(label, set())
+        for c, cell in zip(data, cells[1:], strict=True):
+            values[c].append(_parse_cell(c, cell, name, lineno))
+            if cell.strip():
+                seen.add(c)
+    out: list[tuple[str, dict[str, np.ndarray]]] = []
+    for label, values in by_run.items():
+        keep = [c for c in data if c in FIXED_COLUMNS or c in filled[label]]
+        columns = {c: np.array(values[c], dtype=_dtype(c)) for c in keep}
+        out.append((label, {c: columns[c] for c in ordered_columns(columns)}))
+    return out
 
 
 class MetricsCsvWriter:

@@ -148,6 +148,12 @@ class StepRecord:
     # largest singular value of W_hh (None for models without one)
     w_hh_sigma_max: float | None = None
     val_ppl: float | None = None
+    # Seconds this run has spent training up to the end of this step: the wall-clock time of
+    # its optimizer steps and validations so far, summed (Trainer.wall_s). Time paused, time
+    # between steps and other runs' steps (a compare session trains round-robin) are left
+    # out, so runs compare on their own cost; a rollback gives no time back; a resumed
+    # checkpoint continues its count. None: not measured (a metrics CSV from before it was).
+    wall_s: float | None = None
 
 
 @dataclass(frozen=True)

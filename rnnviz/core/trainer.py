@@ -159,6 +159,9 @@ class Trainer:
         self.nonfinite_total = 0
         self.nonfinite_in_row = 0
         self.diverged = False
+        # seconds spent in this run's steps and validations (StepRecord.wall_s says which);
+        # a rollback keeps it: the time was spent
+        self.wall_s = 0.0
         self.last_spike = False
         # the recent median loss the last spike was judged against (None: no spike)
         self.last_spike_median: float | None = None
@@ -298,9 +301,10 @@ class Trainer:
         ):
             self._take_snapshot()
         elapsed = time.perf_counter() - start
+        self.wall_s += elapsed
         val_ppl = None
         if self.cfg.val_every > 0 and self.step % self.cfg.val_every == 0 and not self.diverged:
-            val_ppl = self.evaluate()
+            val_ppl = self.evaluate()  # adds its own time to wall_s
         return StepRecord(
             step=self.step,
             epoch=epoch,
@@ -319,6 +323,7 @@ class Trainer:
             grad_flow=frozen_array(grad_flow, dtype=np.float64),
             w_hh_sigma_max=self._sigma_max(),
             val_ppl=val_ppl,
+            wall_s=self.wall_s,
         )
 
     def _loss_and_grads(
@@ -413,6 +418,7 @@ class Trainer:
         Every validation batch starts from a zero state, whatever the partitioning: the
         number then means the same for random and sequential runs. Gradients are untouched.
         """
+        start = time.perf_counter()
         device = self.model.device
         total = 0.0
         count = 0
@@ -424,6 +430,7 @@ class Trainer:
                 )
             )
             count += Y.numel()
+        self.wall_s += time.perf_counter() - start
         if count == 0:
             return math.nan
         return perplexity(total / count)
@@ -509,6 +516,7 @@ class Trainer:
             "optimizer": self.cfg.optimizer,
             "optimizer_scalars": opt_scalars,
             "recent_losses": list(self.recent_losses),
+            "wall_s": self.wall_s,
         }
         json.dumps(meta)  # fail here, not in the checkpoint writer, if something slipped in
         return tensors, meta
@@ -541,6 +549,7 @@ class Trainer:
         self.nonfinite_total = int(meta.get("nonfinite_total", 0))
         self.nonfinite_in_row = int(meta.get("nonfinite_in_row", 0))
         self.diverged = bool(meta.get("diverged", False))
+        self.wall_s = float(meta.get("wall_s", 0.0))  # absent in checkpoints from before it
         self.recent_losses = deque(
             (float(x) for x in meta.get("recent_losses", [])), maxlen=SPIKE_WINDOW
         )

@@ -1,0 +1,67 @@
+"""A probe result as plain JSON: what ``rnnviz probe --json`` prints and the window exports.
+
+One object per probe: the text, the vocabulary, every character's id, the positions read as
+``<unk>``, the hidden states (and the LSTM's cells), the softmax rows, the top-k guesses as
+``[character, probability]`` pairs, the per-step loss and surprisal (``null`` where there is no
+next character), and the gradient flow. Everything is a list of plain numbers, so any JSON
+reader takes it; nothing is an array type of ours.
+
+The gradient flow is T x T numbers (95 MB of JSON at 4,096 characters), so it is written for
+texts of at most :data:`JSON_GRAD_FLOW_MAX_CHARS` characters; past that ``"grad_flow"`` is
+``null`` and ``"grad_flow_omitted"`` says why. The CLI and the GUI share this rule.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # this module needs no torch: a result is plain arrays
+    from rnnviz.core.probe import ProbeResult
+
+JSON_GRAD_FLOW_MAX_CHARS = 512
+
+
+def grad_flow_omitted(chars: int) -> str | None:
+    """Why a probe of ``chars`` characters is written without its gradient flow (None: it is
+    written with it)."""
+    if chars <= JSON_GRAD_FLOW_MAX_CHARS:
+        return None
+    return (
+        f"the gradient flow (T x T numbers) is written for texts of at most "
+        f"{JSON_GRAD_FLOW_MAX_CHARS:,} characters; this one has {chars:,}: "
+        "probe a shorter text to get it"
+    )
+
+
+def _none_if_nan(values: Iterable[Any]) -> list[float | None]:
+    # JSON has no NaN: the last character's loss (there is no next one) becomes null
+    return [None if not math.isfinite(float(v)) else float(v) for v in values]
+
+
+def probe_json(result: ProbeResult) -> dict[str, Any]:
+    """``result`` as a JSON-ready dict (see the module doc); ``json.dumps`` it as it is."""
+    tokens = result.vocab_tokens
+    omitted = grad_flow_omitted(len(result.text))
+    flow = None if omitted or result.grad_flow is None else result.grad_flow.tolist()
+    out: dict[str, Any] = {
+        "text": result.text,
+        "vocab": list(tokens),
+        "tokens": result.tokens.tolist(),
+        "unknown": list(result.unknown),
+        "hidden": result.hidden.tolist(),
+        "probs": result.probs.tolist(),
+        "topk": [
+            [[tokens[int(i)], float(p)] for i, p in zip(ids, ps, strict=True)]
+            for ids, ps in zip(result.topk_ids, result.topk_probs, strict=True)
+        ],
+        "step_loss": _none_if_nan(result.step_loss),
+        "surprisal_bits": _none_if_nan(result.surprisal_bits),
+        "grad_flow": flow,
+    }
+    if omitted:
+        out["grad_flow_omitted"] = omitted
+    if result.cell is not None:
+        out["cell"] = result.cell.tolist()
+    return out
