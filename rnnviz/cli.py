@@ -146,9 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--train-steps",
         type=_int_in(0, MAX_SCREENSHOT_STEPS),
-        default=100,
+        default=None,
         metavar="N",
-        help="steps to train before --screenshot (default 100; a divergence stops sooner)",
+        help="steps to train before --screenshot (default 100, 0 with --session; a divergence "
+        "stops sooner)",
     )
     window = parser.add_argument_group(
         "the window's starting state (with or without --screenshot)",
@@ -221,6 +222,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     window.add_argument(
         "--mlp", action="store_true", help="the unrolled view compares with the MLP (H_{t-1} = 0)"
+    )
+    window.add_argument(
+        "--session",
+        metavar="FILE",
+        help="open a saved session (File > Save session..., rnnviz train --session-out): the "
+        "run, its curves, the timeline, the probe; with --screenshot, --train-steps default 0",
+    )
+    window.add_argument(
+        "--at-step",
+        type=_int_in(0, 10**9),
+        metavar="N",
+        help="with --screenshot: the timeline on the stored snapshot nearest step N before "
+        "the grab (every probe panel shows the model as it was then)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -388,6 +402,12 @@ def cmd_gui(args: argparse.Namespace) -> int:
     if args.then and not args.screenshot:
         print("error: --then needs --screenshot", file=sys.stderr)
         return EXIT_USAGE
+    if args.at_step is not None and not args.screenshot:
+        print(
+            "error: --at-step needs --screenshot (in the window: the timeline, [ and ])",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     lesson, lesson_step = None, 0
     if args.lesson:
         try:
@@ -409,11 +429,14 @@ def cmd_gui(args: argparse.Namespace) -> int:
         lesson_step=lesson_step,
         lecture=args.lecture,
         zoom=None if args.zoom is None else args.zoom / 100,
+        at_step=args.at_step,
+        session=args.session,
     )
+    steps = args.train_steps
+    if steps is None:
+        steps = 0 if args.session else 100
     return int(
-        run_app(
-            sys.argv[:1], screenshot=args.screenshot, train_steps=args.train_steps, options=options
-        )
+        run_app(sys.argv[:1], screenshot=args.screenshot, train_steps=steps, options=options)
     )
 
 

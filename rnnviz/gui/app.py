@@ -85,6 +85,8 @@ def run_app(
             print(f"shown {time.time() - _process_start_time():.3f}", flush=True)
             _delete(window)  # not closed: nothing saved
             return 0
+        if options.session is not None:
+            open_session_when_ready(window, options.session)
         QTimer.singleShot(0, window.start_engine)
         code = int(app.exec())
         _delete(window)
@@ -98,11 +100,24 @@ def run_app(
     if options.size is None:
         window.resize(*SCREENSHOT_SIZE)
     window.show()
-    driver = ScreenshotDriver(window, screenshot, train_steps, options.then, options.at_step)
+    driver = ScreenshotDriver(
+        window, screenshot, train_steps, options.then, options.at_step, options.session
+    )
     QTimer.singleShot(0, driver.start)
     app.exec()
     _delete(window)
     return driver.exit_code
+
+
+def open_session_when_ready(window: MainWindow, path: str) -> None:
+    """``rnnviz --session FILE``: open it once the engine has built its first run (a Load
+    before that would be answered by the engine's own first RunInfo)."""
+
+    def ready(_info: object) -> None:
+        window.app_state.run_info_changed.disconnect(ready)
+        window.session_files.open(path)
+
+    window.app_state.run_info_changed.connect(ready)
 
 
 def _delete(window: MainWindow) -> None:
@@ -183,7 +198,7 @@ class ScreenshotDriver(QObject):
     ``reset``: a new run at step 0. ``light``, ``dark``: View ▸ Colours chosen in the open
     window (it recolours live; nothing remembered). ``at_step``: then the timeline on the
     stored snapshot nearest to it. The grab waits for the probe of the model shown and, when
-    the learning film is on screen, for its last row.
+    the learning film or the generation panel is on screen, for its last row or its text.
     """
 
     def __init__(
@@ -193,6 +208,7 @@ class ScreenshotDriver(QObject):
         train_steps: int,
         then: Sequence[str] = (),
         at_step: int | None = None,
+        session: str | None = None,
     ) -> None:
         super().__init__(window)
         self.window = window
@@ -200,6 +216,8 @@ class ScreenshotDriver(QObject):
         self.train_steps = max(0, int(train_steps))
         self.then = list(then)
         self.at_step = at_step
+        self.session = session
+        self._opened = False
         self.exit_code = 1
         self._sent_steps = False
         self._target = self.train_steps
@@ -220,6 +238,15 @@ class ScreenshotDriver(QObject):
     @Slot(object)
     def _on_event(self, event: object) -> None:
         if isinstance(event, RunInfo) and event.run_id == 0 and not self._sent_steps:
+            if self.session is not None and not self._opened:
+                self._opened = True  # the session's run first; its RunInfo comes back here
+                files = self.window.session_files
+                files.restored.connect(self._after_session)
+                files.failed.connect(self._session_failed)
+                files.open(self.session)
+                return
+            if self.session is not None:
+                return  # the session's run: _after_session goes on once its view is back
             self._sent_steps = True
             self._acted_at = time.monotonic()
             if self.train_steps:
@@ -227,6 +254,19 @@ class ScreenshotDriver(QObject):
         elif isinstance(event, Failure) and event.fatal:
             print(f"rnnviz: the engine failed: {event.message}", file=sys.stderr)
             self._finish(1)
+
+    @Slot(str)
+    def _after_session(self, _path: str) -> None:
+        self._sent_steps = True
+        self._acted_at = time.monotonic()
+        self._target = self.window.app_state.main.step + self.train_steps
+        if self.train_steps:
+            self.window.controller.send(Step(self.train_steps))
+
+    @Slot(str)
+    def _session_failed(self, text: str) -> None:
+        print(f"rnnviz: --session: {text}", file=sys.stderr)
+        self._finish(1)
 
     @Slot(object)
     def _on_probe_shown(self, shown: ShownProbe) -> None:
@@ -309,7 +349,13 @@ class ScreenshotDriver(QObject):
             self.window.app_state.view_step(self.at_step)
             self.at_step = None
             return
-        if self.window.panels.film.isVisible() and not self.window.timeline.film_done():
+        if self.window.timeline.film_on_screen() and not self.window.timeline.film_done():
+            return
+        generation = self.window.panels.generation
+        if generation.on_screen() and (
+            generation.is_generating()
+            or (generation.generation() is None and not generation.message())
+        ):
             return
         self.window.timeline.show_film()
         self.window.redraw.redraw_all()

@@ -32,7 +32,8 @@ class LaunchOptions:
     file, started at ``lesson_step`` (0-based). ``lecture``: lecture mode (F11; full screen
     unless ``size`` is given). ``zoom``: the text size (1.0: 100 %; None: the last session's).
     ``at_step``: with a screenshot, the timeline on the stored snapshot nearest this step
-    before the grab (None: live).
+    before the grab (None: live). ``session``: a session file opened once the engine runs
+    (a screenshot then trains only the ``--train-steps`` asked for, after it).
     """
 
     config: RunConfig | None = None
@@ -49,6 +50,7 @@ class LaunchOptions:
     lecture: bool = False
     zoom: float | None = None
     at_step: int | None = None
+    session: str | None = None
 
 
 def lesson_argument(text: str) -> tuple[str, int]:

@@ -141,11 +141,11 @@ def test_another_snapshot_regenerates_and_names_its_step(qtbot, vocab: Vocab) ->
     panel = shown(qtbot)
     panel.show_model(early, vocab, 400, True)
     settled(qtbot, panel, 1)
-    assert panel.model_text() == "model at step 400 (live)"
+    assert panel.model_text() == "step 400 (live)"
     assert panel.text() == generate_detail(early, vocab, PREFIX, 100).text
     panel.show_model(late, vocab, 2000, False)  # a timeline step
     settled(qtbot, panel, 2)
-    assert panel.model_text() == "model at step 2,000 (timeline)"
+    assert panel.model_text() == "step 2,000"
     assert panel.text() == generate_detail(late, vocab, PREFIX, 100).text
     assert panel.text() != generate_detail(early, vocab, PREFIX, 100).text
 
@@ -163,7 +163,7 @@ def test_the_same_model_object_does_not_regenerate(qtbot, vocab: Vocab) -> None:
     # another object with the same numbers is another model to the panel: it regenerates
     panel.show_model(snapshot_of(model, vocab), vocab, 6, True)
     settled(qtbot, panel, 2)
-    assert panel.model_text() == "model at step 6 (live)"
+    assert panel.model_text() == "step 6 (live)"
 
 
 def test_live_models_regenerate_at_most_once_a_second(qtbot, vocab: Vocab) -> None:
@@ -180,7 +180,7 @@ def test_live_models_regenerate_at_most_once_a_second(qtbot, vocab: Vocab) -> No
     qtbot.wait(200)
     assert panel.generation_count() == 2  # one for the whole burst, from its newest model
     assert panel.text() == generate_detail(models[-1], vocab, PREFIX, 100).text
-    assert panel.model_text() == "model at step 500 (live)"
+    assert panel.model_text() == "step 500 (live)"
 
 
 def test_a_long_generation_is_spread_over_event_loop_turns(

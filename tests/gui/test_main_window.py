@@ -421,16 +421,29 @@ def test_view_menu_toggles_docks_and_help_lists_shortcuts(make_window, tmp_path)
 
 
 def test_export_metrics_csv_round_trip(window, qtbot, tmp_path):
-    from rnnviz.core.history import read_metrics_csv
+    """The wide CSV of every run re-imports equal to each run's history, bit for bit."""
+    from rnnviz.core.history import read_runs_csv
 
     for expected in (1, 2):
         qtbot.keyClick(window, Qt.Key.Key_Right)
         qtbot.waitUntil(lambda e=expected: window.app_state.main.step == e, timeout=ENGINE_WAIT_MS)
+    window.controller.fork({"train": {"lr": 0.5}}, "lr 0.5")
+    qtbot.waitUntil(lambda: len(window.app_state.run_ids()) == 2, timeout=ENGINE_WAIT_MS)
+    for expected in (3, 4):
+        qtbot.keyClick(window, Qt.Key.Key_Right)
+        qtbot.waitUntil(lambda e=expected: window.app_state.main.step == e, timeout=ENGINE_WAIT_MS)
+    qtbot.waitUntil(lambda: window.app_state.histories.has(1), timeout=ENGINE_WAIT_MS)
     path = tmp_path / "metrics.csv"
     window.files.export_metrics(path)
-    columns = read_metrics_csv(path)
-    np.testing.assert_array_equal(columns["step"], [1, 2])
-    np.testing.assert_array_equal(columns["ppl"], [r.ppl for r in window.event_log.records()])
+    runs = read_runs_csv(path)
+    assert [label for label, _ in runs] == ["main", "lr 0.5"]
+    for (_, columns), run_id in zip(runs, (0, 1), strict=True):
+        history = window.app_state.histories.metrics(run_id).columns()
+        assert set(columns) == set(history)
+        for name, column in history.items():
+            np.testing.assert_array_equal(columns[name], column, err_msg=name)
+    np.testing.assert_array_equal(runs[0][1]["step"], [1, 2, 3, 4])
+    np.testing.assert_array_equal(runs[0][1]["ppl"], [r.ppl for r in window.event_log.records()])
 
 
 def test_a_corpus_that_cannot_load_is_reported_and_another_can_be_chosen(
@@ -552,16 +565,12 @@ def test_a_short_window_gets_two_rows_of_plots_and_a_tall_one_three(make_window,
     assert not _tabbed_with(window, "dock_curves")  # 1600x1000: curves beside grad norms
     window.resize(1366, 720)
     window.actions_by_name["act_reset_layout"].trigger()
-    assert _tabbed_with(window, "dock_curves") == {
-        "dock_hidden",
-        "dock_unrolled",
-        "dock_film",
-        "dock_generation",
-    }
+    assert _tabbed_with(window, "dock_curves") == {"dock_hidden", "dock_unrolled", "dock_film"}
     assert _tabbed_with(window, "dock_gradnorms") == {
         "dock_softmax",
         "dock_gradflow",
         "dock_stepview",
+        "dock_generation",
     }
     QApplication.processEvents()
     for shown in ("dock_curves", "dock_softmax", "dock_probe_text", "dock_controls"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from _state_helpers import make_state, new_run, rolled_back
+from _timeline_helpers import shown_on, train_in_steps
 from PySide6.QtCore import Qt
 
 from rnnviz.core.film import film_row
@@ -23,30 +24,6 @@ def core_probe(window, step: int):
     snap = window.app_state.snapshot
     model = model_from_params(snap.config.model, len(snap.vocab_tokens), dict(stored.params))
     return probe(model, Vocab(snap.vocab_tokens), window.app_state.probe_text)
-
-
-def train_in_steps(qtbot, window, rounds: int, steps: int = 3) -> None:
-    """Several Step commands: each ends with a snapshot, so the timeline has ``rounds`` more."""
-    for _ in range(rounds):
-        target = window.app_state.main.step + steps
-        window.controller.step(steps)
-        qtbot.waitUntil(
-            lambda t=target: (
-                window.app_state.snapshot is not None and window.app_state.snapshot.step == t
-            ),
-            timeout=ENGINE_WAIT_MS,
-        )
-
-
-def shown_on(window, step: int) -> bool:
-    shown = window.probes.current
-    return (
-        shown is not None
-        and shown.snapshot is not None
-        and shown.snapshot.step == step
-        and shown.result is not None
-        and shown.result.text == window.app_state.probe_text
-    )
 
 
 @pytest.fixture

@@ -507,7 +507,7 @@ class GenerationPanel(QWidget):
             return
         step, live = self._result_from if r is not None else (self._step, self._live)
         # short: it shares its row with the colour key, and a dock is often 500 px wide
-        self._model_label.setText(f"model at step {step:,} ({'live' if live else 'timeline'})")
+        self._model_label.setText(f"step {step:,}" + (" (live)" if live else ""))
         how = (
             "no text: see the message below"
             if r is None

@@ -14,6 +14,7 @@ from PySide6.QtCore import QObject, Signal
 
 from rnnviz.core import health
 from rnnviz.core.config import RunConfig
+from rnnviz.core.history import MetricHistory
 from rnnviz.core.messages import (
     Divergence,
     Failure,
@@ -78,6 +79,7 @@ class AppState(QObject):
         self.snapshots = SnapshotStore()
         self._viewed: ParamSnapshot | None = None
         self._as_message: dict[int, tuple[StoredSnapshot, ParamSnapshot]] = {}
+        self._pending_view: int | None = None  # a restored session's step, once a model is in
         self._divergence: Divergence | None = None
         # each run's newest divergence, shown or not: a rollback stays reachable after the
         # banner went (dismissed, or "Resume" pressed and the run diverged again)
@@ -239,13 +241,23 @@ class AppState(QObject):
         return f"model at step {self._viewed.step:,} of {newest:,}"
 
     def restore_timeline(self, store: SnapshotStore, step: int | None) -> None:
-        """A saved session's stored snapshots (after its run was loaded), shown at ``step``."""
+        """A saved session's stored snapshots (after its run was loaded), shown at ``step``
+        once the loaded run's first snapshot is in (the view needs its configuration)."""
         self.snapshots = store
         self._as_message.clear()
         self._viewed = None
+        self._pending_view = step
         self.timeline_changed.emit()
-        if step is not None:
+        if step is not None and self._snapshot is not None:
+            self._pending_view = None
             self.view_step(step)
+
+    def restore_history(self, run_id: int, metrics: MetricHistory) -> None:
+        """A saved session's metric history of ``run_id`` in place of the one recorded."""
+        self.histories.restore(run_id, metrics)
+        if run_id == MAIN_RUN:
+            self._records_received = len(metrics.columns().get("step", ()))
+        self.metrics_appended.emit(run_id)
 
     def _message(self, stored: StoredSnapshot, like: ParamSnapshot) -> ParamSnapshot:
         """The stored snapshot as the message the probes take, made once per snapshot: the
@@ -359,6 +371,9 @@ class AppState(QObject):
                 self._snapshot = event
                 self._store_snapshot(event)
                 self.snapshot_changed.emit(event)
+                if self._pending_view is not None:
+                    step, self._pending_view = self._pending_view, None
+                    self.view_step(step)
         elif isinstance(event, StateChanged):
             self._apply_state(event)
         elif isinstance(event, RunInfo):

@@ -135,6 +135,16 @@ class RunHistories:
     def has(self, run_id: int) -> bool:
         return run_id in self._runs
 
+    def restore(self, run_id: int, metrics: MetricHistory) -> None:
+        """``metrics`` (a saved session's) as the history of ``run_id``; no flow picture."""
+        old = self._runs.get(run_id)
+        steps = metrics.columns().get("step")
+        history = RunHistory(metrics, flow_capacity=self._flow_capacity)
+        history.version = (old.version + 1) if old is not None else 1
+        history._last_step = int(steps[-1]) if steps is not None and len(steps) else None
+        self._runs[run_id] = history
+        self.layout_version += 1
+
     def append(self, run_id: int, records: Sequence[StepRecord]) -> None:
         self.run(run_id).append(records)
 

@@ -93,7 +93,36 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec(
         "act_load", "Load checkpoint…", ("Ctrl+Shift+O",), "Continue from a saved checkpoint"
     ),
-    ActionSpec("act_export", "Export metrics CSV…", (), "Every plotted number, one row per step"),
+    ActionSpec(
+        "act_save_session",
+        "Save session…",
+        ("Ctrl+Shift+S",),
+        "One file: the checkpoint, every run's metrics, the timeline, the probe and the cursor",
+    ),
+    ActionSpec(
+        "act_open_session",
+        "Open session…",
+        ("Ctrl+Alt+O",),
+        "A saved session: the same run, curves, timeline and probe (training paused)",
+    ),
+    ActionSpec(
+        "act_export",
+        "Export metrics CSV…",
+        (),
+        "Every plotted number of every run, one row per run and step",
+    ),
+    ActionSpec(
+        "act_export_all",
+        "Export all…",
+        (),
+        "Into a folder: every panel as PNG, the metrics of every run, the probe as JSON",
+    ),
+    ActionSpec(
+        "act_record_window",
+        "Record window…",
+        (),
+        "The window as an animated GIF (or MP4 with rnnviz[video]); Stop in the status bar",
+    ),
     ActionSpec("act_quit", "Quit", ("Ctrl+Q",), "Stop training and quit"),
     ActionSpec(
         "act_lecture",
@@ -163,8 +192,12 @@ MENUS: tuple[tuple[str, tuple[str | None, ...]], ...] = (
             None,
             "act_save",
             "act_load",
+            "act_save_session",
+            "act_open_session",
             None,
             "act_export",
+            "act_export_all",
+            "act_record_window",
             None,
             "act_quit",
         ),
@@ -227,6 +260,7 @@ EXTRA_KEYS: tuple[tuple[str, str], ...] = (
     ("click a character of the probe text", "move the time cursor there"),
     ("click a step of the unrolled network", "move the time cursor there; hover: its numbers"),
     ("click a row of the learning film", "show that stored snapshot of training"),
+    ("right-click a panel's title", "export that panel as PNG or SVG"),
 )
 
 

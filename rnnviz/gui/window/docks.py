@@ -106,7 +106,7 @@ def apply_default_layout(window: QMainWindow, d: dict[str, QDockWidget]) -> bool
             ("gradflow", "stepview"),
             ("hidden", "unrolled"),
             ("unrolled", "film"),
-            ("film", "generation"),
+            ("stepview", "generation"),  # five tabs in one group were cut to "Genera…"
         ):
             window.tabifyDockWidget(d[f"dock_{first}"], d[f"dock_{then}"])
         d["dock_curves"].raise_()  # what training shows first, beside the predictions

@@ -8,8 +8,6 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, Slot
 from PySide6.QtWidgets import QFileDialog
 
-from rnnviz.gui.state.app_state import MAIN_RUN
-
 if TYPE_CHECKING:
     from rnnviz.gui.window.main_window import MainWindow
 
@@ -70,9 +68,14 @@ class FileActions(QObject):
         if path:
             self.export_metrics(path)
 
-    def export_metrics(self, path: str | Path, run_id: int = MAIN_RUN) -> None:
+    def export_metrics(self, path: str | Path) -> None:
+        """Every run's metrics, one wide CSV (a ``run`` column; core.history.write_runs_csv)."""
+        from rnnviz.core.history import write_runs_csv
+
+        s = self._window.app_state
+        runs = [(s.run_name(r), s.histories.metrics(r)) for r in s.run_ids() if s.histories.has(r)]
         try:
-            self._window.app_state.histories.metrics(run_id).to_csv(path)
+            write_runs_csv(path, runs)
         except (OSError, ValueError) as exc:
             self._window.banner_bar.show_message(f"Could not write {path}: {exc}")
             return

@@ -41,6 +41,7 @@ from rnnviz.gui.window import docks as dock_table
 from rnnviz.gui.window.banner import BannerBar
 from rnnviz.gui.window.closing import CloseGuard
 from rnnviz.gui.window.dialogs import ShortcutsDialog
+from rnnviz.gui.window.export_menu import ExportMenus
 from rnnviz.gui.window.file_actions import FileActions
 from rnnviz.gui.window.focus import FOCUS_ORDER, FocusView
 from rnnviz.gui.window.keyboard import TrainingKeys
@@ -51,6 +52,7 @@ from rnnviz.gui.window.probe_display import ProbeDisplay
 from rnnviz.gui.window.reactions import StateReactions
 from rnnviz.gui.window.redraw import RedrawScheduler
 from rnnviz.gui.window.scheme import SCHEMES, SchemeChoice
+from rnnviz.gui.window.session_files import SessionFiles
 from rnnviz.gui.window.timeline import TimelineView
 
 RECOVERY_FILE = "recovery.safetensors"  # the autosave, beside the settings file
@@ -124,17 +126,20 @@ class MainWindow(QMainWindow):
         self.lecture_mode = LectureMode(self, self.settings.get(ZOOM) if persist else 1.0)
         self.panels = self._build_panels()
         self.files = FileActions(self)
+        self.session_files = SessionFiles(self)
         self.docks = dock_table.build_docks(self, self._dock_widgets())
         self.banner_bar = BannerBar(self)
+        self.exports = ExportMenus(self)
         self.focus_view = FocusView(self, self.docks)
         self.lecture = Lecture(self)
         self.actions_by_name = action_table.build_actions(self, self._action_handlers())
         self.actions_by_name["act_rollback"].setEnabled(False)  # until a divergence
-        action_table.build_menus(
+        menus = action_table.build_menus(
             self,
             self.actions_by_name,
             [self.docks[n].toggleViewAction() for n, _ in dock_table.DOCKS],
         )
+        self.exports.add_to(menus["&File"], self.actions_by_name["act_record_window"])
         self.lecture.build_toolbar(self.actions_by_name)
         self.scheme = SchemeChoice(self, self.actions_by_name)
         self.lecture_mode.built()
@@ -201,8 +206,8 @@ class MainWindow(QMainWindow):
         # dock too tall for a 540-px-high window (1920x1080 at scale 2)
         row = QHBoxLayout()
         row.setSpacing(12)
-        row.addWidget(p.time_cursor, 3)
-        row.addWidget(p.timeline, 2)
+        row.addWidget(p.time_cursor, 1)
+        row.addWidget(p.timeline, 1)
         layout.addLayout(row)
         return {
             "dock_controls": p.controls,
@@ -238,6 +243,10 @@ class MainWindow(QMainWindow):
             "act_save": self.files.save_checkpoint,
             "act_load": self.files.load_checkpoint,
             "act_export": self.files.ask_export_metrics,
+            "act_save_session": self.session_files.ask_save,
+            "act_open_session": self.session_files.ask_open,
+            "act_export_all": self.exports.ask_export_all,
+            "act_record_window": self.exports.ask_record_window,
             "act_quit": self.close,
             "act_lecture": self.lecture_mode.toggle,
             "act_zoom_in": self.lecture_mode.zoom_in,
@@ -383,5 +392,7 @@ class MainWindow(QMainWindow):
         self.redraw.stop()
         self.probes.stop()
         self.timeline.stop()
+        self.exports.stop()
+        self.session_files.stop()
         self.controller.shutdown()
         self.lecture_mode.reset()

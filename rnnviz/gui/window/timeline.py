@@ -75,7 +75,7 @@ class TimelineView(QObject):
             s.snapshots.steps(), s.viewed_step, s.timeline_label()
         )
         self._set_notes("" if s.live else s.timeline_label())
-        if self._film_on_screen():
+        if self.film_on_screen():
             self.fill_film()
 
     @Slot(int)
@@ -106,7 +106,7 @@ class TimelineView(QObject):
         if shown:
             QTimer.singleShot(0, self.fill_film)
 
-    def _film_on_screen(self) -> bool:
+    def film_on_screen(self) -> bool:
         # Qt's isVisible() is true for a dock behind another's tab: the film worked there
         return self._film_shown and self._window.panels.film.isVisible()
 
@@ -116,7 +116,7 @@ class TimelineView(QObject):
         s = self._window.app_state
         snapshot, info = s.snapshot, s.run_info
         text = s.probe_text
-        if snapshot is None or info is None or not self._film_on_screen():
+        if snapshot is None or info is None or not self.film_on_screen():
             return
         from rnnviz.core.vocab import Vocab
 
