@@ -233,8 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--at-step",
         type=_int_in(0, 10**9),
         metavar="N",
-        help="with --screenshot: the timeline on the stored snapshot nearest step N before "
-        "the grab (every probe panel shows the model as it was then)",
+        help="the timeline on the stored snapshot nearest step N (with --screenshot, before "
+        "the grab; with --session, once it is open): every probe panel shows that model",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -402,9 +402,10 @@ def cmd_gui(args: argparse.Namespace) -> int:
     if args.then and not args.screenshot:
         print("error: --then needs --screenshot", file=sys.stderr)
         return EXIT_USAGE
-    if args.at_step is not None and not args.screenshot:
+    if args.at_step is not None and not (args.screenshot or args.session):
         print(
-            "error: --at-step needs --screenshot (in the window: the timeline, [ and ])",
+            "error: --at-step needs --screenshot or --session (in the window: the timeline, "
+            "[ and ])",
             file=sys.stderr,
         )
         return EXIT_USAGE

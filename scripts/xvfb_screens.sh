@@ -72,3 +72,18 @@ KEYS="F11 4" shot lecture-softmax-1920x1080 1920x1080 6 -- --probe machine --cur
 KEYS="alt+v c Down Down Return" shot switch-dark-1280x720 1280x720 6 -- --probe machine --scheme light --cursor 3
 # a lesson's step in lecture mode: the lesson bar and one view (the MLP row: five rows to fit)
 KEYS="F11" shot lesson3-lecture-dark-1280x720 1280x720 0 -- --lesson chapter:3 --scheme dark
+# the timeline: a session trained headless for 2,000 steps, opened at an early and at the
+# last step, with the learning film; and the generation panel on the same session
+session="$out/film-2000.rnnviz"
+if [ -n "${ONLY:-}" ] && ! grep -qE "$ONLY" <<<"timeline-early timeline-late film generation"; then
+    :
+elif [ ! -f "$session" ]; then
+    "$rnnviz" train --max-steps 2000 --quiet --session-out "$session" >"$out/film-2000.log" 2>&1
+fi
+shot timeline-early-1280x720 1280x720 0 -- --session "$session" --at-step 60 --show film
+shot timeline-late-1280x720 1280x720 0 -- --session "$session" --show film
+shot timeline-early-dark-1920x1080 1920x1080 0 -- --session "$session" --at-step 60 \
+    --show film --scheme dark
+shot generation-1280x720 1280x720 0 -- --session "$session" --show generation
+shot generation-dark-1920x1080 1920x1080 0 -- --session "$session" --show generation \
+    --at-step 150 --scheme dark

@@ -86,7 +86,7 @@ def run_app(
             _delete(window)  # not closed: nothing saved
             return 0
         if options.session is not None:
-            open_session_when_ready(window, options.session)
+            open_session_when_ready(window, options.session, options.at_step)
         QTimer.singleShot(0, window.start_engine)
         code = int(app.exec())
         _delete(window)
@@ -109,15 +109,22 @@ def run_app(
     return driver.exit_code
 
 
-def open_session_when_ready(window: MainWindow, path: str) -> None:
-    """``rnnviz --session FILE``: open it once the engine has built its first run (a Load
-    before that would be answered by the engine's own first RunInfo)."""
+def open_session_when_ready(window: MainWindow, path: str, at_step: int | None = None) -> None:
+    """``rnnviz --session FILE [--at-step N]``: open it once the engine has built its first run
+    (a Load before that would be answered by the engine's own first RunInfo), then put the
+    timeline on step N."""
 
     def ready(_info: object) -> None:
         window.app_state.run_info_changed.disconnect(ready)
         window.session_files.open(path)
 
+    def restored(_path: str) -> None:
+        window.session_files.restored.disconnect(restored)
+        window.app_state.view_step(at_step)
+
     window.app_state.run_info_changed.connect(ready)
+    if at_step is not None:
+        window.session_files.restored.connect(restored)
 
 
 def _delete(window: MainWindow) -> None:

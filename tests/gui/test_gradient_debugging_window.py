@@ -61,6 +61,9 @@ def raise_dock(qtbot, window: MainWindow, name: str) -> None:
 # ------------------------------------------------------------------ docks and layout
 
 
+BEHIND_SOFTMAX = {"dock_gradflow", "dock_stepview", "dock_unrolled", "dock_film", "dock_generation"}
+
+
 # offscreen Qt cannot raise a floating dock (nor propagate size hints): harmless warnings
 @pytest.mark.qt_log_ignore(r"This plugin does not support (raise|propagateSizeHints)\(\)")
 def test_docks_exist_in_the_default_layout_with_view_toggles(make_window):
@@ -75,7 +78,7 @@ def test_docks_exist_in_the_default_layout_with_view_toggles(make_window):
         assert window.dockWidgetArea(dock) == Qt.DockWidgetArea.RightDockWidgetArea
         assert not dock.isFloating()
     group = window.tabifiedDockWidgets(window.docks["dock_softmax"])
-    assert {d.objectName() for d in group} == {"dock_gradflow", "dock_stepview", "dock_unrolled"}
+    assert {d.objectName() for d in group} == BEHIND_SOFTMAX
     view_menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&View")
     toggles = {a.text() for a in view_menu.actions()}
     assert {"Gradient flow", "Step view", "Unrolled network"} <= toggles
@@ -84,7 +87,7 @@ def test_docks_exist_in_the_default_layout_with_view_toggles(make_window):
     window.docks["dock_stepview"].hide()
     window.actions_by_name["act_reset_layout"].trigger()
     group = window.tabifiedDockWidgets(window.docks["dock_softmax"])
-    assert {d.objectName() for d in group} == {"dock_gradflow", "dock_stepview", "dock_unrolled"}
+    assert {d.objectName() for d in group} == BEHIND_SOFTMAX
     assert not window.docks["dock_gradflow"].isFloating()
     assert window.docks["dock_stepview"].toggleViewAction().isChecked()
 

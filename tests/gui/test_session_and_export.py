@@ -170,4 +170,4 @@ def test_a_headless_session_opens_in_a_screenshot_at_a_step(tmp_path):
     bad = subprocess.run(
         [sys.executable, "-m", "rnnviz", "--at-step", "3"], capture_output=True, text=True, env=env
     )
-    assert bad.returncode == 2 and "--at-step needs --screenshot" in bad.stderr
+    assert bad.returncode == 2 and "--at-step needs --screenshot or --session" in bad.stderr
