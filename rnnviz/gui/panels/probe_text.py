@@ -121,7 +121,9 @@ class ProbeTextPanel(QWidget):
         self._scroll = StripScroll(self._strip)
         self._unknown_label = QLabel()
         self._unknown_label.setFont(theme.font(1.0, bold=True))
-        self._unknown_label.setStyleSheet(f"color: {theme.UNKNOWN};")
+        # on_background: the generation panel hands out the same shade, and a live switch maps
+        # the raw colour to it (one colour, one twin)
+        self._unknown_label.setStyleSheet(f"color: {theme.on_background(theme.UNKNOWN)};")
         self._unknown_label.setWordWrap(True)
         self._unknown_label.hide()
 
