@@ -339,8 +339,8 @@ def _show_every_probe_panel(window: Any) -> None:
         Qt.Orientation.Horizontal,
     )
     _spin(0.2)
-    # the step view, the unrolled network and the film stay behind their tabs, as by default
-    behind = ("dock_stepview", "dock_unrolled", "dock_film")
+    # the step view, the unrolled network, the film and generation stay behind their tabs
+    behind = ("dock_stepview", "dock_unrolled", "dock_film", "dock_generation")
     hidden = [n for n, d in docks.items() if n not in behind and d.visibleRegion().isEmpty()]
     if hidden:
         raise RuntimeError(f"bench layout: docks not on screen: {hidden}")

@@ -145,3 +145,37 @@ def test_a_rollback_drops_the_later_snapshots_and_a_view_of_them():
     rolled_back(state, 15)
     assert state.snapshots.steps() == [0, 10]
     assert state.live and chosen[-1].step == 30  # back to the newest model the state has
+
+
+def test_generation_follows_the_timeline_with_a_fixed_seed(window, qtbot):
+    from rnnviz.core.generation import generate_detail
+
+    gen = window.panels.generation
+    window.show_panel("generation")
+    gen.set_prefix(window.app_state.snapshot.vocab_tokens[1] * 2)  # known to the model
+    steps = window.app_state.snapshots.steps()
+
+    def generated_on(step: int) -> bool:
+        return (
+            gen.generation() is not None
+            and not gen.is_generating()
+            and gen.model_text().startswith(f"step {step:,}")
+        )
+
+    def show(step: int) -> None:
+        window.app_state.view_step(step)
+        qtbot.waitUntil(lambda: shown_on(window, step) and generated_on(step), timeout=10_000)
+
+    for step in (steps[1], steps[3]):
+        show(step)
+        shown = window.probes.current
+        expect = generate_detail(shown.model, shown.vocab, gen.prefix(), gen.generation().ids.size)
+        assert gen.generation().text == expect.text  # greedy, from that snapshot's model
+    gen.set_mode("sample")
+    qtbot.waitUntil(lambda: not gen.is_generating() and gen.generation().temperature > 0)
+    sampled = gen.generated_text()
+    show(steps[1])
+    show(steps[3])  # back: the fixed seed gives the same sample of the same model
+    assert gen.generation().temperature > 0 and gen.generated_text() == sampled
+    gen.new_sample()
+    qtbot.waitUntil(lambda: not gen.is_generating() and gen.generated_text() != sampled)
