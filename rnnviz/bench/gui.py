@@ -285,9 +285,12 @@ def _probe_latencies(
     return out
 
 
-def _scrub_latencies(window: Any, length: int, samples: int) -> list[float]:
+def _scrub_latencies(
+    window: Any, length: int, samples: int, neighbour: bool = False
+) -> list[float]:
     """Timeline slider moved → every probe panel set and painted, in ms, on a text of
-    ``length`` characters: the slider set to a random other stored snapshot, as a drag does."""
+    ``length`` characters: the slider set to a random other stored snapshot (a jump), or with
+    ``neighbour`` to the one before ([ pressed about every 0.4 s, as a lecturer steps back)."""
     shown = {"n": 0}
 
     def on_shown() -> None:
@@ -295,7 +298,8 @@ def _scrub_latencies(window: Any, length: int, samples: int) -> list[float]:
 
     app = QApplication.instance()
     assert isinstance(app, QApplication)
-    rng = random.Random(1)
+    # another text in each phase: setting the text shown already would probe nothing
+    rng = random.Random(1 + int(neighbour) + 2 * int(window.app_state.training))
     line_edit = window.panels.probe_text.line_edit()
     text = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz      ") for _ in range(length))
     window.probe_shown.connect(on_shown)
@@ -309,13 +313,16 @@ def _scrub_latencies(window: Any, length: int, samples: int) -> list[float]:
             count = slider.maximum()  # the rightmost position is live: not a stored model
             if count < 2:
                 raise RuntimeError("the timeline has fewer than three snapshots")
-            index = rng.choice([i for i in range(count) if i != slider.value()])
+            if neighbour:
+                index = slider.value() - 1 if slider.value() > 0 else count - 1
+            else:
+                index = rng.choice([i for i in range(count) if i != slider.value()])
             before = shown["n"]
             t0 = time.perf_counter()
             slider.setValue(index)
             _wait_shown(app, shown, before, t0)
             out.append((time.perf_counter() - t0) * 1000)
-            _spin(0.03)
+            _spin(0.4 if neighbour else 0.03)
     finally:
         window.probe_shown.disconnect(on_shown)
         window.app_state.go_live()
@@ -353,7 +360,8 @@ def bench_probe(samples: int, lengths: tuple[int, ...] = (20, 100, 500)) -> dict
     ``p50_ms_{n}_{phase}`` / ``p95_ms_{n}_{phase}``: a key typed at the end of an n-character
     text; ``..._mid``: typed in its middle; ``..._paste``: the whole text replaced.
     ``scrub_p50_ms_100_{phase}`` / ``scrub_p95_...``: the timeline moved to another stored
-    snapshot (training goes on meanwhile in the "training" phase)."""
+    snapshot (training goes on meanwhile in the "training" phase); ``..._paused_neighbour``:
+    to the one before, as [ does (probed ahead while idle)."""
     import tempfile
 
     _app()
@@ -384,6 +392,7 @@ def bench_probe(samples: int, lengths: tuple[int, ...] = (20, 100, 500)) -> dict
             window.controller.send(Pause())
             _spin_until(lambda: not window.app_state.training, 10)
             scrubs["paused"] = _scrub_latencies(window, 100, samples)
+            scrubs["paused_neighbour"] = _scrub_latencies(window, 100, samples, neighbour=True)
             for phase, xs in scrubs.items():
                 result[f"scrub_p50_ms_100_{phase}"] = _percentile(xs, 50)
                 result[f"scrub_p95_ms_100_{phase}"] = _percentile(xs, 95)

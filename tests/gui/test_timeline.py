@@ -179,3 +179,25 @@ def test_generation_follows_the_timeline_with_a_fixed_seed(window, qtbot):
     assert gen.generation().temperature > 0 and gen.generated_text() == sampled
     gen.new_sample()
     qtbot.waitUntil(lambda: not gen.is_generating() and gen.generated_text() != sampled)
+
+
+def test_the_neighbours_of_a_chosen_snapshot_are_probed_ahead(window, qtbot):
+    s = window.app_state
+    steps = s.snapshots.steps()
+    s.view_step(steps[2])
+    qtbot.waitUntil(lambda: shown_on(window, steps[2]), timeout=5000)
+    before, after = s.neighbour_messages(window.probes.current.snapshot)
+    assert (before.step, after.step) == (steps[1], steps[3])
+    qtbot.waitUntil(
+        lambda: window.probes.kept(before) and window.probes.kept(after), timeout=10_000
+    )
+    shown = []
+    window.probes.shown.connect(shown.append)
+    qtbot.keyClick(window, Qt.Key.Key_BracketLeft)  # answered from what was computed ahead
+    qtbot.waitUntil(lambda: shown_on(window, steps[1]), timeout=5000)
+    assert [p.snapshot.step for p in shown] == [steps[1]]  # no prefetch was ever shown
+    expect = core_probe(window, steps[1])
+    np.testing.assert_allclose(window.probe_result.probs, expect.probs, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        window.probe_result.grad_flow, expect.grad_flow, rtol=1e-4, atol=1e-8
+    )

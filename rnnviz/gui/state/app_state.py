@@ -233,6 +233,20 @@ class AppState(QObject):
     def go_live(self) -> None:
         self.view_step(None)
 
+    def neighbour_messages(self, snapshot: ParamSnapshot) -> list[ParamSnapshot]:
+        """The stored snapshots before and after ``snapshot`` as the messages the timeline
+        would show (the same objects: the probe scheduler probes them ahead)."""
+        live = self._snapshot
+        if live is None:
+            return []
+        newest = self.snapshots.newest()
+        out = []
+        for direction in (-1, +1):
+            stored = self.snapshots.neighbour(snapshot.step, direction)
+            if stored is not None and stored is not newest:
+                out.append(self._message(stored, live))
+        return out
+
     def timeline_label(self) -> str:
         """What the panels say about the model they show: "model at step 400 of 2,000"."""
         newest = self.main.step

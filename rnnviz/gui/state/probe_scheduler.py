@@ -17,7 +17,10 @@ small probes, anything while paused) or on the probe thread (large re-probes whi
   and then reuse what it computed).
 * A snapshot the user chose on the timeline (or Live) is probed at once, as a keystroke is:
   inline unless it is larger than ``key_thread_work``. The Probers of the last few chosen
-  snapshots are kept, so scrubbing back and forth over them costs no forward pass.
+  snapshots are kept, so scrubbing back and forth over them costs no forward pass; and once
+  a chosen snapshot is shown, its neighbours on the timeline (``neighbours``, which the window
+  sets) are probed ahead on the probe thread while it is idle, so that [ and ] find their
+  answers computed. A prefetch is never shown, and any probe the user waits for cancels it.
 * While paused, a probe larger than ``paused_thread_work`` runs there too, on both cores (the
   engine's is idle): a long paste with the gradient flow, a large model's first probe. Inline
   it froze the window for seconds, and two torch threads on the GUI thread spin at every op
@@ -86,6 +89,7 @@ class ProbeTag:
     model: Any
     vocab: Any
     snapshot: ParamSnapshot | None
+    prefetch: bool = False  # computed ahead for the timeline: kept, not shown
 
 
 @dataclass(frozen=True)
@@ -128,6 +132,14 @@ class ProbeScheduler(QObject):
         # so the id stays its own); one handed to the probe thread is taken out meanwhile
         self._kept: OrderedDict[int, tuple[ParamSnapshot, Any]] = OrderedDict()
         self._chosen_waits = False  # a chosen snapshot waits for an edit on the probe thread
+        # the timeline's snapshots beside one (the window's; none: no prefetching)
+        self.neighbours: Callable[[ParamSnapshot], list[ParamSnapshot]] = lambda _s: []
+        self._ahead: list[ParamSnapshot] = []  # snapshots still to probe ahead
+        self._prefetching = False  # the probe thread computes one of them
+        self._prefetch_soon = QTimer(self)
+        self._prefetch_soon.setSingleShot(True)
+        self._prefetch_soon.setInterval(30)  # after the paint of what the user asked for
+        self._prefetch_soon.timeout.connect(self._prefetch_next)
         self._shown: ShownProbe | None = None
         self.error = ""
         self._ticket = 0  # of the last request
@@ -220,11 +232,49 @@ class ProbeScheduler(QObject):
             self._throttle.start(int(wait * 1000) + 1)
 
     def snapshot_chosen(self, snapshot: ParamSnapshot | None) -> None:
-        """The user moved the timeline to ``snapshot`` (or back to live): probed at once."""
+        """The user moved the timeline to ``snapshot`` (or back to live): probed at once,
+        then its neighbours ahead."""
         self._snapshot = snapshot
         if snapshot is not None:
             self._chosen_waits = self._worker_has_edit()  # then probed once the edit is in
             self.probe(urgent=True)
+            self._ahead = [n for n in self.neighbours(snapshot) if id(n) not in self._kept]
+            self._prefetch_soon.start()
+
+    def kept(self, snapshot: ParamSnapshot) -> bool:
+        """A Prober of ``snapshot`` is kept (computed or prefetched): tests read it."""
+        return id(snapshot) in self._kept
+
+    @Slot()
+    def _prefetch_next(self) -> None:
+        """Probe the next neighbour ahead on the probe thread, if it has nothing else to do."""
+        if self._stopped or not self._text or self._prefetching:
+            return
+        if not self.worker.idle() or self._soon.isActive() or self._throttle.isActive():
+            self._prefetch_soon.start()  # later: what the user waits for goes first
+            return
+        while self._ahead and id(self._ahead[0]) in self._kept:
+            self._ahead.pop(0)
+        if not self._ahead:
+            return
+        snapshot = self._ahead.pop(0)
+        try:
+            from rnnviz.core.probe import Prober, model_from_params
+            from rnnviz.core.vocab import Vocab
+
+            vocab = self._vocab
+            if vocab is None or vocab.tokens != snapshot.vocab_tokens:
+                vocab = Vocab(snapshot.vocab_tokens)
+            model = model_from_params(
+                snapshot.config.model, len(snapshot.vocab_tokens), dict(snapshot.params)
+            )
+        except Exception:  # noqa: BLE001 - a prefetch that fails is just not there
+            return
+        tag = ProbeTag(False, False, model, vocab, snapshot, prefetch=True)
+        self._prefetching = True
+        self.worker.submit(
+            ProbeJob(0, Prober(model, vocab), self._text, self.with_grad_flow(), tag)
+        )
 
     # ---------------------------------------------------------------- the rules
 
@@ -279,6 +329,9 @@ class ProbeScheduler(QObject):
         """Probe the text now (inline or on the probe thread)."""
         urgent = urgent or keystroke
         self._soon.stop()
+        if self._prefetching:  # what the user waits for comes first
+            self.worker.cancel()
+            self._prefetching = False
         snapshot, text = self._snapshot, self._text
         if snapshot is None or self._worker_has_edit():
             return  # (the worker's answer probes again from its cache: _on_worker_done)
@@ -358,13 +411,16 @@ class ProbeScheduler(QObject):
     def _adopt(self, prober: Any, tag: ProbeTag) -> None:
         """From now on keystrokes probe with ``prober`` (its model and snapshot)."""
         if tag.snapshot is not None:
-            self._kept.pop(id(tag.snapshot), None)
-            self._kept[id(tag.snapshot)] = (tag.snapshot, prober)
-            while len(self._kept) > KEPT_PROBERS:
-                self._kept.popitem(last=False)
+            self._keep(tag.snapshot, prober)
         self._prober = prober
         self._model, self._vocab = tag.model, tag.vocab
         self._model_snapshot = tag.snapshot
+
+    def _keep(self, snapshot: ParamSnapshot, prober: Any) -> None:
+        self._kept.pop(id(snapshot), None)
+        self._kept[id(snapshot)] = (snapshot, prober)
+        while len(self._kept) > KEPT_PROBERS:
+            self._kept.popitem(last=False)
 
     def _fail(self, message: str) -> None:
         self.error = message
@@ -374,6 +430,12 @@ class ProbeScheduler(QObject):
     def _on_worker_done(self, request: ProbeJob, result: Any, error: str, seconds: float) -> None:
         """A probe's answer, computed here or on the probe thread."""
         tag: ProbeTag = request.tag
+        if tag.prefetch:
+            self._prefetching = False
+            if not error and tag.snapshot is not None and result.text == self._text:
+                self._keep(tag.snapshot, request.prober)
+            self._prefetch_soon.start()
+            return
         if seconds > 0 and request.prober.reused_steps == 0:  # a whole text: a re-probe's cost
             self._reprobe_cost_s = seconds
         if request.ticket < self._shown_ticket:
@@ -419,6 +481,7 @@ class ProbeScheduler(QObject):
         """Stop the timers and the probe thread (idempotent)."""
         self._soon.stop()
         self._throttle.stop()
+        self._prefetch_soon.stop()
         if not self._stopped:  # an answer that comes after stop is no news
             self._stopped = True
             self.worker.done.disconnect(self._on_worker_done)

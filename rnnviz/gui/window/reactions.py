@@ -58,6 +58,7 @@ class StateReactions(QObject):
         # timeline is answered at once
         s.snapshot_changed.connect(lambda snap: probes.snapshot_arrived(snap) if s.live else None)
         s.view_changed.connect(probes.snapshot_chosen)
+        probes.neighbours = s.neighbour_messages  # probed ahead for [ and ]
         s.divergence_changed.connect(self._on_divergence)
         s.failure.connect(self._on_failure)
         s.message.connect(w.statusBar().showMessage)
