@@ -201,3 +201,18 @@ def test_the_neighbours_of_a_chosen_snapshot_are_probed_ahead(window, qtbot):
     np.testing.assert_allclose(
         window.probe_result.grad_flow, expect.grad_flow, rtol=1e-4, atol=1e-8
     )
+
+
+def test_a_new_run_starts_a_new_timeline():
+    state = make_state()
+    new_run(state)
+    params = {"b": np.zeros(2, dtype=np.float32)}
+    for step in (0, 10, 20):
+        state.apply(ParamSnapshot(0, step, state.config, ("a", "b"), params))
+    state.view_step(10)
+    assert state.viewed_step == 10
+    changed = []
+    state.view_changed.connect(changed.append)
+    new_run(state)  # a reset, a load: the old model's snapshots are not this run's
+    assert len(state.snapshots) == 0 and state.live and changed == [None]
+    assert state.timeline_label() == "live: step 0"
