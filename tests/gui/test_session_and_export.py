@@ -42,7 +42,8 @@ def test_a_session_round_trips_into_another_window(make_window, qtbot, tmp_path)
     assert t.snapshots.steps() == steps
     assert t.viewed_step == steps[2]
     assert t.probe_text == TEXT and t.cursor == 3 and t.unit == 2
-    assert second.panels.timeline.label_text() == f"model at step {steps[2]:,} of {s.main.step:,}"
+    label = f"model at step {steps[2]:,} of {s.main.step:,}"
+    qtbot.waitUntil(lambda: second.panels.timeline.label_text() == label, timeout=2000)
     for a, b in zip(t.snapshots.snapshots(), s.snapshots.snapshots(), strict=True):
         for name in a.params:
             np.testing.assert_array_equal(a.params[name], b.params[name])

@@ -96,7 +96,10 @@ def test_training_goes_on_while_an_old_model_is_shown(window, qtbot):
     train_in_steps(qtbot, window, 2)
     assert window.app_state.main.step > before
     assert shown_on(window, steps[1])  # the new snapshots did not replace the one chosen
-    assert window.panels.timeline.label_text().endswith(f"of {window.app_state.main.step:,}")
+    newest = f"of {window.app_state.main.step:,}"
+    qtbot.waitUntil(lambda: window.panels.timeline.label_text().endswith(newest), timeout=2000)
+    note = window.docks["dock_softmax"].titleBarWidget().note
+    assert note.text().endswith(newest)
     window.app_state.go_live()
     qtbot.waitUntil(lambda: shown_on(window, window.app_state.main.step), timeout=5000)
 
