@@ -76,7 +76,7 @@ def test_keys_move_between_snapshots_and_live_returns(window, qtbot):
     assert window.app_state.live
     qtbot.waitUntil(lambda: shown_on(window, steps[-1]), timeout=5000)
     assert window.panels.timeline.label_text() == f"live: step {steps[-1]:,}"
-    assert window.panels.timeline.shown_label() == ""
+    assert window.panels.timeline.shown_label() == "training time"
     assert not window.docks["dock_softmax"].titleBarWidget().note.isVisibleTo(window)
 
 

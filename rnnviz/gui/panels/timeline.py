@@ -4,8 +4,8 @@ A slider over the stored parameter snapshots (one position each, oldest at the l
 rightmost "live"), the buttons and keys ``[`` / ``]`` for the snapshot before or after, and
 Live. While the view is on an older model the step shown ("step 400 of 2,000") is drawn in
 the warning colour, as every probe dock's title says it: a student must not mistake it for
-the model training. While live the label is hidden (the status bar has the step): the bar
-shares its row with the time cursor.
+the model training. While live the label is the bar's caption, "training time" (the status
+bar has the step): the bar shares its row with the time cursor, with no room for both.
 
 Every method runs in the GUI thread; ``set_timeline`` never emits, so wiring cannot loop.
 """
@@ -21,6 +21,8 @@ from rnnviz.gui import theme
 from rnnviz.gui.panels._probe_common import slider_style
 from rnnviz.gui.widgets import SteadyLabel
 
+LIVE_CAPTION = "training time"
+
 
 class TimelineBar(QWidget):
     step_requested = Signal(int)  # the user moved the slider to the snapshot of this step
@@ -32,6 +34,7 @@ class TimelineBar(QWidget):
         self._steps: list[int] = []
         self._live = True
         self._text = ""
+        self._colour = ""
         self._earlier = self._arrow("◀", "The stored snapshot before this one ([)", -1)
         self._later = self._arrow("▶", "The stored snapshot after this one (])", +1)
         self._slider = QSlider(Qt.Orientation.Horizontal)
@@ -39,8 +42,8 @@ class TimelineBar(QWidget):
         self._slider.setRange(0, 0)
         self._slider.setEnabled(False)
         self._slider.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # [ and ] work from anywhere
-        # no caption: the row it shares with the time cursor has no room at 600 px; the
-        # tooltip and the probe text's "?" say what it is
+        # no caption on its left: the row it shares with the time cursor has no room at 600 px;
+        # the label on its right says "training time" while live (it may be cut, not widen)
         self._slider.setToolTip(
             "Training time: the probe panels show the model as it was at a stored snapshot "
             "(one position each; the right end is live)"
@@ -93,11 +96,16 @@ class TimelineBar(QWidget):
         self._later.setEnabled(not self._live)
         self._live_button.setEnabled(not self._live)
         self._text = label
-        if not self._live:
-            self._label.setText(label.removeprefix("model at "))
-            # amber: not the model training now
-            self._label.label().setStyleSheet(f"color: {theme.colours().states['paused']};")
-        self._label.setVisible(not self._live)
+        scheme = theme.colours()
+        if self._live:  # the bar's caption: the row has no room for one beside the slider
+            shown, colour = LIVE_CAPTION, scheme.secondary_ink
+        else:  # amber: not the model training now
+            shown, colour = label.removeprefix("model at "), scheme.states["paused"]
+        if shown != self._label.text():
+            self._label.setText(shown)
+        if colour != self._colour:  # a style sheet restyles the label: only when it changes
+            self._colour = colour
+            self._label.label().setStyleSheet(f"color: {colour};")
 
     # ---------------------------------------------------------------- reading (tests)
 
@@ -106,8 +114,8 @@ class TimelineBar(QWidget):
         return self._text
 
     def shown_label(self) -> str:
-        """The label's text on screen ("" while live: hidden)."""
-        return self._label.text() if self._label.isVisibleTo(self) else ""
+        """The label's text on screen (the caption while live)."""
+        return self._label.text()
 
     def slider(self) -> QSlider:
         return self._slider
