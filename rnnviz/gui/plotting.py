@@ -189,6 +189,11 @@ def style_plot(plot: pg.PlotItem, **labels: str | tuple[str, str]) -> None:
             # a line of the tick font: pyqtgraph measures its tick strings' ink, and cut the
             # foot of '␣' off an axis without a name under it
             axis.setStyle(autoExpandTextSpace=False, tickTextHeight=tick_height)
+        else:
+            # a vertical axis widens for a wider tick label but never narrows again: one that
+            # follows its labels both ways (10⁻⁵ one probe, 0.001 the next) re-laid out its
+            # whole view, and regenerated every axis in it, at each new result
+            axis.setStyle(autoReduceTextSpace=False)
         # "(x1e+15)" after an axis name reads as part of the name; labels say the scale
         axis.enableAutoSIPrefix(False)
     for side, text in labels.items():
