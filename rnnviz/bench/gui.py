@@ -286,11 +286,12 @@ def _probe_latencies(
 
 
 def _scrub_latencies(
-    window: Any, length: int, samples: int, neighbour: bool = False
+    window: Any, length: int, samples: int, neighbour: bool = False, same_text: bool = False
 ) -> list[float]:
     """Timeline slider moved → every probe panel set and painted, in ms, on a text of
     ``length`` characters: the slider set to a random other stored snapshot (a jump), or with
-    ``neighbour`` to the one before ([ pressed about every 0.4 s, as a lecturer steps back)."""
+    ``neighbour`` to the one before ([ pressed about every 0.4 s, as a lecturer steps back).
+    A new text each time, unless ``same_text`` (then the one on screen: probed ahead)."""
     shown = {"n": 0}
 
     def on_shown() -> None:
@@ -303,9 +304,10 @@ def _scrub_latencies(
     line_edit = window.panels.probe_text.line_edit()
     text = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz      ") for _ in range(length))
     window.probe_shown.connect(on_shown)
-    before = shown["n"]
-    line_edit.setText(text)
-    _wait_shown(app, shown, before, time.perf_counter())
+    if not same_text:
+        before = shown["n"]
+        line_edit.setText(text)
+        _wait_shown(app, shown, before, time.perf_counter())
     slider = window.panels.timeline.slider()
     out: list[float] = []
     try:
@@ -392,6 +394,11 @@ def bench_probe(samples: int, lengths: tuple[int, ...] = (20, 100, 500)) -> dict
             window.controller.send(Pause())
             _spin_until(lambda: not window.app_state.training, 10)
             scrubs["paused"] = _scrub_latencies(window, 100, samples)
+            # the same text again: every snapshot probed ahead once scrubbed (see
+            # ProbeScheduler): what a lecturer gets who pauses, then scrubs for a while
+            if not _spin_until(window.probes.ahead_done, 60):
+                raise RuntimeError("the timeline was not probed ahead within 60 s")
+            scrubs["paused_ahead"] = _scrub_latencies(window, 100, samples, same_text=True)
             scrubs["paused_neighbour"] = _scrub_latencies(window, 100, samples, neighbour=True)
             for phase, xs in scrubs.items():
                 result[f"scrub_p50_ms_100_{phase}"] = _percentile(xs, 50)

@@ -206,6 +206,57 @@ def test_the_neighbours_of_a_chosen_snapshot_are_probed_ahead(window, qtbot):
     )
 
 
+def test_once_scrubbed_while_paused_every_stored_snapshot_is_probed_ahead(window, qtbot):
+    s = window.app_state
+    steps = s.snapshots.steps()
+    s.view_step(steps[2])
+    qtbot.waitUntil(lambda: shown_on(window, steps[2]), timeout=5000)
+    stored = s.fill_messages(window.probes.current.snapshot)
+    assert [m.step for m in stored][:3] == [steps[2], steps[1], steps[3]]  # nearest first
+    assert sorted(m.step for m in stored) == steps[:-1]  # all but the newest (live)
+    qtbot.waitUntil(lambda: all(window.probes.kept(m) for m in stored), timeout=20_000)
+    shown = []
+    window.probes.shown.connect(shown.append)
+    window.panels.timeline.slider().setValue(0)  # a jump to the far end: computed already
+    qtbot.waitUntil(lambda: shown_on(window, steps[0]), timeout=5000)
+    assert [p.snapshot.step for p in shown] == [steps[0]]
+    expect = core_probe(window, steps[0])
+    np.testing.assert_allclose(window.probe_result.probs, expect.probs, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        window.probe_result.grad_flow, expect.grad_flow, rtol=1e-4, atol=1e-8
+    )
+
+
+def test_probing_ahead_stops_at_the_byte_budget(window, qtbot, monkeypatch):
+    from rnnviz.gui.state import probe_scheduler
+
+    probes, s = window.probes, window.app_state
+    steps = s.snapshots.steps()
+    one = probe_scheduler._prober_bytes(s.snapshot, TEXT)
+    monkeypatch.setattr(probe_scheduler, "KEPT_BYTES", probes.kept_bytes + 2 * one)
+    s.view_step(steps[3])
+    qtbot.waitUntil(lambda: shown_on(window, steps[3]), timeout=5000)
+    qtbot.wait(1500)  # time enough to probe every snapshot ahead, were there room
+    stored = s.fill_messages(probes.current.snapshot)
+    kept = [m.step for m in stored if probes.kept(m)]
+    assert steps[3] in kept and len(kept) < len(stored)
+    assert probes.kept_bytes <= probe_scheduler.KEPT_BYTES + one
+
+
+def test_the_models_of_kept_probers_share_the_stored_arrays(window):
+    from rnnviz.gui.state.probe_scheduler import snapshot_model
+
+    s = window.app_state
+    message = s.fill_messages(s.snapshot)[0]
+    model = snapshot_model(message)
+    for name, tensor in model.state_dict().items():
+        assert np.shares_memory(tensor.numpy(), message.params[name]), name
+    expect = core_probe(window, message.step)
+    got = probe(model, Vocab(message.vocab_tokens), TEXT)
+    np.testing.assert_array_equal(got.probs, expect.probs)
+    np.testing.assert_array_equal(got.grad_flow, expect.grad_flow)
+
+
 def test_a_new_run_starts_a_new_timeline():
     state = make_state()
     new_run(state)

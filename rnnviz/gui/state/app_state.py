@@ -7,6 +7,7 @@ window read the state and subscribe to its typed signals (as napari's widgets su
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -273,6 +274,18 @@ class AppState(QObject):
             self._records_received = len(metrics.columns().get("step", ()))
         self.metrics_appended.emit(run_id)
 
+    def fill_messages(self, snapshot: ParamSnapshot) -> list[ParamSnapshot]:
+        """Every stored snapshot but the newest (live), nearest to ``snapshot`` first, as the
+        messages the timeline would show: the probe scheduler probes them ahead while paused."""
+        live = self._snapshot
+        snaps = self.snapshots.snapshots()[:-1]
+        if live is None or not snaps:
+            return []
+        steps = [s.step for s in snaps]
+        here = bisect.bisect_left(steps, snapshot.step)
+        order = sorted(range(len(snaps)), key=lambda i: (abs(i - here), i))
+        return [self._message(snaps[i], live) for i in order]
+
     def _message(self, stored: StoredSnapshot, like: ParamSnapshot) -> ParamSnapshot:
         """The stored snapshot as the message the probes take, made once per snapshot: the
         probe scheduler keeps a model per message (identity)."""
@@ -282,8 +295,10 @@ class AppState(QObject):
         message = ParamSnapshot(
             MAIN_RUN, stored.step, like.config, like.vocab_tokens, dict(stored.params)
         )
-        if len(self._as_message) > 64:
-            self._as_message.clear()
+        if len(self._as_message) > 2 * len(self.snapshots):
+            # only the stored ones: the probe scheduler's models of them stay found
+            kept = {s.step for s in self.snapshots.snapshots()}
+            self._as_message = {k: v for k, v in self._as_message.items() if k in kept}
         self._as_message[stored.step] = (stored, message)
         return message
 

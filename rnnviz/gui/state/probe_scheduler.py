@@ -21,6 +21,11 @@ small probes, anything while paused) or on the probe thread (large re-probes whi
   a chosen snapshot is shown, its neighbours on the timeline (``neighbours``, which the window
   sets) are probed ahead on the probe thread while it is idle, so that [ and ] find their
   answers computed. A prefetch is never shown, and any probe the user waits for cancels it.
+  Once the user has moved the timeline while paused, the probe thread goes on, while idle,
+  to every other stored snapshot, nearest first (``fill_order``), until the kept Probers reach
+  ``KEPT_BYTES``: a jump anywhere on the timeline, or a click on a film row, then costs the
+  panels' paint alone. Their models share the snapshot store's arrays, so a kept Prober costs
+  its probe's arrays, not a copy of the weights.
 * While paused, a probe larger than ``paused_thread_work`` runs there too, on both cores (the
   engine's is idle): a long paste with the gradient flow, a large model's first probe. Inline
   it froze the window for seconds, and two torch threads on the GUI thread spin at every op
@@ -63,7 +68,10 @@ class ProbeTiming:
 
 
 PAUSED_THREADS = min(2, os.cpu_count() or 1)
-KEPT_PROBERS = 8  # models of recently shown snapshots (about 0.5 MB each at hidden 256)
+KEPT_PROBERS = 8  # models of recently shown snapshots, kept whatever their size
+# ... and more, up to this many bytes of probe arrays: at 100 characters and hidden 256 a
+# kept Prober holds about 0.2 MB, so the whole timeline (209 snapshots at that size) fits
+KEPT_BYTES = 64 << 20
 
 _torch_threads = 0  # what this process last set (0: not yet)
 
@@ -77,6 +85,44 @@ def use_torch_threads(n: int) -> None:
 
         torch.set_num_threads(n)
         _torch_threads = n
+
+
+def snapshot_model(snapshot: ParamSnapshot) -> Any:
+    """A CPU model in eval mode on ``snapshot``'s own arrays, not a copy of them.
+
+    The probes read the weights and never write them (no optimizer, no_grad), so the many
+    models a scrubbed timeline keeps cost no memory beyond the snapshot store's.
+    """
+    import warnings
+
+    import torch
+
+    from rnnviz.core.model import build_model
+
+    config = snapshot.config.model
+    model = build_model(len(snapshot.vocab_tokens), config, seed=0)
+    with warnings.catch_warnings():
+        # the store's arrays are read-only; torch warns that it cannot mark a tensor so
+        warnings.simplefilter("ignore", UserWarning)
+        tensors = {name: torch.from_numpy(a) for name, a in snapshot.params.items()}
+    try:
+        model.load_state_dict(tensors, strict=True, assign=True)
+    except RuntimeError as exc:  # missing, unexpected or mis-shaped parameters
+        raise ValueError(
+            f"the parameters do not fit a {config.kind} model with hidden size "
+            f"{config.hidden_size} and {len(snapshot.vocab_tokens)} tokens: {exc}"
+        ) from exc
+    return model.eval()
+
+
+def _prober_bytes(snapshot: ParamSnapshot, text: str) -> int:
+    """About what a Prober of ``snapshot`` holds once it has probed ``text`` (its model's
+    weights are the snapshot's): logits, hidden states, the gradient flow, the no-recurrence
+    table and, for a gated model, its cell and gate arrays (a generous count)."""
+    T, H = len(text), snapshot.config.model.hidden_size
+    V = len(snapshot.vocab_tokens)
+    per_step = H * (1 + {"lstm": 6, "gru": 4}.get(snapshot.config.model.kind, 0)) + V
+    return 4 * (T * per_step + T * T + V * V) + 16_384
 
 
 @dataclass(frozen=True)
@@ -130,11 +176,16 @@ class ProbeScheduler(QObject):
         self._model_snapshot: ParamSnapshot | None = None
         # Probers of recently shown snapshots, by id(snapshot) (the snapshot is held with it,
         # so the id stays its own); one handed to the probe thread is taken out meanwhile
-        self._kept: OrderedDict[int, tuple[ParamSnapshot, Any]] = OrderedDict()
+        # (snapshot, its Prober, the text it probed, about how many bytes that holds)
+        self._kept: OrderedDict[int, tuple[ParamSnapshot, Any, str, int]] = OrderedDict()
+        self._kept_bytes = 0
         self._chosen_waits = False  # a chosen snapshot waits for an edit on the probe thread
         # the timeline's snapshots beside one (the window's; none: no prefetching)
         self.neighbours: Callable[[ParamSnapshot], list[ParamSnapshot]] = lambda _s: []
         self._ahead: list[ParamSnapshot] = []  # snapshots still to probe ahead
+        # every stored snapshot, nearest to one first (the window's; none: no filling)
+        self.fill_order: Callable[[ParamSnapshot], list[ParamSnapshot]] = lambda _s: []
+        self._filling = False  # the user scrubbed while paused: fill the kept Probers
         self._prefetching = False  # the probe thread computes one of them
         self._prefetch_soon = QTimer(self)
         self._prefetch_soon.setSingleShot(True)
@@ -182,6 +233,8 @@ class ProbeScheduler(QObject):
 
     def set_training(self, training: bool) -> None:
         self._training = training
+        if training:
+            self._filling = False  # the snapshots move on; scrubbing while training re-arms
 
     @property
     def grad_flow_wanted(self) -> bool:
@@ -238,12 +291,47 @@ class ProbeScheduler(QObject):
         if snapshot is not None:
             self._chosen_waits = self._worker_has_edit()  # then probed once the edit is in
             self.probe(urgent=True)
-            self._ahead = [n for n in self.neighbours(snapshot) if id(n) not in self._kept]
+            self._ahead = [n for n in self.neighbours(snapshot) if not self.kept(n)]
+            self._filling = self._filling or not self._training
             self._prefetch_soon.start()
 
     def kept(self, snapshot: ParamSnapshot) -> bool:
-        """A Prober of ``snapshot`` is kept (computed or prefetched): tests read it."""
-        return id(snapshot) in self._kept
+        """A Prober of ``snapshot`` that has probed the current text is kept."""
+        if snapshot is self._model_snapshot and self._prober is not None:
+            return True  # the one keystrokes probe: its Prober follows the text
+        entry = self._kept.get(id(snapshot))
+        return entry is not None and entry[2] == self._text
+
+    @property
+    def kept_bytes(self) -> int:
+        return self._kept_bytes
+
+    def ahead_done(self) -> bool:
+        """Nothing is being probed ahead, nor left to (the bench waits for this)."""
+        if self._prefetching or any(not self.kept(n) for n in self._ahead):
+            return False
+        if not self._filling or self._training or self._snapshot is None:
+            return True
+        room = KEPT_BYTES - self._kept_bytes
+        missing = [n for n in self.fill_order(self._snapshot) if not self.kept(n)]
+        return not missing or _prober_bytes(missing[0], self._text) > room
+
+    def _next_ahead(self) -> ParamSnapshot | None:
+        """The next snapshot to probe ahead: a neighbour of the chosen one, else (filling) the
+        nearest one not kept, while the kept Probers have room for it."""
+        while self._ahead:
+            snapshot = self._ahead.pop(0)
+            if not self.kept(snapshot):
+                return snapshot
+        if not self._filling or self._training or self._snapshot is None:
+            return None
+        for snapshot in self.fill_order(self._snapshot):
+            if self.kept(snapshot):
+                continue
+            if self._kept_bytes + _prober_bytes(snapshot, self._text) > KEPT_BYTES:
+                return None
+            return snapshot
+        return None
 
     @Slot()
     def _prefetch_next(self) -> None:
@@ -253,28 +341,28 @@ class ProbeScheduler(QObject):
         if not self.worker.idle() or self._soon.isActive() or self._throttle.isActive():
             self._prefetch_soon.start()  # later: what the user waits for goes first
             return
-        while self._ahead and id(self._ahead[0]) in self._kept:
-            self._ahead.pop(0)
-        if not self._ahead:
+        snapshot = self._next_ahead()
+        if snapshot is None:
             return
-        snapshot = self._ahead.pop(0)
         try:
-            from rnnviz.core.probe import Prober, model_from_params
-            from rnnviz.core.vocab import Vocab
+            from rnnviz.core.probe import Prober
 
-            vocab = self._vocab
-            if vocab is None or vocab.tokens != snapshot.vocab_tokens:
-                vocab = Vocab(snapshot.vocab_tokens)
-            model = model_from_params(
-                snapshot.config.model, len(snapshot.vocab_tokens), dict(snapshot.params)
-            )
+            entry = self._kept.get(id(snapshot))
+            if entry is not None:  # a model of it probed another text: reuse the model
+                prober = Prober(entry[1].model, entry[1].vocab)
+            else:
+                vocab = self._vocab
+                if vocab is None or vocab.tokens != snapshot.vocab_tokens:
+                    from rnnviz.core.vocab import Vocab
+
+                    vocab = Vocab(snapshot.vocab_tokens)
+                prober = Prober(snapshot_model(snapshot), vocab)
         except Exception:  # noqa: BLE001 - a prefetch that fails is just not there
             return
-        tag = ProbeTag(False, False, model, vocab, snapshot, prefetch=True)
+        tag = ProbeTag(False, False, prober.model, prober.vocab, snapshot, prefetch=True)
         self._prefetching = True
-        self.worker.submit(
-            ProbeJob(0, Prober(model, vocab), self._text, self.with_grad_flow(), tag)
-        )
+        use_torch_threads(1 if self._training else PAUSED_THREADS)
+        self.worker.submit(ProbeJob(0, prober, self._text, self.with_grad_flow(), tag))
 
     # ---------------------------------------------------------------- the rules
 
@@ -357,7 +445,7 @@ class ProbeScheduler(QObject):
         with_grad_flow = self.with_grad_flow()
         try:
             use_torch_threads(1)
-            from rnnviz.core.probe import Prober, model_from_params
+            from rnnviz.core.probe import Prober
             from rnnviz.core.vocab import Vocab
 
             new_prober = None
@@ -365,16 +453,13 @@ class ProbeScheduler(QObject):
             # a new one with the same step); typing re-probes the same model
             if self._model_snapshot is not snapshot and not keep_model:
                 vocab = self._vocab
-                kept = self._kept.pop(id(snapshot), None)
+                kept = self._unkeep(snapshot)
                 if kept is not None:
-                    new_prober = kept[1]
+                    new_prober = kept
                 else:
                     if vocab is None or vocab.tokens != snapshot.vocab_tokens:
                         vocab = Vocab(snapshot.vocab_tokens)
-                    model = model_from_params(
-                        snapshot.config.model, len(snapshot.vocab_tokens), dict(snapshot.params)
-                    )
-                    new_prober = Prober(model, vocab)
+                    new_prober = Prober(snapshot_model(snapshot), vocab)
                 tag = ProbeTag(staggered, keystroke, new_prober.model, new_prober.vocab, snapshot)
             else:
                 tag = ProbeTag(staggered, keystroke, self._model, self._vocab, self._model_snapshot)
@@ -397,7 +482,7 @@ class ProbeScheduler(QObject):
                 return
             self.worker.cancel()  # whatever it computes is older than this answer
             if new_prober is not None:
-                self._adopt(new_prober, tag)
+                self._adopt(new_prober, tag, text)
             if not self._training and work > self.timing.two_threads_work:
                 use_torch_threads(PAUSED_THREADS)
             started = time.perf_counter()
@@ -408,19 +493,29 @@ class ProbeScheduler(QObject):
         request = ProbeJob(self._ticket, self._prober, text, with_grad_flow, tag)
         self._on_worker_done(request, result, "", time.perf_counter() - started)
 
-    def _adopt(self, prober: Any, tag: ProbeTag) -> None:
+    def _adopt(self, prober: Any, tag: ProbeTag, text: str) -> None:
         """From now on keystrokes probe with ``prober`` (its model and snapshot)."""
         if tag.snapshot is not None:
-            self._keep(tag.snapshot, prober)
+            self._keep(tag.snapshot, prober, text)
         self._prober = prober
         self._model, self._vocab = tag.model, tag.vocab
         self._model_snapshot = tag.snapshot
 
-    def _keep(self, snapshot: ParamSnapshot, prober: Any) -> None:
-        self._kept.pop(id(snapshot), None)
-        self._kept[id(snapshot)] = (snapshot, prober)
-        while len(self._kept) > KEPT_PROBERS:
-            self._kept.popitem(last=False)
+    def _keep(self, snapshot: ParamSnapshot, prober: Any, text: str) -> None:
+        self._unkeep(snapshot)
+        size = _prober_bytes(snapshot, text)
+        self._kept[id(snapshot)] = (snapshot, prober, text, size)
+        self._kept_bytes += size
+        while len(self._kept) > KEPT_PROBERS and self._kept_bytes > KEPT_BYTES:
+            self._kept_bytes -= self._kept.popitem(last=False)[1][3]
+
+    def _unkeep(self, snapshot: ParamSnapshot) -> Any:
+        """Take ``snapshot``'s kept Prober out (None if there is none)."""
+        entry = self._kept.pop(id(snapshot), None)
+        if entry is None:
+            return None
+        self._kept_bytes -= entry[3]
+        return entry[1]
 
     def _fail(self, message: str) -> None:
         self.error = message
@@ -433,7 +528,7 @@ class ProbeScheduler(QObject):
         if tag.prefetch:
             self._prefetching = False
             if not error and tag.snapshot is not None and result.text == self._text:
-                self._keep(tag.snapshot, request.prober)
+                self._keep(tag.snapshot, request.prober, result.text)
             self._prefetch_soon.start()
             return
         if seconds > 0 and request.prober.reused_steps == 0:  # a whole text: a re-probe's cost
@@ -444,7 +539,7 @@ class ProbeScheduler(QObject):
             self._fail(error)
             return
         if request.prober is not self._prober:  # from the probe thread: its model is newer
-            self._adopt(request.prober, tag)
+            self._adopt(request.prober, tag, request.text)
         self.error = ""
         self._shown_ticket = request.ticket
         self._show(ShownProbe(result, tag.model, tag.vocab, tag.snapshot, tag.staggered))
