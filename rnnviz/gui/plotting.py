@@ -359,12 +359,32 @@ def time_span(count: int, pixels: float, char_px: float = STEP_TICK_PX[0]) -> in
     return int(10 * scale)  # pragma: no cover - the loop always returns
 
 
+# a log axis draws its minor ticks only where a decade has this many pixels (8 ticks in it)
+MIN_MINOR_DECADE_PX = 48
+
+
 class LogAxis(pg.AxisItem):  # type: ignore[misc]  # pyqtgraph has no types
     """A log axis labelled with plain numbers (20, 10, 9) instead of 2·10¹, 10¹, 9·10⁰.
 
     Minor ticks (2..9 × 10^k) keep their label only where it does not run into another
     label: pyqtgraph would otherwise print 10, 9 and 8 on top of each other.
     """
+
+    def logTickValues(  # noqa: N802 - pyqtgraph's name
+        self,
+        minVal: float,
+        maxVal: float,
+        size: float,
+        stdTicks: list[Any],  # noqa: N803
+    ) -> list[Any]:
+        """pyqtgraph's ticks, less the minor ones (2..9 × 10^k) where a decade is shorter than
+        ``MIN_MINOR_DECADE_PX``: eight decades in a dock-high plot drew 70 grid lines 2 px
+        apart, a grey wash that was most of the gradient-flow panel's paint at each scrub."""
+        ticks: list[Any] = super().logTickValues(minVal, maxVal, size, stdTicks)
+        decades = max(float(maxVal) - float(minVal), 1e-12)
+        if len(ticks) > 1 and ticks[-1][0] is None and size / decades < MIN_MINOR_DECADE_PX:
+            ticks = ticks[:-1]
+        return ticks
 
     def logTickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:  # noqa: N802
         if not values:

@@ -129,6 +129,31 @@ def test_the_distance_plot_range_is_bucketed_and_kept_while_a_key_fits_it(panel,
     assert calls == []
 
 
+def test_on_another_model_of_the_same_text_and_row_the_decades_only_widen(panel):
+    """Scrubbing the timeline: one row of one text on other models keeps fixed axes."""
+    panel.set_result(fake_result(geometric(20, 0.5)))  # row 18 reaches 0.5**18 ~ 4e-6
+    panel.set_cursor(18)
+    _, (lo, hi) = panel.distance_plot.viewRange()
+    assert lo <= -6 < -5 and 0 <= hi < 0.5
+    panel.set_result(fake_result(geometric(20, 0.9)))  # another model: only to 0.9**18 ~ 0.15
+    _, (lo2, hi2) = panel.distance_plot.viewRange()
+    assert (lo2, hi2) == (lo, hi)
+    panel.set_result(fake_result(geometric(20, 0.9), text="zyxwvutsrqponmlkjihg"))  # new text
+    _, (lo3, _hi3) = panel.distance_plot.viewRange()
+    assert lo3 > -1.1  # fitted to 0.15 .. 1 again
+
+
+def test_a_log_axis_leaves_out_minor_ticks_where_a_decade_is_short():
+    from rnnviz.gui.plotting import MIN_MINOR_DECADE_PX, LogAxis
+
+    axis = LogAxis("left")
+    axis.setLogMode(False, True)
+    many = axis.tickValues(-8.0, 0.0, 8 * (MIN_MINOR_DECADE_PX - 1))
+    few = axis.tickValues(-2.0, 0.0, 2 * (MIN_MINOR_DECADE_PX + 1))
+    assert all(spacing is not None for spacing, _ in many)  # whole decades only
+    assert few[-1][0] is None and len(few[-1][1]) >= 16  # 2..9 x 10^-2 and x 10^-1
+
+
 def test_a_row_near_the_start_spans_ten_steps_back(panel):
     # one point (t = 0): the range was 0..1 and its ticks 0.2, 0.4, ... ran into each other.
     # (Two characters: with more, t = 0 shows the last row with a target instead.)

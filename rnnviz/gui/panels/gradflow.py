@@ -109,6 +109,8 @@ class GradFlowPanel(QWidget):
         self._probe_log = np.full((0, 0), np.nan)
         self._distance = (np.empty(0), np.empty(0))
         self._fit: FactorFit | None = None
+        # (text, row, lo, hi): the distance plot's decades, which widen while both stay
+        self._distance_decades: tuple[str, int, int, int] | None = None
         self._heatmap_run = MAIN_RUN
         # the floor of the training colour levels (decades below each step's largest)
         self._training_floor: float | None = None
@@ -382,14 +384,14 @@ class GradFlowPanel(QWidget):
         logs = np.log10(values[keep])
         if fit is None:
             self.fit_curve.setData([], [])
-            self._fit_distance_range(distance[keep], logs)
+            self._fit_distance_range(row, distance[keep], logs)
             self._set_factor_colour("")
             self.factor_label.setText("fewer than 2 steps back to fit: type a longer text")
             return
         span = distance[keep]
         fit_logs = fit.line_log10(span)
         self.fit_curve.setData(span, 10.0**fit_logs)
-        self._fit_distance_range(span, np.concatenate([logs, fit_logs]))
+        self._fit_distance_range(row, span, np.concatenate([logs, fit_logs]))
         colour = {"vanishing": VANISHING_COLOUR, "exploding": EXPLODING_COLOUR}.get(fit.verdict)
         if colour is not None:
             colour = theme.on_background(colour)  # the blue vanished on a dark window
@@ -397,11 +399,15 @@ class GradFlowPanel(QWidget):
         self._set_factor_colour("" if colour is None else f"color: {colour};")
         self.factor_label.setText(fit.text())
 
-    def _fit_distance_range(self, distance: np.ndarray, logs: np.ndarray) -> None:
+    def _fit_distance_range(self, row: int, distance: np.ndarray, logs: np.ndarray) -> None:
         """The distance plot's range, set only when it changes: x to the next of 10, 12, 15,
         20, ... steps back (``plotting.time_span``), y to whole decades around the curves (log10
         view units). Its autorange measured the curves' bounds and moved the axes at every
-        keystroke, a key at the end of the text being a new row."""
+        keystroke, a key at the end of the text being a new row.
+
+        While the text and the row stay, the decades only widen: scrubbing the timeline shows
+        one row of one text on other models, and on fixed axes the class sees its curve move
+        (each new range also regenerated the log axis, ~4 ms of a scrub's paint)."""
         # at least 10 steps: a row near the start spans 0..1, with ticks 0.2, 0.4, ... crammed
         # into a plot a few characters wide
         span = max(10, plotting.time_span(int(distance.max()) + 1 if distance.size else 1, 0.0))
@@ -410,6 +416,11 @@ class GradFlowPanel(QWidget):
         if finite.size:  # (a hair of slack: a fitted 10**0 is not a decade above 1)
             lo, hi = math.floor(finite.min() + 1e-6), math.ceil(finite.max() - 1e-6)
         hi = max(hi, lo + 1)
+        text = "" if self._result is None else self._result.text
+        held = self._distance_decades
+        if held is not None and held[:2] == (text, row):
+            lo, hi = min(lo, held[2]), max(hi, held[3])
+        self._distance_decades = (text, row, lo, hi)
         if plotting.changed(self.distance_plot, "range", (span, lo, hi)):
             self.distance_plot.setRange(xRange=(0, span), yRange=(lo, hi), padding=0.03)
 
