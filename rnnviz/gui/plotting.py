@@ -87,6 +87,30 @@ def set_title(plot: pg.PlotItem, title: str | None, **style: str) -> None:
         plot.setTitle(title, **style)
 
 
+def steady_title(plot: pg.PlotItem) -> None:
+    """Let ``plot``'s title text never change the plot's width: pyqtgraph makes a title's
+    minimum width its text's at each change and resize, and a title that follows the cursor
+    ("row t = 9", "row t = 10") then moved the plot's columns, which regenerated every axis
+    of its view at each key. A title wider than the plot overhangs it instead."""
+    label = plot.titleLabel
+
+    def update_min() -> None:
+        height = label.itemRect().height()
+        label.setMinimumWidth(0)
+        label.setMinimumHeight(height)
+        # pyqtgraph's LabelItem answers sizeHint from this table (it has no setter)
+        label._sizeHint = {
+            Qt.SizeHint.MinimumSize: (0, height),
+            Qt.SizeHint.PreferredSize: (0, height),
+            Qt.SizeHint.MaximumSize: (-1, -1),
+            Qt.SizeHint.MinimumDescent: (0, 0),
+        }
+        label.updateGeometry()
+
+    label.updateMin = update_min
+    update_min()
+
+
 def set_level_ticks(axis: pg.AxisItem, levels: tuple[float, float]) -> None:
     """Three ticks for a fixed range: both ends and the middle (0 for a symmetric range).
 

@@ -143,6 +143,41 @@ def test_on_another_model_of_the_same_text_and_row_the_decades_only_widen(panel)
     assert lo3 > -1.1  # fitted to 0.15 .. 1 again
 
 
+def test_a_new_row_keeps_the_decades_while_its_curve_nearly_fills_them(panel):
+    G = geometric(20, 0.5)
+    panel.set_result(fake_result(G))
+    panel.set_cursor(18)  # 1 .. 0.5**18 ~ 4e-6: decades -6 .. 0
+    held = panel.distance_plot.viewRange()[1]
+    panel.set_cursor(15)  # 1 .. 0.5**15 ~ 3e-5: -5 .. 0, one decade empty: kept
+    assert panel.distance_plot.viewRange()[1] == held
+    panel.set_cursor(5)  # 1 .. 0.03: -2 .. 0, four empty: fitted again
+    lo, _hi = panel.distance_plot.viewRange()[1]
+    assert lo > -2.5
+
+
+def test_a_new_row_or_a_longer_title_moves_no_column(panel, qtbot):
+    """Each key typed into a short text is a new row with a new title ("row t = 9 ('j')",
+    "row t = 10 ('k')") and one more character: no plot of the view may move for it (a moved
+    column regenerates every axis in the view)."""
+    panel.show()
+    qtbot.waitExposed(panel)
+
+    def columns():
+        qtbot.wait(20)  # the layout and the paint that reads its minimum width
+        return [
+            (item.geometry().x(), item.geometry().width())
+            for item in (panel.probe_plot, panel.probe_bar, panel.distance_plot)
+        ] + [panel.distance_plot.getViewBox().geometry().width()]
+
+    panel.set_result(fake_result(geometric(11, 0.5)))
+    panel.set_cursor(9)
+    before = columns()
+    panel.set_result(fake_result(geometric(12, 0.5)))  # one more character, row 10
+    panel.set_cursor(10)
+    assert panel.distance_plot.titleLabel.text.startswith("row t = 10")
+    assert columns() == before
+
+
 def test_a_log_axis_leaves_out_minor_ticks_where_a_decade_is_short():
     from rnnviz.gui.plotting import MIN_MINOR_DECADE_PX, LogAxis
 

@@ -88,6 +88,11 @@ NOTHING_TO_FIT_NOTE = (
 )
 
 
+# the distance plot keeps its decades for a new row whose curves leave at most this many of
+# them empty (see _fit_distance_range)
+DISTANCE_SLACK_DECADES = 2
+
+
 class GradFlowPanel(QWidget):
     """Gradient flow: the probe string's ‖∂L_t/∂H_k‖, the training flow, and σ_max(W_hh).
 
@@ -200,8 +205,15 @@ class GradFlowPanel(QWidget):
         self.distance_plot.addItem(self.fit_curve)
         layout = self.probe_plots.ci.layout
         layout.setColumnSpacing(1, 24)  # the colour bar's label would touch the curve's axis
-        layout.setColumnStretchFactor(0, 5)
-        layout.setColumnStretchFactor(2, 4)
+        layout.setColumnStretchFactor(0, 1)
+        layout.setColumnStretchFactor(2, 1)
+        # the stretch factors share the width, not the plots' preferred widths: the heatmap's
+        # follows its tick labels, so one more character moved every column by 2 px and
+        # regenerated the view's five axes at each key typed into a short text
+        for plot in (self.probe_plot, self.distance_plot):
+            plot.setPreferredWidth(1)
+        # nor does the row's title ("row t = 17 ('r')"), which changes with every key
+        plotting.steady_title(self.distance_plot)
 
         # its text changes with every probe and cursor move: it must not re-lay out the window
         self.factor_label = widgets.SteadyLabel(wrap=True)
@@ -406,8 +418,10 @@ class GradFlowPanel(QWidget):
         keystroke, a key at the end of the text being a new row.
 
         While the text and the row stay, the decades only widen: scrubbing the timeline shows
-        one row of one text on other models, and on fixed axes the class sees its curve move
-        (each new range also regenerated the log axis, ~4 ms of a scrub's paint)."""
+        one row of one text on other models, and on fixed axes the class sees its curve move.
+        Another row (a key typed at the end) keeps the decades on screen while its curves fit
+        in them and fill all but ``DISTANCE_SLACK_DECADES`` of them. Each new range regenerated
+        both grid axes, ~4 ms of a keystroke's or a scrub's paint."""
         # at least 10 steps: a row near the start spans 0..1, with ticks 0.2, 0.4, ... crammed
         # into a plot a few characters wide
         span = max(10, plotting.time_span(int(distance.max()) + 1 if distance.size else 1, 0.0))
@@ -420,6 +434,13 @@ class GradFlowPanel(QWidget):
         held = self._distance_decades
         if held is not None and held[:2] == (text, row):
             lo, hi = min(lo, held[2]), max(hi, held[3])
+        elif (
+            held is not None
+            and held[2] <= lo
+            and hi <= held[3]
+            and (held[3] - held[2]) - (hi - lo) <= DISTANCE_SLACK_DECADES
+        ):
+            lo, hi = held[2], held[3]
         self._distance_decades = (text, row, lo, hi)
         if plotting.changed(self.distance_plot, "range", (span, lo, hi)):
             self.distance_plot.setRange(xRange=(0, span), yRange=(lo, hi), padding=0.03)
