@@ -90,7 +90,7 @@ def set_title(plot: pg.PlotItem, title: str | None, **style: str) -> None:
 def steady_title(plot: pg.PlotItem) -> None:
     """Let ``plot``'s title text never change the plot's width: pyqtgraph makes a title's
     minimum width its text's at each change and resize, and a title that follows the cursor
-    ("row t = 9", "row t = 10") then moved the plot's columns, which regenerated every axis
+    ("t = 9", "t = 10") then moved the plot's columns, which regenerated every axis
     of its view at each key. A title wider than the plot overhangs it instead."""
     label = plot.titleLabel
 

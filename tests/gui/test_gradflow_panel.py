@@ -106,7 +106,7 @@ def test_cursor_selects_row_and_distance_curve_is_the_row(panel, real_result):
     fit = panel.factor_fit()
     assert fit is not None and fit.row == 9 and fit.factor > 0
     char = theme.display_char(real_result.text[9])
-    assert panel.distance_plot.titleLabel.text == f"row t = 9 ('{char}')"
+    assert panel.distance_plot.titleLabel.text == f"t = 9 ('{char}')"
     assert "per-step factor ×" in panel.factor_text()
     assert not panel.row_note.isVisibleTo(panel)
 
@@ -156,14 +156,14 @@ def test_a_new_row_keeps_the_decades_while_its_curve_nearly_fills_them(panel):
 
 
 def test_a_new_row_or_a_longer_title_moves_no_column(panel, qtbot):
-    """Each key typed into a short text is a new row with a new title ("row t = 9 ('j')",
-    "row t = 10 ('k')") and one more character: no plot of the view may move for it (a moved
+    """Each key typed into a short text is a new row with a new title ("t = 9 ('j')",
+    "t = 10 ('k')") and one more character: no plot of the view may move for it (a moved
     column regenerates every axis in the view)."""
     panel.show()
     qtbot.waitExposed(panel)
 
     def columns():
-        qtbot.wait(20)  # the layout and the paint that reads its minimum width
+        qtbot.wait(100)  # the layout, and the paints after which axes fit their labels
         return [
             (item.geometry().x(), item.geometry().width())
             for item in (panel.probe_plot, panel.probe_bar, panel.distance_plot)
@@ -171,10 +171,11 @@ def test_a_new_row_or_a_longer_title_moves_no_column(panel, qtbot):
 
     panel.set_result(fake_result(geometric(11, 0.5)))
     panel.set_cursor(9)
+    columns()  # the axes have sized themselves to these decades' labels
     before = columns()
     panel.set_result(fake_result(geometric(12, 0.5)))  # one more character, row 10
     panel.set_cursor(10)
-    assert panel.distance_plot.titleLabel.text.startswith("row t = 10")
+    assert panel.distance_plot.titleLabel.text.startswith("t = 10 ")
     assert columns() == before
 
 
@@ -207,7 +208,7 @@ def test_last_row_falls_back_to_t_minus_two(panel, real_result):
     d, values = panel.distance_curve_data()
     assert len(d) == T - 1 and np.all(values > 0)
     assert "T − 2" in panel.row_note.text() and not panel.row_note.isHidden()
-    assert f"row t = {T - 2}" in panel.distance_plot.titleLabel.text
+    assert f"t = {T - 2} " in panel.distance_plot.titleLabel.text
 
 
 @pytest.mark.parametrize(
@@ -467,7 +468,7 @@ def test_the_cursor_at_the_start_shows_the_last_row_with_a_target(panel):
     note = panel.row_note.text()
     assert not panel.row_note.isHidden()
     assert "t = 0" in note and "row t = 14" in note and "last step with a target" in note
-    assert panel.distance_plot.titleLabel.text.startswith("row t = 14")
+    assert panel.distance_plot.titleLabel.text.startswith("t = 14 ")
     panel.set_cursor(5)  # a row with points to fit: its own
     assert panel.selected_row() == 5 and panel.row_note.isHidden()
     panel.set_cursor(15)  # the last character: T - 2, with its own note

@@ -190,7 +190,9 @@ class GradFlowPanel(QWidget):
             row=0, col=2, axisItems={"left": LogAxis("left")}
         )
         self.distance_plot.setLogMode(x=False, y=True)
-        plotting.style_plot(self.distance_plot, left="‖∂L_t/∂H_k‖", bottom="steps back t − k")
+        plotting.style_plot(
+            self.distance_plot, left="‖∂L_t/∂H_k‖", bottom=("steps back t − k", "t − k")
+        )
         self.distance_plot.showGrid(x=True, y=True, alpha=0.3)
         # "(x0.001)" next to log ticks would make a student misread every tick
         self.distance_plot.getAxis("left").enableAutoSIPrefix(False)
@@ -212,7 +214,7 @@ class GradFlowPanel(QWidget):
         # regenerated the view's five axes at each key typed into a short text
         for plot in (self.probe_plot, self.distance_plot):
             plot.setPreferredWidth(1)
-        # nor does the row's title ("row t = 17 ('r')"), which changes with every key
+        # nor does the row's title ("t = 17 ('r')"), which changes with every key
         plotting.steady_title(self.distance_plot)
 
         # its text changes with every probe and cursor move: it must not re-lay out the window
@@ -388,7 +390,7 @@ class GradFlowPanel(QWidget):
         char = theme.display_char(self._chars[row])
         plotting.set_title(
             self.distance_plot,
-            f"row t = {row} ('{char}')",
+            f"t = {row} ('{char}')",
             size=f"{theme.point_size():.1f}pt",
             color=theme.colours().ink,
         )
