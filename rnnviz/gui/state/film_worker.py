@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QObject, QThread, Signal
+from PySide6.QtCore import QObject, Signal
+
+from rnnviz.gui.state.latest_job import LatestJobThread
 
 
 @dataclass(frozen=True)
@@ -26,62 +28,31 @@ class FilmJob:
     items: Sequence[tuple[int, Mapping[str, np.ndarray]]]  # (step, params), in this order
 
 
-class FilmWorker(QThread):
+class FilmWorker(LatestJobThread[FilmJob]):
     row_done = Signal(object, object)  # (job key, core.film.FilmRow)
     failed = Signal(str)
 
     def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self.setObjectName("rnnviz film thread")
-        self._cond = threading.Condition()
-        self._waiting: FilmJob | None = None
+        super().__init__("rnnviz film thread", parent)
         self._newer = threading.Event()  # a job came after the one computing
-        self._stopping = False
-        self._busy = False
 
-    def submit(self, job: FilmJob) -> None:
-        with self._cond:
-            if self._stopping:
-                return
-            self._waiting = job
-            self._newer.set()
-            self._cond.notify()
-        if not self.isRunning():
-            self.start()
+    def _on_submit(self, job: FilmJob) -> None:
+        self._newer.set()
 
-    def idle(self) -> bool:
-        with self._cond:
-            return self._waiting is None and not self._busy
+    def _on_take(self, job: FilmJob) -> None:
+        self._newer.clear()
 
-    def stop(self) -> None:
-        with self._cond:
-            self._stopping = True
-            self._waiting = None
-            self._newer.set()
-            self._cond.notify()
-        self.wait()
+    def _on_stop(self) -> None:
+        self._newer.set()
 
-    def run(self) -> None:
+    def work(self, job: FilmJob) -> None:
         from rnnviz.core.film import film_row
 
-        while True:
-            with self._cond:
-                while self._waiting is None and not self._stopping:
-                    self._cond.wait()
-                if self._stopping:
-                    return
-                job, self._waiting = self._waiting, None
-                self._newer.clear()
-                self._busy = True
-            assert job is not None
-            try:
-                for step, params in job.items:
-                    if self._newer.is_set():
-                        break
-                    row = film_row(job.config, job.vocab, step, params, job.text)
-                    self.row_done.emit(job.key, row)
-            except Exception as exc:  # a film row must never take the window down
-                self.failed.emit(f"{type(exc).__name__}: {exc}")
-            finally:
-                with self._cond:
-                    self._busy = False
+        try:
+            for step, params in job.items:
+                if self._newer.is_set():
+                    break
+                row = film_row(job.config, job.vocab, step, params, job.text)
+                self.row_done.emit(job.key, row)
+        except Exception as exc:  # a film row must never take the window down
+            self.failed.emit(f"{type(exc).__name__}: {exc}")

@@ -28,7 +28,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal
+from PySide6.QtCore import QObject, Signal
+
+from rnnviz.gui.state.latest_job import LatestJobThread
 
 
 @dataclass(frozen=True)
@@ -40,33 +42,22 @@ class ProbeJob:
     tag: Any = None  # the window's own note on the request, handed back with the answer
 
 
-class ProbeWorker(QThread):
+class ProbeWorker(LatestJobThread[ProbeJob]):
     """Computes probes one at a time, the newest request first (see module doc)."""
 
     # (request, ProbeResult or None, error message or "", seconds the probe took)
     done = Signal(object, object, str, float)
 
     def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self.setObjectName("rnnviz probe thread")
-        self._cond = threading.Condition()
-        self._waiting: ProbeJob | None = None
-        self._stopping = False
-        self._busy = False
-        self._running: ProbeJob | None = None
+        super().__init__("rnnviz probe thread", parent)
         self._cancel = threading.Event()
 
-    def submit(self, request: ProbeJob) -> None:
-        """Queue ``request``, replacing one still waiting (GUI thread)."""
-        with self._cond:
-            if self._stopping:
-                return
-            self._waiting = request
-            if self._running is not None and self._running.text != request.text:
-                self._cancel.set()  # the text changed: what computes will not be shown
-            self._cond.notify()
-        if not self.isRunning():
-            self.start()
+    def _on_submit(self, job: ProbeJob) -> None:
+        if self._running is not None and self._running.text != job.text:
+            self._cancel.set()  # the text changed: what computes will not be shown
+
+    def _on_take(self, job: ProbeJob) -> None:
+        self._cancel.clear()
 
     def cancel(self) -> None:
         """Drop what waits and stop what computes: the window has a newer answer (GUI thread)."""
@@ -79,51 +70,17 @@ class ProbeWorker(QThread):
         with self._cond:
             return self._running or self._waiting
 
-    def idle(self) -> bool:
-        """Nothing computing and nothing waiting."""
-        with self._cond:
-            return self._waiting is None and not self._busy
-
-    def stop(self) -> None:
-        """Drop what waits, let a running probe finish, end the thread (GUI thread)."""
-        with self._cond:
-            self._stopping = True
-            self._waiting = None
-            self._cond.notify()
-        self.wait()
-
-    def run(self) -> None:
-        while True:
-            with self._cond:
-                while self._waiting is None and not self._stopping:
-                    self._cond.wait()
-                if self._stopping:
-                    return
-                request, self._waiting = self._waiting, None
-                self._busy = True
-                self._running = request
-                self._cancel.clear()
-            assert request is not None  # the loop above waits for one
-            try:
-                self._serve(request)
-            finally:
-                with self._cond:
-                    self._busy = False
-                    self._running = None
-
-    def _serve(self, request: ProbeJob) -> None:
+    def work(self, job: ProbeJob) -> None:
         from rnnviz.core.probe import ProbeCancelled
 
         started = time.perf_counter()
         try:
-            result = request.prober.probe(
-                request.text,
-                with_grad_flow=request.with_grad_flow,
-                cancelled=self._cancel.is_set,
+            result = job.prober.probe(
+                job.text, with_grad_flow=job.with_grad_flow, cancelled=self._cancel.is_set
             )
         except ProbeCancelled:
             return
         except Exception as exc:  # a probe must never take the window down
-            self.done.emit(request, None, f"{type(exc).__name__}: {exc}", 0.0)
+            self.done.emit(job, None, f"{type(exc).__name__}: {exc}", 0.0)
             return
-        self.done.emit(request, result, "", time.perf_counter() - started)
+        self.done.emit(job, result, "", time.perf_counter() - started)
