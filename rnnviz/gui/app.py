@@ -139,8 +139,7 @@ def _apply_options(window: MainWindow, options: LaunchOptions) -> None:
     if options.probe_text is not None:
         window.set_probe_text(options.probe_text)
     if options.size is not None:
-        window.resize(*options.size)
-        window.lay_out_for_size()
+        window.lay_out_for_size(options.size)
     if options.lesson is not None and not window.lecture.start_lesson(
         options.lesson, options.lesson_step
     ):

@@ -48,9 +48,9 @@ def _built(make_window, qtbot, choice: str):
     scheme.use_scheme(choice)
     plotting.configure_pyqtgraph()
     window = make_window()
-    window.resize(*SIZE)
-    window.lay_out_for_size()
+    window.lay_out_for_size(SIZE)
     qtbot.wait(300)
+    assert (window.width(), window.height()) == SIZE  # a shown window went compact
     window.set_probe_text("the time machine")
     qtbot.waitUntil(lambda: window.probe_result is not None and not window.redraw.pending)
     qtbot.wait(200)

@@ -81,10 +81,12 @@ def build_docks(window: QMainWindow, widgets: dict[str, QWidget]) -> dict[str, Q
     return docks
 
 
-def apply_default_layout(window: QMainWindow, d: dict[str, QDockWidget]) -> bool:
+def apply_default_layout(
+    window: QMainWindow, d: dict[str, QDockWidget], height: int | None = None
+) -> bool:
     """Controls left; curves + grad norms top; probe text middle; hidden + softmax bottom,
     with the gradient flow and the step view as tabs behind the softmax. Returns whether the
-    compact (two-row) layout was chosen.
+    compact (two-row) layout was chosen: for ``height`` (default: the window's).
 
     Everything but the controls is nested in the right dock area. (With top and bottom
     areas and no central widget, Qt's dock layout widens the left column by a separator's
@@ -95,7 +97,7 @@ def apply_default_layout(window: QMainWindow, d: dict[str, QDockWidget]) -> bool
         dock.show()
     area = Qt.DockWidgetArea
     window.addDockWidget(area.LeftDockWidgetArea, d["dock_controls"])
-    if window.height() < COMPACT_HEIGHT:
+    if (window.height() if height is None else height) < COMPACT_HEIGHT:
         window.addDockWidget(area.RightDockWidgetArea, d["dock_probe_text"])
         window.splitDockWidget(d["dock_probe_text"], d["dock_curves"], Qt.Orientation.Vertical)
         window.splitDockWidget(d["dock_curves"], d["dock_gradnorms"], Qt.Orientation.Horizontal)

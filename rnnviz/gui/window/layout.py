@@ -30,13 +30,24 @@ class WindowLayout(QObject):
                 QTimer.singleShot(0, self.lay_out_for_size)  # dock sizes take once it is sized
 
     @Slot()
-    def lay_out_for_size(self) -> None:
-        """The default layout for the window's size now (``--size`` calls it before the
-        window shows: three rows of docks' least heights and a lesson bar grew a 720 px
-        window to 830 as it showed)."""
+    def lay_out_for_size(self, size: tuple[int, int] | None = None) -> None:
+        """The default layout for the window's size now, or resized to ``size`` (``--size``
+        calls it before the window shows: three rows of docks' least heights and a lesson bar
+        grew a 720 px window to 830 as it showed). A shown window asked for less than the
+        three rows' least height stays near 900 px (its least size follows its layout) until
+        the two rows are in: ``size`` is asked for again once they are, and says which
+        layout is meant."""
         w = self._window
-        if (w.height() < dock_table.COMPACT_HEIGHT) != self.compact:
-            self.compact = dock_table.apply_default_layout(w, w.docks)
+        if size is not None:
+            w.resize(*size)
+        height = w.height() if size is None else size[1]
+        if (height < dock_table.COMPACT_HEIGHT) != self.compact:
+            self.compact = dock_table.apply_default_layout(w, w.docks, height)
+            if size is not None:
+                layout = w.layout()
+                if layout is not None:  # the window's least size is now the two rows'
+                    layout.activate()
+                w.resize(*size)
         self._size_docks()
         w.focus_view.refocus()
 

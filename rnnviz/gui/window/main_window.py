@@ -280,8 +280,8 @@ class MainWindow(QMainWindow):
         super().showEvent(event)
         self.dock_layout.first_show()
 
-    def lay_out_for_size(self) -> None:
-        self.dock_layout.lay_out_for_size()
+    def lay_out_for_size(self, size: tuple[int, int] | None = None) -> None:
+        self.dock_layout.lay_out_for_size(size)
 
     def show_panel(self, name: str) -> None:
         """Bring a panel's dock to the front (``rnnviz --show unrolled``)."""
