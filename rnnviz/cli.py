@@ -344,6 +344,16 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="performance figures of this machine")
     bench.add_argument("--quick", action="store_true")
     bench.add_argument("--json", action="store_true")
+    bench.add_argument(
+        "--peer",
+        action="store_true",
+        help="the whole `rnnviz train` process against d2l.ai's own code at d2l's preset "
+        "(needs: pip install --no-deps d2l==1.0.3)",
+    )
+    bench.add_argument("--repeats", type=_positive_int, metavar="N", help="with --peer (default 3)")
+    bench.add_argument(
+        "--epochs", type=_int_in(1, MAX_EPOCHS), metavar="N", help="with --peer (default 100)"
+    )
     return parser
 
 
