@@ -289,6 +289,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="a session file (.rnnviz): the checkpoint, the metrics and the timeline of "
         "parameter snapshots, for the window's File > Open session, probe --session and export",
     )
+    train.add_argument(
+        "--tensorboard",
+        metavar="DIR",
+        help="TensorBoard event files in DIR: loss, perplexities, gradient norms, clipping, "
+        "sigma_max(W_hh), non-finite steps, histograms, hparams (needs: pip install "
+        "'rnnviz[tensorboard]'; view: tensorboard --logdir DIR)",
+    )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 
     probe = sub.add_parser(
@@ -596,6 +603,69 @@ def _check_outputs(args: argparse.Namespace) -> None:
                 raise UsageError(f"{flag} and {other} name the same file")
 
 
+def _check_tensorboard(args: argparse.Namespace) -> None:
+    """--tensorboard: the package is there and DIR takes files, before anything is trained."""
+    if args.tensorboard is None:
+        return
+    from rnnviz.core.atomic import OutputPathError
+    from rnnviz.core.tensorboard_log import (
+        TensorBoardUnavailable,
+        check_log_dir,
+        require_tensorboard,
+    )
+
+    try:
+        require_tensorboard()
+        check_log_dir(args.tensorboard)
+    except (TensorBoardUnavailable, OutputPathError) as exc:
+        raise UsageError(f"--tensorboard: {exc}") from None
+
+
+class _Board:
+    """The --tensorboard log; a failed write stops the log, not the training (as _Metrics)."""
+
+    def __init__(self, path: str | None, run: Run) -> None:
+        from rnnviz.core.tensorboard_log import TensorBoardLog
+
+        self.path = path
+        self.error: str | None = None
+        self.log: TensorBoardLog | None = None
+        if path is not None:
+            try:
+                self.log = TensorBoardLog(path, run)
+            except OSError as exc:
+                raise UsageError(f"--tensorboard {path}: cannot write: {_os_reason(exc)}") from None
+
+    def write(self, record: StepRecord) -> None:
+        if self.log is None:
+            return
+        try:
+            self.log.write(record)
+        except Exception as exc:
+            self._failed(exc, record.step)
+            print(
+                f"warning: --tensorboard {self.path}: {self.error}; training goes on, "
+                "the TensorBoard log stops here",
+                file=sys.stderr,
+            )
+
+    def close(self) -> None:
+        if self.log is None:
+            return
+        try:
+            self.log.close()
+        except Exception as exc:
+            self._failed(exc, self.log.run.trainer.step)
+        self.log = None
+
+    def _failed(self, exc: BaseException, step: int) -> None:
+        self.error = f"write failed at step {step:,}: {_os_reason(exc)}"
+        if self.log is not None:
+            with contextlib.suppress(Exception):
+                self.log.close()
+        self.log = None
+
+
 def _outputs(args: argparse.Namespace) -> list[tuple[str, str | None]]:
     return [
         ("--checkpoint-out", args.checkpoint_out),
@@ -814,6 +884,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     _check_outputs(args)
+    _check_tensorboard(args)
     run = build_run(config)
     trainer = run.trainer
     vocab_size = len(run.vocab)
@@ -838,6 +909,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     metrics = _Metrics(args.metrics_out)
+    try:
+        board = _Board(args.tensorboard, run)
+    except BaseException:
+        metrics.close()
+        raise
     recorder = _SessionRecorder(run) if args.session_out else None
     report = _TrainReport(run, total, args.quiet)
     watch = LossWatch(vocab_size)
@@ -867,6 +943,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             watch.add(record.step, record.loss, spike=trainer.last_spike)
             report.step(record, trainer.last_spike, trainer.last_spike_median)
             metrics.write(record)
+            board.write(record)
             if recorder is not None:
                 recorder.step(record, train_s)
             if epoch_done and record.val_ppl is not None:
@@ -899,6 +976,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     finally:
         report.close()
         metrics.close()
+        board.close()
     elapsed = time.perf_counter() - start
     last_val = report.last_val
     if (
@@ -933,6 +1011,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     failures: list[str] = []
     if metrics.error is not None:
         failures.append(f"--metrics-out {args.metrics_out}: {metrics.error}")
+    if board.error is not None:
+        failures.append(f"--tensorboard {args.tensorboard}: {board.error}")
     holds = f": {kept}" if kept else ""
     saved_to: list[str] = []
     if args.checkpoint_out:

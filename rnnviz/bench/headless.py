@@ -256,6 +256,52 @@ def bench_startup(rounds: int) -> dict[str, Any]:
     return {"startup_s": statistics.median(times), "startup_s_range": _median_min_max(times)}
 
 
+# ------------------------------------------------------------------------------- TensorBoard
+
+
+def bench_tensorboard(blocks: int, steps_per_block: int) -> dict[str, Any] | None:
+    """What ``--tensorboard`` adds to a default training step: blocks of steps with and
+    without the log, interleaved; each step's write (scalars, histograms when due) timed
+    alone. None without the tensorboard package."""
+    import tempfile
+
+    from rnnviz.core.config import RunConfig
+    from rnnviz.core.runs import build_run
+    from rnnviz.core.tensorboard_log import TensorBoardLog, missing_message
+
+    if missing_message() is not None:
+        return None
+    run = build_run(RunConfig())
+    trainer = run.trainer
+    with tempfile.TemporaryDirectory(prefix="rnnviz-bench-tb-") as folder:
+        log = TensorBoardLog(folder, run)
+        for _ in range(10):  # warm-up
+            log.write(trainer.train_step())
+        blocks_ms: dict[bool, list[float]] = {False: [], True: []}
+        writes: list[float] = []
+        for block in range(blocks):
+            for logging in (block % 2 == 0, block % 2 == 1):
+                t0 = time.perf_counter()
+                for _ in range(steps_per_block):
+                    record = trainer.train_step()
+                    if logging:
+                        w0 = time.perf_counter()
+                        log.write(record)
+                        writes.append(time.perf_counter() - w0)
+                blocks_ms[logging].append((time.perf_counter() - t0) / steps_per_block * 1e3)
+        log.close()
+    plain, logged = statistics.median(blocks_ms[False]), statistics.median(blocks_ms[True])
+    mean_write = statistics.fmean(writes) * 1e3
+    return {
+        "step_ms": plain,
+        "step_ms_logging": logged,
+        "write_ms_p50": _percentile(writes, 50) * 1e3,
+        "write_ms_p95": _percentile(writes, 95) * 1e3,
+        "write_ms_mean": mean_write,
+        "write_fraction_of_step": mean_write / plain,
+    }
+
+
 # ------------------------------------------------------------------------------- main
 
 
@@ -289,6 +335,9 @@ def run_bench(quick: bool) -> dict[str, Any]:
         rounds=3 if quick else 5, steps_per_round=3 if quick else 6, threads=2
     )
     result.update(bench_startup(rounds=2 if quick else 5))
+    board = bench_tensorboard(blocks=4 if quick else 12, steps_per_block=20 if quick else 50)
+    if board is not None:
+        result["tensorboard"] = board
     result["gui"] = bench_gui(seconds=6 if quick else 15, rounds=1 if quick else 3)
     result["probe"] = bench_probe(samples=12 if quick else 30)
     result["memory"] = bench_memory(steps=20_000 if quick else 100_000)
@@ -319,7 +368,7 @@ def format_table(result: dict[str, Any]) -> str:
         rows.append(
             (f"train.{name}.ratio_vs_d2l_loop", f"{r['ratio_vs_d2l_loop']:.2f}×", "(context)")
         )
-    flat = _flatten({k: v for k, v in result.items() if k in ("gui", "probe", "memory")})
+    flat = _flatten({k: v for k, v in result.items() if k in ("gui", "probe", "memory", "tensorboard")})
     flat["startup_s"] = result.get("startup_s")
     for key, value in flat.items():
         if isinstance(value, float):

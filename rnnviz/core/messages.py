@@ -107,6 +107,13 @@ class Stop:
     """End the session loop (the engine process exits)."""
 
 
+@dataclass(frozen=True)
+class LogToTensorBoard:
+    """Write every run's training as TensorBoard event files under ``path`` (None: stop)."""
+
+    path: str | None
+
+
 Command = (
     Start
     | Pause
@@ -120,6 +127,7 @@ Command = (
     | Fork
     | CloseRun
     | Stop
+    | LogToTensorBoard
 )
 
 # ---------------------------------------------------------------- events (from the session)

@@ -28,7 +28,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -41,6 +41,7 @@ from rnnviz.core.messages import (
     Failure,
     Fork,
     Load,
+    LogToTensorBoard,
     MetricsBatch,
     ParamSnapshot,
     Pause,
@@ -61,6 +62,9 @@ from rnnviz.core.messages import (
 )
 from rnnviz.core.probe import params_to_numpy, probe
 from rnnviz.core.runs import Run, build_run, same_corpus
+
+if TYPE_CHECKING:
+    from rnnviz.core.tensorboard_log import TensorBoardRuns
 
 # above these learning rates a divergence is blamed on the learning rate
 HIGH_LR = {"sgd": 2.0, "adam": 0.05}
@@ -128,6 +132,8 @@ class Session:
         self._probe: ProbeRequest | None = None
         # one Divergence per streak: re-armed by a healthy step
         self._alarm_armed: dict[int, bool] = {}
+        # LogToTensorBoard: every run's steps also go to TensorBoard event files
+        self.tensorboard: TensorBoardRuns | None = None
         now = clock()
         self._last_flush = now
         self._next_snapshot = now
@@ -153,6 +159,12 @@ class Session:
     def run(self, inbox: queue.Queue[Command], alive: Callable[[], bool] | None = None) -> None:
         """Serve ``inbox`` until ``Stop``, or until ``alive()`` (checked ~once a second,
         e.g. "is the GUI process still there") says no."""
+        try:
+            self._loop(inbox, alive)
+        finally:
+            self._close_tensorboard()
+
+    def _loop(self, inbox: queue.Queue[Command], alive: Callable[[], bool] | None) -> None:
         next_check = self._clock() + ALIVE_CHECK_S
         while not self.stopped:
             if alive is not None and self._clock() >= next_check:
@@ -237,6 +249,8 @@ class Session:
             self._close(command.run_id)
         elif isinstance(command, Stop):
             self._stop()
+        elif isinstance(command, LogToTensorBoard):
+            self._log_to_tensorboard(command.path)
         else:
             raise TypeError(f"unknown command {command!r}")
 
@@ -254,10 +268,13 @@ class Session:
         self.state = "paused"
         self._emit_state("paused", message=message)
         self._snapshot_all()
+        if self.tensorboard is not None:
+            self._guard_tensorboard(self.tensorboard.flush)
 
     def _stop(self, message: str = "") -> None:
         self._steps_left = None
         self._flush_metrics()
+        self._close_tensorboard()
         self.state = "stopped"
         self.stopped = True
         self._emit_state("stopped", message=message)
@@ -321,7 +338,9 @@ class Session:
     def _rollback(self, command: Rollback) -> None:
         run = self._run(command.run_id)
         self._flush_metrics()
-        run.trainer.rollback(command.step)
+        step = run.trainer.rollback(command.step)
+        if self.tensorboard is not None:
+            self._guard_tensorboard(self.tensorboard.rolled_back, run, step)
         self._alarm_armed[run.run_id] = True
         if self.training:
             self._steps_left = None
@@ -362,6 +381,8 @@ class Session:
         self._fork_changes.pop(run_id, None)
         self._pending.pop(run_id, None)
         self._alarm_armed.pop(run_id, None)
+        if self.tensorboard is not None:
+            self._guard_tensorboard(self.tensorboard.close_run, run_id)
         self.emit(
             StateChanged("stopped", run.trainer.step, run.trainer.epoch, run_id, message=message)
         )
@@ -414,6 +435,8 @@ class Session:
                 self._pause(message="paused after an error")
                 return
             self._pending[run.run_id].append(record)
+            if self.tensorboard is not None:
+                self._guard_tensorboard(self.tensorboard.write, run, record)
             reason = self._problem(run, record)
             if reason:
                 if self._alarm_armed.get(run.run_id, True):
@@ -494,6 +517,43 @@ class Session:
     def _emit_state(self, state: SessionState, run: Run | None = None, message: str = "") -> None:
         run = run if run is not None else self.main
         self.emit(StateChanged(state, run.trainer.step, run.trainer.epoch, run.run_id, message))
+
+    # ------------------------------------------------------------------ TensorBoard
+
+    def _log_to_tensorboard(self, path: str | None) -> None:
+        from rnnviz.core.atomic import OutputPathError
+        from rnnviz.core.tensorboard_log import (
+            FAILURE_PREFIX,
+            TensorBoardRuns,
+            TensorBoardUnavailable,
+        )
+
+        self._close_tensorboard()
+        if path is not None:
+            try:
+                self.tensorboard = TensorBoardRuns(path)
+            except (TensorBoardUnavailable, OutputPathError) as exc:
+                raise ConfigError(f"{FAILURE_PREFIX}: {exc}") from None
+
+    def _guard_tensorboard(self, action: Callable[..., None], *args: Any) -> None:
+        """``action(*args)`` on the logs; one that fails ends the logging, never the training."""
+        try:
+            action(*args)
+        except Exception as exc:
+            board, self.tensorboard = self.tensorboard, None
+            if board is not None:
+                with contextlib.suppress(Exception):
+                    board.close()
+            from rnnviz.core.tensorboard_log import FAILURE_PREFIX
+
+            message = f"{FAILURE_PREFIX} logging stopped: {user_message(exc)}"
+            self.emit(Failure(message, traceback.format_exc()))
+
+    def _close_tensorboard(self) -> None:
+        board = self.tensorboard
+        if board is not None:
+            self._guard_tensorboard(board.close)
+            self.tensorboard = None
 
     # ------------------------------------------------------------------ probes
 

@@ -78,3 +78,15 @@ def test_quick_bench_json_has_every_key() -> None:
     result = json.loads(done.stdout)
     assert bench.missing_keys(result) == []
     assert result["machine"]["cores"] >= 1
+
+
+def test_the_tensorboard_section_times_the_log_beside_the_same_steps() -> None:
+    pytest.importorskip("tensorboard")
+    result = bench.bench_tensorboard(blocks=2, steps_per_block=2)
+    assert result is not None
+    for key in ("step_ms", "step_ms_logging", "write_ms_p50", "write_ms_p95", "write_ms_mean"):
+        assert result[key] > 0 and math.isfinite(result[key]), key
+    assert result["write_ms_p50"] <= result["write_ms_p95"]
+    assert result["write_fraction_of_step"] == pytest.approx(
+        result["write_ms_mean"] / result["step_ms"]
+    )

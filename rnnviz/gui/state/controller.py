@@ -266,6 +266,11 @@ class Controller(QObject):
         self.state.clear_failure()
         self.send(Load(path))
 
+    def log_to_tensorboard(self, path: str | None) -> None:
+        """TensorBoard event files of every run under ``path`` (None: stop), written by the
+        engine process; the path is checked by the caller (and again by the engine)."""
+        self.engine.log_to_tensorboard(path)
+
     # ---------------------------------------------------------------- compare runs
 
     def fork(self, changes: dict[str, dict[str, Any]], label: str, *, reset: bool = False) -> None:

@@ -27,7 +27,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from rnnviz.core.config import RunConfig
-from rnnviz.core.messages import Command, Failure, ParamSnapshot, Stop
+from rnnviz.core.messages import Command, Failure, LogToTensorBoard, ParamSnapshot, Stop
 
 # How long the reader blocks on the outbox before it looks at its stop flag and at the
 # process; small enough that shutdown is quick, large enough to cost nothing when idle.
@@ -155,6 +155,8 @@ class EngineClient(QObject):
         self._outbox: Any = None
         self._reader: EventReader | None = None
         self._dead = False
+        # File > Log to TensorBoard: kept here so that every engine started logs there too
+        self.tensorboard_dir: str | None = None
 
     # ---------------------------------------------------------------- state
 
@@ -183,6 +185,8 @@ class EngineClient(QObject):
         target = self._target or _default_target()
         self._inbox = self._ctx.Queue()
         self._outbox = self._ctx.Queue()
+        if self.tensorboard_dir is not None:  # before any command: from the first step on
+            self._inbox.put(LogToTensorBoard(self.tensorboard_dir))
         self._process = self._ctx.Process(
             target=target,
             args=(self._inbox, self._outbox, config),
@@ -210,6 +214,12 @@ class EngineClient(QObject):
         except (ValueError, OSError):  # queue closed
             return False
         return True
+
+    def log_to_tensorboard(self, path: str | None) -> bool:
+        """Log every run to TensorBoard under ``path`` (None: stop), in this engine and in
+        every engine started later; False if no engine runs now (it is sent at the start)."""
+        self.tensorboard_dir = path
+        return self.send(LogToTensorBoard(path))
 
     def shutdown(self, timeout: float = 3.0) -> None:
         """Stop the engine and the reader; returns when both are gone (at most ~timeout + 1 s).

@@ -118,6 +118,13 @@ ACTIONS: tuple[ActionSpec, ...] = (
         "Into a folder: every panel as PNG, the metrics of every run, the probe as JSON",
     ),
     ActionSpec(
+        "act_tensorboard",
+        "Log to TensorBoard…",
+        (),
+        "Every run's training as TensorBoard event files in a folder (rnnviz[tensorboard])",
+        True,
+    ),
+    ActionSpec(
         "act_record_window",
         "Record window…",
         (),
@@ -197,6 +204,7 @@ MENUS: tuple[tuple[str, tuple[str | None, ...]], ...] = (
             None,
             "act_export",
             "act_export_all",
+            "act_tensorboard",
             "act_record_window",
             None,
             "act_quit",

@@ -1,4 +1,5 @@
-"""File ▸ Open corpus, Save and Load checkpoint, Export metrics: the dialogs, then the intent."""
+"""File ▸ Open corpus, Save and Load checkpoint, Export metrics, Log to TensorBoard: the
+dialogs, then the intent."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Slot
 from PySide6.QtWidgets import QFileDialog
+
+from rnnviz.core.messages import Failure
 
 if TYPE_CHECKING:
     from rnnviz.gui.window.main_window import MainWindow
@@ -18,6 +21,7 @@ class FileActions(QObject):
     def __init__(self, window: MainWindow) -> None:
         super().__init__(window)
         self._window = window
+        window.app_state.failure.connect(self._on_failure)
 
     @Slot()
     def open_corpus(self) -> None:
@@ -80,3 +84,49 @@ class FileActions(QObject):
             self._window.banner_bar.show_message(f"Could not write {path}: {exc}")
             return
         self._window.statusBar().showMessage(f"Metrics written to {path}", 6000)
+
+    @Slot()
+    def toggle_tensorboard(self) -> None:
+        """Checked: ask for a folder and log there (the engine writes); unchecked: stop."""
+        action = self._window.actions_by_name["act_tensorboard"]
+        if not action.isChecked():
+            self._window.controller.log_to_tensorboard(None)
+            self._window.statusBar().showMessage("TensorBoard logging stopped", 6000)
+            return
+        path = self._tensorboard_folder()
+        if path is None:
+            action.setChecked(False)
+            return
+        self._window.controller.log_to_tensorboard(path)
+        self._window.statusBar().showMessage(
+            f"Logging to TensorBoard in {path} (view: tensorboard --logdir {path})", 10000
+        )
+
+    @Slot(object)
+    def _on_failure(self, failure: Failure) -> None:
+        from rnnviz.core.tensorboard_log import FAILURE_PREFIX
+
+        action = getattr(self._window, "actions_by_name", {}).get("act_tensorboard")
+        if action is not None and action.isChecked() and failure.message.startswith(FAILURE_PREFIX):
+            action.setChecked(False)  # the engine stopped logging: so does the next engine
+            self._window.controller.log_to_tensorboard(None)
+
+    def _tensorboard_folder(self) -> str | None:
+        """A folder the logs can go to, or None (what was wrong is in the banner)."""
+        from rnnviz.core.atomic import OutputPathError
+        from rnnviz.core.tensorboard_log import check_log_dir, missing_message
+
+        message = missing_message()  # before the dialog: no folder helps then
+        if message is None:
+            path = QFileDialog.getExistingDirectory(self._window, "Log to TensorBoard in…")
+            if not path:
+                return None
+            try:
+                check_log_dir(path)
+            except OutputPathError as exc:
+                message = f"Not logging to TensorBoard: {exc}"
+            else:
+                return path
+        self._window.banner_bar.show_message(message, "warning")
+        self._window.statusBar().showMessage(message, 10000)
+        return None
