@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 # torch-free: `rnnviz --help` names the limit
-from rnnviz.core.probe_json import JSON_GRAD_FLOW_MAX_CHARS, grad_flow_omitted
+from rnnviz.core.probe_json import JSON_GRAD_FLOW_MAX_CHARS, grad_flow_omitted, state_arrays
 
 if TYPE_CHECKING:
     from rnnviz.core.config import RunConfig
@@ -133,7 +133,7 @@ def _device(text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from rnnviz.gui.launch import THEN_ACTIONS  # Qt-free
+    from rnnviz.gui.launch import HIDDEN_LAYERS, THEN_ACTIONS  # Qt-free
 
     parser = argparse.ArgumentParser(
         prog="rnnviz",
@@ -213,6 +213,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=_int_in(0, 10**6),
         metavar="T",
         help="put the time cursor on step T of the probe string",
+    )
+    window.add_argument(
+        "--hidden-layer",
+        type=str.lower,
+        choices=HIDDEN_LAYERS,
+        metavar="NAME",
+        help="what the hidden-state heatmap shows for a GRU or LSTM: h (H_t, the default), c "
+        "(the LSTM's cell state C_t) or a gate: LSTM i, f, g, o; GRU r, z, n",
     )
     window.add_argument(
         "--lesson",
@@ -449,6 +457,7 @@ def cmd_gui(args: argparse.Namespace) -> int:
         zoom=None if args.zoom is None else args.zoom / 100,
         at_step=args.at_step,
         session=args.session,
+        hidden_layer=args.hidden_layer,
     )
     steps = args.train_steps
     if steps is None:
@@ -1125,7 +1134,10 @@ def _check_known(text: str, vocab: Any, what: str) -> None:
 def _probe_size(args: argparse.Namespace, model: Any, vocab: Any, top_k: int) -> bool:
     """Refuse a probe too large to compute or write; returns whether to add the gradient flow."""
     T = len(args.text)
-    per_char = model.hidden_size * (2 if model.kind == "lstm" else 1) + len(vocab)
+    # hidden, probs and, for a GRU/LSTM, the gate record (LSTM i f g o c h, GRU r z n h)
+    # and the LSTM's cells, held at once
+    states = 1 + {"lstm": 7, "gru": 4}.get(model.kind, 0)
+    per_char = model.hidden_size * states + len(vocab)
     if T * per_char > PROBE_MAX_VALUES:
         raise UsageError(
             f"the probe text has {T:,} characters; this model (hidden {model.hidden_size}, "
@@ -1134,8 +1146,8 @@ def _probe_size(args: argparse.Namespace, model: Any, vocab: Any, top_k: int) ->
         )
     if not args.json:
         return False  # the table shows no gradient flow
-    # hidden (+ cells), probs, top-k pairs, tokens, step loss, surprisal
-    per_char_json = per_char + 2 * top_k + 3
+    # hidden (+ cells and gates), probs, top-k pairs, tokens, step loss, surprisal
+    per_char_json = model.hidden_size * state_arrays(model.kind) + len(vocab) + 2 * top_k + 3
     with_flow = grad_flow_omitted(T) is None
     values = T * per_char_json + (T * T if with_flow else 0)
     if values > JSON_MAX_VALUES:

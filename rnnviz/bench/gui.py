@@ -349,7 +349,7 @@ def _show_every_probe_panel(window: Any) -> None:
     )
     _spin(0.2)
     # the step view, the unrolled network, the film and generation stay behind their tabs
-    behind = ("dock_stepview", "dock_unrolled", "dock_film", "dock_generation")
+    behind = ("dock_stepview", "dock_unrolled", "dock_film", "dock_generation", "dock_saturation")
     hidden = [n for n, d in docks.items() if n not in behind and d.visibleRegion().isEmpty()]
     if hidden:
         raise RuntimeError(f"bench layout: docks not on screen: {hidden}")

@@ -43,6 +43,7 @@ PANELS = (
     "unrolled",
     "film",
     "generation",
+    "saturation",
 )
 SHIPPED = ("chapter",)  # lessons that come with rnnviz, by name: rnnviz/lessons/NAME.json
 

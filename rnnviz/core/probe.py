@@ -19,6 +19,12 @@ h_k and the derivative perturbs h_k alone with the cell state c_k held fixed: th
 c_{k-1} -> c_k does not pass through h_k. That is what autograd gives for ``dL_t/dh_k`` when
 h_k is a node of the graph (the tests compare with exactly that).
 
+GRU and LSTM: the forward pass is ``core.gates.model_gates`` (one step at a time with the
+layer's own weights), so a probe has every gate at every step (``ProbeResult.gates``) at no
+extra cost: H_t, the LSTM's C_t and O_t = H_t W_hq + b_q are taken from that one pass (its h
+equals the fused layer's output to float rounding; the tests check it). Its arrays are float32
+whatever the model's dtype.
+
 Cost: the scratch/fast RNN's gradient flow is a closed-form backward recurrence, about
 T^2 H^2 / 2 multiply-adds; GRU/LSTM use autograd one time step at a time, a few times slower.
 """
@@ -27,7 +33,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -35,6 +41,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnviz.core.config import ModelConfig
+from rnnviz.core.gates import GateRecord, gate_levels, model_gates
 from rnnviz.core.generation import generate_detail
 from rnnviz.core.messages import frozen_array
 from rnnviz.core.model import (
@@ -119,6 +126,9 @@ class ProbeResult:
     hidden_levels: tuple[float, float]
     # the same weights with the recurrence cut: the slide's MLP beside the RNN
     no_recurrence: NoRecurrence
+    # GRU/LSTM: every gate and state at every step (``core.gates``); None for scratch/fast.
+    # Its h is ``hidden`` and, for the LSTM, its c is ``cell``
+    gates: GateRecord | None = None
 
     @property
     def all_unknown(self) -> bool:
@@ -214,14 +224,67 @@ def _zero_state(model: CharModel, batch: int = 1) -> State:
     return (zeros, zeros.clone()) if isinstance(model, LSTMModel) else zeros
 
 
+@dataclass(frozen=True)
+class _Pass:
+    """A forward pass over some steps: logits (T, V), hidden (T, H), the LSTM's cells (T, H)
+    and, for GRU/LSTM, the gate record of the same steps."""
+
+    logits: Tensor
+    hidden: Tensor
+    cells: Tensor | None
+    gates: GateRecord | None
+
+
+def _states(array: np.ndarray, like: Tensor) -> Tensor:
+    # a copy: torch must not share (or warn about) a read-only array
+    return torch.tensor(array, dtype=like.dtype, device=like.device)
+
+
+@torch.no_grad()
+def _run(model: CharModel, ids: Tensor, state: State | None = None) -> _Pass:
+    """(T,) tokens read from ``state`` (None: zeros), as ``model.forward`` takes it."""
+    if isinstance(model, GRUModel | LSTMModel):
+        # one stepped pass gives the gates, the cells and h; the fused layer's own forward
+        # would only repeat h, and forward_with_cells took 4-5x as long as this pass
+        record = model_gates(model, ids, state)
+        trace = record.trace()
+        hidden = _states(trace["h"], model.W_hq)
+        cells = _states(trace["c"], model.W_hq) if isinstance(model, LSTMModel) else None
+        logits = torch.addmm(model.b_q, hidden, model.W_hq)
+        return _Pass(logits, hidden, cells, record)
+    logits, hidden, _ = model(ids[None], _zero_state(model) if state is None else state)
+    return _Pass(logits[0], hidden[0], None, None)
+
+
 @torch.no_grad()
 def _forward(model: CharModel, ids: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
-    """(T,) tokens -> logits (T, V), hidden (T, H), cells (T, H) or None; zero start state."""
+    """(T,) tokens -> logits (T, V), hidden (T, H), cells (T, H) or None; zero start state.
+    For callers that need no gates: the fused layer's forward, except for the LSTM's cells."""
     if isinstance(model, LSTMModel):
-        logits, hidden, cells, _ = model.forward_with_cells(ids[None], _zero_state(model))
-        return logits[0], hidden[0], cells[0]
+        run = _run(model, ids)
+        return run.logits, run.hidden, run.cells
     logits, hidden, _ = model(ids[None], _zero_state(model))
     return logits[0], hidden[0], None
+
+
+def _join_gates(head: GateRecord, keep: int, tail: GateRecord | None) -> GateRecord:
+    """The first ``keep`` steps of ``head``, then every step of ``tail`` (None: none), with the
+    levels ``model_gates`` gives for the joined arrays. Forward directions only: a reverse one
+    depends on the characters after a step."""
+    assert not head.bidirectional
+    traces = []
+    for k, trace in enumerate(head.traces):
+        values: dict[str, np.ndarray] = {}
+        for name, array in trace.values.items():
+            if tail is None:
+                rows = np.array(array[:keep])
+            else:
+                rows = np.concatenate([array[:keep], tail.traces[k].values[name]])
+            rows.setflags(write=False)
+            values[name] = rows
+        levels = {name: gate_levels(trace.kind, name, v) for name, v in values.items()}
+        traces.append(replace(trace, values=values, levels=levels))
+    return replace(head, traces=tuple(traces))
 
 
 @torch.no_grad()
@@ -436,8 +499,10 @@ class Prober:
     tokens with the last one, steps 0..p-1 of the forward pass and rows 0..p-2 of G are kept
     and only the rest is computed: a keystroke at the end of a T-character text costs one step
     forward and one row of G (about T H^2 multiply-adds) instead of T^2 H^2 / 2; a backspace
-    costs nothing but the copies. The result equals ``probe(model, vocab, text)`` up to
-    float rounding (tested). The model must not change while a Prober holds it.
+    costs nothing but the copies. A GRU/LSTM's gates are kept the same way: the new steps start
+    from the cached (h, c) at p-1 and are joined to the cached ones. The result equals
+    ``probe(model, vocab, text)`` up to float rounding (tested). The model must not change
+    while a Prober holds it.
     """
 
     def __init__(self, model: CharModel, vocab: Vocab) -> None:
@@ -448,6 +513,7 @@ class Prober:
         self._logits: Tensor | None = None  # (T, V)
         self._hidden: Tensor | None = None  # (T, H)
         self._cells: Tensor | None = None  # (T, H), LSTM only
+        self._gates: GateRecord | None = None  # GRU/LSTM only
         self._G_T: Tensor | None = None  # (T, T) G transposed, None: not computed
         self._no_recurrence: Tensor | None = None  # no_recurrence_table, made at first use
         self.reused_steps = 0  # of the last probe: how many leading steps came from the cache
@@ -492,7 +558,8 @@ class Prober:
             )
         p = _common_prefix(self._ids, ids_np) if self._hidden is not None else 0
         ids = torch.from_numpy(ids_np).to(model.device)
-        logits, hidden, cells = self._forward_from(p, ids)
+        run = self._forward_from(p, ids)
+        logits, hidden, cells = run.logits, run.hidden, run.cells
         log_probs = torch.log_softmax(logits, dim=-1)  # (T, V): stabler than log(softmax)
         probs = log_probs.exp()
         G_T = None
@@ -505,37 +572,42 @@ class Prober:
                 model, ids, hidden, cells, probs, first_row=keep, G_T=G_T, cancelled=cancelled
             )
         self._ids, self._logits, self._hidden, self._cells = ids_np, logits, hidden, cells
+        self._gates = run.gates
         self._G_T = G_T
         self.reused_steps = p
         if self._no_recurrence is None:
             self._no_recurrence = no_recurrence_table(model)
         mlp = _no_recurrence(self._no_recurrence, ids)
-        return _result(
-            model, vocab, text, ids_np, ids, hidden, cells, log_probs, probs, top_k, G_T, mlp
-        )
+        return _result(model, vocab, text, ids_np, ids, run, log_probs, probs, top_k, G_T, mlp)
 
-    def _forward_from(self, p: int, ids: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
-        """Logits, hidden and cells of all of ``ids``, steps 0..p-1 taken from the cache."""
+    def _forward_from(self, p: int, ids: Tensor) -> _Pass:
+        """The pass over all of ``ids``, steps 0..p-1 taken from the cache: the new steps
+        start from the cached state at p-1, so a key typed at the end costs one step."""
         if p == 0:
-            return _forward(self.model, ids)
+            return _run(self.model, ids)
         assert self._logits is not None and self._hidden is not None
         T = len(ids)
+        gates = self._gates
         if p >= T:  # a shorter text (a backspace) or the same one: nothing new to compute
             cells = None if self._cells is None else self._cells[:T]
-            return self._logits[:T], self._hidden[:T], cells
-        start: State = self._hidden[p - 1 : p]
-        if isinstance(self.model, LSTMModel):
-            assert self._cells is not None
+            if gates is not None and len(self._ids) > T:
+                gates = _join_gates(gates, T, None)
+            return _Pass(self._logits[:T], self._hidden[:T], cells, gates)
+        state: State = self._hidden[p - 1 : p]
+        if self._cells is not None:
             state = (self._hidden[p - 1 : p], self._cells[p - 1 : p])
-            logits, hidden, new_cells, _ = self.model.forward_with_cells(ids[None, p:], state)
-            cells = torch.cat([self._cells[:p], new_cells[0]])
-        else:
-            logits, hidden, _ = self.model(ids[None, p:], start)
-            cells = None
-        return (
-            torch.cat([self._logits[:p], logits[0]]),
-            torch.cat([self._hidden[:p], hidden[0]]),
+        new = _run(self.model, ids[p:], state)
+        cells = None
+        if self._cells is not None:
+            assert new.cells is not None
+            cells = torch.cat([self._cells[:p], new.cells])
+        if gates is not None:
+            gates = _join_gates(gates, p, new.gates)
+        return _Pass(
+            torch.cat([self._logits[:p], new.logits]),
+            torch.cat([self._hidden[:p], new.hidden]),
             cells,
+            gates,
         )
 
 
@@ -545,8 +617,7 @@ def _result(
     text: str,
     ids_np: np.ndarray,
     ids: Tensor,
-    hidden: Tensor,
-    cells: Tensor | None,
+    run: _Pass,
     log_probs: Tensor,
     probs: Tensor,
     top_k: int,
@@ -562,7 +633,7 @@ def _result(
         step_loss[:-1] = -log_probs[:-1].gather(1, ids[1:, None])[:, 0]
 
     activation = _activation(model)
-    hidden_np = _to_numpy(hidden)
+    hidden_np = _to_numpy(run.hidden)
     return ProbeResult(
         text=text,
         vocab_tokens=tuple(vocab.tokens),
@@ -571,7 +642,7 @@ def _result(
         tokens=frozen_array(ids_np, dtype=np.int64),
         unknown=tuple(vocab.unknown_positions(text)),
         hidden=hidden_np,
-        cell=None if cells is None else _to_numpy(cells),
+        cell=None if run.cells is None else _to_numpy(run.cells),
         probs=_to_numpy(probs),
         topk_ids=frozen_array(topk_ids.cpu().numpy(), dtype=np.int64),
         topk_probs=_to_numpy(topk_probs),
@@ -580,6 +651,7 @@ def _result(
         grad_flow=None if G_T is None else _to_numpy(G_T.t()),
         hidden_levels=_hidden_levels(activation, hidden_np),
         no_recurrence=no_recurrence,
+        gates=run.gates,
     )
 
 

@@ -6,6 +6,12 @@ One object per probe: the text, the vocabulary, every character's id, the positi
 next character), and the gradient flow. Everything is a list of plain numbers, so any JSON
 reader takes it; nothing is an array type of ours.
 
+A GRU or LSTM adds ``"gates"``: every gate of ``core.gates`` (LSTM i, f, g, o and the cell c;
+GRU r, z, n) under its ``gate_key``, e.g. ``"l0.forward.f"``, each as ``{"description": ...,
+"levels": [low, high], "values": T x H}``. The levels are the fixed colour levels of a heatmap
+((0, 1) for a sigmoid gate, (-1, 1) for tanh, (-m, m) for the cell). The record's h is not
+repeated there: it is ``"hidden"``.
+
 The gradient flow is T x T numbers (95 MB of JSON at 4,096 characters), so it is written for
 texts of at most :data:`JSON_GRAD_FLOW_MAX_CHARS` characters; past that ``"grad_flow"`` is
 ``null`` and ``"grad_flow_omitted"`` says why. The CLI and the GUI share this rule.
@@ -21,6 +27,16 @@ if TYPE_CHECKING:  # this module needs no torch: a result is plain arrays
     from rnnviz.core.probe import ProbeResult
 
 JSON_GRAD_FLOW_MAX_CHARS = 512
+
+# (T, H) arrays a probe's JSON holds beside "hidden": the LSTM's "cell" and its gates i, f, g, o
+# and c; the GRU's gates r, z, n
+_STATE_ARRAYS = {"lstm": 6, "gru": 3}
+
+
+def state_arrays(kind: str) -> int:
+    """How many (T, H) arrays the JSON of a probe of a ``kind`` model holds: "hidden", and
+    the cell and the gates of an LSTM or a GRU (what a size check counts per character)."""
+    return 1 + _STATE_ARRAYS.get(kind, 0)
 
 
 def grad_flow_omitted(chars: int) -> str | None:
@@ -64,4 +80,24 @@ def probe_json(result: ProbeResult) -> dict[str, Any]:
         out["grad_flow_omitted"] = omitted
     if result.cell is not None:
         out["cell"] = result.cell.tolist()
+    if result.gates is not None:
+        out["gates"] = _gates_json(result)
+    return out
+
+
+def _gates_json(result: ProbeResult) -> dict[str, dict[str, Any]]:
+    assert result.gates is not None
+    from rnnviz.core.gates import gate_key  # imports torch, which made any result with gates
+
+    out: dict[str, dict[str, Any]] = {}
+    for trace in result.gates.traces:
+        for name, values in trace.values.items():
+            if name == "h":
+                continue
+            low, high = trace.levels[name]
+            out[gate_key(trace.layer, trace.direction, name)] = {
+                "description": trace.descriptions[name],
+                "levels": [float(low), float(high)],
+                "values": values.tolist(),
+            }
     return out

@@ -152,6 +152,8 @@ def _apply_options(window: MainWindow, options: LaunchOptions) -> None:
         window.lecture_mode.set_lecture(True, full_screen=options.size is None)
     if options.mlp:
         window.panels.unrolled.mlp_check().setChecked(True)
+    if options.hidden_layer is not None:
+        choose_hidden_layer(window, options.hidden_layer)
     if options.cursor is None and options.full is None:
         return
     cursor, full = options.cursor, options.full
@@ -164,6 +166,18 @@ def _apply_options(window: MainWindow, options: LaunchOptions) -> None:
             window.probe_display.move_cursor(cursor)
 
     window.probe_shown.connect(first_probe)
+
+
+def choose_hidden_layer(window: MainWindow, name: str) -> None:
+    """``--hidden-layer NAME``: the hidden-state heatmap shows it from the first probe shown of
+    a model that has it (a session's LSTM arrives after the default model's first probes)."""
+    panel = window.panels.hidden
+
+    def choose() -> None:
+        if name in panel.layers() and panel.set_layer(name):
+            window.probe_shown.disconnect(choose)
+
+    window.probe_shown.connect(choose)
 
 
 def freeze_after_first_probe(window: MainWindow) -> None:
@@ -204,7 +218,8 @@ class ScreenshotDriver(QObject):
     ``reset``: a new run at step 0. ``light``, ``dark``: View ▸ Colours chosen in the open
     window (it recolours live; nothing remembered). ``at_step``: then the timeline on the
     stored snapshot nearest to it. The grab waits for the probe of the model shown and, when
-    the learning film or the generation panel is on screen, for its last row or its text.
+    the learning film, the generation or the gate-saturation panel is on screen, for its last
+    row, its text or its dots.
     """
 
     def __init__(
@@ -362,6 +377,10 @@ class ScreenshotDriver(QObject):
             generation.is_generating()
             or (generation.generation() is None and not generation.message())
         ):
+            return
+        saturation = self.window.saturation
+        if self.window.panels.saturation.on_screen() and not saturation.done():
+            saturation.refresh()  # at once, or when its interval is over
             return
         self.window.timeline.show_film()
         self.window.redraw.redraw_all()

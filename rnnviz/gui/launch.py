@@ -1,5 +1,5 @@
 """What the command line asks of the window (``rnnviz --set/--probe/--size/--scheme/--then``,
-``--show/--full/--cursor/--mlp/--lesson/--lecture/--zoom``).
+``--show/--full/--cursor/--mlp/--lesson/--lecture/--zoom/--hidden-layer``).
 
 Qt-free, so that ``rnnviz`` can build it before it knows whether the window can open.
 """
@@ -12,6 +12,9 @@ from rnnviz.core.config import RunConfig
 
 # what `--then` can do after the first training, in the order given (see ScreenshotDriver)
 THEN_ACTIONS = ("rollback", "resume-clipped", "reset", "light", "dark")
+# what `--hidden-layer` can put on the hidden-state heatmap: H_t, the LSTM's C_t, or a gate
+# (the panel's LAYERS: LSTM i f g o, GRU r z n)
+HIDDEN_LAYERS = ("h", "c", "i", "f", "g", "o", "r", "z", "n")
 RESUME_STEPS = 30  # `--then resume-clipped` trains this many steps before the grab
 ACTION_SETTLE_S = 0.5  # after a command, before its probe counts: one from before may arrive
 
@@ -34,6 +37,8 @@ class LaunchOptions:
     ``at_step``: with a screenshot, the timeline on the stored snapshot nearest this step
     before the grab (None: live). ``session``: a session file opened once the engine runs
     (a screenshot then trains only the ``--train-steps`` asked for, after it).
+    ``hidden_layer``: what the hidden-state heatmap shows (HIDDEN_LAYERS), chosen at the first
+    probe of a model that has it (None: H_t).
     """
 
     config: RunConfig | None = None
@@ -51,6 +56,7 @@ class LaunchOptions:
     zoom: float | None = None
     at_step: int | None = None
     session: str | None = None
+    hidden_layer: str | None = None
 
 
 def lesson_argument(text: str) -> tuple[str, int]:

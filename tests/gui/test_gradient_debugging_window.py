@@ -61,7 +61,14 @@ def raise_dock(qtbot, window: MainWindow, name: str) -> None:
 # ------------------------------------------------------------------ docks and layout
 
 
-BEHIND_SOFTMAX = {"dock_gradflow", "dock_stepview", "dock_unrolled", "dock_film", "dock_generation"}
+BEHIND_SOFTMAX = {
+    "dock_gradflow",
+    "dock_stepview",
+    "dock_unrolled",
+    "dock_film",
+    "dock_generation",
+    "dock_saturation",
+}
 
 
 # offscreen Qt cannot raise a floating dock (nor propagate size hints): harmless warnings

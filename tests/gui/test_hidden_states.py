@@ -92,18 +92,19 @@ def test_hidden_none_clears_and_shows_placeholder(qtbot):
     panel.set_cursor(3)  # no result: nothing to move, no error
 
 
-def test_lstm_cell_state_toggle(qtbot):
+def test_lstm_cell_state_in_the_selector(qtbot):
     torch.manual_seed(0)
     vocab = Vocab.from_text(CORPUS)
     model = LSTMModel(len(vocab), ModelConfig(kind="lstm", hidden_size=8))
     result = probe(model, vocab, TEXT, top_k=5)
     panel = show(qtbot, HiddenStatesPanel())
     panel.set_result(result)
-    assert panel.cell_state_check().isVisible()
+    assert panel.layer_selector().isVisible()
     np.testing.assert_array_equal(panel.displayed_array(), result.hidden.T)
-    panel.cell_state_check().setChecked(True)
+    panel.layer_selector().setCurrentIndex(panel.layers().index("c"))
     np.testing.assert_array_equal(panel.displayed_array(), result.cell.T)
-    assert panel.displayed_levels() == theme.CELL_STATE_LEVELS
+    lo, hi = panel.displayed_levels()
+    assert lo == -hi and hi >= np.abs(result.cell).max()  # symmetric around 0, all of C_t
     np.testing.assert_array_equal(panel.trace_data()[1], result.cell[:, 0])
 
 

@@ -262,6 +262,7 @@ HELP_SAYS = {
     "dock_unrolled": "H<sub>t−1</sub> = 0",
     "dock_film": "P(x<sub>t+1</sub>",
     "dock_generation": "softmax(O<sub>t</sub> / T)",
+    "dock_saturation": "left-saturated (&lt; 0.1)",
 }
 
 

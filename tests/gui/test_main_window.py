@@ -565,7 +565,12 @@ def test_a_short_window_gets_two_rows_of_plots_and_a_tall_one_three(make_window,
     assert not _tabbed_with(window, "dock_curves")  # 1600x1000: curves beside grad norms
     window.resize(1366, 720)
     window.actions_by_name["act_reset_layout"].trigger()
-    assert _tabbed_with(window, "dock_curves") == {"dock_hidden", "dock_unrolled", "dock_film"}
+    assert _tabbed_with(window, "dock_curves") == {
+        "dock_hidden",
+        "dock_unrolled",
+        "dock_film",
+        "dock_saturation",
+    }
     assert _tabbed_with(window, "dock_gradnorms") == {
         "dock_softmax",
         "dock_gradflow",
@@ -586,6 +591,7 @@ def test_a_short_window_gets_two_rows_of_plots_and_a_tall_one_three(make_window,
         "dock_unrolled",
         "dock_film",
         "dock_generation",
+        "dock_saturation",
     }
 
 

@@ -4,6 +4,7 @@ Neural Networks"): the text of the "?" in every panel's title bar, by dock name.
 from __future__ import annotations
 
 from rnnviz.gui.panels._gradflow_plots import HELP_TEXT as GRADFLOW_HELP
+from rnnviz.gui.panels.hidden_states import HELP_TEXT as HIDDEN_HELP
 
 HELP: dict[str, tuple[str, str]] = {
     "dock_controls": (
@@ -35,13 +36,7 @@ HELP: dict[str, tuple[str, str]] = {
         "slider is training time: drag it, or press [ and ], to see the probe on the model as "
         "it was at a stored snapshot; Live returns to the model training.",
     ),
-    "dock_hidden": (
-        "Hidden states",
-        "The hidden state <b>H<sub>t</sub> = φ(X<sub>t</sub> W<sub>xh</sub> + "
-        "H<sub>t−1</sub> W<sub>hh</sub> + b<sub>h</sub>)</b> after each character of the "
-        "probe string: one row per unit, one column per step t, on fixed colour levels (−1 to "
-        "1 for tanh). Click a row to trace that unit over time and colour the text by it.",
-    ),
+    "dock_hidden": ("Hidden states", HIDDEN_HELP),
     "dock_softmax": (
         "Softmax",
         "The output layer <b>O<sub>t</sub> = H<sub>t</sub> W<sub>hq</sub> + "
@@ -74,6 +69,21 @@ HELP: dict[str, tuple[str, str]] = {
         "optionally from the top k only. Each character's colour is the probability it was "
         "drawn with. The seed is fixed, so a new text shows the model's change, not the dice; "
         "New sample re-rolls. It follows the timeline.",
+    ),
+    "dock_saturation": (
+        "Gate saturation",
+        "One dot per hidden unit for each sigmoid gate of the GRU or LSTM (LSTM i, f, o; GRU "
+        "r, z), read on validation text: <b>x = the fraction of steps the gate is "
+        "left-saturated (&lt; 0.1)</b>, <b>y = the fraction right-saturated (&gt; 0.9)</b>. "
+        "Top left: almost always open; bottom right: almost always shut; the origin: never "
+        "saturated; the dashed diagonal x + y = 1: saturated at every step. A forget gate "
+        "almost always right-saturated keeps c<sub>t</sub> = f<sub>t</sub> ⊙ "
+        "c<sub>t−1</sub> + … over long spans: that unit is an <b>integrator</b>; one almost "
+        "always left-saturated forgets at once (for the GRU, the update gate z<sub>t</sub> of "
+        "h<sub>t</sub> = (1 − z<sub>t</sub>) ⊙ n<sub>t</sub> + z<sub>t</sub> ⊙ "
+        "h<sub>t−1</sub> plays that part). Trails: where each unit was a few models before. "
+        "Click a dot to select its unit in every panel. After Karpathy, Johnson &amp; "
+        "Fei-Fei, <i>Visualizing and Understanding Recurrent Networks</i> (2015), fig. 3.",
     ),
     "dock_unrolled": (
         "Unrolled network",

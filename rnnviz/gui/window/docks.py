@@ -30,10 +30,11 @@ DOCKS: tuple[tuple[str, str], ...] = (
     ("dock_unrolled", "Unrolled network"),
     ("dock_film", "Learning film"),
     ("dock_generation", "Generation"),
+    ("dock_saturation", "Gate saturation"),
 )
 # 2: the gradient-flow and step-view docks; 3: the unrolled network; 4: the learning film and
-# the generation panel
-LAYOUT_VERSION = 4
+# the generation panel; 5: the gate saturation
+LAYOUT_VERSION = 5
 DEFAULT_SIZE = (1600, 1000)  # the first window size, shrunk to fit a smaller screen
 COMPACT_HEIGHT = 900
 PROBE_SHARE = {True: 0.42, False: 0.33}  # the most of the window's height the probe text takes
@@ -108,6 +109,7 @@ def apply_default_layout(
             ("gradflow", "stepview"),
             ("hidden", "unrolled"),
             ("unrolled", "film"),
+            ("film", "saturation"),
             ("stepview", "generation"),  # five tabs in one group were cut to "Genera…"
         ):
             window.tabifyDockWidget(d[f"dock_{first}"], d[f"dock_{then}"])
@@ -126,6 +128,7 @@ def apply_default_layout(
     window.tabifyDockWidget(d["dock_stepview"], d["dock_unrolled"])
     window.tabifyDockWidget(d["dock_unrolled"], d["dock_film"])
     window.tabifyDockWidget(d["dock_film"], d["dock_generation"])
+    window.tabifyDockWidget(d["dock_generation"], d["dock_saturation"])
     d["dock_softmax"].raise_()
     return False
 

@@ -24,6 +24,7 @@ from rnnviz.gui.panels.grad_norms import GradNormPanel
 from rnnviz.gui.panels.gradflow import GradFlowPanel
 from rnnviz.gui.panels.hidden_states import HiddenStatesPanel
 from rnnviz.gui.panels.probe_text import ProbeTextPanel
+from rnnviz.gui.panels.saturation import SaturationPanel
 from rnnviz.gui.panels.softmax import SoftmaxPanel
 from rnnviz.gui.panels.stepview import StepViewPanel
 from rnnviz.gui.panels.time_cursor import TimeCursor
@@ -34,6 +35,7 @@ from rnnviz.gui.state.app_state import AppState
 from rnnviz.gui.state.controller import AUTOSAVE_INTERVAL_S, Controller
 from rnnviz.gui.state.engine import EngineClient
 from rnnviz.gui.state.probe_scheduler import ProbeScheduler
+from rnnviz.gui.state.saturation_worker import SaturationFeed
 from rnnviz.gui.state.settings import SettingsStore
 from rnnviz.gui.window import actions as action_table
 from rnnviz.gui.window import dialogs
@@ -82,6 +84,7 @@ class Panels:
     unrolled: UnrolledPanel
     film: FilmPanel
     generation: GenerationPanel
+    saturation: SaturationPanel
 
     def probe_views(self) -> tuple[Any, ...]:
         """The panels that show a probe result, in the order they are shown."""
@@ -122,6 +125,7 @@ class MainWindow(QMainWindow):
         )
         self.close_guard = CloseGuard(self, ask=persist)
         self.probes = ProbeScheduler(self)
+        self.saturation = SaturationFeed(self.app_state, self)  # the gate saturation's thread
         # the text size, before any panel is built
         self.lecture_mode = LectureMode(self, self.settings.get(ZOOM) if persist else 1.0)
         self.panels = self._build_panels()
@@ -193,6 +197,7 @@ class MainWindow(QMainWindow):
             unrolled=UnrolledPanel(),
             film=FilmPanel(),
             generation=GenerationPanel(),
+            saturation=SaturationPanel(),
         )
 
     def _dock_widgets(self) -> dict[str, QWidget]:
@@ -221,6 +226,7 @@ class MainWindow(QMainWindow):
             "dock_unrolled": p.unrolled,
             "dock_film": p.film,
             "dock_generation": p.generation,
+            "dock_saturation": p.saturation,
         }
 
     def _action_handlers(self) -> dict[str, Any]:
@@ -393,6 +399,7 @@ class MainWindow(QMainWindow):
         self.redraw.stop()
         self.probes.stop()
         self.timeline.stop()
+        self.saturation.stop()
         self.exports.stop()
         self.session_files.stop()
         self.controller.shutdown()

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, Slot
+from PySide6.QtCore import QObject, QTimer, Slot
 
 from rnnviz.core import divergence as verdicts
 from rnnviz.core import probe_defaults
@@ -80,7 +80,8 @@ class StateReactions(QObject):
         p.controls.corpus_file_requested.connect(w.files.open_corpus)
         p.controls.invalid_setting.connect(lambda text: w.banner_bar.show_message(text, "warning"))
         p.controls.compare_requested.connect(w.open_compare_dialog)
-        for plots in (p.curves, p.gradnorms, p.gradflow, p.softmax, p.hidden):  # Export… failed
+        # Export… failed
+        for plots in (p.curves, p.gradnorms, p.gradflow, p.softmax, p.hidden, p.saturation):
             plots.export_failed.connect(lambda text: w.banner_bar.show_message(text, "warning"))
         # the probe
         p.probe_text.text_edited.connect(self._on_text_edited)
@@ -90,6 +91,7 @@ class StateReactions(QObject):
         p.hidden.unit_selected.connect(s.set_unit)
         s.unit_changed.connect(p.probe_text.set_unit)
         s.unit_changed.connect(p.unrolled.set_unit)
+        s.unit_changed.connect(p.hidden.set_unit)  # a unit chosen elsewhere (a saturation dot)
         w.probe_display.shown.connect(w.probe_shown.emit)
         probes.shown.connect(self._on_probe_for_generation)
         probes.failed.connect(lambda text: w.statusBar().showMessage(f"Probe failed: {text}", 6000))
@@ -97,6 +99,7 @@ class StateReactions(QObject):
         # only while their dock is on screen
         w.docks["dock_gradflow"].visibilityChanged.connect(probes.set_grad_flow_wanted)
         w.docks["dock_stepview"].visibilityChanged.connect(w.probe_display.set_stepview_on_screen)
+        self._wire_saturation()
         # the banner's actions
         b = w.banner_bar
         b.rollback_requested.connect(self.rollback)
@@ -109,6 +112,28 @@ class StateReactions(QObject):
         b.reset_requested.connect(c.reset)
         b.discard_recovery_requested.connect(c.discard_autosave)
         w.redraw.drew.connect(self.update_status)
+
+    def _wire_saturation(self) -> None:
+        """The gate saturation: computed on its thread for the model the probe panels show,
+        only while its dock is on screen; a click on a dot selects that unit everywhere."""
+        w = self._window
+        s, panel, feed = w.app_state, w.panels.saturation, w.saturation
+        feed.on_screen = panel.on_screen
+        feed.shown.connect(panel.show_saturation)
+        feed.kind_changed.connect(panel.set_kind)
+        feed.failed.connect(panel.show_failure)
+        panel.set_kind(feed.kind())
+        panel.set_unit(s.unit)
+        panel.unit_selected.connect(s.set_unit)
+        s.unit_changed.connect(panel.set_unit)
+        w.docks["dock_saturation"].visibilityChanged.connect(self._on_saturation_visibility)
+
+    @Slot(bool)
+    def _on_saturation_visibility(self, shown: bool) -> None:
+        w = self._window
+        w.panels.saturation.set_on_screen(shown)
+        if shown:  # once Qt has shown the panel: the feed asks whether it is visible
+            QTimer.singleShot(0, w.saturation, w.saturation.refresh)
 
     @Slot(object)
     def _on_run_info(self, info: RunInfo) -> None:

@@ -27,6 +27,7 @@ PROBE_DOCKS = (
     "dock_stepview",
     "dock_unrolled",
     "dock_generation",
+    "dock_saturation",
 )
 FILM_DELAY_MS = 300  # after a key, the film waits for a pause in the typing
 
