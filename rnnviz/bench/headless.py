@@ -368,7 +368,9 @@ def format_table(result: dict[str, Any]) -> str:
         rows.append(
             (f"train.{name}.ratio_vs_d2l_loop", f"{r['ratio_vs_d2l_loop']:.2f}×", "(context)")
         )
-    flat = _flatten({k: v for k, v in result.items() if k in ("gui", "probe", "memory", "tensorboard")})
+    flat = _flatten(
+        {k: v for k, v in result.items() if k in ("gui", "probe", "memory", "tensorboard")}
+    )
     flat["startup_s"] = result.get("startup_s")
     for key, value in flat.items():
         if isinstance(value, float):

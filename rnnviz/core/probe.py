@@ -32,6 +32,7 @@ T^2 H^2 / 2 multiply-adds; GRU/LSTM use autograd one time step at a time, a few 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -780,14 +781,25 @@ def generate(
 
 
 def model_from_params(
-    config: ModelConfig, vocab_size: int, params: dict[str, np.ndarray]
+    config: ModelConfig, vocab_size: int, params: dict[str, np.ndarray], *, share: bool = False
 ) -> CharModel:
-    """Rebuild a CPU model in eval mode from a parameter snapshot (state_dict names)."""
+    """Rebuild a CPU model in eval mode from a parameter snapshot (state_dict names).
+
+    ``share``: the model's tensors are ``params``' own arrays, not copies of them, for a
+    caller that only reads the weights (no optimizer, no_grad): the many models a scrubbed
+    timeline keeps then cost no memory beyond the snapshot store's. Torch would write into
+    the arrays, read-only flag or not, so nothing may train such a model.
+    """
     model = build_model(vocab_size, config, seed=0)
-    # own copies: the snapshot's arrays are read-only and torch must not share them
-    tensors = {name: torch.from_numpy(np.array(a, copy=True)) for name, a in params.items()}
+    if share:
+        with warnings.catch_warnings():
+            # the store's arrays are read-only; torch warns that it cannot mark a tensor so
+            warnings.simplefilter("ignore", UserWarning)
+            tensors = {name: torch.from_numpy(a) for name, a in params.items()}
+    else:
+        tensors = {name: torch.from_numpy(np.array(a, copy=True)) for name, a in params.items()}
     try:
-        model.load_state_dict(tensors, strict=True)
+        model.load_state_dict(tensors, strict=True, assign=share)
     except RuntimeError as exc:  # missing, unexpected or mis-shaped parameters
         raise ValueError(
             f"the parameters do not fit a {config.kind} model with hidden size "

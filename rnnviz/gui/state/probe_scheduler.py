@@ -88,31 +88,13 @@ def use_torch_threads(n: int) -> None:
 
 
 def snapshot_model(snapshot: ParamSnapshot) -> Any:
-    """A CPU model in eval mode on ``snapshot``'s own arrays, not a copy of them.
+    """A CPU model in eval mode on ``snapshot``'s own arrays, not a copy of them (the probes
+    only read it: ``core.probe.model_from_params(share=True)``)."""
+    from rnnviz.core.probe import model_from_params
 
-    The probes read the weights and never write them (no optimizer, no_grad), so the many
-    models a scrubbed timeline keeps cost no memory beyond the snapshot store's.
-    """
-    import warnings
-
-    import torch
-
-    from rnnviz.core.model import build_model
-
-    config = snapshot.config.model
-    model = build_model(len(snapshot.vocab_tokens), config, seed=0)
-    with warnings.catch_warnings():
-        # the store's arrays are read-only; torch warns that it cannot mark a tensor so
-        warnings.simplefilter("ignore", UserWarning)
-        tensors = {name: torch.from_numpy(a) for name, a in snapshot.params.items()}
-    try:
-        model.load_state_dict(tensors, strict=True, assign=True)
-    except RuntimeError as exc:  # missing, unexpected or mis-shaped parameters
-        raise ValueError(
-            f"the parameters do not fit a {config.kind} model with hidden size "
-            f"{config.hidden_size} and {len(snapshot.vocab_tokens)} tokens: {exc}"
-        ) from exc
-    return model.eval()
+    return model_from_params(
+        snapshot.config.model, len(snapshot.vocab_tokens), dict(snapshot.params), share=True
+    )
 
 
 def _prober_bytes(snapshot: ParamSnapshot, text: str) -> int:
