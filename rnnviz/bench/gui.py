@@ -331,6 +331,25 @@ def _scrub_latencies(
     return out
 
 
+def _fill_timeline(window: Any) -> None:
+    """Scrub to the oldest snapshot and wait until every stored one is probed ahead."""
+    app = QApplication.instance()
+    assert isinstance(app, QApplication)
+    shown = {"n": 0}
+
+    def on_shown() -> None:
+        shown["n"] += 1
+
+    window.probe_shown.connect(on_shown)
+    try:
+        window.panels.timeline.slider().setValue(0)
+        _wait_shown(app, shown, 0, time.perf_counter())
+    finally:
+        window.probe_shown.disconnect(on_shown)
+    if not _spin_until(window.probes.ahead_done, 60):
+        raise RuntimeError("the timeline was not probed ahead within 60 s")
+
+
 def _show_every_probe_panel(window: Any) -> None:
     """The default layout tabs the softmax, gradient-flow and step-view docks: put the first
     two side by side so that every probe panel is on screen and painted."""
@@ -362,8 +381,9 @@ def bench_probe(samples: int, lengths: tuple[int, ...] = (20, 100, 500)) -> dict
     ``p50_ms_{n}_{phase}`` / ``p95_ms_{n}_{phase}``: a key typed at the end of an n-character
     text; ``..._mid``: typed in its middle; ``..._paste``: the whole text replaced.
     ``scrub_p50_ms_100_{phase}`` / ``scrub_p95_...``: the timeline moved to another stored
-    snapshot (training goes on meanwhile in the "training" phase); ``..._paused_neighbour``:
-    to the one before, as [ does (probed ahead while idle)."""
+    snapshot (training goes on meanwhile in the "training" phase); ``..._ahead``: the same
+    text once every stored snapshot is probed ahead; ``..._paused_neighbour``: to the one
+    before, as [ does (probed ahead while idle)."""
     import tempfile
 
     _app()
@@ -391,13 +411,14 @@ def bench_probe(samples: int, lengths: tuple[int, ...] = (20, 100, 500)) -> dict
                     result[f"p50_ms_{n}_{phase}{suffix}"] = _percentile(xs, 50)
                     result[f"p95_ms_{n}_{phase}{suffix}"] = _percentile(xs, 95)
             scrubs = {"training": _scrub_latencies(window, 100, samples)}
+            # the same text again: every snapshot probed ahead once scrubbed (see
+            # ProbeScheduler): what a lecturer gets who scrubs for a while
+            _fill_timeline(window)
+            scrubs["training_ahead"] = _scrub_latencies(window, 100, samples, same_text=True)
             window.controller.send(Pause())
             _spin_until(lambda: not window.app_state.training, 10)
             scrubs["paused"] = _scrub_latencies(window, 100, samples)
-            # the same text again: every snapshot probed ahead once scrubbed (see
-            # ProbeScheduler): what a lecturer gets who pauses, then scrubs for a while
-            if not _spin_until(window.probes.ahead_done, 60):
-                raise RuntimeError("the timeline was not probed ahead within 60 s")
+            _fill_timeline(window)
             scrubs["paused_ahead"] = _scrub_latencies(window, 100, samples, same_text=True)
             scrubs["paused_neighbour"] = _scrub_latencies(window, 100, samples, neighbour=True)
             for phase, xs in scrubs.items():

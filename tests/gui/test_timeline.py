@@ -206,7 +206,7 @@ def test_the_neighbours_of_a_chosen_snapshot_are_probed_ahead(window, qtbot):
     )
 
 
-def test_once_scrubbed_while_paused_every_stored_snapshot_is_probed_ahead(window, qtbot):
+def test_once_scrubbed_every_stored_snapshot_is_probed_ahead(window, qtbot):
     s = window.app_state
     steps = s.snapshots.steps()
     s.view_step(steps[2])
@@ -225,6 +225,24 @@ def test_once_scrubbed_while_paused_every_stored_snapshot_is_probed_ahead(window
     np.testing.assert_allclose(
         window.probe_result.grad_flow, expect.grad_flow, rtol=1e-4, atol=1e-8
     )
+
+
+def test_scrubbed_while_training_the_stored_snapshots_are_probed_ahead_until_live(
+    window, qtbot
+):
+    """While training nothing re-probes the live model once the panels show a past one:
+    the probe thread fills the kept Probers then too; back on Live it stops."""
+    s, probes = window.app_state, window.probes
+    probes.set_training(True)  # as the window does while the engine trains
+    steps = s.snapshots.steps()
+    s.view_step(steps[1])
+    qtbot.waitUntil(lambda: shown_on(window, steps[1]), timeout=5000)
+    stored = s.fill_messages(probes.current.snapshot)
+    qtbot.waitUntil(lambda: all(probes.kept(m) for m in stored), timeout=20_000)
+    assert probes.ahead_done()
+    s.go_live()
+    qtbot.waitUntil(lambda: shown_on(window, s.snapshot.step), timeout=5000)
+    assert probes.ahead_done() and probes._next_ahead() is None  # nothing past is wanted
 
 
 def test_probing_ahead_stops_at_the_byte_budget(window, qtbot, monkeypatch):

@@ -59,7 +59,8 @@ class StateReactions(QObject):
         s.snapshot_changed.connect(lambda snap: probes.snapshot_arrived(snap) if s.live else None)
         s.view_changed.connect(probes.snapshot_chosen)
         probes.neighbours = s.neighbour_messages  # probed ahead for [ and ]
-        probes.fill_order = s.fill_messages  # and the rest once the user scrubs, paused
+        probes.fill_order = s.fill_messages  # and the rest once the user scrubs to the past
+        probes.live = lambda: s.live
         s.divergence_changed.connect(self._on_divergence)
         s.failure.connect(self._on_failure)
         s.message.connect(w.statusBar().showMessage)
