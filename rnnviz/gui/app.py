@@ -136,7 +136,11 @@ def _delete(window: MainWindow) -> None:
 
 
 def _apply_options(window: MainWindow, options: LaunchOptions) -> None:
-    if options.probe_text is not None:
+    if options.session is not None:
+        # the session brings its own probe text and cursor: what the command line asks for
+        # replaces them once it is open
+        _after_session_restored(window, options.probe_text, options.cursor)
+    elif options.probe_text is not None:
         window.set_probe_text(options.probe_text)
     if options.size is not None:
         window.lay_out_for_size(options.size)
@@ -154,9 +158,10 @@ def _apply_options(window: MainWindow, options: LaunchOptions) -> None:
         window.panels.unrolled.mlp_check().setChecked(True)
     if options.hidden_layer is not None:
         choose_hidden_layer(window, options.hidden_layer)
-    if options.cursor is None and options.full is None:
+    cursor = None if options.session is not None else options.cursor
+    full = options.full
+    if cursor is None and full is None:
         return
-    cursor, full = options.cursor, options.full
 
     def first_probe() -> None:  # a probe to put the cursor on; the first layout is done
         window.probe_shown.disconnect(first_probe)
@@ -166,6 +171,29 @@ def _apply_options(window: MainWindow, options: LaunchOptions) -> None:
             window.probe_display.move_cursor(cursor)
 
     window.probe_shown.connect(first_probe)
+
+
+def _after_session_restored(window: MainWindow, text: str | None, cursor: int | None) -> None:
+    """``--session FILE`` with ``--probe`` or ``--cursor``: applied once the session's own
+    view is back (it would replace them)."""
+    if text is None and cursor is None:
+        return
+
+    def put_cursor() -> None:
+        window.probe_shown.disconnect(put_cursor)
+        if cursor is not None:
+            window.probe_display.move_cursor(cursor)
+
+    def restored(_path: str) -> None:
+        window.session_files.restored.disconnect(restored)
+        if cursor is not None:
+            window.probe_shown.connect(put_cursor)  # on the probe of the text shown next
+        if text is not None:
+            window.set_probe_text(text)
+        elif cursor is not None:
+            put_cursor()
+
+    window.session_files.restored.connect(restored)
 
 
 def choose_hidden_layer(window: MainWindow, name: str) -> None:

@@ -172,3 +172,30 @@ def test_a_headless_session_opens_in_a_screenshot_at_a_step(tmp_path):
         [sys.executable, "-m", "rnnviz", "--at-step", "3"], capture_output=True, text=True, env=env
     )
     assert bad.returncode == 2 and "--at-step needs --screenshot or --session" in bad.stderr
+
+
+def test_the_command_lines_probe_and_cursor_replace_the_sessions(make_window, qtbot, tmp_path):
+    """`rnnviz --session FILE --probe TEXT --cursor T`: the session brings its own text and
+    cursor; the ones asked for win once it is open."""
+    from rnnviz.cli import main
+    from rnnviz.gui.app import _apply_options
+    from rnnviz.gui.launch import LaunchOptions
+
+    session = tmp_path / "s.rnnviz"
+    argv = [
+        *("train", "--corpus", "synthetic:repeat", "--hidden", "8", "--batch-size", "16"),
+        *("--num-steps", "8", "--max-steps", "20", "--quiet", "--session-out", str(session)),
+    ]
+    assert main(argv) == 0
+    window = make_window()
+    _apply_options(window, LaunchOptions(session=str(session), probe_text="abcab", cursor=3))
+    window.session_files.open(str(session))
+    qtbot.waitUntil(
+        lambda: (
+            window.app_state.main.step == 20
+            and window.probe_result is not None
+            and window.probe_result.text == "abcab"
+            and window.app_state.cursor == 3
+        ),
+        timeout=20_000,
+    )
