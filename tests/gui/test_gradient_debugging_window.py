@@ -21,7 +21,6 @@ from rnnviz.core.messages import (
     Start,
     StateChanged,
 )
-from rnnviz.gui.panels.stepview import PLACEHOLDER_GATED
 from rnnviz.gui.window.docks import DOCKS
 from rnnviz.gui.window.main_window import MainWindow
 
@@ -143,13 +142,12 @@ def test_gradient_flow_and_step_view_show_core_probe_on_the_same_snapshot(make_w
     assert window.panels.gradflow.selected_row() == t
 
 
-def test_step_view_says_why_it_is_empty_for_a_gru(make_window, qtbot, tiny_config):
+def test_the_step_view_shows_a_grus_own_equations(make_window, qtbot, tiny_config):
     window = make_window(config=tiny_config.replace(model={"kind": "gru"}))
     raise_dock(qtbot, window, "dock_stepview")
-    qtbot.waitUntil(
-        lambda: window.panels.stepview.placeholder_text() == PLACEHOLDER_GATED,
-        timeout=ENGINE_WAIT_MS,
-    )
+    panel = window.panels.stepview
+    qtbot.waitUntil(lambda: panel.form() == "gru", timeout=ENGINE_WAIT_MS)
+    assert panel.gate_note_text()  # where PyTorch's reset gate acts, unlike d2l's
 
 
 def test_the_training_heatmap_and_sigma_receive_the_records(make_window, qtbot):

@@ -1,5 +1,6 @@
 """StepViewPanel: the strips show the StepDetail's numbers, the softmax's top characters and the
-concatenation identity's difference."""
+concatenation identity's difference; for a GRU/LSTM, the GatedStepDetail's rows under that
+model's equations (the GRU's with the line on where its reset gate acts)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ import numpy as np
 import pytest
 import torch
 
+from rnnviz.core import step_gates
 from rnnviz.core.config import ModelConfig
-from rnnviz.core.model import ScratchRNN
+from rnnviz.core.model import ScratchRNN, build_model
 from rnnviz.core.probe import step_detail
+from rnnviz.core.step_gates import gated_step_detail
 from rnnviz.core.vocab import Vocab
 from rnnviz.gui.panels import stepview as sv
 from rnnviz.gui.panels.stepview import StepViewPanel
@@ -102,8 +105,8 @@ def test_placeholders(panel, model_and_vocab):
     assert panel.placeholder_text() == sv.PLACEHOLDER_NO_TEXT
     model, vocab = model_and_vocab
     panel.set_detail(step_detail(model, vocab, PROBE, 2), vocab.tokens)
-    panel.set_detail(None, placeholder=sv.PLACEHOLDER_GATED)
-    assert panel.placeholder_text() == "step view needs the scratch or fast RNN"
+    panel.set_detail(None, placeholder="the probe failed")
+    assert panel.placeholder_text() == "the probe failed"
 
 
 def test_nonfinite_values_are_drawn_grey(panel, model_and_vocab, qtbot):
@@ -171,3 +174,192 @@ def test_the_numbers_shown_fit_the_rows_width(qtbot):
     qtbot.wait(1)
     assert "of 32" not in widget.row_text("H_t")  # room for every value
     assert len(widget.row_text("H_t").split()) == 32
+
+
+# ------------------------------------------------------------------ GRU and LSTM
+
+
+def _gated(kind: str, hidden: int = 8, seed: int = 0):
+    vocab = Vocab.from_text(TEXT)
+    model = build_model(len(vocab), ModelConfig(kind=kind, hidden_size=hidden), seed=seed)
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.uniform_(-1.0, 1.0)  # gates away from 0.5 and |c| beyond 1: the scales matter
+    return model, vocab
+
+
+def _plain(text: str) -> str:
+    return text.replace("&nbsp;", " ")
+
+
+def _lo_hi(strip) -> tuple[float, float]:
+    """The colour levels a strip was drawn with, from its tooltip."""
+    scale = strip.toolTip().split("fixed at ")[1].split(";")[0]
+    lo, hi = scale.split(" … ")
+    return float(lo), float(hi)
+
+
+def test_the_panels_gated_rows_are_the_cores():
+    for kind, rows in sv.GATED_ROWS.items():
+        keys = tuple(key for key, *_ in rows)
+        assert keys == ("X_t", *step_gates.ROWS[kind], "O_t", "softmax")
+
+
+def test_lstm_rows_show_the_core_values_on_their_scales(panel):
+    model, vocab = _gated("lstm")
+    detail = gated_step_detail(model, vocab, PROBE, 4)
+    panel.set_detail(detail, vocab.tokens)
+    assert panel.placeholder_text() is None
+    assert panel.form() == "lstm"
+    assert set(panel.rows) == {key for key, *_ in sv.LSTM_ROWS}
+    for key in detail.rows:
+        np.testing.assert_array_equal(panel.row_values(key), detail[key])
+    for key in ("X_t", "O_t", "softmax"):
+        np.testing.assert_array_equal(panel.row_values(key), getattr(detail, key))
+    # the cell rows stacked so a student can add them: c_t = f ⊙ c_{t−1} + i ⊙ g
+    np.testing.assert_allclose(
+        panel.row_values("f_c_prev") + panel.row_values("i_g"), panel.row_values("c"), atol=1e-6
+    )
+    for key in ("i", "f", "o"):
+        assert _lo_hi(panel.rows[key].strip) == (0.0, 1.0)
+    for key in ("g", "tanh_c", "h", "h_prev"):
+        assert _lo_hi(panel.rows[key].strip) == (-1.0, 1.0)
+    top = detail.cell_levels[1]
+    assert top > 1.0  # the wide weights put |c| beyond 1: the cell scale is not tanh's
+    for key in ("c_prev", "f_c_prev", "i_g", "c"):
+        assert _lo_hi(panel.rows[key].strip) == (-top, top)
+        assert np.abs(panel.row_values(key)).max() <= top
+    assert f"c ±{top:g}" in panel.bodies["lstm"].scale_note.text()
+    first = float(detail["f"][0])
+    assert f"{first:+.2f}" in panel.row_text("f")
+    assert "forget gate" in panel.rows["f"].label.text()
+    assert "1×H=8" in panel.rows["c"].label.text()
+    assert "c<sub>t</sub> = f<sub>t</sub> ⊙ c<sub>t−1</sub>" in _plain(panel.gated_equation.text())
+    assert panel.gated_equation.isVisibleTo(panel) and not panel.equation.isVisibleTo(panel)
+    assert "gate order i, f, g, o" in panel.gate_note_text()
+    assert f"{detail.fused_max_abs_diff:.1e}" in panel.check_text()
+    assert "nn.LSTM" in panel.check_text()
+    assert panel.rows["softmax"].strip._marked == vocab.tokens.index(detail.next_char)
+    assert [p for _, p in panel.top_k()] == pytest.approx(
+        np.sort(detail.softmax)[::-1][: sv.TOP_K].tolist()
+    )
+
+
+def test_gated_first_step_says_the_state_starts_at_zero(panel):
+    model, vocab = _gated("lstm")
+    panel.set_detail(gated_step_detail(model, vocab, PROBE, 0), vocab.tokens)
+    assert not panel.row_values("h_prev").any() and not panel.row_values("c_prev").any()
+    assert "starts from h = 0" in panel.row_text("h_prev")
+    assert "c = 0" in panel.row_text("c_prev")
+
+
+def test_gru_shows_where_its_reset_gate_acts(panel, qtbot):
+    from PySide6.QtGui import QFontMetrics
+
+    model, vocab = _gated("gru")
+    detail = gated_step_detail(model, vocab, PROBE, 5)
+    panel.resize(490, 380)  # the dock's size in a 1280x720 window
+    panel.show()
+    qtbot.waitExposed(panel)
+    panel.set_detail(detail, vocab.tokens)
+    assert panel.form() == "gru"
+    note = panel.gate_note_text()
+    assert note is not None and panel.gate_note.isVisible()
+    assert "after the product with W<sub>hn</sub>" in note
+    assert "d2l: (R<sub>t</sub> ⊙ H<sub>t−1</sub>)W<sub>hh</sub>" in note  # d2l's, named
+    # one line in a 1280x720 window's dock
+    metrics = QFontMetrics(panel.gate_note.font())
+    assert panel.gate_note.height() < 2 * metrics.lineSpacing()
+    assert panel.gate_note.height() > 0
+    assert panel.gate_note.geometry().bottom() < panel.step_label.geometry().top()
+    for key in detail.rows:
+        np.testing.assert_array_equal(panel.row_values(key), detail[key])
+    # n_t = tanh(x W_in + b_in + r ⊙ (h W_hn + b_hn)), h_t = (1 − z) ⊙ n + z ⊙ h_{t−1}
+    np.testing.assert_allclose(
+        np.tanh(panel.row_values("x_n") + panel.row_values("r_h_n")),
+        panel.row_values("n"),
+        atol=1e-6,
+    )
+    np.testing.assert_allclose(
+        panel.row_values("keep_n") + panel.row_values("keep_h"), panel.row_values("h"), atol=1e-6
+    )
+    for key in ("r", "z"):
+        assert _lo_hi(panel.rows[key].strip) == (0.0, 1.0)
+    assert _lo_hi(panel.rows["x_n"].strip) == sv.SUM_LEVELS
+    assert f"row {detail.token_id} of W<sub>in</sub>" in panel.rows["x_n"].label.text()
+    assert "r<sub>t</sub> ⊙ (h<sub>t−1</sub>W<sub>hn</sub>" in _plain(panel.gated_equation.text())
+    assert "nn.GRU" in panel.check_text()
+    panel.grab()  # paints without error
+
+
+def test_the_plain_rnn_is_unchanged_after_a_gated_model(panel, model_and_vocab):
+    model, vocab = model_and_vocab
+    plain = step_detail(model, vocab, PROBE, 4)
+    panel.set_detail(plain, vocab.tokens)
+    before = {key: panel.rows[key].label.text() for key in sv.ROW_KEYS}
+    scale = panel.scale_note.text()
+    lstm, lstm_vocab = _gated("lstm")
+    panel.set_detail(gated_step_detail(lstm, lstm_vocab, PROBE, 4), lstm_vocab.tokens)
+    assert panel.form() == "lstm"
+    panel.set_detail(plain, vocab.tokens)
+    assert panel.form() == "plain"
+    assert set(panel.rows) == set(sv.ROW_KEYS)
+    for key in sv.ROW_KEYS:
+        np.testing.assert_array_equal(panel.row_values(key), getattr(plain, key))
+        assert panel.rows[key].label.text() == before[key]
+    assert panel.scale_note.text() == scale
+    assert panel.equation.text() == sv.EQUATION_HTML
+    assert panel.equation.isVisibleTo(panel)
+    assert not panel.gated_equation.isVisibleTo(panel)
+    assert panel.gate_note_text() is None
+    assert panel.check_text() == panel.concat_text()
+    assert "max |difference|" in panel.concat_text()
+    for name, body in panel.bodies.items():
+        assert body.isVisibleTo(panel) == (name == "plain")
+
+
+def test_the_gated_view_fits_1280x720_and_a_narrow_dock(qtbot):
+    # a 1280x720 window's step-view dock is about this size; nothing may be cut at the right
+    model, vocab = _gated("gru", hidden=32)
+    widget = StepViewPanel()
+    qtbot.addWidget(widget)
+    widget.resize(560, 420)
+    widget.show()
+    qtbot.waitExposed(widget)
+    widget.set_detail(gated_step_detail(model, vocab, PROBE, 3), vocab.tokens)
+    qtbot.wait(1)
+    for label in (widget.gated_equation, widget.gate_note, widget.step_label):
+        assert label.isVisible()
+        assert label.geometry().right() <= widget.width()
+        assert label.heightForWidth(label.width()) <= label.height() + 1  # not clipped
+    for key, row in widget.rows.items():
+        assert row.label.sizeHint().width() < widget.width() // 2, key  # room for the strips
+        assert row.strip.width() >= 200, key
+    assert widget.minimumSizeHint().height() <= 240
+
+
+# ------------------------------------------------------------------ the window
+
+
+def test_the_window_shows_the_lstms_step(make_window, qtbot, tiny_config):
+    from rnnviz.core.probe import model_from_params
+
+    window = make_window(config=tiny_config.replace(model={"kind": "lstm", "hidden_size": 12}))
+    window.docks["dock_stepview"].raise_()
+    panel = window.panels.stepview
+    qtbot.waitUntil(lambda: panel.isVisible(), timeout=2000)
+    qtbot.waitUntil(lambda: panel.form() == "lstm", timeout=30_000)
+    assert panel.placeholder_text() is None
+    assert panel.gate_note_text() is not None
+    window.probe_display.move_cursor(3)
+    qtbot.waitUntil(lambda: panel.detail() is not None and panel.detail().t == 3, timeout=5000)
+    snapshot = window.app_state.snapshot
+    model = model_from_params(
+        snapshot.config.model, len(snapshot.vocab_tokens), dict(snapshot.params)
+    )
+    expected = gated_step_detail(model, Vocab(snapshot.vocab_tokens), window.probe_result.text, 3)
+    for key in expected.rows:
+        np.testing.assert_allclose(panel.row_values(key), expected[key], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(panel.row_values("softmax"), expected.softmax, atol=1e-6)
+    assert panel.top_k()

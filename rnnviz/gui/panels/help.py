@@ -51,7 +51,18 @@ HELP: dict[str, tuple[str, str]] = {
         "H<sub>t−1</sub> W<sub>hh</sub> + b<sub>h</sub>)</b> term by term, then <b>O<sub>t</sub> "
         "= H<sub>t</sub> W<sub>hq</sub> + b<sub>q</sub></b> and its softmax. The slides' "
         "identity: X<sub>t</sub> W<sub>xh</sub> + H<sub>t−1</sub> W<sub>hh</sub> = "
-        "[X<sub>t</sub>, H<sub>t−1</sub>] [W<sub>xh</sub>; W<sub>hh</sub>].",
+        "[X<sub>t</sub>, H<sub>t−1</sub>] [W<sub>xh</sub>; W<sub>hh</sub>]. "
+        "For an LSTM, PyTorch's gates in its order i, f, g, o (d2l's I<sub>t</sub>, "
+        "F<sub>t</sub>, C̃<sub>t</sub>, O<sub>t</sub>), then <b>c<sub>t</sub> = f<sub>t</sub> ⊙ "
+        "c<sub>t−1</sub> + i<sub>t</sub> ⊙ g<sub>t</sub></b> with both terms as rows to add up, "
+        "and <b>h<sub>t</sub> = o<sub>t</sub> ⊙ tanh(c<sub>t</sub>)</b>. For a GRU, "
+        "r<sub>t</sub>, z<sub>t</sub>, <b>n<sub>t</sub> = tanh(x<sub>t</sub>W<sub>in</sub> + "
+        "b<sub>in</sub> + r<sub>t</sub> ⊙ (h<sub>t−1</sub>W<sub>hn</sub> + b<sub>hn</sub>))</b> "
+        "and <b>h<sub>t</sub> = (1 − z<sub>t</sub>) ⊙ n<sub>t</sub> + z<sub>t</sub> ⊙ "
+        "h<sub>t−1</sub></b>. This is PyTorch's GRU, the model that runs: its reset gate acts "
+        "after the product with W<sub>hn</sub>, while d2l's candidate uses (R<sub>t</sub> ⊙ "
+        "H<sub>t−1</sub>) W<sub>hh</sub>, the gate before it. Gates are coloured on 0…1, tanh "
+        "values on ±1, the cell state on a symmetric scale that holds its values.",
     ),
     "dock_film": (
         "Learning film",

@@ -9,8 +9,17 @@ and a student can add them up with their eyes. Under them, the slides' identity
 ``[X_t, H_{t−1}] [W_xh; W_hh] = X_t W_xh + H_{t−1} W_hh`` with the largest difference between
 the two sides, as core computed it.
 
-The main window computes the StepDetail on each cursor move (``core.probe.step_detail``) and
-passes it in; this panel only draws. All methods run in the GUI thread.
+For a GRU or LSTM the panel shows that model's equations instead, with the numbers of
+:class:`rnnviz.core.step_gates.GatedStepDetail` in the same kind of rows: the LSTM's gates
+i, f, g, o, then c_{t−1}, f ⊙ c_{t−1}, i ⊙ g and c_t (one above the other, to be added up),
+tanh(c_t) and h_t; the GRU's r, z, the two terms of its candidate n_t (PyTorch's: the reset
+gate multiplies h_{t−1} W_hn + b_hn, which a line under the equations says, since d2l's
+candidate puts it before the product), then (1 − z) ⊙ n and z ⊙ h_{t−1}, which add up to h_t.
+Gates are on (0, 1), tanh values on (−1, 1), the cell state on the core's symmetric levels.
+
+The main window computes the detail on each cursor move (``core.probe.step_detail`` or
+``core.step_gates.gated_step_detail``) and passes it in; this panel only draws. All methods run
+in the GUI thread.
 """
 
 from __future__ import annotations
@@ -18,7 +27,7 @@ from __future__ import annotations
 import html
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pyqtgraph as pg
@@ -47,9 +56,9 @@ from rnnviz.gui import theme
 
 if TYPE_CHECKING:
     from rnnviz.core.probe import StepDetail
+    from rnnviz.core.step_gates import GatedStepDetail
 
 PLACEHOLDER_NO_TEXT = "type a string to probe"
-PLACEHOLDER_GATED = "step view needs the scratch or fast RNN"
 
 NUMBERS_SHOWN = 8  # the first values of each vector, as numbers, before the row is laid out
 TOP_K = 5
@@ -89,6 +98,109 @@ CONCAT_HTML = (
     "[X<sub>t</sub>, H<sub>t−1</sub>] · [W<sub>xh</sub>; W<sub>hh</sub>] = "
     "X<sub>t</sub> W<sub>xh</sub> + H<sub>t−1</sub> W<sub>hh</sub>"
 )
+
+
+# The gated models' rows: (key, formula, width symbol, colour scale, note after the shape).
+# The keys are core.step_gates' LSTM_ROWS / GRU_ROWS between X_t and O_t. Scales: "gate"
+# sigmoid (0, 1), "tanh" (−1, 1), "cell" the detail's cell_levels, "term" SUM_LEVELS.
+_H_PREV = "h<sub>t−1</sub>"
+_OUTPUT_ROWS: tuple[tuple[str, str, str, str, str], ...] = (
+    ("O_t", "O<sub>t</sub> = h<sub>t</sub> W<sub>hq</sub> + b<sub>q</sub>", "V", "logit", ""),
+    ("softmax", "P = softmax(O<sub>t</sub>)", "V", "prob", ""),
+)
+
+
+def _gate(name: str, fn: str = "σ") -> str:
+    # the whole formula is in the equations above the rows: a short label leaves the strips room
+    return f"{name}<sub>t</sub> = {fn}(…)"
+
+
+LSTM_ROWS: tuple[tuple[str, str, str, str, str], ...] = (
+    ("X_t", "x<sub>t</sub>", "V", "onehot", ""),
+    ("h_prev", _H_PREV, "H", "tanh", ""),
+    ("i", _gate("i"), "H", "gate", " input gate"),
+    ("f", _gate("f"), "H", "gate", " forget gate"),
+    ("g", _gate("g", "tanh"), "H", "tanh", " candidate C̃<sub>t</sub>"),
+    ("o", _gate("o"), "H", "gate", " output gate"),
+    ("c_prev", "c<sub>t−1</sub>", "H", "cell", ""),
+    ("f_c_prev", "f<sub>t</sub> ⊙ c<sub>t−1</sub>", "H", "cell", " what is kept"),
+    ("i_g", "i<sub>t</sub> ⊙ g<sub>t</sub>", "H", "cell", " what is written"),
+    (
+        "c",
+        "c<sub>t</sub> = f<sub>t</sub> ⊙ c<sub>t−1</sub> + i<sub>t</sub> ⊙ g<sub>t</sub>",
+        "H",
+        "cell",
+        " cell state",
+    ),
+    ("tanh_c", "tanh(c<sub>t</sub>)", "H", "tanh", ""),
+    ("h", "h<sub>t</sub> = o<sub>t</sub> ⊙ tanh(c<sub>t</sub>)", "H", "tanh", ""),
+    *_OUTPUT_ROWS,
+)
+_HN = f"{_H_PREV}W<sub>hn</sub> + b<sub>hn</sub>"
+GRU_ROWS: tuple[tuple[str, str, str, str, str], ...] = (
+    ("X_t", "x<sub>t</sub>", "V", "onehot", ""),
+    ("h_prev", _H_PREV, "H", "tanh", ""),
+    ("r", _gate("r"), "H", "gate", " reset gate"),
+    ("z", _gate("z"), "H", "gate", " update gate"),
+    ("x_n", "x<sub>t</sub>W<sub>in</sub> + b<sub>in</sub>", "H", "term", ""),
+    ("h_n", _HN, "H", "term", ""),
+    ("r_h_n", f"r<sub>t</sub> ⊙ ({_HN})", "H", "term", " reset after W<sub>hn</sub>"),
+    (
+        "n",
+        "n<sub>t</sub> = tanh(x<sub>t</sub>W<sub>in</sub> + b<sub>in</sub><br>"
+        f"&nbsp;&nbsp;&nbsp;&nbsp;+ r<sub>t</sub> ⊙ ({_HN}))",
+        "H",
+        "tanh",
+        " candidate",
+    ),
+    ("keep_n", "(1 − z<sub>t</sub>) ⊙ n<sub>t</sub>", "H", "tanh", ""),
+    ("keep_h", f"z<sub>t</sub> ⊙ {_H_PREV}", "H", "tanh", ""),
+    (
+        "h",
+        "h<sub>t</sub> = (1 − z<sub>t</sub>) ⊙ n<sub>t</sub><br>"
+        f"&nbsp;&nbsp;&nbsp;&nbsp;+ z<sub>t</sub> ⊙ {_H_PREV}",
+        "H",
+        "tanh",
+        "",
+    ),
+    *_OUTPUT_ROWS,
+)
+GATED_ROWS: dict[str, tuple[tuple[str, str, str, str, str], ...]] = {
+    "lstm": LSTM_ROWS,
+    "gru": GRU_ROWS,
+}
+
+
+def _equations(*parts: str) -> str:
+    """Equations side by side; a line may break between two equations, never inside one."""
+    return "&nbsp;&nbsp; ".join(part.replace(" ", "&nbsp;") for part in parts)
+
+
+_SIGMOID = (
+    f"a<sub>t</sub> = σ(x<sub>t</sub>W<sub>ia</sub> + {_H_PREV}W<sub>ha</sub> + b<sub>a</sub>)"
+)
+LSTM_EQUATION_HTML = _equations(
+    f"{_SIGMOID} for a = i, f, o",
+    f"g<sub>t</sub> = tanh(x<sub>t</sub>W<sub>ig</sub> + {_H_PREV}W<sub>hg</sub> + b<sub>g</sub>)",
+    "c<sub>t</sub> = f<sub>t</sub> ⊙ c<sub>t−1</sub> + i<sub>t</sub> ⊙ g<sub>t</sub>",
+    "h<sub>t</sub> = o<sub>t</sub> ⊙ tanh(c<sub>t</sub>)",
+    "O<sub>t</sub> = h<sub>t</sub>W<sub>hq</sub> + b<sub>q</sub>",
+)
+GRU_EQUATION_HTML = _equations(
+    f"{_SIGMOID} for a = r, z",
+    f"n<sub>t</sub> = tanh(x<sub>t</sub>W<sub>in</sub> + b<sub>in</sub> + r<sub>t</sub> ⊙ ({_HN}))",
+    f"h<sub>t</sub> = (1 − z<sub>t</sub>) ⊙ n<sub>t</sub> + z<sub>t</sub> ⊙ {_H_PREV}",
+    "O<sub>t</sub> = h<sub>t</sub>W<sub>hq</sub> + b<sub>q</sub>",
+)
+GATED_EQUATION_HTML = {"lstm": LSTM_EQUATION_HTML, "gru": GRU_EQUATION_HTML}
+# the line under the equations; the GRU's says which candidate is shown (PyTorch's, not d2l's)
+LSTM_NOTE_HTML = "PyTorch's gate order i, f, g, o = d2l's I, F, C̃, O"
+GRU_NOTE_HTML = (
+    "PyTorch: r<sub>t</sub> after the product with W<sub>hn</sub>; d2l: "
+    "(R<sub>t</sub> ⊙ H<sub>t−1</sub>)W<sub>hh</sub>"
+)
+GATED_NOTE_HTML = {"lstm": LSTM_NOTE_HTML, "gru": GRU_NOTE_HTML}
+GATE_LEVELS: tuple[float, float] = (0.0, 1.0)
 
 
 def quoted(char: str | None) -> str:
@@ -224,16 +336,18 @@ class VectorStrip(QWidget):
 class _Row:
     """One vector: label (formula + shape), strip, and a line of numbers or a readout."""
 
-    def __init__(self, grid: QGridLayout, index: int, key: str, formula: str) -> None:
+    def __init__(
+        self, grid: QGridLayout, index: int, key: str, formula: str, prefix: str = "stepview_"
+    ) -> None:
         self.key = key
         self.formula = formula
         self.label = QLabel()
         self.label.setTextFormat(Qt.TextFormat.RichText)
         self.label.setFont(theme.font(1.0))
         self.strip = VectorStrip()
-        self.strip.setObjectName(f"stepview_strip_{key}")
+        self.strip.setObjectName(f"{prefix}strip_{key}")
         self.numbers = NumbersLabel()
-        self.numbers.setObjectName(f"stepview_numbers_{key}")
+        self.numbers.setObjectName(f"{prefix}numbers_{key}")
         self.numbers.setTextFormat(Qt.TextFormat.RichText)
         self.numbers.setFont(theme.font(0.95, mono=True))
         self.numbers.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -259,14 +373,50 @@ class _Row:
         )
 
 
+class _Body(QWidget):
+    """The rows of one model's equations in one grid, then a check line and a scale note."""
+
+    def __init__(
+        self,
+        rows: Sequence[tuple[str, str]],
+        prefix: str,
+        check_name: str,
+        scale_name: str,
+    ) -> None:
+        super().__init__()
+        grid = QGridLayout(self)
+        grid.setHorizontalSpacing(12)
+        grid.setVerticalSpacing(3)
+        grid.setColumnStretch(1, 1)
+        self.rows: dict[str, _Row] = {
+            key: _Row(grid, i, key, formula, prefix) for i, (key, formula) in enumerate(rows)
+        }
+        self.check = QLabel()
+        self.check.setObjectName(check_name)
+        self.check.setTextFormat(Qt.TextFormat.RichText)
+        self.check.setFont(theme.font(1.05))
+        self.check.setWordWrap(True)
+        grid.addWidget(self.check, 2 * len(rows), 0, 1, 2)
+        self.scale_note = QLabel()
+        self.scale_note.setObjectName(scale_name)
+        self.scale_note.setTextFormat(Qt.TextFormat.RichText)
+        self.scale_note.setFont(theme.font(0.85))
+        self.scale_note.setStyleSheet(f"color: {theme.colours().secondary_ink};")
+        self.scale_note.setWordWrap(True)
+        grid.addWidget(self.scale_note, 2 * len(rows) + 1, 0, 1, 2)
+        grid.setRowStretch(2 * len(rows) + 2, 1)
+
+
 class StepViewPanel(QWidget):
-    """The numbers of one step of the scratch RNN, in the order of the chapter's equation."""
+    """The numbers of one step of the model, in the order of its equations: the scratch RNN's
+    (the chapter's), or a GRU's or LSTM's (PyTorch's)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._detail: Any = None
         self._vocab_tokens: tuple[str, ...] | None = None
         self._top: list[tuple[str, float]] = []
+        self._form = "plain"  # "plain" (the scratch RNN), "lstm" or "gru"
 
         self.placeholder = QLabel(PLACEHOLDER_NO_TEXT)
         self.placeholder.setObjectName("stepview_placeholder")
@@ -280,52 +430,82 @@ class StepViewPanel(QWidget):
         self.equation.setTextFormat(Qt.TextFormat.RichText)
         self.equation.setFont(theme.font(1.3))
         self.equation.setWordWrap(True)
+        # the gated equations are three times as long: the rows' size keeps them to about
+        # three lines in a 1280x720 window's dock, with room for rows under them
+        self.gated_equation = QLabel()
+        self.gated_equation.setObjectName("stepview_gated_equation")
+        self.gated_equation.setTextFormat(Qt.TextFormat.RichText)
+        self.gated_equation.setFont(theme.font(1.0))
+        self.gated_equation.setWordWrap(True)
+        self.gated_equation.setToolTip(
+            "PyTorch's equations, in row vectors as in d2l. Each bias b_a is PyTorch's two "
+            "added, b_ia + b_ha; x_t is one-hot, so x_t W_ia is a column of weight_ih."
+        )
+        self.gate_note = QLabel()
+        self.gate_note.setObjectName("stepview_gate_note")
+        self.gate_note.setTextFormat(Qt.TextFormat.RichText)
+        self.gate_note.setFont(theme.font(0.95))
+        self.gate_note.setWordWrap(True)
+        self.gate_note.setToolTip(
+            "The Step view shows the model that runs, PyTorch's nn.LSTM / nn.GRU. PyTorch's "
+            "GRU candidate is tanh(x W_in + b_in + r ⊙ (h W_hn + b_hn)); d2l's is "
+            "tanh(X W_xh + (R ⊙ H) W_hh + b_h): a different function of the same weights."
+        )
         self.step_label = QLabel()
         self.step_label.setObjectName("stepview_step")
         self.step_label.setTextFormat(Qt.TextFormat.RichText)
         self.step_label.setFont(theme.font(1.15, bold=True))
         self.step_label.setWordWrap(True)
 
-        body = QWidget()
-        grid = QGridLayout(body)
-        grid.setHorizontalSpacing(12)
-        grid.setVerticalSpacing(3)
-        grid.setColumnStretch(1, 1)
-        self.rows: dict[str, _Row] = {
-            key: _Row(grid, i, key, formula) for i, (key, formula, _) in enumerate(ROWS)
-        }
-        self.concat_label = QLabel()
-        self.concat_label.setObjectName("stepview_concat")
-        self.concat_label.setTextFormat(Qt.TextFormat.RichText)
-        self.concat_label.setFont(theme.font(1.05))
-        self.concat_label.setWordWrap(True)
+        plain = _Body(
+            [(key, formula) for key, formula, _ in ROWS],
+            "stepview_",
+            "stepview_concat",
+            "stepview_scale_note",
+        )
+        self.bodies: dict[str, _Body] = {"plain": plain}
+        for kind, rows in GATED_ROWS.items():
+            self.bodies[kind] = _Body(
+                [(key, formula) for key, formula, *_ in rows],
+                f"stepview_{kind}_",
+                f"stepview_{kind}_check",
+                f"stepview_{kind}_scale_note",
+            )
+        self.rows: dict[str, _Row] = plain.rows  # the rows of the form shown
+        self.concat_label = plain.check
         self.concat_label.setToolTip(
             "The slides write the two products as one: concatenate X_t and H_{t−1} into one "
             "row and W_xh over W_hh into one matrix. Core computes both sides; the difference "
             "is floating-point rounding."
         )
-        grid.addWidget(self.concat_label, 2 * len(ROWS), 0, 1, 2)
-        self.scale_note = QLabel()
-        self.scale_note.setObjectName("stepview_scale_note")
-        self.scale_note.setTextFormat(Qt.TextFormat.RichText)
-        self.scale_note.setFont(theme.font(0.85))
-        self.scale_note.setStyleSheet(f"color: {theme.colours().secondary_ink};")
-        self.scale_note.setWordWrap(True)
-        grid.addWidget(self.scale_note, 2 * len(ROWS) + 1, 0, 1, 2)
-        grid.setRowStretch(2 * len(ROWS) + 2, 1)
+        self.scale_note = plain.scale_note
+
+        # one body shown at a time; a hidden one takes no room, so the plain view's scroll
+        # range is its own
+        bodies = QWidget()
+        bodies_layout = QVBoxLayout(bodies)
+        bodies_layout.setContentsMargins(0, 0, 0, 0)
+        bodies_layout.setSpacing(0)
+        for body in self.bodies.values():
+            bodies_layout.addWidget(body)
+            body.setVisible(body is plain)
 
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setWidget(body)
+        scroll.setWidget(bodies)
 
         page = QWidget()
         page_layout = QVBoxLayout(page)
         page_layout.setContentsMargins(6, 4, 6, 4)
         page_layout.addWidget(self.equation)
+        page_layout.addWidget(self.gated_equation)
+        page_layout.addWidget(self.gate_note)
         page_layout.addWidget(self.step_label)
         page_layout.addWidget(scroll, 1)
+        self.gated_equation.hide()
+        self.gate_note.hide()
 
         self.stack = QStackedWidget()
         self.stack.addWidget(self.placeholder)
@@ -345,12 +525,13 @@ class StepViewPanel(QWidget):
 
     def set_detail(
         self,
-        detail: StepDetail | None,
+        detail: StepDetail | GatedStepDetail | None,
         vocab_tokens: Sequence[str] | None = None,
         *,
         placeholder: str = PLACEHOLDER_NO_TEXT,
     ) -> None:
-        """Show one step (None: ``placeholder``, e.g. PLACEHOLDER_GATED for a GRU/LSTM)."""
+        """Show one step: a StepDetail (the scratch RNN) or a GatedStepDetail (GRU/LSTM);
+        None shows ``placeholder``."""
         if vocab_tokens is not None:
             self._vocab_tokens = tuple(vocab_tokens)
         self._detail = detail
@@ -360,6 +541,59 @@ class StepViewPanel(QWidget):
             self._top = []
             return
         self.stack.setCurrentIndex(1)
+        kind = getattr(detail, "kind", "")
+        self._show_form(kind if kind in GATED_ROWS else "plain")
+        if kind in GATED_ROWS:
+            self._set_gated(cast("GatedStepDetail", detail))
+        else:
+            self._set_plain(cast("StepDetail", detail))
+
+    def _show_form(self, form: str) -> None:
+        self._form = form
+        for name, body in self.bodies.items():
+            body.setVisible(name == form)
+        self.rows = self.bodies[form].rows
+        gated = form != "plain"
+        self.equation.setVisible(not gated)
+        self.gated_equation.setVisible(gated)
+        self.gate_note.setVisible(gated)
+        if gated:
+            self.gated_equation.setText(GATED_EQUATION_HTML[form])
+            self.gate_note.setText(GATED_NOTE_HTML[form])
+
+    def _step_text(self, detail: Any, after: str) -> None:
+        next_text = (
+            f", next {quoted(detail.next_char)}"
+            if detail.next_char is not None
+            else " (the last character: no next one to predict)"
+        )
+        self.step_label.setText(
+            f"t = {detail.t}: reads {html.escape(quoted(detail.char))}"
+            f"{html.escape(next_text)}&nbsp;&nbsp;&nbsp;{after}"
+        )
+
+    def _set_input(self, detail: Any) -> None:
+        """The one-hot row X_t: its strip, the token it is."""
+        token = detail.token_id
+        self._set_row("X_t", detail.X_t, ONE_HOT_LEVELS, theme.POSITIVE, marked=token)
+        token_name = (
+            "unknown character → <unk>"
+            if detail.token == "<unk>"
+            else (f"one-hot: 1 at index {token}, 0 elsewhere")
+        )
+        self.rows["X_t"].numbers.show_text(
+            html.escape(f"{quoted(detail.char)} = token {token}  ({token_name})")
+        )
+
+    def _set_output(self, detail: Any) -> None:
+        """O_t and the softmax row with its top characters, the true next one marked."""
+        softmax = np.asarray(detail.softmax, dtype=np.float64)
+        self._set_row("O_t", detail.O_t, LOGIT_LEVELS, theme.DIVERGING)
+        next_id = self._token_index(detail.next_char)
+        self._set_row("softmax", softmax, PROB_LEVELS, theme.SEQUENTIAL, marked=next_id)
+        self.rows["softmax"].numbers.show_text(self._top_k_html(softmax, next_id))
+
+    def _set_plain(self, detail: StepDetail) -> None:
         V = len(detail.X_t)
         H = len(detail.H_t)
         relu = detail.activation == "relu"
@@ -372,15 +606,7 @@ class StepViewPanel(QWidget):
             f"fixed colour scales: terms and A<sub>t</sub> ±{SUM_LEVELS[1]:g} · "
             f"H {h_scale} · O<sub>t</sub> ±{LOGIT_LEVELS[1]:g} · P 0…1"
         )
-        next_text = (
-            f", next {quoted(detail.next_char)}"
-            if detail.next_char is not None
-            else " (the last character: no next one to predict)"
-        )
-        self.step_label.setText(
-            f"t = {detail.t}: reads {html.escape(quoted(detail.char))}"
-            f"{html.escape(next_text)}&nbsp;&nbsp;&nbsp;φ = {phi}"
-        )
+        self._step_text(detail, f"φ = {phi}")
         token = detail.token_id
         notes = {"xW": f" = row {token} of W<sub>xh</sub>"}
         for key, _, width_symbol in ROWS:
@@ -388,15 +614,7 @@ class StepViewPanel(QWidget):
                 width_symbol, V if width_symbol == "V" else H, notes.get(key, "")
             )
 
-        self._set_row("X_t", detail.X_t, ONE_HOT_LEVELS, theme.POSITIVE, marked=token)
-        token_name = (
-            "unknown character → <unk>"
-            if detail.token == "<unk>"
-            else (f"one-hot: 1 at index {token}, 0 elsewhere")
-        )
-        self.rows["X_t"].numbers.show_text(
-            html.escape(f"{quoted(detail.char)} = token {token}  ({token_name})")
-        )
+        self._set_input(detail)
         self._set_row("H_prev", detail.H_prev, h_levels, h_cmap)
         if detail.t == 0:
             self.rows["H_prev"].numbers.show_values(
@@ -407,15 +625,53 @@ class StepViewPanel(QWidget):
         self._set_row("b_h", detail.b_h, SUM_LEVELS, sum_cmap)
         self._set_row("pre_activation", detail.pre_activation, SUM_LEVELS, sum_cmap)
         self._set_row("H_t", detail.H_t, h_levels, h_cmap)
-        softmax = np.asarray(detail.softmax, dtype=np.float64)
-        self._set_row("O_t", detail.O_t, LOGIT_LEVELS, theme.DIVERGING)
-        next_id = self._token_index(detail.next_char)
-        self._set_row("softmax", softmax, PROB_LEVELS, theme.SEQUENTIAL, marked=next_id)
-        self.rows["softmax"].numbers.show_text(self._top_k_html(softmax, next_id))
+        self._set_output(detail)
 
         diff = float(detail.concat_max_abs_diff)
         self.concat_label.setText(
             f"{CONCAT_HTML}&nbsp;&nbsp;&nbsp;max |difference| = <b>{diff:.1e}</b>"
+        )
+
+    def _set_gated(self, detail: GatedStepDetail) -> None:
+        kind = detail.kind
+        body = self.bodies[kind]
+        V = len(detail.X_t)
+        H = len(detail.vectors["h"])
+        cell = detail.cell_levels if detail.cell_levels is not None else TANH_LEVELS
+        levels = {"gate": GATE_LEVELS, "tanh": TANH_LEVELS, "cell": cell, "term": SUM_LEVELS}
+        name = "LSTM" if kind == "lstm" else "GRU"
+        self._step_text(detail, name)
+        token = detail.token_id
+        notes = {"x_n": f" row {token} of W<sub>in</sub>"}
+        for key, _, width_symbol, _, note in GATED_ROWS[kind]:
+            self.rows[key].set_shape(
+                width_symbol, V if width_symbol == "V" else H, notes.get(key, note)
+            )
+        self._set_input(detail)
+        for key, _, _, scale, _ in GATED_ROWS[kind]:
+            if scale in levels:
+                lo_hi = levels[scale]
+                self._set_row(key, detail.vectors[key], lo_hi, theme.activation_colormap(lo_hi))
+        if detail.t == 0:
+            self.rows["h_prev"].numbers.show_values(
+                detail.vectors["h_prev"], "(zeros: a probe starts from h = 0)"
+            )
+            if kind == "lstm":
+                self.rows["c_prev"].numbers.show_values(
+                    detail.vectors["c_prev"], "(zeros: and from c = 0)"
+                )
+        self._set_output(detail)
+
+        diff = float(detail.fused_max_abs_diff)
+        body.check.setText(
+            f"h<sub>t</sub> of these rows = h<sub>t</sub> of PyTorch's fused nn.{name}"
+            f"&nbsp;&nbsp;&nbsp;max |difference| = <b>{diff:.1e}</b>"
+        )
+        cell_scale = f" · c ±{cell[1]:g}" if kind == "lstm" else ""
+        terms = f" · terms ±{SUM_LEVELS[1]:g}" if kind == "gru" else ""
+        body.scale_note.setText(
+            f"fixed colour scales: gates 0…1 · tanh values and h ±{TANH_LEVELS[1]:g}"
+            f"{cell_scale}{terms} · O<sub>t</sub> ±{LOGIT_LEVELS[1]:g} · P 0…1"
         )
 
     def _set_row(
@@ -468,8 +724,21 @@ class StepViewPanel(QWidget):
     def detail(self) -> Any:
         return self._detail
 
+    def form(self) -> str:
+        """The equations shown: "plain" (the scratch RNN), "lstm" or "gru"."""
+        return self._form
+
+    def gate_note_text(self) -> str | None:
+        """The line under a gated model's equations (None while it is not on screen)."""
+        return self.gate_note.text() if self.gate_note.isVisibleTo(self) else None
+
+    def check_text(self) -> str:
+        """The check line under the rows of the form shown."""
+        return self.bodies[self._form].check.text()
+
     def row_values(self, key: str) -> np.ndarray:
-        """The values the strip of row ``key`` shows (keys: ROW_KEYS)."""
+        """The values the strip of row ``key`` shows (keys: ROW_KEYS, or the keys of
+        GATED_ROWS[form] while a GRU/LSTM is shown)."""
         return self.rows[key].strip.values()
 
     def row_text(self, key: str) -> str:

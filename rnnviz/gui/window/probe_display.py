@@ -8,7 +8,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal, Slot
 
 from rnnviz.gui import plotting
-from rnnviz.gui.panels.stepview import PLACEHOLDER_GATED, StepViewPanel
+from rnnviz.gui.panels.stepview import StepViewPanel
 from rnnviz.gui.panels.time_cursor import TimeCursor
 from rnnviz.gui.state.app_state import AppState
 from rnnviz.gui.state.probe_scheduler import ProbeScheduler, ShownProbe
@@ -95,9 +95,7 @@ class ProbeDisplay(QObject):
         self._stepview_stale = False
         detail, why = self._probes.step_detail(self._cursor.cursor())
         current = self._probes.current
-        if why == "gated":
-            self._stepview.set_detail(None, placeholder=PLACEHOLDER_GATED)
-        elif why:
+        if why:
             self._stepview.set_detail(None, placeholder=why)
         elif detail is None or current is None:
             self._stepview.set_detail(None)

@@ -1,0 +1,187 @@
+"""One time step of a GRU or LSTM, term by term, for the Step view.
+
+``core.probe.step_detail`` shows the scratch RNN's H_t = φ(X_t W_xh + H_{t−1} W_hh + b_h); a
+GRU or LSTM has gates instead. This module takes every gate of the step from
+``core.gates.model_gates`` (PyTorch's own definitions, checked there against nn.LSTMCell and
+nn.GRUCell) and adds the products a student adds up by eye, plus the model's output layer
+O_t = h_t W_hq + b_q and its softmax. Layer 0, forward direction: rnnviz's models have one.
+
+LSTM (PyTorch's gate order i, f, g, o; d2l's I_t, F_t, C̃_t, O_t)::
+
+    i_t, f_t, o_t = σ(x_t W_i· + h_{t−1} W_h· + b_·),   g_t = tanh(x_t W_ig + h_{t−1} W_hg + b_g)
+    c_t = f_t ⊙ c_{t−1} + i_t ⊙ g_t,   h_t = o_t ⊙ tanh(c_t)
+
+GRU (PyTorch's form)::
+
+    r_t, z_t = σ(x_t W_i· + h_{t−1} W_h· + b_·)
+    n_t = tanh(x_t W_in + b_in + r_t ⊙ (h_{t−1} W_hn + b_hn))
+    h_t = (1 − z_t) ⊙ n_t + z_t ⊙ h_{t−1}
+
+PyTorch's reset gate multiplies h_{t−1} W_hn + b_hn, after the product; d2l's candidate is
+tanh(X_t W_xh + (R_t ⊙ H_{t−1}) W_hh + b_h), the gate before the product. These are the numbers
+of the model that runs, so the GRU's rows are PyTorch's.
+
+Every vector is a 1-D read-only float32 NumPy array. Row names (``LSTM_ROWS``, ``GRU_ROWS``)
+are the keys of ``GatedStepDetail.vectors``, in the order the Step view draws them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from torch import nn
+
+from rnnviz.core.gates import GateRecord, gate_levels, model_gates
+from rnnviz.core.messages import frozen_array
+from rnnviz.core.model import CharModel, GRUModel, LSTMModel
+from rnnviz.core.probe import _check_vocab, _encode, _to_numpy, nice_ceiling
+
+if TYPE_CHECKING:
+    from rnnviz.core.vocab import Vocab
+
+# (H,) vectors of one step, in the Step view's order (X_t, O_t and softmax are fields)
+LSTM_ROWS: tuple[str, ...] = (
+    "h_prev",  # h_{t−1}
+    "i",  # input gate
+    "f",  # forget gate
+    "g",  # candidate cell C̃_t
+    "o",  # output gate
+    "c_prev",  # c_{t−1}
+    "f_c_prev",  # f_t ⊙ c_{t−1}
+    "i_g",  # i_t ⊙ g_t
+    "c",  # c_t = f_c_prev + i_g
+    "tanh_c",  # tanh(c_t)
+    "h",  # h_t = o_t ⊙ tanh(c_t)
+)
+GRU_ROWS: tuple[str, ...] = (
+    "h_prev",  # h_{t−1}
+    "r",  # reset gate
+    "z",  # update gate
+    "x_n",  # x_t W_in + b_in
+    "h_n",  # h_{t−1} W_hn + b_hn
+    "r_h_n",  # r_t ⊙ (h_{t−1} W_hn + b_hn)
+    "n",  # n_t = tanh(x_n + r_h_n)
+    "keep_n",  # (1 − z_t) ⊙ n_t
+    "keep_h",  # z_t ⊙ h_{t−1}
+    "h",  # h_t = keep_n + keep_h
+)
+ROWS: Mapping[str, tuple[str, ...]] = {"lstm": LSTM_ROWS, "gru": GRU_ROWS}
+
+
+@dataclass(frozen=True)
+class GatedStepDetail:
+    """The numbers of step t of a GRU or LSTM (layer 0, forward), next to its equations."""
+
+    kind: str  # "lstm" | "gru"
+    t: int
+    char: str
+    next_char: str | None  # None at the last position
+    token_id: int
+    token: str  # the vocabulary entry read ("<unk>" for an unknown character)
+    X_t: np.ndarray  # (V,) one-hot
+    vectors: Mapping[str, np.ndarray]  # (H,) each, keys ROWS[kind] in order
+    O_t: np.ndarray  # (V,) h_t W_hq + b_q
+    softmax: np.ndarray  # (V,) softmax(O_t)
+    # LSTM: symmetric colour levels for c_{t−1}, f ⊙ c_{t−1}, i ⊙ g and c_t, from the largest
+    # |c| of the whole text (so they stay put as the cursor moves); None for the GRU
+    cell_levels: tuple[float, float] | None
+    # h_t from the stepped gates against the fused nn.LSTM/nn.GRU's output at step t
+    fused_max_abs_diff: float
+
+    @property
+    def rows(self) -> tuple[str, ...]:
+        return ROWS[self.kind]
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.vectors[name]
+
+
+def cell_levels(cells: np.ndarray) -> tuple[float, float]:
+    """(−m, m) for every row on the cell's scale: m at least 1, since |i_t ⊙ g_t| < 1 may
+    exceed the largest |c_t| (the two terms of c_t can cancel), and up to the next 1-2-5
+    value, so the colours stay put while training moves the largest |c| a little."""
+    top = max(1.0, gate_levels("lstm", "c", cells)[1])
+    top = nice_ceiling(top)
+    return (-top, top)
+
+
+def _row(values: np.ndarray, t: int, size: int) -> np.ndarray:
+    """Row t of a (T, H) trace; zeros for t = −1 (a probe starts from a zero state)."""
+    return np.array(values[t]) if t >= 0 else np.zeros(size, dtype=np.float32)
+
+
+@torch.no_grad()
+def gated_step_detail(
+    model: CharModel, vocab: Vocab, text: str, t: int, gates: GateRecord | None = None
+) -> GatedStepDetail:
+    """Step ``t`` of a GRU or LSTM reading ``text`` from a zero state, term by term.
+
+    ``gates``: the ``model_gates`` record of this model on this text (a probe's
+    ``ProbeResult.gates``), to skip recomputing it; None computes it.
+    """
+    if not isinstance(model, GRUModel | LSTMModel):
+        raise ValueError(f"gated_step_detail is for GRU and LSTM models, not {model.kind!r}")
+    ids_np = _encode(vocab, text)
+    _check_vocab(model, vocab)
+    T = len(ids_np)
+    if not 0 <= t < T:
+        raise ValueError(f"step {t} is outside the text (0..{T - 1})")
+    ids = torch.from_numpy(ids_np).to(model.device)
+    record = gates if gates is not None else model_gates(model, ids)
+    trace = record.trace(0, "forward")
+    if trace["h"].shape[0] != T:
+        raise ValueError(f"the gate record has {trace['h'].shape[0]} steps, the text {T}")
+    H = model.hidden_size
+    h_prev = _row(trace["h"], t - 1, H)
+    v: dict[str, np.ndarray] = {"h_prev": h_prev}
+    levels = None
+    if isinstance(model, LSTMModel):
+        i, f, g, o = (np.array(trace[name][t]) for name in ("i", "f", "g", "o"))
+        c_prev = _row(trace["c"], t - 1, H)
+        c = np.array(trace["c"][t])
+        v.update(i=i, f=f, g=g, o=o, c_prev=c_prev, f_c_prev=f * c_prev, i_g=i * g, c=c)
+        v.update(tanh_c=np.tanh(c), h=np.array(trace["h"][t]))
+        levels = cell_levels(trace["c"])
+    else:
+        r, z, n = (np.array(trace[name][t]) for name in ("r", "z", "n"))
+        rnn = model.rnn
+        w_ih, w_hh = rnn.get_parameter("weight_ih_l0"), rnn.get_parameter("weight_hh_l0")
+        new = slice(2 * H, 3 * H)  # the candidate's rows of PyTorch's stacked (r, z, n)
+        # the one-hot x_t times W_in is column token of weight_ih: a lookup, as the model does
+        x_n = w_ih[new, int(ids_np[t])]
+        h_n = torch.tensor(h_prev, dtype=w_hh.dtype, device=w_hh.device) @ w_hh[new].t()
+        if rnn.bias:
+            x_n = x_n + rnn.get_parameter("bias_ih_l0")[new]
+            h_n = h_n + rnn.get_parameter("bias_hh_l0")[new]
+        x_n_np = x_n.detach().cpu().numpy().astype(np.float32)
+        h_n_np = h_n.detach().cpu().numpy().astype(np.float32)
+        v.update(r=r, z=z, x_n=x_n_np, h_n=h_n_np, r_h_n=r * h_n_np, n=n)
+        v.update(keep_n=(1.0 - z) * n, keep_h=z * h_prev, h=np.array(trace["h"][t]))
+    vectors = {name: frozen_array(v[name], dtype=np.float32) for name in ROWS[model.kind]}
+
+    # torch.tensor copies: torch must not share (or warn about) a read-only array
+    h_t = torch.tensor(vectors["h"], dtype=model.W_hq.dtype, device=model.device)
+    O_t = h_t @ model.W_hq + model.b_q
+    # the fused layer's own forward over steps 0..t: the stepped gates must give its h_t
+    _, fused, _ = model(ids[None, : t + 1])
+    fused_diff = float((fused[0, t] - h_t).abs().max())
+    token_id = int(ids_np[t])
+    X_t = nn.functional.one_hot(ids[t], model.vocab_size).to(model.W_hq.dtype)
+    return GatedStepDetail(
+        kind=model.kind,
+        t=t,
+        char=text[t],
+        next_char=text[t + 1] if t + 1 < T else None,
+        token_id=token_id,
+        token=vocab.tokens[token_id],
+        X_t=_to_numpy(X_t),
+        vectors=vectors,
+        O_t=_to_numpy(O_t),
+        softmax=_to_numpy(torch.softmax(O_t, dim=-1)),
+        cell_levels=levels,
+        fused_max_abs_diff=fused_diff,
+    )
