@@ -331,6 +331,24 @@ def _scrub_latencies(
     return out
 
 
+def _probe_window(config: RunConfig, settings_path: str) -> Any:
+    """A window with every probe panel on screen, the gradient flow wanted, its engine
+    started and its first probe shown (the window is closed if that fails)."""
+    window = _make_window(config, settings_path)
+    try:
+        window.resize(*PROBE_WINDOW_SIZE)
+        _spin(0.2)
+        _show_every_probe_panel(window)
+        window.probes.set_grad_flow_wanted(True)
+        window.start_engine()
+        if not _spin_until(lambda: window.probe_result is not None, 120):
+            raise RuntimeError(f"{config.model.kind}: no first probe within 120 s")
+    except BaseException:
+        window.close()
+        raise
+    return window
+
+
 def _fill_timeline(window: Any) -> None:
     """Scrub to the oldest snapshot and wait until every stored one is probed ahead."""
     app = QApplication.instance()
@@ -392,15 +410,8 @@ def bench_probe(samples: int, lengths: tuple[int, ...] = (20, 100, 500)) -> dict
     )
     result: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        window = _make_window(config, os.path.join(tmp, "bench.json"))
+        window = _probe_window(config, os.path.join(tmp, "bench.json"))
         try:
-            window.resize(*PROBE_WINDOW_SIZE)
-            _spin(0.2)
-            _show_every_probe_panel(window)
-            window.probes.set_grad_flow_wanted(True)
-            window.start_engine()
-            if not _spin_until(lambda: window.probe_result is not None, 120):
-                raise RuntimeError("no first probe within 120 s")
             for phase in ("paused", "training"):
                 if phase == "training":
                     window.controller.send(Start())
@@ -431,6 +442,44 @@ def bench_probe(samples: int, lengths: tuple[int, ...] = (20, 100, 500)) -> dict
     result["with_grad_flow"] = True
     result["edits"] = dict(PROBE_EDITS)
     return result
+
+
+def bench_probe_gated(samples: int) -> dict[str, Any]:
+    """The keystroke figure of ``bench_probe`` (a key typed at the end of a 100-character
+    text, every probe panel on screen, hidden 256) for a GRU and an LSTM, the hidden-state
+    heatmap on a gate (the update gate z, the forget gate f) so that the gate record is drawn:
+    ``p50_ms_100_{phase}_{kind}`` / ``p95_...``."""
+    _app()
+    result: dict[str, Any] = {}
+    for kind, layer in (("gru", "z"), ("lstm", "f")):
+        result.update(_gated_keystrokes(kind, layer, samples))
+    return result
+
+
+def _gated_keystrokes(kind: str, layer: str, samples: int) -> dict[str, float]:
+    import tempfile
+
+    config = RunConfig().replace(
+        model={"kind": kind, "hidden_size": 256}, train={"batch_size": 32, "num_steps": 35}
+    )
+    out: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        window = _probe_window(config, os.path.join(tmp, "bench.json"))
+        try:
+            if not window.panels.hidden.set_layer(layer):
+                raise RuntimeError(f"{kind}: the hidden-state panel has no layer {layer}")
+            _spin(0.1)
+            for phase in ("paused", "training"):
+                if phase == "training":
+                    window.controller.send(Start())
+                    _spin(1.5)
+                xs = _probe_latencies(window, (100,), samples)[("type", 100)]
+                out[f"p50_ms_100_{phase}_{kind}"] = _percentile(xs, 50)
+                out[f"p95_ms_100_{phase}_{kind}"] = _percentile(xs, 95)
+            window.controller.send(Pause())
+        finally:
+            window.close()
+    return out
 
 
 def bench_memory(steps: int) -> dict[str, Any]:

@@ -40,6 +40,10 @@ GOALS = {
     "probe.p95_ms_100_paused": "<= 15",
     "probe.scrub_p95_ms_100_training": "<= 30",
     "probe.scrub_p95_ms_100_paused": "<= 30",
+    "probe_gated.p95_ms_100_training_gru": "<= 30",
+    "probe_gated.p95_ms_100_paused_gru": "<= 15",
+    "probe_gated.p95_ms_100_training_lstm": "<= 30",
+    "probe_gated.p95_ms_100_paused_lstm": "<= 15",
     "probe.scrub_p95_ms_100_training_ahead": "<= 30",
     "probe.scrub_p95_ms_100_paused_ahead": "<= 30",
     "probe.scrub_p95_ms_100_paused_neighbour": "<= 30",
@@ -320,7 +324,7 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def run_bench(quick: bool) -> dict[str, Any]:
     import psutil
 
-    from rnnviz.bench.gui import bench_gui, bench_memory, bench_probe
+    from rnnviz.bench.gui import bench_gui, bench_memory, bench_probe, bench_probe_gated
 
     result: dict[str, Any] = {
         "machine": {
@@ -341,6 +345,7 @@ def run_bench(quick: bool) -> dict[str, Any]:
         result["tensorboard"] = board
     result["gui"] = bench_gui(seconds=6 if quick else 15, rounds=1 if quick else 3)
     result["probe"] = bench_probe(samples=12 if quick else 30)
+    result["probe_gated"] = bench_probe_gated(samples=12 if quick else 30)
     result["memory"] = bench_memory(steps=20_000 if quick else 100_000)
     return result
 

@@ -227,9 +227,7 @@ def test_once_scrubbed_every_stored_snapshot_is_probed_ahead(window, qtbot):
     )
 
 
-def test_scrubbed_while_training_the_stored_snapshots_are_probed_ahead_until_live(
-    window, qtbot
-):
+def test_scrubbed_while_training_the_stored_snapshots_are_probed_ahead_until_live(window, qtbot):
     """While training nothing re-probes the live model once the panels show a past one:
     the probe thread fills the kept Probers then too; back on Live it stops."""
     s, probes = window.app_state, window.probes
