@@ -45,6 +45,7 @@ from rnnviz.core.fast_rnn import FastRNN
 from rnnviz.core.health import perplexity, worse_than_uniform
 from rnnviz.core.messages import StepRecord, frozen_array
 from rnnviz.core.model import CharModel, State, detach_state
+from rnnviz.core.sgd import PlainSGD
 
 # Losses kept for the spike detector's median, and how many it needs before it judges.
 SPIKE_WINDOW = 50
@@ -190,13 +191,13 @@ class Trainer:
 
     # ------------------------------------------------------------------ settings
 
-    def _make_optimizer(self) -> torch.optim.Optimizer:
-        # foreach=None would make torch inspect every parameter on every step to pick an
-        # implementation (~0.1 ms, a few % of a small step); on CPU it picks this one anyway
-        foreach = None if self.model.device.type != "cpu" else False
+    def _make_optimizer(self) -> torch.optim.Optimizer | PlainSGD:
         if self.cfg.optimizer == "adam":
+            # foreach=None would make torch inspect every parameter on every step to pick an
+            # implementation (~0.1 ms, a few % of a small step); on CPU it picks this one
+            foreach = None if self.model.device.type != "cpu" else False
             return torch.optim.Adam(self.params, lr=self.lr, foreach=foreach)
-        return torch.optim.SGD(self.params, lr=self.lr, foreach=foreach)
+        return PlainSGD(self.params, lr=self.lr)  # core/sgd.py says why not torch.optim.SGD
 
     def set_hyper(
         self,
