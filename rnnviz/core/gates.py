@@ -600,6 +600,37 @@ def _oriented(R: np.ndarray, direction: str) -> np.ndarray:
     return frozen_array(out, dtype=np.float32)
 
 
+def mean_retention_row(carry: np.ndarray, t: int) -> np.ndarray:
+    """(t + 1,) float64 row t of ``mean_retention`` (forward), indexed by the distance d = t - k:
+    entry d is the mean over units of the carry gate's product from step t - d + 1 to t (1 at
+    d = 0). What the gradient-flow view draws beside its row: t + 1 cumulative products, not
+    the T^2 H / 2 exps of the whole matrix, so a keystroke can afford it."""
+    values = np.asarray(carry, dtype=np.float64)
+    if not 0 <= t < len(values):
+        raise IndexError(f"row {t} out of range 0..{len(values) - 1}")
+    out = np.ones(t + 1)
+    if t > 0:
+        out[1:] = np.cumprod(values[t:0:-1], axis=0).mean(axis=1)
+    return out
+
+
+def retention_text(kind: str, distance: np.ndarray, kept: np.ndarray) -> str:
+    """One line on the retention row: how much of the carried state the gates keep, on
+    average, over the longest distance drawn."""
+    gate = CARRY_GATE[kind]
+    what = "the cell state c" if kind == "lstm" else "h"
+    finite = np.isfinite(kept)
+    if distance.size < 2 or not finite[1:].any():
+        return f"····· mean over units of ∏ {gate}_s: the share of {what} carried along"
+    far = int(np.flatnonzero(finite)[-1])
+    share = kept[far]
+    amount = f"{share:.1%}" if share >= 0.001 else f"{share:.1e}"
+    return (
+        f"····· retention: the mean ∏ {gate}_s keeps {amount} of {what} over "
+        f"{int(distance[far])} steps; the gradient along that path is scaled the same"
+    )
+
+
 def retention(carry: np.ndarray | Tensor, unit: int, direction: str = "forward") -> np.ndarray:
     """(T, T) float32 R[t, k] of one unit: the product of the carry gate (f or z, ``carry``
     (T, H)) from step k+1 to t for the forward direction (see the module doc for reverse)."""

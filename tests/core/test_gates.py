@@ -481,3 +481,24 @@ def test_retention_of_a_forget_gate_that_underflows_to_zero() -> None:
     assert (tr["f"] == 0.0).all()
     np.testing.assert_array_equal(tr.mean_retention(), np.eye(6))
     np.testing.assert_array_equal(tr.retention(0), np.eye(6))
+
+
+def test_a_retention_row_is_the_mean_product_of_the_recorded_carry_gate() -> None:
+    from rnnviz.core.gates import mean_retention_row, retention_text
+
+    rng = np.random.default_rng(3)
+    carry = rng.uniform(0.2, 1.0, size=(9, 4)).astype(np.float32)
+    t = 7
+    row = mean_retention_row(carry, t)
+    expect = [np.mean(np.prod(carry[t - d + 1 : t + 1].astype(np.float64), axis=0)) for d in
+              range(t + 1)]  # fmt: skip
+    np.testing.assert_allclose(row, expect, rtol=1e-12)
+    assert row[0] == 1.0
+    full = mean_retention(carry)
+    np.testing.assert_allclose(row, [full[t, t - d] for d in range(t + 1)], rtol=1e-5)
+    text = retention_text("lstm", np.arange(t + 1.0), row)
+    amount = f"{row[-1]:.1%}" if row[-1] >= 0.001 else f"{row[-1]:.1e}"
+    assert amount in text and "7 steps" in text and "f_s" in text
+    assert "z_s" in retention_text("gru", np.arange(1.0), row[:1])
+    with pytest.raises(IndexError):
+        mean_retention_row(carry, 9)

@@ -618,3 +618,34 @@ def test_on_a_dark_scheme_the_gradient_flow_is_dark_and_its_hints_readable(qtbot
     assert widget.empty_hint.color.name() == dark.placeholder_ink.lower()
     assert dark.placeholder_ink in widget.probe_placeholder.styleSheet()
     assert widget.sigma_line.label.color.name() == dark.secondary_ink.lower()
+
+
+@pytest.mark.parametrize("kind", ["gru", "lstm"])
+def test_a_gated_models_row_shows_its_retention_beside_the_gradient(panel, kind):
+    from rnnviz.core.gates import CARRY_GATE
+    from rnnviz.core.model import build_model
+
+    torch.manual_seed(0)
+    vocab = Vocab.from_text(TEXT)
+    model = build_model(len(vocab), ModelConfig(kind=kind, hidden_size=8), seed=0).eval()
+    result = probe(model, vocab, "hello world hello")
+    panel.set_result(result)
+    panel.set_cursor(9)
+    d, kept = panel.retention_curve_data()
+    carry = result.gates.trace()[CARRY_GATE[kind]].astype(np.float64)
+    expect = [np.mean(np.prod(carry[9 - k + 1 : 10], axis=0)) for k in range(10)]
+    np.testing.assert_array_equal(d, np.arange(10))
+    np.testing.assert_allclose(kept, expect, rtol=1e-6)
+    text = panel.retention_label.text()
+    assert panel.retention_label.isVisibleTo(panel) and f"∏ {CARRY_GATE[kind]}_s" in text
+    panel.set_result(probe_scratch())  # the plain RNN has no gate to carry its state
+    panel.set_cursor(9)
+    assert panel.retention_curve_data()[0].size == 0
+    assert not panel.retention_label.isVisibleTo(panel)
+
+
+def probe_scratch():
+    torch.manual_seed(0)
+    vocab = Vocab.from_text(TEXT)
+    model = ScratchRNN(len(vocab), ModelConfig(kind="scratch", hidden_size=8))
+    return probe(model, vocab, "hello world hello")

@@ -203,8 +203,14 @@ class GradFlowPanel(QWidget):
         self.fit_curve = log_curve(
             theme.HIGHLIGHT, width=2.0, symbol=None, style=Qt.PenStyle.DashLine, name="fitted line"
         )
+        # a GRU's or LSTM's retention: the mean product of its keep gate along the row
+        self.retention_curve = log_curve(
+            theme.RUN_COLOURS[2], width=2.5, symbol=None, style=Qt.PenStyle.DotLine,
+            name="mean ∏ of the keep gate",
+        )  # fmt: skip
         self.distance_plot.addItem(self.distance_curve)
         self.distance_plot.addItem(self.fit_curve)
+        self.distance_plot.addItem(self.retention_curve)
         layout = self.probe_plots.ci.layout
         layout.setColumnSpacing(1, 24)  # the colour bar's label would touch the curve's axis
         layout.setColumnStretchFactor(0, 1)
@@ -227,6 +233,17 @@ class GradFlowPanel(QWidget):
         )
 
         # its text names the row shown, which changes as a key is typed: a steady label
+        # a GRU's or LSTM's retention row, in words (hidden for the plain RNN)
+        self.retention_label = widgets.SteadyLabel(wrap=True)
+        self.retention_label.setObjectName("gradflow_retention")
+        self.retention_label.label().setFont(theme.font(0.95))
+        self.retention_label.setVisible(False)
+        self.retention_label.setToolTip(
+            "Dotted: the mean over hidden units of the product of the forget gate f (LSTM) or "
+            "the update gate z (GRU) from step k+1 to t: how much of the carried state survives "
+            "t − k steps. The gradient along the cell's own path is multiplied by the same "
+            "product, which is why it reaches further back than in the plain RNN."
+        )
         self.row_note = widgets.SteadyLabel(LAST_ROW_NOTE, wrap=True)
         self.row_note.setObjectName("gradflow_row_note")
         self.row_note.label().setFont(theme.font(0.95))
@@ -238,6 +255,7 @@ class GradFlowPanel(QWidget):
         page_layout.addWidget(self.probe_plots, 1)
         page_layout.addWidget(self.row_note)
         page_layout.addWidget(self.factor_label)
+        page_layout.addWidget(self.retention_label)
         self.probe_stack.addWidget(self.probe_placeholder)
         self.probe_stack.addWidget(probe_page)
         return self.probe_stack
@@ -350,6 +368,8 @@ class GradFlowPanel(QWidget):
         self._fit = None
         self.distance_curve.setData([], [])
         self.fit_curve.setData([], [])
+        self.retention_curve.setData([], [])
+        self.retention_label.setVisible(False)
         self.row_marker.setVisible(False)
         self.factor_label.setText("")
 
@@ -395,7 +415,7 @@ class GradFlowPanel(QWidget):
             color=theme.colours().ink,
         )
         self._show_row_note(row)
-        logs = np.log10(values[keep])
+        logs = np.concatenate([np.log10(values[keep]), self._draw_retention(row)])
         if fit is None:
             self.fit_curve.setData([], [])
             self._fit_distance_range(row, distance[keep], logs)
@@ -412,6 +432,31 @@ class GradFlowPanel(QWidget):
         # steady: the label's own ink, which follows the palette
         self._set_factor_colour("" if colour is None else f"color: {colour};")
         self.factor_label.setText(fit.text())
+
+    def _draw_retention(self, row: int) -> np.ndarray:
+        """The retention row of a GRU or LSTM beside the gradient's; its log10 values (for
+        the plot's range), none for the plain RNN."""
+        gates = None if self._result is None else getattr(self._result, "gates", None)
+        if gates is None:
+            self.retention_curve.setData([], [])
+            self.retention_label.setVisible(False)
+            return np.empty(0)
+        from rnnviz.core.gates import mean_retention_row, retention_text
+
+        trace = gates.trace()
+        kept = mean_retention_row(trace.carry, row)
+        distance = np.arange(row + 1, dtype=np.float64)
+        shown = np.isfinite(kept) & (kept > 0)
+        self.retention_curve.setData(distance[shown], kept[shown])
+        self.retention_label.setText(retention_text(trace.kind, distance, kept))
+        self.retention_label.setVisible(True)
+        logs: np.ndarray = np.log10(kept[shown])
+        return logs
+
+    def retention_curve_data(self) -> tuple[np.ndarray, np.ndarray]:
+        """(d, mean retention) as drawn, before the log axis's transform."""
+        x, y = self.retention_curve.getOriginalDataset()
+        return (np.empty(0), np.empty(0)) if x is None else (np.asarray(x), np.asarray(y))
 
     def _fit_distance_range(self, row: int, distance: np.ndarray, logs: np.ndarray) -> None:
         """The distance plot's range, set only when it changes: x to the next of 10, 12, 15,
