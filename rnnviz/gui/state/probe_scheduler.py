@@ -273,6 +273,10 @@ class ProbeScheduler(QObject):
         """The user moved the timeline to ``snapshot`` (or back to live): probed at once,
         then its neighbours ahead."""
         self._snapshot = snapshot
+        # as after a key: the metric panels leave the next passes of the loop to its panels
+        # (a training-curve redraw in the pass that paints them delayed every scrub while
+        # training)
+        self.typing_until = self.clock() + self.timing.typing_priority_s
         if snapshot is not None:
             self._chosen_waits = self._worker_has_edit()  # then probed once the edit is in
             self.probe(urgent=True)
