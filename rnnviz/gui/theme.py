@@ -405,6 +405,11 @@ def short_count(x: float) -> str:
 
 
 def run_colour(run_id: int) -> str:
-    """Run ``run_id``'s curve colour (the palette's black is white on a dark background)."""
+    """Run ``run_id``'s curve colour (the palette's black is white on a dark background). A
+    run opened from a metrics CSV (a negative id) takes the palette from its far end, black
+    and yellow left out: the black one read as an axis."""
+    if run_id < 0:
+        opened = RUN_COLOURS[5::-1]  # vermillion, sky blue, reddish purple, ...
+        return opened[(-run_id - 1) % len(opened)]
     colour = RUN_COLOURS[run_id % len(RUN_COLOURS)]
     return colours().ink if colour == "#000000" else colour

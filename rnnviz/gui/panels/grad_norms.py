@@ -20,9 +20,18 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QSize, Qt, Signal, Slot
+from PySide6.QtCore import QEvent, QObject, QPointF, QSize, Qt, Signal, Slot
 from PySide6.QtGui import QColor, QIcon, QPainter, QPalette, QPen, QPixmap
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QScrollArea,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
 
 from rnnviz.core import analysis
 from rnnviz.core.analysis import CLIP_RATE_WINDOW, ClipStats
@@ -185,10 +194,10 @@ class GradNormPanel(MetricPanel):
             f"Share of the last {CLIP_RATE_WINDOW} optimizer steps on which clipping scaled the "
             "gradient down, and the newest ratio of the unclipped gradient norm to θ"
         )
-        # the row may be clipped in a narrow dock rather than force the dock (and the
-        # window's other docks) wider: its width is ignored by the layout
-        checks_box = QWidget()
-        checks_box.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        # the row scrolls sideways in a narrow dock rather than force the dock (and the
+        # window's other docks) wider; squeezed instead, a GRU's six names and an opened
+        # file's drew over one another
+        checks_box = self._checks_box = QWidget()
         self._checks_row = QHBoxLayout(checks_box)
         self._checks_row.setContentsMargins(0, 0, 0, 0)
         caption = QLabel("per parameter:")
@@ -204,7 +213,16 @@ class GradNormPanel(MetricPanel):
         layout.addWidget(self.stats_label)
         layout.addWidget(self.key_label)
         layout.addWidget(self.plot_widget, 1)
-        layout.addWidget(checks_box)
+        self._checks_scroll = QScrollArea()
+        self._checks_scroll.setWidget(checks_box)
+        self._checks_scroll.setWidgetResizable(True)
+        self._checks_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self._checks_scroll.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self._checks_scroll.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        layout.addWidget(self._checks_scroll)
+        self._fit_checks_height()
+        self._checks_scroll.installEventFilter(self)
+        checks_box.installEventFilter(self)
 
         state.config_changed.connect(self._on_config_changed)
         state.run_info_changed.connect(self._on_run_info)
@@ -259,10 +277,30 @@ class GradNormPanel(MetricPanel):
             check.toggled.connect(self._on_param_toggled)
             self._param_checks[name] = check
             self._checks_row.insertWidget(1 + i, check)
+        self._fit_checks_height()
         for items in self._items.values():
             for name in list(items.params):
                 if name not in names:
                     self.plot.removeItem(items.params.pop(name))
+
+    def _fit_checks_height(self) -> None:
+        """The row's height, and room for the scroll bar only while the names do not fit
+        (always reserved, it took the softmax's height in a short window)."""
+        scroll, row = self._checks_scroll, self._checks_box.sizeHint()
+        overflows = row.width() > scroll.width()
+        bar = scroll.horizontalScrollBar().sizeHint().height() if overflows else 0
+        if scroll.height() != row.height() + bar or scroll.minimumHeight() != row.height() + bar:
+            scroll.setFixedHeight(row.height() + bar)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
+        # the scroll area resized, or the row's check boxes shown (a new box is shown in a
+        # later pass of the loop, after set_param_names has returned)
+        kind = event.type()
+        if (watched is self._checks_scroll and kind == QEvent.Type.Resize) or (
+            watched is self._checks_box and kind == QEvent.Type.LayoutRequest
+        ):
+            self._fit_checks_height()
+        return False
 
     def param_check(self, name: str) -> QCheckBox:
         return self._param_checks[name]

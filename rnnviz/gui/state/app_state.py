@@ -89,6 +89,8 @@ class AppState(QObject):
         self._records_received = 0
         self._watches: dict[int, health.LossWatch] = {}  # the worse-than-uniform rule per run
         self._unsaved = False  # the main run trained since it was built, loaded or saved
+        # runs read from metrics CSVs (run_id -> label, history): drawn, never trained
+        self._opened: dict[int, tuple[str, MetricHistory]] = {}
         self._probe_text = ""
         self._cursor = 0
         self._unit = 0
@@ -146,15 +148,17 @@ class AppState(QObject):
         return sorted(self._runs)
 
     def run_name(self, run_id: int) -> str:
-        """How the legends name a run: "main", a compare run by its label."""
+        """How the legends name a run: "main", a compare or opened run by its label."""
         if run_id == MAIN_RUN:
             return MAIN_RUN_LABEL
+        if run_id in self._opened:
+            return self._opened[run_id][0]
         status = self._runs.get(run_id)
         return (status.label if status is not None else "") or f"run {run_id}"
 
     def legend_label(self, run_id: int) -> str:
         """The run's name in a legend: "" while the main run is alone."""
-        return self.run_name(run_id) if len(self._runs) > 1 else ""
+        return self.run_name(run_id) if len(self._runs) + len(self._opened) > 1 else ""
 
     def set_main_state(self, state: str) -> None:
         """The window's own view of the engine: "starting", "stopped" (it died)."""
@@ -183,6 +187,20 @@ class AppState(QObject):
     def remove_compare_runs(self) -> None:
         for run_id in list(self._runs):
             self.remove_run(run_id)
+
+    def add_opened_run(self, label: str, metrics: MetricHistory) -> int:
+        """A run read from a metrics CSV, drawn in the metric panels beside the engine's runs
+        until the window closes (a reset keeps it); its run id (negative). It is no run of
+        the engine: never trained, saved in a session, or in Export metrics."""
+        run_id = min(self._opened, default=MAIN_RUN) - 1  # the engine's ids count up from 0
+        self._opened[run_id] = (label, metrics)
+        self.histories.restore(run_id, metrics)
+        self.metrics_appended.emit(run_id)
+        return run_id
+
+    def opened_runs(self) -> dict[int, str]:
+        """The runs read from metrics CSVs (run_id -> label)."""
+        return {r: label for r, (label, _) in sorted(self._opened.items())}
 
     # ---------------------------------------------------------------- the timeline
 
@@ -497,6 +515,8 @@ class AppState(QObject):
             return
         self._run_info = info
         self.histories.clear()  # every run's curves start again (a reset resets the forks)
+        for run_id, (_, metrics) in self._opened.items():
+            self.histories.restore(run_id, metrics)  # a file's run is no part of the reset
         self._records_received = 0
         self._unsaved = False
         self._snapshot = None

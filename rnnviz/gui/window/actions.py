@@ -112,6 +112,12 @@ ACTIONS: tuple[ActionSpec, ...] = (
         "Every plotted number of every run, one row per run and step",
     ),
     ActionSpec(
+        "act_open_metrics",
+        "Open metrics CSV…",
+        (),
+        "A run's metrics CSV (rnnviz.telemetry, --metrics-out, Export): its curves, read-only",
+    ),
+    ActionSpec(
         "act_export_all",
         "Export all…",
         (),
@@ -203,6 +209,7 @@ MENUS: tuple[tuple[str, tuple[str | None, ...]], ...] = (
             "act_open_session",
             None,
             "act_export",
+            "act_open_metrics",
             "act_export_all",
             "act_tensorboard",
             "act_record_window",

@@ -1,5 +1,5 @@
-"""File ▸ Open corpus, Save and Load checkpoint, Export metrics, Log to TensorBoard: the
-dialogs, then the intent."""
+"""File ▸ Open corpus, Save and Load checkpoint, Export and Open metrics, Log to TensorBoard:
+the dialogs, then the intent."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, Slot
 from PySide6.QtWidgets import QFileDialog
 
-from rnnviz.core.messages import Failure
+from rnnviz.core.messages import Failure, RunInfo
 
 if TYPE_CHECKING:
     from rnnviz.gui.window.main_window import MainWindow
@@ -22,6 +22,8 @@ class FileActions(QObject):
         super().__init__(window)
         self._window = window
         window.app_state.failure.connect(self._on_failure)
+        # after the panel's own slot (the panels are built first): it sets the main run's names
+        window.app_state.run_info_changed.connect(self._on_run_info)
 
     @Slot()
     def open_corpus(self) -> None:
@@ -84,6 +86,59 @@ class FileActions(QObject):
             self._window.banner_bar.show_message(f"Could not write {path}: {exc}")
             return
         self._window.statusBar().showMessage(f"Metrics written to {path}", 6000)
+
+    @Slot()
+    def ask_open_metrics(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self._window, "Open metrics CSV", "", "CSV (*.csv);;All files (*)"
+        )
+        if path:
+            self.open_metrics(path)
+
+    def open_metrics(self, path: str | Path) -> list[int]:
+        """A metrics CSV's runs (rnnviz.telemetry's, ``rnnviz train --metrics-out``'s, or
+        Export metrics' wide one) drawn read-only beside the live runs; their run ids."""
+        from rnnviz.core.history import MetricHistory, read_metrics_csv, read_runs_csv
+
+        name = Path(path).name
+        try:
+            with open(path, encoding="utf-8") as fh:
+                wide = fh.readline().startswith("run,")
+            if wide:
+                runs = [(f"file: {name} / {label}", cols) for label, cols in read_runs_csv(path)]
+            else:
+                runs = [(f"file: {name}", read_metrics_csv(path))]
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            self._window.banner_bar.show_message(f"Could not open {path}: {exc}")
+            return []
+        state = self._window.app_state
+        ids = [state.add_opened_run(label, MetricHistory.from_columns(c)) for label, c in runs]
+        self._show_opened_params()
+        steps = sum(len(c["step"]) for _, c in runs)
+        labels = ", ".join(label for label, _ in runs)
+        self._window.statusBar().showMessage(
+            f"Opened {path}: {steps:,} steps, drawn read-only as {labels}", 8000
+        )
+        return ids
+
+    def _show_opened_params(self) -> None:
+        """The opened runs' parameters get check boxes too (after the main run's)."""
+        from rnnviz.core.history import PARAM_PREFIX
+
+        state, panel = self._window.app_state, self._window.panels.gradnorms
+        info = state.run_info
+        names = list(info.param_names) if info is not None else []
+        for run_id in state.opened_runs():
+            for column in state.histories.metrics(run_id).columns():
+                name = column[len(PARAM_PREFIX) :]
+                if column.startswith(PARAM_PREFIX) and name not in names:
+                    names.append(name)
+        panel.set_param_names(names)
+
+    @Slot(object)
+    def _on_run_info(self, _info: RunInfo) -> None:
+        if self._window.app_state.opened_runs():
+            self._show_opened_params()
 
     @Slot()
     def toggle_tensorboard(self) -> None:

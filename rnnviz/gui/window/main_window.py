@@ -249,6 +249,7 @@ class MainWindow(QMainWindow):
             "act_save": self.files.save_checkpoint,
             "act_load": self.files.load_checkpoint,
             "act_export": self.files.ask_export_metrics,
+            "act_open_metrics": self.files.ask_open_metrics,
             "act_tensorboard": self.files.toggle_tensorboard,
             "act_save_session": self.session_files.ask_save,
             "act_open_session": self.session_files.ask_open,
