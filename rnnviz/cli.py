@@ -318,6 +318,18 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument(
         "--session", metavar="FILE", help="a session file: its final model, or with --at-step one"
     )
+    model.add_argument(
+        "--torch-model",
+        metavar="F.safetensors",
+        help="your own PyTorch model's state_dict (torch.nn.RNN, GRU or LSTM, one layer, with "
+        "an Embedding or one-hot input and a Linear output; never a pickle), with --spec",
+    )
+    probe.add_argument(
+        "--spec",
+        metavar="F.json",
+        help="with --torch-model: the vocabulary and which tensor prefix is which part "
+        "(the format: rnnviz/core/torch_model.py)",
+    )
     probe.add_argument(
         "--at-step",
         type=_nonneg_int,
@@ -1162,7 +1174,12 @@ def _probe_size(args: argparse.Namespace, model: Any, vocab: Any, top_k: int) ->
 
 def _probe_model(args: argparse.Namespace) -> tuple[Any, Any]:
     """The model ``probe`` asks for, and its vocabulary: a checkpoint's, a session's final
-    one, or (``--at-step``) the session's snapshot nearest to that step, named on stderr."""
+    one, or (``--at-step``) the session's snapshot nearest to that step, named on stderr;
+    or (``--torch-model``) an engineer's own PyTorch model, read-only."""
+    if args.torch_model is None and args.spec is not None:
+        raise UsageError("--spec goes with --torch-model: it describes that file's tensors")
+    if args.torch_model is not None:
+        return _probe_torch_model(args)
     if args.session is None:
         if args.at_step is not None:
             raise UsageError("--at-step needs --session (a checkpoint holds one model)")
@@ -1192,6 +1209,26 @@ def _probe_model(args: argparse.Namespace) -> tuple[Any, Any]:
     print(f"model at step {snap.step:,} ({how})", file=sys.stderr)
     model = model_from_params(ckpt.config.model, len(ckpt.vocab), dict(snap.params))
     return model.to(args.device), ckpt.vocab
+
+
+def _probe_torch_model(args: argparse.Namespace) -> tuple[Any, Any]:
+    """``--torch-model F --spec S``: the user's PyTorch model as an rnnviz model."""
+    if args.spec is None:
+        raise UsageError(
+            "--torch-model needs --spec F.json: the vocabulary and which tensor prefix is which "
+            "part (see README, Open your own PyTorch model)"
+        )
+    if args.at_step is not None:
+        raise UsageError("--at-step needs --session (a --torch-model file holds one model)")
+    from rnnviz.core.runs import check_device
+    from rnnviz.core.torch_model import TorchModelError, open_torch_model
+
+    check_device(args.device)
+    try:
+        model, vocab = open_torch_model(args.torch_model, args.spec)
+    except TorchModelError as exc:
+        raise UsageError(str(exc)) from None
+    return model.to(args.device), vocab
 
 
 def cmd_probe(args: argparse.Namespace) -> int:

@@ -749,6 +749,35 @@ def load_checkpoint_bytes(data: bytes, name: str) -> Checkpoint:
     return read_checkpoint(io.BytesIO(data), len(data), name)[0]
 
 
+def _read_tensors(
+    fh: IO[bytes], size: int, head: bytes, shapes: dict[str, tuple[int, ...]], name: str
+) -> tuple[bytes, dict[str, Tensor]]:
+    """The whole file read again from its start once its header is checked (``head``: the
+    bytes of the length and the header as they were checked), and its tensors, which must be
+    those ``shapes`` lists; a file changed since, or that safetensors cannot read, is refused."""
+    fh.seek(0)
+    data = fh.read(size)
+    if len(data) != size or data[: len(head)] != head:
+        raise CheckpointError(f"{name} changed while it was being read; try again")
+    try:
+        tensors = st_load(data)
+    except Exception as exc:  # safetensors raises its own SafetensorError
+        raise CheckpointError(f"{name} is corrupt (safetensors: {_one_line(exc)})") from None
+    if {k: tuple(v.shape) for k, v in tensors.items()} != shapes:
+        raise CheckpointError(f"{name} is corrupt (its tensors are not the ones its header lists)")
+    return data, tensors
+
+
+def _check_finite(tensors: dict[str, Tensor], name: str, refused: str) -> None:
+    for key in sorted(tensors):
+        bad = int((~torch.isfinite(tensors[key])).sum())
+        if bad:
+            raise CheckpointError(
+                f"{name}: {bad:,} of the {tensors[key].numel():,} values of tensor {key} are "
+                f"not finite (NaN or Inf); {refused}"
+            )
+
+
 def read_checkpoint(fh: IO[bytes], size: int, name: str) -> tuple[Checkpoint, bytes]:
     """Steps 2 to 6 of the module doc on an open, seekable stream of ``size`` bytes (a file, a
     zip member); the checkpoint and the bytes it was read from. Step 1's checks of a path
@@ -771,27 +800,12 @@ def read_checkpoint(fh: IO[bytes], size: int, name: str) -> tuple[Checkpoint, by
         raise CheckpointError(f"{name}: bad vocabulary in checkpoint: {exc}") from None
     _check_shapes(shapes, meta, config, len(vocab), name)
     _check_memory(size, name)
-    fh.seek(0)
-    data = fh.read(size)
-    if len(data) != size or data[: 8 + n] != first[:8] + raw:
-        raise CheckpointError(f"{name} changed while it was being read; try again")
-    try:
-        tensors = st_load(data)
-    except Exception as exc:  # safetensors raises its own SafetensorError
-        raise CheckpointError(f"{name} is corrupt (safetensors: {_one_line(exc)})") from None
-    if {k: tuple(v.shape) for k, v in tensors.items()} != shapes:
-        raise CheckpointError(f"{name} is corrupt (its tensors are not the ones its header lists)")
+    data, tensors = _read_tensors(fh, size, first[:8] + raw, shapes, name)
     if version >= 2 and CHECKSUM_PREFIX + content_digest(meta_text, tensors) != checksum:
         raise CheckpointError(
             f"{name} is corrupt (checksum mismatch: its bytes are not the ones rnnviz wrote)"
         )
-    for key in sorted(tensors):
-        bad = int((~torch.isfinite(tensors[key])).sum())
-        if bad:
-            raise CheckpointError(
-                f"{name}: {bad:,} of the {tensors[key].numel():,} values of tensor {key} are "
-                "not finite (NaN or Inf); a checkpoint with such values is not loaded"
-            )
+    _check_finite(tensors, name, "a checkpoint with such values is not loaded")
     params = {k[len(MODEL_PREFIX) :]: v for k, v in tensors.items() if k.startswith(MODEL_PREFIX)}
     trainer_tensors = {
         k[len(TRAINER_PREFIX) :]: v for k, v in tensors.items() if k.startswith(TRAINER_PREFIX)

@@ -204,7 +204,7 @@ def test_probe_session_without_at_step_is_its_checkpoint(
     ("argv", "message"),
     [
         (["--checkpoint", "a", "--session", "b"], "not allowed with argument"),
-        ([], "one of the arguments --checkpoint --session is required"),
+        ([], "one of the arguments --checkpoint --session --torch-model is required"),
         (["--checkpoint", "a", "--at-step", "3"], "--at-step needs --session"),
         (["--session", "b", "--at-step", "-1"], "must be >= 0"),
     ],
