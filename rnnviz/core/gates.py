@@ -618,16 +618,16 @@ def retention_text(kind: str, distance: np.ndarray, kept: np.ndarray) -> str:
     """One line on the retention row: how much of the carried state the gates keep, on
     average, over the longest distance drawn."""
     gate = CARRY_GATE[kind]
-    what = "the cell state c" if kind == "lstm" else "h"
+    what = "c" if kind == "lstm" else "h"
     finite = np.isfinite(kept)
     if distance.size < 2 or not finite[1:].any():
-        return f"····· mean over units of ∏ {gate}_s: the share of {what} carried along"
+        return f"····· retention: mean ∏ {gate}_s"
     far = int(np.flatnonzero(finite)[-1])
     share = kept[far]
     amount = f"{share:.1%}" if share >= 0.001 else f"{share:.1e}"
+    # short: it shares a 1280x720 dock with the plots (the tooltip explains)
     return (
-        f"····· retention: the mean ∏ {gate}_s keeps {amount} of {what} over "
-        f"{int(distance[far])} steps; the gradient along that path is scaled the same"
+        f"····· retention: mean ∏ {gate}_s keeps {amount} of {what} over {int(distance[far])} steps"
     )
 
 
