@@ -735,6 +735,16 @@ def grad_flow_to_distance(G: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray
 
 
 @torch.no_grad()
+def step_ids(model: CharModel, vocab: Vocab, text: str, t: int) -> tuple[np.ndarray, Tensor]:
+    """The text's token ids (NumPy, and on the model's device) for a step view of step ``t``,
+    after the checks every step view makes (the vocabulary fits, ``t`` is in the text)."""
+    ids_np = _encode(vocab, text)
+    _check_vocab(model, vocab)
+    if not 0 <= t < len(ids_np):
+        raise ValueError(f"step {t} is outside the text (0..{len(ids_np) - 1})")
+    return ids_np, torch.from_numpy(ids_np).to(model.device)
+
+
 def step_detail(model: CharModel, vocab: Vocab, text: str, t: int) -> StepDetail:
     """Step t of the scratch (or fast) RNN, term by term, for the Step view."""
     if not isinstance(model, ScratchRNN):
@@ -742,12 +752,8 @@ def step_detail(model: CharModel, vocab: Vocab, text: str, t: int) -> StepDetail
             f"the step view shows the scratch RNN's equation; a {model.kind.upper()} has gates"
             " instead of W_xh, W_hh and b_h"
         )
-    ids_np = _encode(vocab, text)
-    _check_vocab(model, vocab)
+    ids_np, ids = step_ids(model, vocab, text, t)
     T = len(ids_np)
-    if not 0 <= t < T:
-        raise ValueError(f"step {t} is outside the text (0..{T - 1})")
-    ids = torch.from_numpy(ids_np).to(model.device)
     if t > 0:
         _, hidden, _ = _forward(model, ids[:t])
         H_prev = hidden[-1]
@@ -779,7 +785,7 @@ def step_detail(model: CharModel, vocab: Vocab, text: str, t: int) -> StepDetail
         O_t=_to_numpy(O_t),
         softmax=_to_numpy(torch.softmax(O_t, dim=-1)),
         concat=_to_numpy(concat),
-        concat_max_abs_diff=float((concat - (xW + hW)).abs().max()),
+        concat_max_abs_diff=float((concat - (xW + hW)).detach().abs().max()),
     )
 
 

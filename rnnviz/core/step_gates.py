@@ -38,7 +38,7 @@ from torch import nn
 from rnnviz.core.gates import GateRecord, gate_levels, model_gates
 from rnnviz.core.messages import frozen_array
 from rnnviz.core.model import CharModel, GRUModel, LSTMModel
-from rnnviz.core.probe import _check_vocab, _encode, _to_numpy, nice_ceiling
+from rnnviz.core.probe import _to_numpy, nice_ceiling, step_ids
 
 if TYPE_CHECKING:
     from rnnviz.core.vocab import Vocab
@@ -125,12 +125,8 @@ def gated_step_detail(
     """
     if not isinstance(model, GRUModel | LSTMModel):
         raise ValueError(f"gated_step_detail is for GRU and LSTM models, not {model.kind!r}")
-    ids_np = _encode(vocab, text)
-    _check_vocab(model, vocab)
+    ids_np, ids = step_ids(model, vocab, text, t)
     T = len(ids_np)
-    if not 0 <= t < T:
-        raise ValueError(f"step {t} is outside the text (0..{T - 1})")
-    ids = torch.from_numpy(ids_np).to(model.device)
     record = gates if gates is not None else model_gates(model, ids)
     trace = record.trace(0, "forward")
     if trace["h"].shape[0] != T:
