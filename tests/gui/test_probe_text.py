@@ -48,6 +48,21 @@ def test_text_panel_surprisal_mode(qtbot):
         panel.set_colour_mode("rainbow")
 
 
+def test_topk_lines_of_a_diverged_model_read_as_plain_numbers(qtbot):
+    """A NaN probability (a diverged model) is written as fixed_or_plain writes it: the
+    two-decimal fast path is for finite probabilities only."""
+    import dataclasses
+
+    panel = show(qtbot, ProbeTextPanel())
+    result = make_result()
+    probs = result.topk_probs.copy()
+    probs[2, 0] = np.nan
+    panel.set_result(dataclasses.replace(result, topk_probs=probs))
+    first = panel.topk_text(2).split("\n")[0]
+    assert first.endswith(" " + theme.fixed_or_plain(float("nan")))
+    assert panel.topk_text(1).split("\n")[0].endswith(f" {result.topk_probs[1, 0]:.2f}")
+
+
 def test_text_panel_topk_and_unknown(qtbot):
     panel = show(qtbot, ProbeTextPanel())
     result = make_result("the TIME!")

@@ -155,6 +155,45 @@ def test_a_staggered_probe_result_is_shown_one_panel_per_tick_first(
     assert shown[6:] == ["softmax"] and redraw.pending == 0
 
 
+def test_scrubbing_holds_the_metric_redraws_back_as_typing_does(
+    make_redraw: Callable[..., RedrawScheduler], probes: ProbeScheduler, clock: FakeClock
+) -> None:
+    """A timeline move: the curves wait, then redraw at most every typing_metric_interval_s
+    while the scrubbing goes on (a metric paint under way delayed most scrubs while training)."""
+    calls: list[str] = []
+    redraw = make_redraw(panels_named(calls, "curves", "gradnorms"))
+    probes.snapshot_chosen(None)  # back to live: a move of the timeline all the same
+    assert probes.typing()
+    redraw.tick()
+    assert calls == []
+    clock.advance(TIMING.typing_priority_s + 0.02)
+    redraw.tick()
+    redraw.tick()
+    assert calls == ["curves"]
+    clock.advance(TIMING.typing_quiet_s)
+    assert not probes.typing()
+    redraw.tick()
+    assert calls == ["curves", "gradnorms"]
+
+
+def test_shown_panels_hold_the_metric_redraws_until_they_are_painted(
+    make_redraw: Callable[..., RedrawScheduler], probes: ProbeScheduler, clock: FakeClock
+) -> None:
+    calls: list[str] = []
+    redraw = make_redraw(panels_named(calls, "curves"))
+    probes.hold_metric_redraws()
+    assert probes.typing_until == pytest.approx(clock.now + TIMING.shown_paint_s)
+    redraw.tick()
+    assert calls == []
+    probes.text_edited("x")  # a longer hold is never shortened
+    held = probes.typing_until
+    probes.hold_metric_redraws()
+    assert probes.typing_until == held
+    clock.advance(TIMING.typing_priority_s + 0.01)
+    redraw.tick()
+    assert calls == ["curves"]
+
+
 def test_redraw_all_redraws_every_dirty_panel_now(
     make_redraw: Callable[..., RedrawScheduler], probes: ProbeScheduler
 ) -> None:

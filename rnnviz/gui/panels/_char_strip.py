@@ -335,8 +335,11 @@ class CharStrip(QWidget):
         row_h = self._cell_h() + 3 * self.GAP
         first = max(0, (exposed.top() - self.MARGIN) // row_h) * per_row
         last = min(len(self._chars), ((exposed.bottom() - self.MARGIN) // row_h + 1) * per_row)
+        # the pens and inks every cell shares, made once per paint: ~50 cells a paint, and
+        # their Qt objects made per cell were a third of the strip's paint at each scrub
+        inks = _CellInks(scheme)
         for i in range(first, last):
-            self._paint_cell(painter, i, scheme)
+            self._paint_cell(painter, i, inks)
         painter.end()
 
     def _draw_centred(self, painter: QPainter, rect: QRect, text: str, font: QFont) -> None:
@@ -359,42 +362,64 @@ class CharStrip(QWidget):
             static,
         )
 
-    def _paint_cell(self, painter: QPainter, i: int, scheme: theme.Colours) -> None:
+    def _paint_cell(self, painter: QPainter, i: int, inks: _CellInks) -> None:
         rect = self.cell_rect(i)
         char_rect = QRect(rect.left(), rect.top(), rect.width(), self._char_h)
-        fill = self._colours[i] if i < len(self._colours) else QColor(scheme.plot_background)
+        fill = self._colours[i] if i < len(self._colours) else inks.background
         painter.fillRect(char_rect, fill)
-        painter.setPen(QPen(QColor(scheme.cell_border), 1))
+        painter.setPen(inks.border)
         painter.drawRect(char_rect.adjusted(0, 0, -1, -1))
         char = self._chars[i]
-        ink = theme.text_colour_on(fill)
-        if char == "\u2423" and ink == QColor("#000000"):
-            ink = QColor(theme.MUTED)
         painter.setFont(self._char_font)
-        painter.setPen(ink)
+        painter.setPen(inks.on(fill, muted_black=char == "\u2423"))
         self._draw_centred(painter, char_rect, char, self._char_font)
         if i in self._unknown:
-            pen = QPen(QColor(theme.UNKNOWN), 3, Qt.PenStyle.DashLine)
-            painter.setPen(pen)
+            painter.setPen(inks.unknown_dash)
             painter.drawRect(char_rect.adjusted(1, 1, -2, -2))
             mid = char_rect.center().y()
-            painter.setPen(QPen(QColor(theme.UNKNOWN), 2))
+            painter.setPen(inks.unknown_line)
             painter.drawLine(char_rect.left() + 4, mid, char_rect.right() - 4, mid)
         if self._rows_per_cell and i < len(self._topk):
             y = char_rect.bottom() + 3
+            true_no = self._topk_true[i]
+            left, width, line_h = rect.left(), rect.width(), self._line_h
             for line_no, line in enumerate(self._topk[i][: self._rows_per_cell]):
-                true_line = line_no == self._topk_true[i]
+                true_line = line_no == true_no
                 font = self._small_bold if true_line else self._small_font
                 painter.setFont(font)
-                painter.setPen(QColor(theme.HIGHLIGHT if true_line else scheme.ink))
-                line_rect = QRect(
-                    rect.left(), y + line_no * self._line_h, rect.width(), self._line_h
-                )
+                painter.setPen(inks.highlight if true_line else inks.ink)
+                line_rect = QRect(left, y + line_no * line_h, width, line_h)
                 self._draw_centred(painter, line_rect, line, font)
         if i == self._cursor:
-            painter.setPen(QPen(QColor(scheme.cursor), theme.line_width(3)))
+            painter.setPen(inks.cursor)
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.drawRect(rect.adjusted(-1, -1, 0, 0))
+
+
+class _CellInks:
+    """The colours and pens of one paint of the strip; a cell's text ink by its fill."""
+
+    def __init__(self, scheme: theme.Colours) -> None:
+        self.background = QColor(scheme.plot_background)
+        self.border = QPen(QColor(scheme.cell_border), 1)
+        self.ink = QColor(scheme.ink)
+        self.highlight = QColor(theme.HIGHLIGHT)
+        self.cursor = QPen(QColor(scheme.cursor), theme.line_width(3))
+        self.unknown_dash = QPen(QColor(theme.UNKNOWN), 3, Qt.PenStyle.DashLine)
+        self.unknown_line = QPen(QColor(theme.UNKNOWN), 2)
+        self._black = QColor("#000000")
+        self._muted = QColor(theme.MUTED)
+        self._on: dict[int, QColor] = {}
+
+    def on(self, fill: QColor, muted_black: bool = False) -> QColor:
+        """``theme.text_colour_on(fill)``; black turns muted for the space sign (␣)."""
+        key = fill.rgba()
+        ink = self._on.get(key)
+        if ink is None:
+            ink = self._on[key] = theme.text_colour_on(fill)
+        if muted_black and ink == self._black:
+            return self._muted
+        return ink
 
 
 class StripScroll(QScrollArea):

@@ -56,6 +56,7 @@ class DockTitle(QWidget):
         self.note.setObjectName(f"note_{dock.objectName()}")
         self.note.label().setFont(theme.font(bold=True))
         self.note.hide()
+        self._note_colour = ""
         style = self.style()
         self.help_button = self._button(
             "?", f"help_{dock.objectName()}", f"What {help_title} shows"
@@ -86,7 +87,10 @@ class DockTitle(QWidget):
         """A word beside the title in the warning colour ("" hides it)."""
         if text:
             self.note.setText(f"· {text}")
-            self.note.label().setStyleSheet(f"color: {theme.colours().states['paused']};")
+            colour = theme.colours().states["paused"]
+            if colour != self._note_colour:  # a style sheet restyles the label: only on change
+                self._note_colour = colour
+                self.note.label().setStyleSheet(f"color: {colour};")
         self.note.setVisible(bool(text))
 
     def _button(self, text: str, name: str, tip: str) -> QToolButton:

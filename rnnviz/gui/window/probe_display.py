@@ -49,6 +49,8 @@ class ProbeDisplay(QObject):
         def show_on(view: Any, last: bool) -> None:
             self._show_on(view, shown.result)
             if last:
+                if not shown.staggered:  # what the user waits for: paint it before a metric
+                    self._probes.hold_metric_redraws()
                 self._done()
 
         count = len(self._views)

@@ -94,21 +94,20 @@ class TimelineView(QObject):
     def _refresh_notes(self) -> None:
         s = self._window.app_state
         if not s.live:
-            self._set_notes(s.timeline_label())
+            label = s.timeline_label()
+            if self._set_notes(label):
+                self._window.panels.timeline.set_timeline(s.snapshots.steps(), s.viewed_step, label)
 
-    def _set_notes(self, text: str) -> None:
+    def _set_notes(self, text: str) -> bool:
+        """The probe docks' notes; False when they say ``text`` already."""
         if text == self._note:
-            return
+            return False
         self._note = text
         for name in PROBE_DOCKS:
             dock = self._window.docks.get(name)
             if dock is not None:
                 dock.titleBarWidget().set_note(text)  # type: ignore[attr-defined]
-        if text:
-            bar = self._window.panels.timeline
-            bar.set_timeline(
-                self._window.app_state.snapshots.steps(), self._window.app_state.viewed_step, text
-            )
+        return True
 
     # ---------------------------------------------------------------- the film
 
