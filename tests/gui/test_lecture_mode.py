@@ -287,7 +287,7 @@ def test_every_panel_has_a_help_button_with_its_formula(window, qtbot):
         qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
         popup = title.popup
         assert popup is not None and popup.isVisible(), name
-        assert dock.windowTitle() in popup.text() and HELP_SAYS[name] in popup.text()
+        assert title.title() in popup.text() and HELP_SAYS[name] in popup.text()
         screen = window.screen().availableGeometry()
         assert screen.contains(popup.frameGeometry()), name  # all of it on the screen
         qtbot.keyClick(popup, Qt.Key.Key_Escape)

@@ -595,6 +595,31 @@ def test_a_short_window_gets_two_rows_of_plots_and_a_tall_one_three(make_window,
     }
 
 
+def test_tabs_say_short_titles_whole_on_a_projector_and_bars_and_menus_the_whole_ones(
+    make_window, tmp_path
+):
+    """At 1280x720 five tabs share a column: each says its short title uncut ("Training c…"
+    and "Gate satur…" before), while the title bar and the View menu say the whole title."""
+    from PySide6.QtWidgets import QTabBar
+
+    from rnnviz.gui.window.docks import FULL_TITLES, TAB_TITLES
+
+    window = make_window(settings_file=tmp_path / "s.json", start=False)
+    window.resize(1280, 720)
+    window.actions_by_name["act_reset_layout"].trigger()
+    QApplication.processEvents()
+    bars = [bar for bar in window.findChildren(QTabBar) if bar.isVisible() and bar.count()]
+    texts = {bar.tabText(i) for bar in bars for i in range(bar.count())}
+    assert set(TAB_TITLES.values()) <= texts
+    for bar in bars:
+        for i in range(bar.count()):  # a tab narrower than it asks for is drawn cut
+            assert bar.tabRect(i).width() >= bar.tabSizeHint(i).width(), bar.tabText(i)
+    for name, dock in window.docks.items():
+        assert dock.windowTitle() == TAB_TITLES.get(name, FULL_TITLES[name])
+        assert dock.titleBarWidget().title() == FULL_TITLES[name]
+        assert dock.toggleViewAction().text() == FULL_TITLES[name]
+
+
 def test_the_app_freezes_its_long_lived_objects_after_the_first_probe(
     make_window, qtbot, monkeypatch
 ):

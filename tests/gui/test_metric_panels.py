@@ -567,6 +567,12 @@ def test_a_short_plot_names_its_axes_without_overlap(curves, grads, qtbot):
             axis = plot.getAxis("left")
             shown = axis.labelText if axis.label.isVisible() else ""
             assert shown == "" or label_fits(shown, axis.size().height()), shown
+        if panel is curves:  # no name fits the speed axis: the name is in the plot's corner
+            speed_axis = curves.speed_plot.getAxis("left")
+            assert not speed_axis.label.isVisible() and curves.speed_corner.isVisible()
         panel.resize(500, 900)
         qtbot.wait(50)
         assert curves.ppl_plot.getAxis("left").labelText == "perplexity" or panel is grads
+        if panel is curves:
+            assert curves.speed_plot.getAxis("left").label.isVisible()
+            assert not curves.speed_corner.isVisible()

@@ -83,6 +83,10 @@ class DockTitle(QWidget):
         for button in (self.help_button, float_button, close_button):
             layout.addWidget(button)
 
+    def title(self) -> str:
+        """The whole title the bar shows (the dock's tab may say a shorter one)."""
+        return self._label.text()
+
     def set_note(self, text: str) -> None:
         """A word beside the title in the warning colour ("" hides it)."""
         if text:

@@ -32,6 +32,18 @@ DOCKS: tuple[tuple[str, str], ...] = (
     ("dock_generation", "Generation"),
     ("dock_saturation", "Gate saturation"),
 )
+# what a dock's tab says (its title bar and the View menu keep the whole title): five tabs in
+# a column of a 1280x720 projector's window cut the whole titles to "Training c…", "Gate satur…"
+TAB_TITLES = {
+    "dock_curves": "Curves",
+    "dock_gradnorms": "Grad norms",
+    "dock_hidden": "Hidden",
+    "dock_gradflow": "Grad flow",
+    "dock_unrolled": "Unrolled",
+    "dock_film": "Film",
+    "dock_saturation": "Saturation",
+}
+FULL_TITLES = dict(DOCKS)
 # 2: the gradient-flow and step-view docks; 3: the unrolled network; 4: the learning film and
 # the generation panel; 5: the gate saturation
 LAYOUT_VERSION = 5
@@ -74,7 +86,9 @@ def build_docks(window: QMainWindow, widgets: dict[str, QWidget]) -> dict[str, Q
             | QDockWidget.DockWidgetFeature.DockWidgetFloatable
             | QDockWidget.DockWidgetFeature.DockWidgetClosable
         )
-        dock.setTitleBarWidget(DockTitle(dock, *HELP[name]))
+        dock.setTitleBarWidget(DockTitle(dock, *HELP[name]))  # shows the whole title
+        dock.setWindowTitle(TAB_TITLES.get(name, title))
+        dock.toggleViewAction().setText(title)  # (it followed the window title)
         docks[name] = dock
     window.setCentralWidget(None)  # type: ignore[arg-type]  # Qt takes None: the docks fill it
     # tabs of tabbed docks above them, where a reader looks first

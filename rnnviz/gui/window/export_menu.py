@@ -107,7 +107,7 @@ class ExportMenus(QObject):
         self.ask_record(None)
 
     def ask_record(self, dock_name: str | None) -> None:
-        what = "the window" if dock_name is None else self._window.docks[dock_name].windowTitle()
+        what = "the window" if dock_name is None else dock_table.FULL_TITLES[dock_name]
         path, _ = QFileDialog.getSaveFileName(
             self._window,
             f"Record {what}",
