@@ -438,7 +438,8 @@ class GradFlowPanel(QWidget):
         the plot's range), none for the plain RNN."""
         gates = None if self._result is None else getattr(self._result, "gates", None)
         if gates is None:
-            self.retention_curve.setData([], [])
+            if self.retention_curve.getOriginalDataset()[0] is not None:  # not empty yet
+                self.retention_curve.setData([], [])  # (~0.3 ms: not at every scrub)
             self.retention_label.setVisible(False)
             return np.empty(0)
         from rnnviz.core.gates import mean_retention_row, retention_text
