@@ -105,7 +105,8 @@ class MainWindow(QMainWindow):
         engine_target: Any = None,
     ) -> None:
         super().__init__()
-        self.setWindowTitle("rnnviz — a character-level RNN, live")
+        # Qt adds " — rnnviz" (the application's display name) on the title bar itself
+        self.setWindowTitle("a character-level RNN, live")
         self.setObjectName("rnnviz_main_window")
         self.setDockNestingEnabled(True)
         self.settings = settings if settings is not None else SettingsStore()
