@@ -14,8 +14,13 @@ from typing import Any
 import pyqtgraph as pg
 import shiboken6
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QFontMetricsF
-from PySide6.QtWidgets import QGraphicsItem, QWidget
+from PySide6.QtGui import QColor, QFontMetricsF, QPen
+from PySide6.QtWidgets import (
+    QGraphicsItem,
+    QGraphicsRectItem,
+    QGraphicsSimpleTextItem,
+    QWidget,
+)
 
 from rnnviz.gui.theme import (
     BASE_POINT_SIZE,
@@ -158,6 +163,35 @@ def _show_axis_label(axis: pg.AxisItem, text: str) -> None:
 def label_fits(text: str, length: float) -> bool:
     """Whether an axis label ``text`` fits along ``length`` px (with a little room)."""
     return QFontMetricsF(font()).horizontalAdvance(text) + 8 <= length
+
+
+def corner_name(plot: pg.PlotItem, text: str) -> QGraphicsRectItem:
+    """``text`` in the top-left corner of ``plot``, shown while its left axis (named by
+    label_axis with a short name) has room for no name at all: a plot a fifth of its panel
+    (the tokens/s plot on a 720-line projector) had no name. It sits on a box of the plot's
+    background, since a curve may run through the corner."""
+    box = QGraphicsRectItem(plot.getViewBox())
+    backing = QColor(colours().plot_background)
+    backing.setAlpha(210)
+    box.setBrush(backing)
+    box.setPen(QPen(Qt.PenStyle.NoPen))
+    box.setZValue(10)  # over the curves and the grid
+    name = QGraphicsSimpleTextItem(text, box)
+    name.setBrush(QColor(colours().secondary_ink))
+    axis = plot.getAxis("left")
+
+    def place() -> None:  # after label_axis's own choice on the same signal
+        if not shiboken6.isValid(box):
+            return
+        name.setFont(font())
+        bounds = name.boundingRect()
+        box.setRect(0.0, 0.0, bounds.width() + 6, bounds.height())
+        name.setPos(3, 0)
+        box.setVisible(not axis.label.isVisible())
+
+    axis.geometryChanged.connect(place)
+    place()
+    return box
 
 
 def refit_axis_label(axis: pg.AxisItem) -> None:

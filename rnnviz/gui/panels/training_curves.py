@@ -16,16 +16,7 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal, Slot
-from PySide6.QtGui import QColor, QPen
-from PySide6.QtWidgets import (
-    QCheckBox,
-    QGraphicsRectItem,
-    QGraphicsSimpleTextItem,
-    QHBoxLayout,
-    QLabel,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from rnnviz.core import analysis
 from rnnviz.core.analysis import D2L_REFERENCE_PPL, nonfinite_steps
@@ -45,7 +36,7 @@ from rnnviz.gui.panels._metric_base import (
 )
 from rnnviz.gui.plotting import LogAxis
 from rnnviz.gui.state.app_state import AppState
-from rnnviz.gui.theme import colours, font, point_size, run_colour
+from rnnviz.gui.theme import colours, point_size, run_colour
 
 __all__ = ["D2L_REFERENCE_PPL", "TrainingCurvesPanel"]
 
@@ -118,20 +109,7 @@ class TrainingCurvesPanel(MetricPanel):
         self._nonfinite_runs: set[int] = set()
         self.speed_plot: pg.PlotItem = self.plot_widget.addPlot(row=1, col=0)
         style_metric_plot(self.speed_plot, ("10³ tok/s", "k tok/s"), "optimizer step")
-        # the plot is a fifth of the panel: on a 720-line projector not even "k tok/s" fits
-        # along its axis, and the plot had no name at all; then the name sits in its corner
-        # (on a box of the plot's background: the curve runs through the corner)
-        self.speed_corner = QGraphicsRectItem(self.speed_plot.getViewBox())
-        backing = QColor(colours().plot_background)
-        backing.setAlpha(210)
-        self.speed_corner.setBrush(backing)
-        self.speed_corner.setPen(QPen(Qt.PenStyle.NoPen))
-        self.speed_corner.setZValue(10)  # over the curves and the grid
-        self._speed_name = QGraphicsSimpleTextItem("10³ tok/s", self.speed_corner)
-        self._speed_name.setBrush(QColor(colours().secondary_ink))
-        speed_axis = self.speed_plot.getAxis("left")
-        speed_axis.geometryChanged.connect(self._place_speed_name)  # after the axis's choice
-        self._place_speed_name()
+        self.speed_corner = plotting.corner_name(self.speed_plot, "10³ tok/s")
         self.speed_plot.setXLink(self.ppl_plot)
         cache_step_axes(self.ppl_plot, self.speed_plot)
         # the x axis is shared with the tokens/s plot right below, which carries its name
@@ -172,16 +150,6 @@ class TrainingCurvesPanel(MetricPanel):
         self._show_reference()
         state.config_changed.connect(self._on_config_changed)
         guard_exports(self.plot_widget, self.export_failed.emit)
-
-    @Slot()
-    def _place_speed_name(self) -> None:
-        """The tokens/s name in the plot's corner while its axis has no room for any."""
-        axis = self.speed_plot.getAxis("left")
-        self._speed_name.setFont(font())
-        text = self._speed_name.boundingRect()
-        self.speed_corner.setRect(0.0, 0.0, text.width() + 6, text.height())
-        self._speed_name.setPos(3, 0)
-        self.speed_corner.setVisible(not axis.label.isVisible())
 
     def _step_axis_plots(self) -> list[pg.PlotItem]:
         return [self.ppl_plot]  # the tokens/s plot is x-linked to it
