@@ -132,14 +132,10 @@ def _device(text: str) -> str:
     return text.strip()
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _window_arguments(parser: argparse.ArgumentParser) -> None:
+    """The window's options: ``rnnviz [OPTIONS]`` and ``rnnviz open F [OPTIONS]``."""
     from rnnviz.gui.launch import HIDDEN_LAYERS, THEN_ACTIONS  # Qt-free
 
-    parser = argparse.ArgumentParser(
-        prog="rnnviz",
-        description="Train a character-level RNN live and watch its hidden states, "
-        "predictions and gradients. Without a subcommand: the window.",
-    )
     parser.add_argument(
         "--screenshot", metavar="PATH", help="open the window offscreen, train, save a PNG"
     )
@@ -244,6 +240,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="the timeline on the stored snapshot nearest step N (with --screenshot, before "
         "the grab; with --session, once it is open): every probe panel shows that model",
     )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rnnviz",
+        description="Train a character-level RNN live and watch its hidden states, "
+        "predictions and gradients. Without a subcommand: the window.",
+    )
+    _window_arguments(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     train = sub.add_parser(
@@ -345,6 +350,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     probe.add_argument("--device", type=_device, default="cpu")
 
+    opened = sub.add_parser(
+        "open",
+        help="your own PyTorch model in the window, read-only",
+        description="Open the window on your own torch.nn RNN, GRU or LSTM (a safetensors "
+        "state_dict and its spec JSON; the format: rnnviz/core/torch_model.py), read-only: "
+        "every probe panel shows it; Reset trains a new model of its shape. The window's "
+        "options follow the file, e.g. rnnviz open mine.safetensors --screenshot out.png.",
+    )
+    opened.add_argument("model", metavar="F.safetensors")
+    opened.add_argument(
+        "--spec",
+        metavar="F.json",
+        help="the vocabulary and the tensor prefixes (default: the .json beside F.safetensors)",
+    )
+    _window_arguments(opened)
+
     sample = sub.add_parser("sample", help="generate text after PREFIX")
     sample.add_argument("prefix", metavar="PREFIX")
     sample.add_argument("--checkpoint", required=True, metavar="CK")
@@ -393,6 +414,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = {
         "train": cmd_train,
         "probe": cmd_probe,
+        "open": cmd_open,
         "sample": cmd_sample,
         "export": cmd_export,
         "bench": cmd_bench,
@@ -415,7 +437,41 @@ def main(argv: Sequence[str] | None = None) -> int:
 # ---------------------------------------------------------------------- gui, bench
 
 
-def cmd_gui(args: argparse.Namespace) -> int:
+def cmd_open(args: argparse.Namespace) -> int:
+    """``rnnviz open F.safetensors [--spec F.json] [window options]``: checked here first, so
+    that a bad file is one line in the terminal, not a window with an error in it."""
+    from rnnviz.core.torch_model import TorchModelError, open_torch_model, spec_beside
+
+    for flag, given in (
+        ("--session", args.session),
+        ("--lesson", args.lesson),
+        ("--at-step", args.at_step is not None),
+        ("--then", args.then),
+        ("--train-steps", args.train_steps),
+    ):
+        if given:
+            print(
+                f"error: {flag} does not go with open: an opened model is not trained",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+    spec = args.spec or spec_beside(args.model)
+    if args.spec is None and not os.path.isfile(spec):
+        print(
+            f"error: {args.model}: no spec beside it ({spec}); give one with --spec F.json "
+            "(the format: rnnviz/core/torch_model.py)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    try:
+        open_torch_model(args.model, spec)
+    except TorchModelError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return cmd_gui(args, model=(os.path.abspath(args.model), os.path.abspath(spec)))
+
+
+def cmd_gui(args: argparse.Namespace, model: tuple[str, str] | None = None) -> int:
     try:
         from rnnviz.gui.app import run_app
     except ImportError as exc:
@@ -470,6 +526,7 @@ def cmd_gui(args: argparse.Namespace) -> int:
         at_step=args.at_step,
         session=args.session,
         hidden_layer=args.hidden_layer,
+        model=model,
     )
     steps = args.train_steps
     if steps is None:

@@ -79,6 +79,15 @@ class Load:
 
 
 @dataclass(frozen=True)
+class OpenModel:
+    """Show someone else's PyTorch model read-only (core/torch_model.py's files) as the main
+    run: nothing trains it; a Reset trains a new model of its shape on the corpus."""
+
+    path: str
+    spec: str
+
+
+@dataclass(frozen=True)
 class Rollback:
     """Go back to the newest kept good snapshot at or before ``step``."""
 
@@ -123,6 +132,7 @@ Command = (
     | ProbeRequest
     | Save
     | Load
+    | OpenModel
     | Rollback
     | Fork
     | CloseRun
@@ -176,6 +186,8 @@ class RunInfo:
     param_names: tuple[str, ...]
     label: str = ""
     notes: tuple[str, ...] = ()
+    # the model file shown read-only (OpenModel); "" for a run that trains
+    opened: str = ""
 
 
 @dataclass(frozen=True)

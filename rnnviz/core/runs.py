@@ -34,6 +34,8 @@ class Run:
     initial_params: dict[str, Tensor] = field(default_factory=dict)
     run_id: int = 0
     label: str = ""
+    # the file of a model opened read-only (Session's OpenModel); "" for a run that trains
+    opened: str = ""
 
 
 def build_run(

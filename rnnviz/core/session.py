@@ -19,6 +19,7 @@ step becomes a ``Failure`` event; the loop and the current runs survive it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import math
 import multiprocessing
@@ -43,6 +44,7 @@ from rnnviz.core.messages import (
     Load,
     LogToTensorBoard,
     MetricsBatch,
+    OpenModel,
     ParamSnapshot,
     Pause,
     ProbeReply,
@@ -80,8 +82,9 @@ def user_message(exc: BaseException) -> str:
     """What the user reads: our own errors as they are, anything else with its type."""
     from rnnviz.core.checkpoint import CheckpointError
     from rnnviz.core.corpus import CorpusError
+    from rnnviz.core.torch_model import TorchModelError
 
-    if isinstance(exc, ConfigError | CorpusError | CheckpointError):
+    if isinstance(exc, ConfigError | CorpusError | CheckpointError | TorchModelError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
 
@@ -241,6 +244,8 @@ class Session:
             self._save(command.path)
         elif isinstance(command, Load):
             self._load(command.path)
+        elif isinstance(command, OpenModel):
+            self._open_model(command)
         elif isinstance(command, Rollback):
             self._rollback(command)
         elif isinstance(command, Fork):
@@ -255,6 +260,7 @@ class Session:
             raise TypeError(f"unknown command {command!r}")
 
     def _set_training(self) -> None:
+        self._refuse_if_read_only("trained")
         if not self.active_runs():
             self._steps_left = None
             raise ConfigError("every run has diverged: roll back or reset first")
@@ -327,15 +333,45 @@ class Session:
         ckpt = load_checkpoint(path)
         device = self.main.config.train.device
         run = restore_run(ckpt, device=device)  # raises before anything is replaced
+        self._replace_main(run, "a checkpoint", f"loaded {path} at step {run.trainer.step}")
+
+    def _replace_main(self, run: Run, what: str, message: str) -> None:
+        """``run`` as the main run, paused; the compare runs of the old one are closed."""
         if self.training:
             self._pause()
         for rid in [r for r in self.runs if r != 0]:
-            self._close(rid, message="closed: a checkpoint replaced the main run")
+            self._close(rid, message=f"closed: {what} replaced the main run")
         self._pending.clear()
         self._install(run)
-        self._after_change("loaded", message=f"loaded {path} at step {run.trainer.step}")
+        self._after_change("loaded", message=message)
+
+    def _open_model(self, command: OpenModel) -> None:
+        """The user's model as the main run, on the main run's corpus (encoded with the
+        model's vocabulary: the saturation panel's validation batch) and training settings."""
+        from rnnviz.core.torch_model import open_torch_model
+
+        model, vocab = open_torch_model(command.path, command.spec)  # raises before a change
+        main = self.main
+        config = dataclasses.replace(main.config, model=model.config)
+        run = build_run(
+            config,
+            corpus=main.corpus if same_corpus(config, main.config) else None,
+            vocab=vocab,
+            initial_params=model.state_dict(),
+            label=f"opened: {os.path.basename(command.path)}",
+        )
+        run.opened = command.path
+        self._replace_main(run, "an opened model", f"opened {command.path} (read-only)")
+
+    def _refuse_if_read_only(self, what: str) -> None:
+        if self.main.opened:
+            raise ConfigError(
+                f"the opened model {os.path.basename(self.main.opened)} is read-only and is "
+                f"not {what}: Reset (Ctrl+R) trains a new model of its shape on the corpus"
+            )
 
     def _rollback(self, command: Rollback) -> None:
+        self._refuse_if_read_only("rolled back")
         run = self._run(command.run_id)
         self._flush_metrics()
         step = run.trainer.rollback(command.step)
@@ -351,6 +387,7 @@ class Session:
         self._snapshot(run)
 
     def _fork(self, command: Fork) -> None:
+        self._refuse_if_read_only("compared with a changed copy")
         main = self.main
         config = main.config.replace(**command.changes)
         rid = self._next_run_id
@@ -408,6 +445,7 @@ class Session:
                 param_names=tuple(n for n, _ in run.model.named_grad_params()),
                 label=run.label,
                 notes=(*run.corpus.notes, *run.batches.notes),
+                opened=run.opened,
             )
         )
         self._snapshot(run)

@@ -129,6 +129,11 @@ class TorchSpec:
 # ---------------------------------------------------------------------------- the spec
 
 
+def spec_beside(path: str | os.PathLike[str]) -> str:
+    """The spec a model file's name implies: ``mine.safetensors`` -> ``mine.json``."""
+    return os.path.splitext(str(path))[0] + ".json"
+
+
 def conversion_hint(path: str | os.PathLike[str]) -> str:
     """The two lines of Python that turn a ``torch.save`` state_dict into a safetensors file."""
     source = str(path)
@@ -600,4 +605,5 @@ __all__ = [
     "load_spec",
     "open_torch_model",
     "parse_spec",
+    "spec_beside",
 ]

@@ -87,6 +87,8 @@ def run_app(
             return 0
         if options.session is not None:
             open_session_when_ready(window, options.session, options.at_step)
+        if options.model is not None:
+            open_model_when_ready(window, *options.model)
         QTimer.singleShot(0, window.start_engine)
         code = int(app.exec())
         _delete(window)
@@ -101,7 +103,13 @@ def run_app(
         window.resize(*SCREENSHOT_SIZE)
     window.show()
     driver = ScreenshotDriver(
-        window, screenshot, train_steps, options.then, options.at_step, options.session
+        window,
+        screenshot,
+        train_steps,
+        options.then,
+        options.at_step,
+        options.session,
+        options.model,
     )
     QTimer.singleShot(0, driver.start)
     app.exec()
@@ -125,6 +133,17 @@ def open_session_when_ready(window: MainWindow, path: str, at_step: int | None =
     window.app_state.run_info_changed.connect(ready)
     if at_step is not None:
         window.session_files.restored.connect(restored)
+
+
+def open_model_when_ready(window: MainWindow, path: str, spec: str) -> None:
+    """``rnnviz open F``: the model once the engine has built its first run (an OpenModel
+    before that would be answered by the engine's own first RunInfo)."""
+
+    def ready(_info: object) -> None:
+        window.app_state.run_info_changed.disconnect(ready)
+        window.files.open_model_file(path, spec)
+
+    window.app_state.run_info_changed.connect(ready)
 
 
 def _delete(window: MainWindow) -> None:
@@ -247,7 +266,8 @@ class ScreenshotDriver(QObject):
     window (it recolours live; nothing remembered). ``at_step``: then the timeline on the
     stored snapshot nearest to it. The grab waits for the probe of the model shown and, when
     the learning film, the generation or the gate-saturation panel is on screen, for its last
-    row, its text or its dots.
+    row, its text or its dots. ``model``: (weights, spec) opened read-only once the engine
+    runs, in place of any training (``rnnviz open F --screenshot``).
     """
 
     def __init__(
@@ -258,6 +278,7 @@ class ScreenshotDriver(QObject):
         then: Sequence[str] = (),
         at_step: int | None = None,
         session: str | None = None,
+        model: tuple[str, str] | None = None,
     ) -> None:
         super().__init__(window)
         self.window = window
@@ -266,6 +287,7 @@ class ScreenshotDriver(QObject):
         self.then = list(then)
         self.at_step = at_step
         self.session = session
+        self.model = model
         self._opened = False
         self.exit_code = 1
         self._sent_steps = False
@@ -287,6 +309,9 @@ class ScreenshotDriver(QObject):
     @Slot(object)
     def _on_event(self, event: object) -> None:
         if isinstance(event, RunInfo) and event.run_id == 0 and not self._sent_steps:
+            if self.model is not None:
+                self._on_model_run(event)
+                return
             if self.session is not None and not self._opened:
                 self._opened = True  # the session's run first; its RunInfo comes back here
                 files = self.window.session_files
@@ -303,6 +328,21 @@ class ScreenshotDriver(QObject):
         elif isinstance(event, Failure) and event.fatal:
             print(f"rnnviz: the engine failed: {event.message}", file=sys.stderr)
             self._finish(1)
+        elif isinstance(event, Failure) and self.model is not None and not self._sent_steps:
+            print(f"rnnviz: open: {event.message}", file=sys.stderr)
+            self._finish(1)
+
+    def _on_model_run(self, event: RunInfo) -> None:
+        """``rnnviz open F --screenshot``: the engine's first run, then the opened model,
+        which nothing trains (the grab waits only for its probe)."""
+        assert self.model is not None
+        if not self._opened:
+            self._opened = True
+            self.window.files.open_model_file(*self.model)
+        elif event.opened:
+            self._sent_steps = True
+            self._acted_at = time.monotonic()
+            self._target = 0
 
     @Slot(str)
     def _after_session(self, _path: str) -> None:

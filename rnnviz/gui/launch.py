@@ -38,7 +38,8 @@ class LaunchOptions:
     before the grab (None: live). ``session``: a session file opened once the engine runs
     (a screenshot then trains only the ``--train-steps`` asked for, after it).
     ``hidden_layer``: what the hidden-state heatmap shows (HIDDEN_LAYERS), chosen at the first
-    probe of a model that has it (None: H_t).
+    probe of a model that has it (None: H_t). ``model``: (weights, spec) of a PyTorch model
+    opened read-only once the engine runs (``rnnviz open``; nothing is trained).
     """
 
     config: RunConfig | None = None
@@ -57,6 +58,7 @@ class LaunchOptions:
     at_step: int | None = None
     session: str | None = None
     hidden_layer: str | None = None
+    model: tuple[str, str] | None = None
 
 
 def lesson_argument(text: str) -> tuple[str, int]:

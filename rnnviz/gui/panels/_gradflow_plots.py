@@ -15,6 +15,7 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from rnnviz.gui import plotting, theme
+from rnnviz.gui.panels._metric_base import EMPTY_HINT
 from rnnviz.gui.plotting import LogAxis
 from rnnviz.gui.state.histories import FLOW_CAPACITY
 
@@ -48,7 +49,6 @@ TRAINING_TIP = (
     "how far back into the window the gradient reaches shows whatever its overall size"
 )
 TRAINING_NOTE = "colour: ‖∂L/∂H_t‖ per window position t, relative to the step's largest"
-EMPTY_TRAINING_HINT = "no steps yet: press ▶ Play (Space) or Step (→)"
 EMPTY_TRAINING_STEPS = 10  # the empty step axis spans 0..10 (it showed −0.5..0.5)
 EMPTY_SIGMA_RANGE = (-0.5, 0.5)  # log10 σ_max: 0.3..3 around the σ_max = 1 line
 
@@ -187,9 +187,7 @@ class TrainingPage(QWidget):
             self.training_plots, 0, 1, (-1.0, TRAINING_TOP), COLOURBAR_TRAINING_LABEL
         )
         # before the first step, in the empty heatmap (kept out of its auto range)
-        self.empty_hint = pg.TextItem(
-            EMPTY_TRAINING_HINT, color=scheme.placeholder_ink, anchor=(0.5, 0.5)
-        )
+        self.empty_hint = pg.TextItem(EMPTY_HINT, color=scheme.placeholder_ink, anchor=(0.5, 0.5))
         self.empty_hint.setFont(theme.font())
         self.training_plot.addItem(self.empty_hint, ignoreBounds=True)
 
@@ -265,8 +263,10 @@ class TrainingPage(QWidget):
             combo.blockSignals(False)
         combo.setCurrentIndex([rid for rid, _ in runs].index(current))
 
-    def clear_heatmap(self, levels: tuple[float, float], rows: int) -> None:
+    def clear_heatmap(self, levels: tuple[float, float], rows: int, hint: str) -> None:
         """No steps: the hint, and a small fixed range (the last run's stayed, or −0.5..0.5)."""
+        if plotting.changed(self.empty_hint, "text", hint):
+            self.empty_hint.setText(hint)
         self.training_image.clear()
         plotting.set_colour_bar_levels(self.training_bar, levels)
         if not plotting.changed(self.training_plot, "empty", rows):

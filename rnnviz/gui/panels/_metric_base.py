@@ -30,6 +30,16 @@ from rnnviz.gui.plotting import style_plot
 from rnnviz.gui.state.app_state import MAIN_RUN, AppState
 from rnnviz.gui.theme import run_colour
 
+# what an empty training plot says: how to start, or, for a model opened from a file, why
+# nothing will come
+EMPTY_HINT = "no steps yet: press ▶ Play (Space) or Step (→)"
+READ_ONLY_HINT = "an opened model: nothing trains it here (Reset trains a new one)"
+
+
+def empty_hint(state: AppState) -> str:
+    return READ_ONLY_HINT if state.read_only else EMPTY_HINT
+
+
 NONFINITE_COLOUR = "#e31a1c"
 LEFT_AXIS_WIDTH = 72  # equal on stacked plots, so their x axes line up
 

@@ -125,10 +125,11 @@ class ControlsPanel(QWidget):
         self.step_button.clicked.connect(self._on_step_clicked)
         self.reset_button = QPushButton(_icon(self, "SP_BrowserReload"), "Reset")
         self.reset_button.setObjectName("reset_button")
-        self.reset_button.setToolTip(
+        self._reset_tip = (
             "Reset the model to its initial parameters: same seed, same initialisation, "
             "same data order (Ctrl+R)"
         )
+        self.reset_button.setToolTip(self._reset_tip)
         self.reset_button.clicked.connect(self._on_reset_clicked)
         self.compare_button = QPushButton("Compare run…")
         self.compare_button.setObjectName("compare_button")
@@ -377,6 +378,17 @@ class ControlsPanel(QWidget):
     @property
     def training(self) -> bool:
         return self._training
+
+    def set_read_only(self, read_only: bool) -> None:
+        """An opened model (File ▸ Open PyTorch model): Play, Step and Compare would train it;
+        Reset stays, and trains a new model of its shape."""
+        for button in (self.play_button, self.step_button, self.compare_button):
+            button.setEnabled(not read_only)
+        self.reset_button.setToolTip(
+            "Leave the opened model: train a new one of its shape on the corpus (Ctrl+R)"
+            if read_only
+            else self._reset_tip
+        )
 
     def set_run_info(self, text: str) -> None:
         self.info_label.setText(text)

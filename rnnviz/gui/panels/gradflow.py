@@ -69,6 +69,7 @@ from rnnviz.gui.panels._gradflow_plots import (
     log_rgba,
     no_flow_text,
 )
+from rnnviz.gui.panels._metric_base import empty_hint
 from rnnviz.gui.plotting import LogAxis
 from rnnviz.gui.state.app_state import MAIN_RUN, AppState
 from rnnviz.gui.state.histories import RunHistory
@@ -139,7 +140,9 @@ class GradFlowPanel(QWidget):
         for view in (self.probe_plots, self.training_plots):
             guard_exports(view, self.export_failed.emit)
         self.set_result(None)
-        self._page.clear_heatmap(self.training_levels(), state.config.train.num_steps)
+        self._page.clear_heatmap(
+            self.training_levels(), state.config.train.num_steps, empty_hint(state)
+        )
         # a run closed or a new run: drawn at once (nothing left of it stays on screen)
         state.runs_changed.connect(self._on_runs_changed)
         state.run_info_changed.connect(self._on_run_info)
@@ -577,7 +580,11 @@ class GradFlowPanel(QWidget):
             self._training_log = np.full((0, 0), np.nan)
             self._training_colour = np.full((0, 0), np.nan)
             self._training_steps = np.empty(0, dtype=np.int64)
-            self._page.clear_heatmap(self.training_levels(), self._state.config.train.num_steps)
+            self._page.clear_heatmap(
+                self.training_levels(),
+                self._state.config.train.num_steps,
+                empty_hint(self._state),
+            )
             return
         old = self._floor_for
         if old is None or old[0] != run_id or old[1] is not history or old[2] != ring.num_steps:

@@ -29,6 +29,7 @@ from rnnviz.gui.panels._metric_base import (
     RunItems,
     cache_step_axes,
     curve,
+    empty_hint,
     mark_nonfinite,
     markers,
     positive_finite,
@@ -48,7 +49,6 @@ REFERENCE_NOT_APPLICABLE_TIP = (
     "The d2l reference (≈ {ppl:g}) is for English prose with d2l preprocessing (The Time Machine, "
     "the built-in corpus); this corpus is not comparable"
 )
-EMPTY_HINT = "no steps yet: press ▶ Play (Space) or Step (→)"
 SPEED_SCALE = 1000.0  # the tokens/s plot is in thousands
 # before the first step (log10 view units): perplexity about 0.7..140, where a new run starts
 # (|V| ≈ 28); tokens/s 0 and 1 (thousands). Room around the end ticks: pyqtgraph drops a label
@@ -159,7 +159,8 @@ class TrainingCurvesPanel(MetricPanel):
         # height from both plots, and the speed plot's axis label then ran into the other's)
         # (the label's own ink, which follows a dark palette; a fixed grey vanished there)
         size = point_size(12 / 13)
-        hint = f"<span style='font-size:{size:.1f}pt'><i>{html.escape(EMPTY_HINT)}</i></span>"
+        hint = html.escape(empty_hint(self._state))
+        hint = f"<span style='font-size:{size:.1f}pt'><i>{hint}</i></span>"
         self.key_label.setText(self._key_html() if has_data else hint)
         if plotting.changed(self.speed_plot, "has_data", has_data):
             # the empty speed plot spans 0..1 in a short row: pyqtgraph labelled every 0.2,

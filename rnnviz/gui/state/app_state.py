@@ -113,6 +113,11 @@ class AppState(QObject):
         return self._run_info
 
     @property
+    def read_only(self) -> bool:
+        """The main run is a model opened from a file (OpenModel): nothing trains it."""
+        return self._run_info is not None and bool(self._run_info.opened)
+
+    @property
     def snapshot(self) -> ParamSnapshot | None:
         """The newest parameter snapshot of the main run."""
         return self._snapshot

@@ -24,6 +24,7 @@ from rnnviz.core.messages import (
     Failure,
     Fork,
     Load,
+    OpenModel,
     Pause,
     Reset,
     Rollback,
@@ -265,6 +266,11 @@ class Controller(QObject):
     def load(self, path: str) -> None:
         self.state.clear_failure()
         self.send(Load(path))
+
+    def open_model(self, path: str, spec: str) -> None:
+        """Someone else's PyTorch model, read-only, in place of the main run."""
+        self.state.clear_failure()
+        self.send(OpenModel(path, spec))
 
     def log_to_tensorboard(self, path: str | None) -> None:
         """TensorBoard event files of every run under ``path`` (None: stop), written by the

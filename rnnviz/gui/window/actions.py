@@ -94,6 +94,13 @@ ACTIONS: tuple[ActionSpec, ...] = (
         "act_load", "Load checkpoint…", ("Ctrl+Shift+O",), "Continue from a saved checkpoint"
     ),
     ActionSpec(
+        "act_open_model",
+        "Open PyTorch model…",
+        ("Ctrl+Shift+M",),
+        "Your own torch.nn RNN, GRU or LSTM (a safetensors state_dict and its spec JSON), "
+        "read-only: every probe panel on it; Reset trains a new model of its shape",
+    ),
+    ActionSpec(
         "act_save_session",
         "Save session…",
         ("Ctrl+Shift+S",),
@@ -205,6 +212,7 @@ MENUS: tuple[tuple[str, tuple[str | None, ...]], ...] = (
             None,
             "act_save",
             "act_load",
+            "act_open_model",
             "act_save_session",
             "act_open_session",
             None,

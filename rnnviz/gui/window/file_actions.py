@@ -66,6 +66,41 @@ class FileActions(QObject):
             self._window.controller.load(path)
 
     @Slot()
+    def open_model(self) -> None:
+        """File ▸ Open PyTorch model…: the weights, then the spec if none lies beside them."""
+        path, _ = QFileDialog.getOpenFileName(
+            self._window,
+            "Open your PyTorch model (a state_dict saved with safetensors)",
+            "",
+            "safetensors state_dict (*.safetensors);;All files (*)",
+        )
+        if not path:
+            return
+        from rnnviz.core.torch_model import spec_beside  # torch: loaded by the first probe
+
+        spec = spec_beside(path)
+        if not Path(spec).is_file():
+            spec, _ = QFileDialog.getOpenFileName(
+                self._window,
+                "Its spec: the vocabulary and which tensor prefix is which part",
+                str(Path(path).parent),
+                "JSON (*.json);;All files (*)",
+            )
+            if not spec:
+                return
+        if self._window.app_state.main.step > 0 and not self._window.confirm_reset():
+            return
+        self.open_model_file(path, spec)
+
+    def open_model_file(self, path: str, spec: str | None = None) -> None:
+        """Show the model of ``path`` (and ``spec``, default: beside it) read-only; a bad
+        file is the banner's one line, and the run on screen stays."""
+        from rnnviz.core.torch_model import spec_beside
+
+        self._window.banner_bar.hide_message()
+        self._window.controller.open_model(path, spec or spec_beside(path))
+
+    @Slot()
     def ask_export_metrics(self) -> None:
         step = self._window.app_state.main.step
         path, _ = QFileDialog.getSaveFileName(

@@ -249,6 +249,7 @@ class MainWindow(QMainWindow):
             "act_open_corpus": self.files.open_corpus,
             "act_save": self.files.save_checkpoint,
             "act_load": self.files.load_checkpoint,
+            "act_open_model": self.files.open_model,
             "act_export": self.files.ask_export_metrics,
             "act_open_metrics": self.files.ask_open_metrics,
             "act_tensorboard": self.files.toggle_tensorboard,

@@ -4,6 +4,8 @@ actions, and the last session's autosave offered back."""
 
 from __future__ import annotations
 
+import html
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,6 +23,9 @@ from rnnviz.gui.window.status_bar import StatusLabels
 
 if TYPE_CHECKING:
     from rnnviz.gui.window.main_window import MainWindow
+
+# what an opened torch.nn module became (core/torch_model.py): nn.RNN is the scratch RNN
+_KIND_NAMES = {"gru": "GRU", "lstm": "LSTM"}
 
 
 class StateReactions(QObject):
@@ -145,10 +150,23 @@ class StateReactions(QObject):
         p.generation.clear_model()  # a new run: no text from the old model
         self._follow_corpus_probe_text(info)
         notes = "; ".join(info.notes)
-        p.controls.set_run_info(
-            f"<b>{info.corpus_name}</b>: {info.corpus_chars:,} characters, "
-            f"vocabulary {len(info.vocab_tokens)}" + (f"<br>{notes}" if notes else "")
-        )
+        if info.opened:
+            name = html.escape(os.path.basename(info.opened))
+            p.controls.set_run_info(
+                f"<b>{name}</b>, read-only: {_KIND_NAMES.get(info.config.model.kind, 'RNN')} "
+                f"with hidden "
+                f"{info.config.model.hidden_size}, vocabulary {len(info.vocab_tokens)}. "
+                f"Reset trains a new model of its shape on {html.escape(info.corpus_name)}"
+            )
+        else:
+            p.controls.set_run_info(
+                f"<b>{info.corpus_name}</b>: {info.corpus_chars:,} characters, "
+                f"vocabulary {len(info.vocab_tokens)}" + (f"<br>{notes}" if notes else "")
+            )
+        # an opened model is not trained: what would train it is greyed out, not refused
+        for name in ("act_play", "act_step", "act_compare"):
+            w.actions_by_name[name].setEnabled(not info.opened)
+        p.controls.set_read_only(bool(info.opened))
         self.update_status()
 
     @Slot(int)

@@ -27,6 +27,7 @@ class StatusLabels(QObject):
         super().__init__(bar)
         self._bar = bar
         self._compared = False
+        self._read_only = False
         self.state_label = SteadyLabel()
         self.state_label.setObjectName("state_label")
         self.step_label = SteadyLabel()
@@ -80,7 +81,11 @@ class StatusLabels(QObject):
             self.speed_label,
             self.nonfinite_label,
         )
-        shown = [label for label in labels if label is not self.runs_label or self._compared]
+        absent = {self.runs_label} if not self._compared else set()
+        if self._read_only:  # an opened model trains at no speed
+            absent.add(self.speed_label)
+            self.speed_label.hide()
+        shown = [label for label in labels if label not in absent]
         used = sum(label.sizeHint().width() for label in shown)
         hidden = set()
         for label in yielding:
@@ -104,7 +109,13 @@ class StatusLabels(QObject):
         if bool(compare) != self._compared:
             self._compared = bool(compare)
             self.step_label.refit()  # "step 1,234   epoch 5" is now "epoch 5"
-        self.step_label.setText(f"{step}epoch {main.epoch}")
+        if state.read_only != self._read_only:
+            self._read_only = state.read_only
+            self.step_label.refit()
+        if state.read_only:  # nothing trains it: no step, epoch or speed to tell
+            self.step_label.setText("opened model, read-only")
+        else:
+            self.step_label.setText(f"{step}epoch {main.epoch}")
         # short texts: at lecture size, with compare runs, the longer ones cut the last label
         self.speed_label.setText(f"{theme.short_count(main.tokens_per_s)} tokens/s")
         self.nonfinite_label.setText(f"NaN/inf skipped: {main.nonfinite_total}")
