@@ -266,6 +266,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--model", choices=("scratch", "fast", "gru", "lstm"), default="fast")
     train.add_argument("--activation", choices=("tanh", "relu"), default="tanh")
     train.add_argument("--hidden", type=_positive_int, default=32, metavar="H")
+    train.add_argument(
+        "--num-layers",
+        type=_positive_int,
+        default=1,
+        metavar="L",
+        help="stacked recurrent layers, 1-4 (GRU and LSTM; default 1)",
+    )
     train.add_argument("--num-steps", type=_positive_int, default=32, metavar="T")
     train.add_argument("--batch-size", type=_positive_int, default=1024, metavar="B")
     train.add_argument("--lr", type=_finite_float, default=1.0)
@@ -563,6 +570,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
     model: dict[str, Any] = {"kind": args.model, "activation": args.activation}
     model["hidden_size"] = args.hidden
+    model["num_layers"] = args.num_layers
     if args.init is not None:
         model["init"] = args.init
     clip = float(args.clip)
@@ -1216,7 +1224,8 @@ def _probe_size(args: argparse.Namespace, model: Any, vocab: Any, top_k: int) ->
     if not args.json:
         return False  # the table shows no gradient flow
     # hidden (+ cells and gates), probs, top-k pairs, tokens, step loss, surprisal
-    per_char_json = model.hidden_size * state_arrays(model.kind) + len(vocab) + 2 * top_k + 3
+    arrays = state_arrays(model.kind, model.config.num_layers)
+    per_char_json = model.hidden_size * arrays + len(vocab) + 2 * top_k + 3
     with_flow = grad_flow_omitted(T) is None
     values = T * per_char_json + (T * T if with_flow else 0)
     if values > JSON_MAX_VALUES:

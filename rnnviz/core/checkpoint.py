@@ -680,13 +680,22 @@ def _check_shapes(
             if key == "carried.c" and (config.model.kind != "lstm" or "carried.h" not in trainer):
                 unexpected.append(TRAINER_PREFIX + key)
                 continue
-            ok = len(shape) == 2 and shape[1] == hidden and 1 <= shape[0] <= batch
+            layers = config.model.num_layers
+            # one layer carries (B, H); stacked layers (L, B, H), as the model takes it
+            lead = () if layers == 1 else (layers,)
+            ok = (
+                len(shape) == 2 + len(lead)
+                and tuple(shape[: len(lead)]) == lead
+                and shape[-1] == hidden
+                and 1 <= shape[-2] <= batch
+            )
             if key == "carried.c":
                 ok = ok and shape == trainer["carried.h"]
             if not ok:
+                implied = ", ".join([*(str(n) for n in lead), f"up to {batch}", str(hidden)])
                 raise CheckpointError(
                     f"{name}: tensor {TRAINER_PREFIX}{key} has shape {shape}; the configuration "
-                    f"implies (up to {batch}, {hidden})"
+                    f"implies ({implied})"
                 )
             continue
         parts = key.split(".")

@@ -32,6 +32,7 @@ class ConfigError(ValueError):
 # The window's widgets span exactly these ranges.
 SEED_RANGE = (0, 2**31 - 1)  # a Qt spin box is a signed 32-bit int
 HIDDEN_RANGE = (1, 8192)
+LAYERS_RANGE = (1, 4)  # d2l ch. 10.3's deep RNNs: a few stacked layers
 BATCH_RANGE = (1, 65536)
 NUM_STEPS_RANGE = (1, 4096)
 LR_RANGE = (1e-6, 9999.0)  # inclusive; a 6-decimal spin box shows 1e-6 as its smallest step
@@ -107,6 +108,9 @@ class ModelConfig:
     init: InitScheme = "uniform"
     # False: W_hh held at 0 while training, the slide's MLP H_t = phi(X_t W_xh + b_h) (RNN only)
     recurrence: bool = True
+    # stacked recurrent layers (GRU/LSTM): layer l > 0 reads layer l-1's H_t; the output
+    # layer reads the top one
+    num_layers: int = 1
 
     def __post_init__(self) -> None:
         if self.kind not in MODEL_KINDS:
@@ -120,6 +124,12 @@ class ModelConfig:
             raise ConfigError(f"{self.kind.upper()} uses its own gates; activation must be tanh")
         if not isinstance(self.recurrence, bool):
             raise ConfigError(f"recurrence must be true or false, not {self.recurrence!r}")
+        _check_int("number of layers", self.num_layers, LAYERS_RANGE)
+        if self.num_layers > 1 and self.kind not in ("gru", "lstm"):
+            raise ConfigError(
+                f"{self.num_layers} layers: stacked layers are built for the GRU and the LSTM; "
+                "the scratch and fast RNNs are the chapter's one-layer loop"
+            )
         if not self.recurrence and self.kind in ("gru", "lstm"):
             raise ConfigError(
                 "a run without recurrence (the slide's MLP) holds the RNN's W_hh at 0; "

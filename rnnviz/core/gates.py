@@ -443,14 +443,14 @@ def _tokens(model: CharModel, tokens: Tensor | np.ndarray, dims: int) -> Tensor:
     return ids.to(device=model.device, dtype=torch.int64)
 
 
-def _model_state(state: State | None, batch: int) -> State | None:
-    """rnnviz's state, (B, H) or an (h, c) pair as ``model.forward`` takes it, in PyTorch's
-    batched (1, B, H) layout (rnnviz's models have one layer, one direction)."""
+def _model_state(state: State | None, batch: int, layers: int = 1) -> State | None:
+    """rnnviz's state, (B, H) (or (L, B, H) for L stacked layers) or an (h, c) pair as
+    ``model.forward`` takes it, in PyTorch's (L, B, H) layout (one direction)."""
     if state is None:
         return None
     if isinstance(state, tuple):
-        return (state[0].reshape(1, batch, -1), state[1].reshape(1, batch, -1))
-    return state.reshape(1, batch, -1)
+        return (state[0].reshape(layers, batch, -1), state[1].reshape(layers, batch, -1))
+    return state.reshape(layers, batch, -1)
 
 
 def model_gates(
@@ -464,7 +464,7 @@ def model_gates(
     rnn = _model_rnn(model)
     kind = _kind(rnn)
     ids = _tokens(model, tokens, 1)
-    h0, c0 = _split_state(rnn, kind, _model_state(state, 1), 1)
+    h0, c0 = _split_state(rnn, kind, _model_state(state, 1, rnn.num_layers), 1)
     return _record(rnn, kind, _gate_tensors(rnn, kind, None, ids[:, None], h0, c0))
 
 
@@ -559,7 +559,7 @@ def model_saturation(
     kind = _kind(rnn)
     ids = _tokens(model, tokens, 2)
     B = ids.shape[0]
-    h0, c0 = _split_state(rnn, kind, _model_state(state, B), B)
+    h0, c0 = _split_state(rnn, kind, _model_state(state, B, rnn.num_layers), B)
     return _batched_saturation(rnn, kind, None, ids.t(), h0, c0)
 
 

@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from rnnviz.core.messages import frozen_array
-from rnnviz.core.model import CharModel, LSTMModel, State
+from rnnviz.core.model import CharModel, zero_state
 
 if TYPE_CHECKING:
     from rnnviz.core.vocab import Vocab
@@ -65,13 +65,6 @@ class Generation:
     def text(self) -> str:
         """The prefix and what followed it: what d2l's ``predict`` returns."""
         return self.prefix + self.generated
-
-
-def _zero_state(model: CharModel) -> State:
-    # in the parameters' dtype and device (init_state gives the default dtype)
-    weight = next(model.parameters())
-    zeros = torch.zeros(1, model.hidden_size, dtype=weight.dtype, device=weight.device)
-    return (zeros, zeros.clone()) if isinstance(model, LSTMModel) else zeros
 
 
 def _check_arguments(
@@ -158,7 +151,7 @@ class Generating:
         ids = torch.from_numpy(np.asarray(vocab.encode(prefix), dtype=np.int64))
         with torch.no_grad():
             # the whole prefix in one call: the same state as d2l's one-character warm-up
-            logits, _, self._state = model(ids.to(model.device)[None], _zero_state(model))
+            logits, _, self._state = model(ids.to(model.device)[None], zero_state(model))
         self._last: Tensor = logits[0, -1]
 
     @property

@@ -12,7 +12,10 @@ Every model has the same interface::
 
     logits, hiddens, state = model(tokens, state)   # (B, T, V), (B, T, H), final state
 
-``state`` is a (B, H) tensor, or an (h, c) pair for the LSTM; ``None`` means zeros.
+``state`` is a (B, H) tensor, or an (h, c) pair for the LSTM; ``None`` means zeros. A GRU or
+LSTM of L > 1 stacked layers carries every layer's: (L, B, H) tensors, PyTorch's layout (one
+layer keeps (B, H), so nothing that carries a one-layer state changes). ``hiddens`` is the top
+layer's H_t, what the output layer reads.
 """
 
 from __future__ import annotations
@@ -128,7 +131,8 @@ class _FusedRecurrent(CharModel):
     def __init__(self, vocab_size: int, config: ModelConfig) -> None:
         super().__init__(vocab_size, config)
         H = config.hidden_size
-        self.rnn = self.cell_cls(vocab_size, H, batch_first=True)
+        self.num_layers = config.num_layers
+        self.rnn = self.cell_cls(vocab_size, H, num_layers=self.num_layers, batch_first=True)
         self.W_hq = nn.Parameter(torch.empty(H, vocab_size))
         self.b_q = nn.Parameter(torch.zeros(vocab_size))
         bound = 1.0 / math.sqrt(H)
@@ -144,14 +148,32 @@ class _FusedRecurrent(CharModel):
     def one_hot(self, tokens: Tensor) -> Tensor:
         return nn.functional.one_hot(tokens, self.vocab_size).to(self.W_hq.dtype)
 
+    def init_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
+        if self.num_layers == 1:
+            return super().init_state(batch_size, device)
+        dev = device if device is not None else self.device
+        shape = (self.num_layers, batch_size, self.hidden_size)
+        return torch.zeros(shape, device=dev, dtype=self.dtype)
+
+    def _stacked(self, h: Tensor) -> Tensor:
+        """rnnviz's state as PyTorch's (L, B, H)."""
+        return h.unsqueeze(0) if self.num_layers == 1 else h
+
+    def _own(self, h_n: Tensor) -> Tensor:
+        """PyTorch's (L, B, H) as rnnviz's state: (B, H) for one layer."""
+        return h_n.squeeze(0) if self.num_layers == 1 else h_n
+
     def named_grad_params(self) -> list[tuple[str, nn.Parameter]]:
-        names = {
-            "rnn.weight_ih_l0": "W_x(gates)",
-            "rnn.weight_hh_l0": "W_h(gates)",
-            "rnn.bias_ih_l0": "b_x(gates)",
-            "rnn.bias_hh_l0": "b_h(gates)",
-        }
-        return [(names.get(n, n), p) for n, p in self.named_parameters()]
+        """One layer: W_x(gates), ...; L layers: each named with its layer, "W_x(gates) l1"."""
+        short = {"weight_ih": "W_x(gates)", "weight_hh": "W_h(gates)"}
+        short.update({"bias_ih": "b_x(gates)", "bias_hh": "b_h(gates)"})
+        named = []
+        for n, p in self.named_parameters():
+            part, _, layer = n.removeprefix("rnn.").rpartition("_l")
+            if n.startswith("rnn.") and part in short:
+                n = short[part] if self.num_layers == 1 else f"{short[part]} l{layer}"
+            named.append((n, p))
+        return named
 
 
 class GRUModel(_FusedRecurrent):
@@ -161,9 +183,9 @@ class GRUModel(_FusedRecurrent):
     def forward(self, tokens: Tensor, state: State | None = None) -> tuple[Tensor, Tensor, State]:
         h0 = None if state is None else state
         assert h0 is None or isinstance(h0, Tensor)
-        hidden_seq, h_n = self.rnn(self.one_hot(tokens), None if h0 is None else h0.unsqueeze(0))
+        hidden_seq, h_n = self.rnn(self.one_hot(tokens), None if h0 is None else self._stacked(h0))
         logits = hidden_seq @ self.W_hq + self.b_q
-        return logits, hidden_seq, h_n.squeeze(0)
+        return logits, hidden_seq, self._own(h_n)
 
 
 class LSTMModel(_FusedRecurrent):
@@ -173,18 +195,18 @@ class LSTMModel(_FusedRecurrent):
     def init_state(
         self, batch_size: int, device: torch.device | str | None = None
     ) -> tuple[Tensor, Tensor]:
-        dev = device if device is not None else self.device
-        zeros = torch.zeros(batch_size, self.hidden_size, device=dev, dtype=self.dtype)
+        zeros = super().init_state(batch_size, device)
+        assert isinstance(zeros, Tensor)
         return zeros, zeros.clone()
 
     def forward(self, tokens: Tensor, state: State | None = None) -> tuple[Tensor, Tensor, State]:
         hc = None
         if state is not None:
             assert isinstance(state, tuple)
-            hc = (state[0].unsqueeze(0), state[1].unsqueeze(0))
+            hc = (self._stacked(state[0]), self._stacked(state[1]))
         hidden_seq, (h_n, c_n) = self.rnn(self.one_hot(tokens), hc)
         logits = hidden_seq @ self.W_hq + self.b_q
-        return logits, hidden_seq, (h_n.squeeze(0), c_n.squeeze(0))
+        return logits, hidden_seq, (self._own(h_n), self._own(c_n))
 
     def forward_with_cells(
         self, tokens: Tensor, state: State | None = None
@@ -199,13 +221,23 @@ class LSTMModel(_FusedRecurrent):
         x = self.one_hot(tokens)
         hs, cs = [], []
         for t in range(T):
-            out, (h_n, c_n) = self.rnn(x[:, t : t + 1], (h.unsqueeze(0), c.unsqueeze(0)))
-            h, c = h_n.squeeze(0), c_n.squeeze(0)
-            hs.append(h)
-            cs.append(c)
+            out, (h_n, c_n) = self.rnn(x[:, t : t + 1], (self._stacked(h), self._stacked(c)))
+            h, c = self._own(h_n), self._own(c_n)
+            hs.append(out[:, 0])
+            cs.append(c_n[-1])  # the top layer's, beside its h
         hidden_seq = torch.stack(hs, dim=1)
         logits = hidden_seq @ self.W_hq + self.b_q
         return logits, hidden_seq, torch.stack(cs, dim=1), (h, c)
+
+
+def zero_state(model: CharModel, batch: int = 1) -> State:
+    """A zero state in the parameters' dtype and device (``init_state`` gives the default
+    dtype, which a float64 model, as in the finite-difference checks, cannot mix with)."""
+    weight = next(model.parameters())
+    layers = getattr(model, "num_layers", 1)
+    shape = (batch, model.hidden_size) if layers == 1 else (layers, batch, model.hidden_size)
+    zeros = torch.zeros(shape, dtype=weight.dtype, device=weight.device)
+    return (zeros, zeros.clone()) if isinstance(model, LSTMModel) else zeros
 
 
 def detach_state(state: State) -> State:

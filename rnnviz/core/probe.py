@@ -52,6 +52,7 @@ from rnnviz.core.model import (
     ScratchRNN,
     State,
     build_model,
+    zero_state,
 )
 
 if TYPE_CHECKING:
@@ -217,18 +218,11 @@ def nice_ceiling(value: float) -> float:
     return value
 
 
-def _zero_state(model: CharModel, batch: int = 1) -> State:
-    """A zero state in the parameters' dtype (``init_state`` gives the default dtype, which a
-    float64 model, as in the finite-difference checks, cannot mix with)."""
-    weight = next(model.parameters())
-    zeros = torch.zeros(batch, model.hidden_size, dtype=weight.dtype, device=weight.device)
-    return (zeros, zeros.clone()) if isinstance(model, LSTMModel) else zeros
-
-
 @dataclass(frozen=True)
 class _Pass:
     """A forward pass over some steps: logits (T, V), hidden (T, H), the LSTM's cells (T, H)
-    and, for GRU/LSTM, the gate record of the same steps."""
+    and, for GRU/LSTM, the gate record of the same steps (every layer's). Of stacked layers,
+    hidden and cells are the top layer's, what the output layer reads."""
 
     logits: Tensor
     hidden: Tensor
@@ -248,12 +242,12 @@ def _run(model: CharModel, ids: Tensor, state: State | None = None) -> _Pass:
         # one stepped pass gives the gates, the cells and h; the fused layer's own forward
         # would only repeat h, and forward_with_cells took 4-5x as long as this pass
         record = model_gates(model, ids, state)
-        trace = record.trace()
+        trace = record.trace(record.num_layers - 1)
         hidden = _states(trace["h"], model.W_hq)
         cells = _states(trace["c"], model.W_hq) if isinstance(model, LSTMModel) else None
         logits = torch.addmm(model.b_q, hidden, model.W_hq)
         return _Pass(logits, hidden, cells, record)
-    logits, hidden, _ = model(ids[None], _zero_state(model) if state is None else state)
+    logits, hidden, _ = model(ids[None], zero_state(model) if state is None else state)
     return _Pass(logits[0], hidden[0], None, None)
 
 
@@ -264,8 +258,26 @@ def _forward(model: CharModel, ids: Tensor) -> tuple[Tensor, Tensor, Tensor | No
     if isinstance(model, LSTMModel):
         run = _run(model, ids)
         return run.logits, run.hidden, run.cells
-    logits, hidden, _ = model(ids[None], _zero_state(model))
+    logits, hidden, _ = model(ids[None], zero_state(model))
     return logits[0], hidden[0], None
+
+
+def _layer_states(gates: GateRecord, t: int, like: Tensor) -> State:
+    """Every layer's (h, c) after step ``t``, as a stacked model's state (L, 1, H)."""
+    traces = [gates.trace(layer) for layer in range(gates.num_layers)]
+    h = torch.stack([_states(tr["h"][t : t + 1], like) for tr in traces])
+    if "c" not in traces[0].values:
+        return h
+    return h, torch.stack([_states(tr["c"][t : t + 1], like) for tr in traces])
+
+
+def _layer_input(model: CharModel, ids: Tensor, gates: GateRecord | None, like: Tensor) -> Tensor:
+    """What the top recurrent layer reads at every step: X_t one-hot, or of stacked layers
+    the layer below's h_t."""
+    if gates is None or gates.num_layers == 1:
+        assert isinstance(model, GRUModel | LSTMModel)
+        return model.one_hot(ids)
+    return _states(gates.trace(gates.num_layers - 2)["h"], like)
 
 
 def _join_gates(head: GateRecord, keep: int, tail: GateRecord | None) -> GateRecord:
@@ -296,7 +308,7 @@ def no_recurrence_table(model: CharModel) -> Tensor:
     V = model.vocab_size
     weight = next(model.parameters())
     tokens = torch.arange(V, device=weight.device)[:, None]  # V texts of one character
-    logits, _, _ = model(tokens, _zero_state(model, V))
+    logits, _, _ = model(tokens, zero_state(model, V))
     return torch.log_softmax(logits[:, 0], dim=-1)
 
 
@@ -321,11 +333,20 @@ def _phi_derivative(activation: str, hidden: Tensor) -> Tensor:
     return (hidden > 0).to(hidden.dtype)
 
 
-def _back_step(model: CharModel, ids: Tensor, hidden: Tensor, cells: Tensor | None) -> BackStep:
+def _back_step(
+    model: CharModel,
+    ids: Tensor,
+    hidden: Tensor,
+    cells: Tensor | None,
+    inputs: Tensor | None = None,
+) -> BackStep:
     """The vector-Jacobian product of one time step, for many cotangent rows at once.
 
     ``back(k, Mh, Mc)`` takes rows of dL/dh_{k+1} (and dL/dc_{k+1}) and returns the rows of
     dL/dh_k (and dL/dc_k) along the recurrence only (not through the output layer at k).
+    Of stacked GRU/LSTM layers it is the top layer's recurrence (``hidden``, ``cells`` and its
+    ``inputs``, the layer below's h_t): h_k of the top layer reaches later losses only through
+    it, the layers below being nodes of their own (as c_k is beside h_k).
     """
     if isinstance(model, ScratchRNN):  # FastRNN too: same parameters, same maths
         phi_prime = _phi_derivative(_activation(model), hidden)
@@ -343,8 +364,8 @@ def _back_step(model: CharModel, ids: Tensor, hidden: Tensor, cells: Tensor | No
     # Through autograd (torch.gru_cell / lstm_cell on n leaf rows, then autograd.grad) a step
     # cost ~0.25 ms at hidden 256, and a key typed at the end of a 100-character text, which
     # needs one row swept back over every step, took ~25 ms; tests compare with autograd.
-    w_ih, w_hh, b_ih, b_hh = (w.detach() for w in model.rnn.all_weights[0])
-    x = model.one_hot(ids)  # (T, V)
+    w_ih, w_hh, b_ih, b_hh = (w.detach() for w in model.rnn.all_weights[-1])
+    x = model.one_hot(ids) if inputs is None else inputs  # (T, V), or the layer below's (T, H)
     H = hidden.shape[1]
     # row k: the step that maps h_k (and c_k) to h_{k+1}
     gi = x[1:] @ w_ih.t() + b_ih  # (T-1, G*H)
@@ -399,6 +420,7 @@ def _grad_flow(
     first_row: int = 0,
     G_T: Tensor | None = None,
     cancelled: Cancelled = None,
+    inputs: Tensor | None = None,
 ) -> Tensor:
     """(T, T) G transposed, ``G_T[k, t] = ||dL_t/dH_k||``, by one backward sweep for all loss
     terms t >= ``first_row`` together. Entries of earlier rows t are left as ``G_T`` has them
@@ -423,7 +445,7 @@ def _grad_flow(
     direct = d_logits @ W_hq.detach().t()  # (T-1-r0, H) dL_t/dH_t for t = r0..T-2
     if isinstance(model, ScratchRNN):
         return _scratch_grad_flow(model, hidden, direct, r0, G_T, cancelled)
-    back = _back_step(model, ids, hidden, cells)
+    back = _back_step(model, ids, hidden, cells, inputs)
     # row i of M is loss term t = r0 + i
     Mh = torch.zeros(T - 1 - r0, H, dtype=hidden.dtype, device=hidden.device)
     Mc = torch.zeros_like(Mh) if cells is not None else None
@@ -593,8 +615,19 @@ class Prober:
             keep = max(0, p - 1) if self._G_T is not None else 0  # rows t < keep still hold
             if keep:
                 G_T[:keep, :keep] = self._G_T[:keep, :keep]  # type: ignore[index]
+            inputs = None
+            if run.gates is not None and run.gates.num_layers > 1:
+                inputs = _layer_input(model, ids, run.gates, hidden)
             _grad_flow(
-                model, ids, hidden, cells, probs, first_row=keep, G_T=G_T, cancelled=cancelled
+                model,
+                ids,
+                hidden,
+                cells,
+                probs,
+                first_row=keep,
+                G_T=G_T,
+                cancelled=cancelled,
+                inputs=inputs,
             )
         self._ids, self._logits, self._hidden, self._cells = ids_np, logits, hidden, cells
         self._gates = run.gates
@@ -621,6 +654,8 @@ class Prober:
         state: State = self._hidden[p - 1 : p]
         if self._cells is not None:
             state = (self._hidden[p - 1 : p], self._cells[p - 1 : p])
+        if gates is not None and gates.num_layers > 1:  # every layer's state at p - 1
+            state = _layer_states(gates, p - 1, self._hidden)
         new = _run(self.model, ids[p:], state)
         cells = None
         if self._cells is not None:
@@ -707,9 +742,15 @@ def hidden_jacobian_norms(model: CharModel, vocab: Vocab, text: str, t: int) -> 
     if not 0 <= t < len(ids_np):
         raise ValueError(f"step {t} is outside the text (0..{len(ids_np) - 1})")
     ids = torch.from_numpy(ids_np[: t + 1]).to(model.device)
-    _, hidden, cells = _forward(model, ids)
+    inputs = None
+    if getattr(model, "num_layers", 1) > 1:
+        run = _run(model, ids)
+        hidden, cells = run.hidden, run.cells
+        inputs = _layer_input(model, ids, run.gates, hidden)
+    else:
+        _, hidden, cells = _forward(model, ids)
     H = hidden.shape[1]
-    back = _back_step(model, ids, hidden, cells)
+    back = _back_step(model, ids, hidden, cells, inputs)
     Mh = torch.eye(H, dtype=hidden.dtype, device=hidden.device)
     # dH_t/dc_t is not a term here: H_t is the step's output, c_t one of its siblings
     Mc: Tensor | None = torch.zeros_like(Mh) if cells is not None else None

@@ -9,8 +9,9 @@ reader takes it; nothing is an array type of ours.
 A GRU or LSTM adds ``"gates"``: every gate of ``core.gates`` (LSTM i, f, g, o and the cell c;
 GRU r, z, n) under its ``gate_key``, e.g. ``"l0.forward.f"``, each as ``{"description": ...,
 "levels": [low, high], "values": T x H}``. The levels are the fixed colour levels of a heatmap
-((0, 1) for a sigmoid gate, (-1, 1) for tanh, (-m, m) for the cell). The record's h is not
-repeated there: it is ``"hidden"``.
+((0, 1) for a sigmoid gate, (-1, 1) for tanh, (-m, m) for the cell). The top layer's h is not
+repeated there: it is ``"hidden"``; of stacked layers, each layer below adds its own h
+(``"l0.forward.h"``, ...) and its gates, so ``"cell"`` is the top layer's c.
 
 The gradient flow is T x T numbers (95 MB of JSON at 4,096 characters), so it is written for
 texts of at most :data:`JSON_GRAD_FLOW_MAX_CHARS` characters; past that ``"grad_flow"`` is
@@ -33,10 +34,12 @@ JSON_GRAD_FLOW_MAX_CHARS = 512
 _STATE_ARRAYS = {"lstm": 6, "gru": 3}
 
 
-def state_arrays(kind: str) -> int:
+def state_arrays(kind: str, layers: int = 1) -> int:
     """How many (T, H) arrays the JSON of a probe of a ``kind`` model holds: "hidden", and
-    the cell and the gates of an LSTM or a GRU (what a size check counts per character)."""
-    return 1 + _STATE_ARRAYS.get(kind, 0)
+    the cell and the gates of an LSTM or a GRU, every layer's (what a size check counts per
+    character)."""
+    gated = _STATE_ARRAYS.get(kind, 0)
+    return 1 + gated * layers + (layers - 1 if gated else 0)
 
 
 def grad_flow_omitted(chars: int) -> str | None:
@@ -90,9 +93,10 @@ def _gates_json(result: ProbeResult) -> dict[str, dict[str, Any]]:
     from rnnviz.core.gates import gate_key  # imports torch, which made any result with gates
 
     out: dict[str, dict[str, Any]] = {}
+    top = result.gates.num_layers - 1
     for trace in result.gates.traces:
         for name, values in trace.values.items():
-            if name == "h":
+            if name == "h" and trace.layer == top:  # "hidden" is the top layer's h
                 continue
             low, high = trace.levels[name]
             out[gate_key(trace.layer, trace.direction, name)] = {

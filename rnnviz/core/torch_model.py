@@ -84,7 +84,13 @@ from rnnviz.core.checkpoint import (
     _tensor_table,
     load_params,
 )
-from rnnviz.core.config import HIDDEN_RANGE, VOCAB_SIZE_RANGE, ConfigError, ModelConfig
+from rnnviz.core.config import (
+    HIDDEN_RANGE,
+    LAYERS_RANGE,
+    VOCAB_SIZE_RANGE,
+    ConfigError,
+    ModelConfig,
+)
 from rnnviz.core.model import CharModel, build_model
 from rnnviz.core.vocab import Vocab
 
@@ -333,14 +339,16 @@ class _Plan:
     d2l_rnn: bool
     d2l_output: bool
     names: dict[str, str]  # role -> tensor name in the file (absent biases absent)
+    layers: int = 1  # stacked GRU/LSTM layers; roles weight_ih_l1, ... for those above 0
 
 
 def _fmt(shape: tuple[int, ...]) -> str:
     return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
-def _refuse_layers(spec: TorchSpec, names: list[str], name: str) -> None:
-    """num_layers > 1, bidirectional and proj_size, told apart by PyTorch's tensor names."""
+def _refuse_layers(spec: TorchSpec, names: list[str], name: str) -> int:
+    """The number of layers; bidirectional, proj_size and (but for a GRU or an LSTM of at most
+    LAYERS_RANGE[1]) num_layers > 1 refused, told apart by PyTorch's tensor names."""
     layers = 1
     examples: dict[str, str] = {}  # problem -> a tensor that shows it, weight_ih first
     for key in sorted(names, key=lambda k: ("weight_ih" not in k, k)):
@@ -348,7 +356,8 @@ def _refuse_layers(spec: TorchSpec, names: list[str], name: str) -> None:
         if match is None:
             continue
         layers = max(layers, int(match.group(3)) + 1)
-        if int(match.group(3)) > 0:
+        stackable = spec.kind in ("gru", "lstm") and layers <= LAYERS_RANGE[1]
+        if int(match.group(3)) > 0 and not stackable:
             examples.setdefault("layers", key)
         if match.group(4):
             examples.setdefault("bidirectional=True", key)
@@ -360,17 +369,22 @@ def _refuse_layers(spec: TorchSpec, names: list[str], name: str) -> None:
         ]
         problems = [f"num_layers={layers}" if p == "layers" else p for p, _ in found]
         verb = "is" if len(problems) == 1 else "are"
-        raise TorchModelError(
-            f"{name}: {' and '.join(problems)} {verb} not supported yet: rnnviz opens a "
-            f"one-layer, one-direction {_KIND_NAMES[spec.kind]} (the file has "
-            f"{' and '.join(key for _, key in found)})"
+        opens = (
+            f"a GRU or an LSTM of 1 to {LAYERS_RANGE[1]} layers"
+            if spec.kind in ("gru", "lstm")
+            else f"a one-layer {_KIND_NAMES[spec.kind]}"
         )
+        raise TorchModelError(
+            f"{name}: {' and '.join(problems)} {verb} not supported yet: rnnviz opens "
+            f"{opens}, one direction (the file has {' and '.join(key for _, key in found)})"
+        )
+    return layers
 
 
 def _plan(spec: TorchSpec, shapes: dict[str, tuple[int, ...]], name: str) -> _Plan:
     """Match the file's tensors to the spec's parts and check every shape; reads no data."""
     keys = sorted(shapes)
-    _refuse_layers(spec, keys, name)
+    layers = _refuse_layers(spec, keys, name)
     d2l_rnn = any(spec.rnn + k in shapes for k in _D2L_RNN)
     d2l_output = any(spec.output + k in shapes for k in _D2L_OUTPUT)
     if d2l_rnn and spec.kind != "rnn":
@@ -388,8 +402,12 @@ def _plan(spec: TorchSpec, shapes: dict[str, tuple[int, ...]], name: str) -> _Pl
         roles.update({r: spec.rnn + r + "_l0" for r in ("weight_ih", "weight_hh")})
         biases = {r: spec.rnn + r + "_l0" for r in ("bias_ih", "bias_hh")}
         # bias=False: neither bias exists; one alone is a missing tensor
-        if any(b in shapes for b in biases.values()):
+        has_bias = any(b in shapes for b in biases.values())
+        if has_bias:
             roles.update(biases)
+        for layer in range(1, layers):  # a stacked layer's role is its own PyTorch name
+            parts = ("weight_ih", "weight_hh") + (("bias_ih", "bias_hh") if has_bias else ())
+            roles.update({f"{r}_l{layer}": f"{spec.rnn}{r}_l{layer}" for r in parts})
     if d2l_output:
         roles.update({"W_hq": spec.output + "W_hq", "b_q": spec.output + "b_q"})
     else:
@@ -474,6 +492,13 @@ def _plan(spec: TorchSpec, shapes: dict[str, tuple[int, ...]], name: str) -> _Pl
         for role in ("bias_ih", "bias_hh"):
             if role in roles:
                 mismatch(role, (G * H,), gates)
+        for layer in range(1, layers):
+            below = f"layer {layer - 1}'s output of {hid_why}"
+            mismatch(f"weight_ih_l{layer}", (G * H, H), f"{below} and {gates}")
+            mismatch(f"weight_hh_l{layer}", (G * H, H), gates)
+            for role in (f"bias_ih_l{layer}", f"bias_hh_l{layer}"):
+                if role in roles:
+                    mismatch(role, (G * H,), gates)
     if d2l_output:
         mismatch("W_hq", (H, V), f"{hid_why} and {vocab_why}")
         mismatch("b_q", (V,), vocab_why)
@@ -481,7 +506,14 @@ def _plan(spec: TorchSpec, shapes: dict[str, tuple[int, ...]], name: str) -> _Pl
         mismatch("weight", (V, H), f"{vocab_why} and {hid_why} (a Linear(H, V))")
         if "bias" in roles:
             mismatch("bias", (V,), vocab_why)
-    return _Plan(hidden=H, input_dim=D, d2l_rnn=d2l_rnn, d2l_output=d2l_output, names=roles)
+    return _Plan(
+        hidden=H,
+        input_dim=D,
+        d2l_rnn=d2l_rnn,
+        d2l_output=d2l_output,
+        names=roles,
+        layers=layers,
+    )
 
 
 # ---------------------------------------------------------------------------- building
@@ -531,11 +563,16 @@ def _build(spec: TorchSpec, plan: _Plan, tensors: dict[str, Tensor]) -> tuple[Ch
         params["rnn.weight_hh_l0"] = t["weight_hh"]
         params["rnn.bias_ih_l0"] = t.get("bias_ih", zeros)
         params["rnn.bias_hh_l0"] = t.get("bias_hh", zeros)
+        for layer in range(1, plan.layers):
+            for part in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                key = f"{part}_l{layer}"
+                params[f"rnn.{key}"] = t.get(key, zeros)
     try:
         config = ModelConfig(
             kind=_RNNVIZ_KIND[spec.kind],  # type: ignore[arg-type]
             activation=spec.nonlinearity,  # type: ignore[arg-type]
             hidden_size=H,
+            num_layers=plan.layers,
         )
     except ConfigError as exc:
         raise TorchModelError(str(exc)) from None
@@ -550,7 +587,8 @@ def _build(spec: TorchSpec, plan: _Plan, tensors: dict[str, Tensor]) -> tuple[Ch
 
 def _model_bytes(spec: TorchSpec, plan: _Plan) -> int:
     V, H, G = len(spec.vocab), plan.hidden, _GATES[spec.kind]
-    return 4 * (G * H * (V + H) + 2 * G * H + H * V + V)
+    stacked = (plan.layers - 1) * (2 * G * H * H + 2 * G * H)
+    return 4 * (G * H * (V + H) + 2 * G * H + H * V + V + stacked)
 
 
 # ---------------------------------------------------------------------------- public

@@ -339,23 +339,24 @@ def test_tensors_the_spec_does_not_place_are_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "words"),
+    ("kind", "kwargs", "words"),
     [
-        ({"num_layers": 2}, "num_layers=2 is not supported yet"),
-        ({"num_layers": 3}, "num_layers=3 is not supported yet"),
-        ({"bidirectional": True}, "bidirectional=True is not supported yet"),
-        ({"num_layers": 2, "bidirectional": True},
-         "num_layers=2 and bidirectional=True are not supported yet"),
-        ({"proj_size": 3}, "proj_size is not supported yet"),
+        ("lstm", {"num_layers": 5}, "num_layers=5 is not supported yet"),
+        ("rnn", {"num_layers": 2}, "num_layers=2 is not supported yet"),
+        ("lstm", {"bidirectional": True}, "bidirectional=True is not supported yet"),
+        ("gru", {"num_layers": 2, "bidirectional": True},
+         "bidirectional=True is not supported yet"),
+        ("lstm", {"proj_size": 3}, "proj_size is not supported yet"),
     ],
 )  # fmt: skip
 def test_more_layers_or_directions_are_refused_by_name(
-    tmp_path: Path, kwargs: dict[str, Any], words: str
+    tmp_path: Path, kind: str, kwargs: dict[str, Any], words: str
 ) -> None:
-    net = make_net(kind="lstm", **kwargs)
+    net = make_net(kind=kind, **kwargs)
     with pytest.raises(TorchModelError) as err:
         open_torch_model(*save_net(tmp_path, net))
-    assert words in str(err.value) and "one-layer, one-direction LSTM" in str(err.value)
+    opens = "a one-layer RNN" if kind == "rnn" else "a GRU or an LSTM of 1 to 4 layers"
+    assert words in str(err.value) and f"opens {opens}, one direction" in str(err.value)
 
 
 def test_float64_weights_are_refused_with_the_fix(tmp_path: Path) -> None:
