@@ -219,6 +219,13 @@ def _window_arguments(parser: argparse.ArgumentParser) -> None:
         "(the LSTM's cell state C_t) or a gate: LSTM i, f, g, o; GRU r, z, n",
     )
     window.add_argument(
+        "--stacked-layer",
+        type=_int_in(1, 4),
+        metavar="N",
+        help="of a stacked GRU or LSTM (model.num_layers > 1), the layer the hidden-state "
+        "panel shows: 1 is the bottom one (default: the top one)",
+    )
+    window.add_argument(
         "--lesson",
         metavar="LESSON[:STEP]",
         help="start a lesson: 'chapter' (the one that ships) or a lesson file, at step STEP "
@@ -533,6 +540,7 @@ def cmd_gui(args: argparse.Namespace, model: tuple[str, str] | None = None) -> i
         at_step=args.at_step,
         session=args.session,
         hidden_layer=args.hidden_layer,
+        stacked_layer=args.stacked_layer,
         model=model,
     )
     steps = args.train_steps

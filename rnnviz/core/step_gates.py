@@ -125,6 +125,13 @@ def gated_step_detail(
     """
     if not isinstance(model, GRUModel | LSTMModel):
         raise ValueError(f"gated_step_detail is for GRU and LSTM models, not {model.kind!r}")
+    if model.num_layers > 1:
+        # layer 1's gates read x_t, the output reads the top layer's h_t: one column of
+        # equations would mix two layers' numbers
+        raise ValueError(
+            f"the step view shows a one-layer {model.kind.upper()}; this one stacks "
+            f"{model.num_layers} layers (the hidden-state panel shows each layer's gates)"
+        )
     ids_np, ids = step_ids(model, vocab, text, t)
     T = len(ids_np)
     record = gates if gates is not None else model_gates(model, ids)

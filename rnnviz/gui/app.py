@@ -177,6 +177,8 @@ def _apply_options(window: MainWindow, options: LaunchOptions) -> None:
         window.panels.unrolled.mlp_check().setChecked(True)
     if options.hidden_layer is not None:
         choose_hidden_layer(window, options.hidden_layer)
+    if options.stacked_layer is not None:
+        choose_stacked_layer(window, options.stacked_layer - 1)
     cursor = None if options.session is not None else options.cursor
     full = options.full
     if cursor is None and full is None:
@@ -222,6 +224,19 @@ def choose_hidden_layer(window: MainWindow, name: str) -> None:
 
     def choose() -> None:
         if name in panel.layers() and panel.set_layer(name):
+            window.probe_shown.disconnect(choose)
+
+    window.probe_shown.connect(choose)
+
+
+def choose_stacked_layer(window: MainWindow, layer: int) -> None:
+    """``--stacked-layer N``: the hidden-state panel shows that layer (0: the bottom one)
+    from the first probe shown of a model that has so many."""
+    panel = window.panels.hidden
+
+    def choose() -> None:
+        if panel.depth_selector().count() > layer:
+            panel.set_depth(layer)
             window.probe_shown.disconnect(choose)
 
     window.probe_shown.connect(choose)

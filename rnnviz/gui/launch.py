@@ -40,6 +40,8 @@ class LaunchOptions:
     ``hidden_layer``: what the hidden-state heatmap shows (HIDDEN_LAYERS), chosen at the first
     probe of a model that has it (None: H_t). ``model``: (weights, spec) of a PyTorch model
     opened read-only once the engine runs (``rnnviz open``; nothing is trained).
+    ``stacked_layer``: of a stacked GRU/LSTM, the layer the hidden-state panel shows, from 1
+    (the bottom one; None: the top one).
     """
 
     config: RunConfig | None = None
@@ -59,6 +61,7 @@ class LaunchOptions:
     session: str | None = None
     hidden_layer: str | None = None
     model: tuple[str, str] | None = None
+    stacked_layer: int | None = None
 
 
 def lesson_argument(text: str) -> tuple[str, int]:

@@ -229,10 +229,11 @@ class MetricPanel(QWidget):
         return True
 
     def _draw_key(self) -> tuple[object, ...]:
-        """What the drawing depends on: the histories, the runs' names, a subclass's own."""
+        """What the drawing depends on: the histories, the runs' names, whether the main run
+        is an opened model (the empty plots say so), a subclass's own."""
         histories = self._state.histories
         names = tuple(self._legend_suffix(r) for r in histories.run_ids())
-        return (histories.version(), names, *self._own_key())
+        return (histories.version(), names, self._state.read_only, *self._own_key())
 
     def _own_key(self) -> tuple[object, ...]:
         """Hook: what else a subclass draws from (θ, the parameters shown)."""

@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from rnnviz.core.config import ConfigError, RunConfig
+from rnnviz.core.config import LAYERS_RANGE, ConfigError, RunConfig
 from rnnviz.gui import theme
 from rnnviz.gui.widgets import LogSpinBox
 
@@ -177,6 +177,13 @@ class ControlsPanel(QWidget):
             "activation_combo",
         )
         self.hidden_spin = _spin(1, 2048, "Hidden units H (resets training)", "hidden_spin")
+        self.layers_spin = _spin(
+            *LAYERS_RANGE,
+            "Stacked recurrent layers (d2l 10.3, deep RNNs): layer l reads layer l-1's H_t, "
+            "the output layer the top one. GRU and LSTM; the scratch and fast RNNs are the "
+            "chapter's one-layer loop. Changing it resets training.",
+            "layers_spin",
+        )
         self.num_steps_spin = _spin(
             1,
             1024,
@@ -223,7 +230,13 @@ class ControlsPanel(QWidget):
         ):
             combo.currentIndexChanged.connect(self._on_config_widget_changed)
         self.corpus_combo.currentIndexChanged.connect(self._on_corpus_changed)
-        for spin in (self.hidden_spin, self.num_steps_spin, self.batch_spin, self.seed_spin):
+        for spin in (
+            self.hidden_spin,
+            self.layers_spin,
+            self.num_steps_spin,
+            self.batch_spin,
+            self.seed_spin,
+        ):
             spin.valueChanged.connect(self._on_config_widget_changed)
 
         self.info_label = QLabel("")
@@ -246,6 +259,7 @@ class ControlsPanel(QWidget):
         model_form.addRow("model", self.model_combo)
         model_form.addRow("φ", self.activation_combo)
         model_form.addRow("hidden size", self.hidden_spin)
+        model_form.addRow("layers", self.layers_spin)
         model_form.addRow("optimizer", self.optimizer_combo)
 
         data = QGroupBox("Data (resets)")
@@ -314,6 +328,7 @@ class ControlsPanel(QWidget):
             self.model_combo,
             self.activation_combo,
             self.hidden_spin,
+            self.layers_spin,
             self.num_steps_spin,
             self.batch_spin,
             self.seed_spin,
@@ -331,6 +346,7 @@ class ControlsPanel(QWidget):
             _select(self.model_combo, config.model.kind)
             _select(self.activation_combo, config.model.activation)
             self.hidden_spin.setValue(config.model.hidden_size)
+            self.layers_spin.setValue(config.model.num_layers)
             self.num_steps_spin.setValue(config.train.num_steps)
             self.batch_spin.setValue(config.train.batch_size)
             self.seed_spin.setValue(config.train.seed)
@@ -356,6 +372,7 @@ class ControlsPanel(QWidget):
                 "kind": kind,
                 "activation": activation,
                 "hidden_size": self.hidden_spin.value(),
+                "num_layers": self.layers_spin.value() if kind in ("gru", "lstm") else 1,
             },
             train={
                 "lr": self.lr_spin.value(),
@@ -447,6 +464,11 @@ class ControlsPanel(QWidget):
     def _update_enabled(self) -> None:
         gated = self.model_combo.currentData() in ("gru", "lstm")
         self.activation_combo.setEnabled(not gated)
+        self.layers_spin.setEnabled(gated)
+        if not gated:
+            self.layers_spin.blockSignals(True)
+            self.layers_spin.setValue(1)
+            self.layers_spin.blockSignals(False)
         if gated:
             self.activation_combo.blockSignals(True)
             _select(self.activation_combo, "tanh")

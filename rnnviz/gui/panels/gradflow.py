@@ -447,12 +447,16 @@ class GradFlowPanel(QWidget):
             return np.empty(0)
         from rnnviz.core.gates import mean_retention_row, retention_text
 
-        trace = gates.trace()
+        # of stacked layers, the top one's: G is of the top layer's H_k (core.probe)
+        trace = gates.trace(gates.num_layers - 1)
         kept = mean_retention_row(trace.carry, row)
         distance = np.arange(row + 1, dtype=np.float64)
         shown = np.isfinite(kept) & (kept > 0)
         self.retention_curve.setData(distance[shown], kept[shown])
-        self.retention_label.setText(retention_text(trace.kind, distance, kept))
+        text = retention_text(trace.kind, distance, kept)
+        if gates.num_layers > 1:
+            text += f" (top layer of {gates.num_layers}, whose H_k this is)"
+        self.retention_label.setText(text)
         self.retention_label.setVisible(True)
         logs: np.ndarray = np.log10(kept[shown])
         return logs

@@ -192,8 +192,22 @@ class HiddenStatesPanel(QWidget):
             "(PyTorch's letters); the unit's strip below draws them all"
         )
         self._layer_box.hide()
+        # of stacked layers (d2l 10.3): which layer's H_t, C_t and gates; the top one first
+        self._depth = -1  # the layer shown; -1: the top one, whatever the model's depth
+        self._depths = 1
+        self._depth_box = QComboBox()
+        self._depth_box.setObjectName("hidden_depth_box")
+        self._depth_box.setFont(theme.font())
+        self._depth_box.setToolTip(
+            "which of the stacked layers the heatmap and the strip show: layer 1 reads the "
+            "characters, each layer above reads the H_t of the one below, and the output "
+            "layer reads the top one"
+        )
+        self._depth_box.hide()
+        self._depth_box.currentIndexChanged.connect(self._on_depth_chosen)
         top = QHBoxLayout()
         top.addWidget(self._readout, 1)
+        top.addWidget(self._depth_box)
         top.addWidget(self._layer_box)
         self._stack, self._graphics = graphics_with_placeholder(
             self, f"{PLACEHOLDER}: its hidden states H_t appear here"
@@ -297,6 +311,7 @@ class HiddenStatesPanel(QWidget):
             self._stack.setCurrentIndex(0)
             return
         self._set_layers(layers_of(result))
+        self._set_depths(1 if result.gates is None else result.gates.num_layers)
         self._stack.setCurrentIndex(1)
         self._heatmap.x_ticks.set_chars(result.text)
         self._heatmap.y_ticks.set_count(result.hidden.shape[1])
@@ -518,6 +533,46 @@ class HiddenStatesPanel(QWidget):
             self._show_cell_axis("c" in layers)
         self._select_entry()
 
+    def _set_depths(self, depths: int) -> None:
+        """The layer selector's entries for a model of ``depths`` stacked layers (shown only
+        for more than one); the layer shown stays while the model has it."""
+        if depths == self._depths:
+            return
+        self._depths = depths
+        if self._depth >= depths:
+            self._depth = -1
+        self._depth_box.blockSignals(True)
+        try:
+            self._depth_box.clear()
+            for layer in range(depths - 1, -1, -1):
+                where = " (top)" if layer == depths - 1 else " (bottom)" if layer == 0 else ""
+                self._depth_box.addItem(f"layer {layer + 1}{where}", layer)
+            self._depth_box.setCurrentIndex(self._depth_box.findData(self.depth()))
+        finally:
+            self._depth_box.blockSignals(False)
+        self._depth_box.setVisible(depths > 1)
+
+    def depth(self) -> int:
+        """The stacked layer shown, from 0 (the bottom one); 0 for a one-layer model."""
+        return self._depths - 1 if self._depth < 0 else self._depth
+
+    def set_depth(self, layer: int) -> None:
+        """Show stacked layer ``layer`` (0: the bottom one), as the selector does (silent)."""
+        self._depth = max(0, min(int(layer), self._depths - 1))
+        self._depth_box.blockSignals(True)
+        self._depth_box.setCurrentIndex(self._depth_box.findData(self._depth))
+        self._depth_box.blockSignals(False)
+        if self._result is not None:
+            self._draw()
+
+    def depth_selector(self) -> QComboBox:
+        """The selector of the stacked layer shown: visible only for more than one layer."""
+        return self._depth_box
+
+    def _on_depth_chosen(self, index: int) -> None:
+        if index >= 0:
+            self.set_depth(int(self._depth_box.itemData(index)))
+
     def _select_entry(self) -> None:
         """The selector on the layer shown (silent)."""
         if self._layer not in self._layers:
@@ -538,11 +593,12 @@ class HiddenStatesPanel(QWidget):
         """(T, H) values of ``name`` in the result shown, and their fixed colour levels."""
         result = self._result
         assert result is not None
-        if name == "h":
+        top = result.gates is None or self.depth() == result.gates.num_layers - 1
+        if name == "h" and top:
             lo, hi = result.hidden_levels
             return result.hidden, (float(lo), float(hi))
         assert result.gates is not None
-        trace = result.gates.trace()
+        trace = result.gates.trace(self.depth())
         if name == "c":
             return trace[name], _symmetric_levels(trace.levels[name])
         lo, hi = trace.levels[name]
@@ -552,7 +608,10 @@ class HiddenStatesPanel(QWidget):
         result = self._result
         if result is None or result.gates is None:
             return ""
-        return result.gates.trace().descriptions[name]
+        description: str = result.gates.trace(self.depth()).descriptions[name]
+        if result.gates.num_layers > 1:
+            description += f", layer {self.depth() + 1} of {result.gates.num_layers}"
+        return description
 
     def _draw(self) -> None:
         values, levels = self._values(self._layer)

@@ -578,6 +578,8 @@ class ProbeScheduler(QObject):
             from rnnviz.core.probe import step_detail
 
             return step_detail(shown.model, shown.vocab, shown.result.text, t), ""
+        except ValueError as exc:  # the cores' own "no such view here" (a stacked model)
+            return None, str(exc)
         except Exception as exc:  # like a probe: never take the window down
             return None, f"Step view failed: {exc}"
 

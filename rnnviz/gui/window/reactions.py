@@ -152,10 +152,12 @@ class StateReactions(QObject):
         notes = "; ".join(info.notes)
         if info.opened:
             name = html.escape(os.path.basename(info.opened))
+            model = info.config.model
+            shape = f"{_KIND_NAMES.get(model.kind, 'RNN')} with hidden {model.hidden_size}"
+            if model.num_layers > 1:
+                shape += f" in {model.num_layers} layers"
             p.controls.set_run_info(
-                f"<b>{name}</b>, read-only: {_KIND_NAMES.get(info.config.model.kind, 'RNN')} "
-                f"with hidden "
-                f"{info.config.model.hidden_size}, vocabulary {len(info.vocab_tokens)}. "
+                f"<b>{name}</b>, read-only: {shape}, vocabulary {len(info.vocab_tokens)}. "
                 f"Reset trains a new model of its shape on {html.escape(info.corpus_name)}"
             )
         else:

@@ -1,0 +1,106 @@
+"""Stacked GRU/LSTM layers in the window: the controls' layers, the hidden-state panel's layer
+selector, the gradient flow's retention of the top layer, the step view's refusal (issue 16)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from probe_helpers import CORPUS, show
+
+from rnnviz.core.config import ModelConfig
+from rnnviz.core.model import build_model
+from rnnviz.core.probe import probe
+from rnnviz.core.vocab import Vocab
+from rnnviz.gui.panels.controls import ControlsPanel
+from rnnviz.gui.panels.hidden_states import HiddenStatesPanel
+
+ENGINE_WAIT_MS = 30_000
+TEXT = "the machine"
+
+
+def stacked_result(kind: str = "lstm", layers: int = 3):
+    torch.manual_seed(0)
+    vocab = Vocab.from_text(CORPUS)
+    model = build_model(len(vocab), ModelConfig(kind=kind, hidden_size=8, num_layers=layers), 1)
+    model.eval()
+    return probe(model, vocab, TEXT)
+
+
+def test_the_layer_selector_shows_each_stacked_layers_states_and_gates(qtbot) -> None:
+    panel = show(qtbot, HiddenStatesPanel())
+    panel.set_result(stacked_result("lstm", 3))
+    box = panel.depth_selector()
+    assert box.isVisibleTo(panel) and box.count() == 3
+    assert box.itemText(0) == "layer 3 (top)" and box.itemText(2) == "layer 1 (bottom)"
+    result = panel._result
+    assert panel.depth() == 2  # the top one first: what the output layer reads
+    np.testing.assert_array_equal(panel.displayed_array(), result.hidden.T)
+    for layer in (0, 1):
+        box.setCurrentIndex(box.findData(layer))
+        assert panel.depth() == layer
+        np.testing.assert_array_equal(panel.displayed_array(), result.gates.trace(layer)["h"].T)
+        assert panel.set_layer("f")
+        np.testing.assert_array_equal(panel.displayed_array(), result.gates.trace(layer)["f"].T)
+        assert f"layer {layer + 1} of 3" in panel.heatmap_title()
+        _, unit_curve = panel.unit_curve_data("c")
+        np.testing.assert_allclose(unit_curve, result.gates.trace(layer)["c"][:, 0])
+        panel.set_layer("h")
+    # the layer stays across results of the same depth; a one-layer model has no selector
+    panel.set_result(stacked_result("lstm", 3))
+    assert panel.depth() == 1
+    panel.set_result(stacked_result("gru", 1))
+    assert not box.isVisibleTo(panel) and panel.depth() == 0
+    np.testing.assert_array_equal(panel.displayed_array(), panel._result.hidden.T)
+
+
+def test_the_controls_offer_layers_for_the_gru_and_the_lstm_only(qtbot) -> None:
+    from rnnviz.core.config import RunConfig
+
+    panel = show(qtbot, ControlsPanel(RunConfig()))
+    seen = []
+    panel.config_changed.connect(seen.append)
+    assert not panel.layers_spin.isEnabled()  # the default fast RNN is one layer
+    panel.model_combo.setCurrentIndex(panel.model_combo.findData("lstm"))
+    assert panel.layers_spin.isEnabled()
+    panel.layers_spin.setValue(3)
+    assert seen[-1].model.kind == "lstm" and seen[-1].model.num_layers == 3
+    panel.set_config(seen[-1])
+    panel.model_combo.setCurrentIndex(panel.model_combo.findData("scratch"))
+    assert seen[-1].model.kind == "scratch" and seen[-1].model.num_layers == 1
+    assert not panel.layers_spin.isEnabled() and panel.layers_spin.value() == 1
+
+
+def test_a_stacked_lstm_trains_and_probes_in_the_window(make_window, qtbot, tiny_config) -> None:
+    config = tiny_config.replace(model={"kind": "lstm", "num_layers": 2})
+    window = make_window(config)
+    window.docks["dock_gradflow"].raise_()
+    window.set_probe_text(TEXT)
+    window.controller.step(2)
+    qtbot.waitUntil(lambda: window.app_state.main.step == 2, timeout=ENGINE_WAIT_MS)
+
+    def probed() -> bool:
+        result = window.probe_result
+        snapshot = window.app_state.shown_snapshot
+        return (
+            result is not None
+            and result.text == TEXT
+            and result.grad_flow is not None
+            and snapshot is not None
+            and snapshot.step == 2
+        )
+
+    qtbot.waitUntil(probed, timeout=ENGINE_WAIT_MS)
+    result = window.probe_result
+    assert result.gates.num_layers == 2
+    p = window.panels
+    window.docks["dock_hidden"].raise_()
+    qtbot.waitUntil(lambda: p.hidden.depth_selector().count() == 2, timeout=5000)
+    assert p.controls.layers_spin.value() == 2 and p.controls.layers_spin.isEnabled()
+    # the gradient flow's retention is the top layer's, and says so
+    qtbot.waitUntil(lambda: "top layer of 2" in p.gradflow.retention_label.text(), timeout=5000)
+    # every layer's parameters are named in the gradient norms
+    names = set(window.app_state.run_info.param_names)
+    assert {"W_x(gates) l0", "W_x(gates) l1", "W_hq"} <= names
+    # the step view says why it shows no equation for a stacked model
+    detail, why = window.probes.step_detail(1)
+    assert detail is None and "stacks 2 layers" in why and "failed" not in why
