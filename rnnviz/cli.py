@@ -981,6 +981,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     _check_tensorboard(args)
     run = build_run(config)
     trainer = run.trainer
+    trainer.fused_flow = False  # nothing headless reads a GRU/LSTM's per-step gradient flow
     vocab_size = len(run.vocab)
     per_epoch = run.batches.steps_per_epoch
     epochs: int | None

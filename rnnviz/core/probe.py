@@ -54,6 +54,7 @@ from rnnviz.core.model import (
     build_model,
     zero_state,
 )
+from rnnviz.core.recurrence_vjp import back_step, phi_derivative
 
 if TYPE_CHECKING:
     from rnnviz.core.vocab import Vocab
@@ -82,9 +83,6 @@ RELU_LEVEL_FLOOR = 1.0
 
 
 # cotangents for (h_{k+1}, c_{k+1}) -> cotangents for (h_k, c_k); c is None except for the LSTM
-BackStep = Callable[[int, Tensor, Tensor | None], tuple[Tensor, Tensor | None]]
-
-
 @dataclass(frozen=True)
 class NoRecurrence:
     """The probe string read by the slide's MLP: the model's own weights with the recurrence
@@ -326,91 +324,6 @@ def _no_recurrence(table: Tensor, ids: Tensor) -> NoRecurrence:
     )
 
 
-def _phi_derivative(activation: str, hidden: Tensor) -> Tensor:
-    """phi'(A_t) from H_t = phi(A_t) alone, as autograd does for tanh; relu(A) > 0 iff A > 0."""
-    if activation == "tanh":
-        return 1.0 - hidden * hidden
-    return (hidden > 0).to(hidden.dtype)
-
-
-def _back_step(
-    model: CharModel,
-    ids: Tensor,
-    hidden: Tensor,
-    cells: Tensor | None,
-    inputs: Tensor | None = None,
-) -> BackStep:
-    """The vector-Jacobian product of one time step, for many cotangent rows at once.
-
-    ``back(k, Mh, Mc)`` takes rows of dL/dh_{k+1} (and dL/dc_{k+1}) and returns the rows of
-    dL/dh_k (and dL/dc_k) along the recurrence only (not through the output layer at k).
-    Of stacked GRU/LSTM layers it is the top layer's recurrence (``hidden``, ``cells`` and its
-    ``inputs``, the layer below's h_t): h_k of the top layer reaches later losses only through
-    it, the layers below being nodes of their own (as c_k is beside h_k).
-    """
-    if isinstance(model, ScratchRNN):  # FastRNN too: same parameters, same maths
-        phi_prime = _phi_derivative(_activation(model), hidden)
-        W_hh_T = model.W_hh.detach().t()
-
-        def scratch_back(k: int, Mh: Tensor, Mc: Tensor | None) -> tuple[Tensor, Tensor | None]:
-            return (Mh * phi_prime[k + 1]) @ W_hh_T, None
-
-        return scratch_back
-
-    if not isinstance(model, GRUModel | LSTMModel):
-        raise TypeError(f"gradient flow is not implemented for {type(model).__name__}")
-    # PyTorch's step with its own weights (gate order: GRU r z n, LSTM i f g o), its
-    # vector-Jacobian product written out: one (n, G*H) x (G*H, H) product per step back.
-    # Through autograd (torch.gru_cell / lstm_cell on n leaf rows, then autograd.grad) a step
-    # cost ~0.25 ms at hidden 256, and a key typed at the end of a 100-character text, which
-    # needs one row swept back over every step, took ~25 ms; tests compare with autograd.
-    w_ih, w_hh, b_ih, b_hh = (w.detach() for w in model.rnn.all_weights[-1])
-    x = model.one_hot(ids) if inputs is None else inputs  # (T, V), or the layer below's (T, H)
-    H = hidden.shape[1]
-    # row k: the step that maps h_k (and c_k) to h_{k+1}
-    gi = x[1:] @ w_ih.t() + b_ih  # (T-1, G*H)
-    gh = hidden[:-1] @ w_hh.t() + b_hh
-
-    if isinstance(model, LSTMModel):
-        assert cells is not None
-        pre = gi + gh
-        i = torch.sigmoid(pre[:, :H])
-        f = torch.sigmoid(pre[:, H : 2 * H])
-        g = torch.tanh(pre[:, 2 * H : 3 * H])
-        o = torch.sigmoid(pre[:, 3 * H :])
-        tanh_c = torch.tanh(cells[1:])
-        di_da, df_da, dg_da, do_da = i * (1 - i), f * (1 - f), 1 - g * g, o * (1 - o)
-        c_prev = cells[:-1]
-
-        def lstm_back(k: int, Mh: Tensor, Mc: Tensor | None) -> tuple[Tensor, Tensor | None]:
-            assert Mc is not None
-            dc = Mc + Mh * (o[k] * (1 - tanh_c[k] * tanh_c[k]))
-            da = torch.cat(
-                (dc * g[k] * di_da[k], dc * c_prev[k] * df_da[k], dc * i[k] * dg_da[k],
-                 Mh * tanh_c[k] * do_da[k]),
-                dim=1,
-            )  # fmt: skip
-            return da @ w_hh, dc * f[k]
-
-        return lstm_back
-
-    r = torch.sigmoid(gi[:, :H] + gh[:, :H])
-    z = torch.sigmoid(gi[:, H : 2 * H] + gh[:, H : 2 * H])
-    hn = gh[:, 2 * H :]  # W_hn h_k + b_hn: the reset gate multiplies it (PyTorch's form)
-    n = torch.tanh(gi[:, 2 * H :] + r * hn)
-    dr_da, dz_da, dn_da = r * (1 - r), z * (1 - z), 1 - n * n
-    h_prev = hidden[:-1]
-
-    def gru_back(k: int, Mh: Tensor, Mc: Tensor | None) -> tuple[Tensor, Tensor | None]:
-        dan = Mh * (1 - z[k]) * dn_da[k]
-        da = torch.cat(
-            (dan * hn[k] * dr_da[k], Mh * (h_prev[k] - n[k]) * dz_da[k], dan * r[k]), dim=1
-        )
-        return Mh * z[k] + da @ w_hh, None
-
-    return gru_back
-
-
 def _grad_flow(
     model: CharModel,
     ids: Tensor,
@@ -445,7 +358,7 @@ def _grad_flow(
     direct = d_logits @ W_hq.detach().t()  # (T-1-r0, H) dL_t/dH_t for t = r0..T-2
     if isinstance(model, ScratchRNN):
         return _scratch_grad_flow(model, hidden, direct, r0, G_T, cancelled)
-    back = _back_step(model, ids, hidden, cells, inputs)
+    back = back_step(model, ids, hidden, cells, inputs)
     # row i of M is loss term t = r0 + i
     Mh = torch.zeros(T - 1 - r0, H, dtype=hidden.dtype, device=hidden.device)
     Mc = torch.zeros_like(Mh) if cells is not None else None
@@ -487,7 +400,7 @@ def _scratch_grad_flow(
     """
     T, H = hidden.shape
     n = T - 1 - r0
-    phi_prime = _phi_derivative(_activation(model), hidden).unbind(0)
+    phi_prime = phi_derivative(_activation(model), hidden).unbind(0)
     W_hh_T = model.W_hh.detach().t()
     if n == 1:
         # one new row (a key typed at the end): a chain of vector-matrix products, two torch
@@ -750,7 +663,7 @@ def hidden_jacobian_norms(model: CharModel, vocab: Vocab, text: str, t: int) -> 
     else:
         _, hidden, cells = _forward(model, ids)
     H = hidden.shape[1]
-    back = _back_step(model, ids, hidden, cells, inputs)
+    back = back_step(model, ids, hidden, cells, inputs)
     Mh = torch.eye(H, dtype=hidden.dtype, device=hidden.device)
     # dH_t/dc_t is not a term here: H_t is the step's output, c_t one of its siblings
     Mc: Tensor | None = torch.zeros_like(Mh) if cells is not None else None

@@ -44,7 +44,8 @@ from rnnviz.core.config import LR_RANGE, THETA_RANGE, TrainConfig
 from rnnviz.core.fast_rnn import FastRNN
 from rnnviz.core.health import perplexity, worse_than_uniform
 from rnnviz.core.messages import StepRecord, frozen_array
-from rnnviz.core.model import CharModel, State, detach_state
+from rnnviz.core.model import CharModel, GRUModel, LSTMModel, State, detach_state
+from rnnviz.core.recurrence_vjp import fused_grad_flow
 from rnnviz.core.sgd import PlainSGD
 
 # Losses kept for the spike detector's median, and how many it needs before it judges.
@@ -97,7 +98,8 @@ class _GradFlow:
     pre-hook on each step's own autograd node sees exactly that: the node runs once, on the
     sum of all the gradients that reach H_t. The fused GRU/LSTM kernels keep the steps
     inside one node, so there only the hidden sequence's own gradient is available
-    (``retain_grad``): the part through the output layer at t, without the recurrent part.
+    (``retain_grad``): the part through the output layer at t, to which the trainer adds the
+    recurrent part (``core.recurrence_vjp.fused_grad_flow``).
     """
 
     def __init__(self, hidden_seq: Tensor, buffer: Tensor | None = None) -> None:
@@ -181,6 +183,9 @@ class Trainer:
         self._sigma: float | None = None
         self._sigma_step = -1
         self._flow_buffer: Tensor | None = None
+        # a GRU/LSTM's ||dL/dH_t|| through the recurrence too (recurrence_vjp, 5-13 % of a
+        # step); False: only the output layer's part, for a caller that reads no flow
+        self.fused_flow = True
         self._backup_params = [p.detach().clone() for p in self.params]
         self._backup_opt: list[tuple[Tensor, Tensor]] = []
         param_bytes = sum(p.numel() * p.element_size() for p in self.params)
@@ -346,6 +351,10 @@ class Trainer:
         if not math.isfinite(loss):  # nothing to learn from: spare the backward pass
             return loss, detach_state(final), np.full(X.shape[1], np.nan)
         torch.autograd.backward(loss_t)
+        if self.fused_flow and not flow.total and isinstance(model, GRUModel | LSTMModel):
+            grad = hidden_seq.grad
+            if grad is not None:  # the output layer's part; the recurrence's, written out
+                return loss, detach_state(final), fused_grad_flow(model, X, state, hidden_seq, grad)
         return loss, detach_state(final), flow.result()
 
     def _update(self) -> bool:
