@@ -31,7 +31,7 @@ def test_the_layer_selector_shows_each_stacked_layers_states_and_gates(qtbot) ->
     panel.set_result(stacked_result("lstm", 3))
     box = panel.depth_selector()
     assert box.isVisibleTo(panel) and box.count() == 3
-    assert box.itemText(0) == "layer 3 (top)" and box.itemText(2) == "layer 1 (bottom)"
+    assert box.itemText(0) == "layer 3" and box.itemText(2) == "layer 1"  # the top one first
     result = panel._result
     assert panel.depth() == 2  # the top one first: what the output layer reads
     np.testing.assert_array_equal(panel.displayed_array(), result.hidden.T)

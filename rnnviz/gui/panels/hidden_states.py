@@ -544,9 +544,14 @@ class HiddenStatesPanel(QWidget):
         self._depth_box.blockSignals(True)
         try:
             self._depth_box.clear()
-            for layer in range(depths - 1, -1, -1):
-                where = " (top)" if layer == depths - 1 else " (bottom)" if layer == 0 else ""
-                self._depth_box.addItem(f"layer {layer + 1}{where}", layer)
+            for layer in range(depths - 1, -1, -1):  # short: two selectors share a 1280-px row
+                self._depth_box.addItem(f"layer {layer + 1}", layer)
+                where = "the top one, read by the output layer" if layer == depths - 1 else ""
+                where = "the bottom one, reading the characters" if layer == 0 else where
+                if where:
+                    self._depth_box.setItemData(
+                        self._depth_box.count() - 1, where, Qt.ItemDataRole.ToolTipRole
+                    )
             self._depth_box.setCurrentIndex(self._depth_box.findData(self.depth()))
         finally:
             self._depth_box.blockSignals(False)
@@ -620,6 +625,8 @@ class HiddenStatesPanel(QWidget):
         description = self._description(self._layer)
         # the description, where it fits; else the gate's role and symbol; else nothing
         short = f"{ROLES[self._layer]} {symbol}"
+        if self._depths > 1:
+            short += f", layer {self.depth() + 1}"
         self._title = (description, short) if description else ()
         self._heatmap.set_bar_label(symbol)
         self._draw_unit()
