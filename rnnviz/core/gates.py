@@ -614,6 +614,20 @@ def mean_retention_row(carry: np.ndarray, t: int) -> np.ndarray:
     return out
 
 
+def unit_retention_row(carry: np.ndarray, t: int, unit: int) -> np.ndarray:
+    """(t + 1,) float64 row t of ``retention(carry, unit)`` (forward), indexed by the distance
+    d = t - k, as ``mean_retention_row`` is for the mean: one unit's cumulative product."""
+    values = np.asarray(carry, dtype=np.float64)
+    if not 0 <= t < len(values):
+        raise IndexError(f"row {t} out of range 0..{len(values) - 1}")
+    if not 0 <= unit < values.shape[1]:
+        raise IndexError(f"unit {unit} out of range 0..{values.shape[1] - 1}")
+    out = np.ones(t + 1)
+    if t > 0:
+        out[1:] = np.cumprod(values[t:0:-1, unit])
+    return out
+
+
 def retention_text(kind: str, distance: np.ndarray, kept: np.ndarray) -> str:
     """One line on the retention row: how much of the carried state the gates keep, on
     average, over the longest distance drawn."""

@@ -621,7 +621,7 @@ def test_on_a_dark_scheme_the_gradient_flow_is_dark_and_its_hints_readable(qtbot
 
 
 @pytest.mark.parametrize("kind", ["gru", "lstm"])
-def test_a_gated_models_row_shows_its_retention_beside_the_gradient(panel, kind):
+def test_a_gated_models_row_shows_its_retention_beside_the_gradient(panel, state, kind):
     from rnnviz.core.gates import CARRY_GATE
     from rnnviz.core.model import build_model
 
@@ -638,9 +638,20 @@ def test_a_gated_models_row_shows_its_retention_beside_the_gradient(panel, kind)
     np.testing.assert_allclose(kept, expect, rtol=1e-6)
     text = panel.retention_label.text()
     assert panel.retention_label.isVisibleTo(panel) and f"∏ {CARRY_GATE[kind]}_s" in text
+    # the selected unit's own product beside the mean, following a click on another unit
+    for unit in (0, 5):
+        state.set_unit(unit)
+        d, own = panel.retention_curve_data(unit=True)
+        expect = [np.prod(carry[9 - k + 1 : 10, unit]) for k in range(10)]
+        np.testing.assert_array_equal(d, np.arange(10))
+        np.testing.assert_allclose(own, expect, rtol=1e-6)
+    np.testing.assert_allclose(
+        own, result.gates.trace().retention(5)[9, 9 - np.arange(10)], rtol=1e-5
+    )
     panel.set_result(probe_scratch())  # the plain RNN has no gate to carry its state
     panel.set_cursor(9)
     assert panel.retention_curve_data()[0].size == 0
+    assert panel.retention_curve_data(unit=True)[0].size == 0
     assert not panel.retention_label.isVisibleTo(panel)
 
 

@@ -146,6 +146,7 @@ class GradFlowPanel(QWidget):
         # a run closed or a new run: drawn at once (nothing left of it stays on screen)
         state.runs_changed.connect(self._on_runs_changed)
         state.run_info_changed.connect(self._on_run_info)
+        state.unit_changed.connect(self._on_unit_changed)
 
     # ------------------------------------------------------------------ building
 
@@ -211,9 +212,15 @@ class GradFlowPanel(QWidget):
             theme.RUN_COLOURS[2], width=2.5, symbol=None, style=Qt.PenStyle.DotLine,
             name="mean ∏ of the keep gate",
         )  # fmt: skip
+        # ... and the selected unit's own product (a unit that integrates keeps ~1)
+        self.unit_retention_curve = log_curve(
+            theme.RUN_COLOURS[2], width=1.5, symbol=None, style=Qt.PenStyle.DashDotLine,
+            name="the selected unit's ∏",
+        )  # fmt: skip
         self.distance_plot.addItem(self.distance_curve)
         self.distance_plot.addItem(self.fit_curve)
         self.distance_plot.addItem(self.retention_curve)
+        self.distance_plot.addItem(self.unit_retention_curve)
         layout = self.probe_plots.ci.layout
         layout.setColumnSpacing(1, 24)  # the colour bar's label would touch the curve's axis
         layout.setColumnStretchFactor(0, 1)
@@ -372,6 +379,7 @@ class GradFlowPanel(QWidget):
         self.distance_curve.setData([], [])
         self.fit_curve.setData([], [])
         self.retention_curve.setData([], [])
+        self.unit_retention_curve.setData([], [])
         self.retention_label.setVisible(False)
         self.row_marker.setVisible(False)
         self.factor_label.setText("")
@@ -441,11 +449,12 @@ class GradFlowPanel(QWidget):
         the plot's range), none for the plain RNN."""
         gates = None if self._result is None else getattr(self._result, "gates", None)
         if gates is None:
-            if self.retention_curve.getOriginalDataset()[0] is not None:  # not empty yet
-                self.retention_curve.setData([], [])  # (~0.3 ms: not at every scrub)
+            for curve in (self.retention_curve, self.unit_retention_curve):
+                if curve.getOriginalDataset()[0] is not None:  # not empty yet
+                    curve.setData([], [])  # (~0.3 ms: not at every scrub)
             self.retention_label.setVisible(False)
             return np.empty(0)
-        from rnnviz.core.gates import mean_retention_row, retention_text
+        from rnnviz.core.gates import mean_retention_row, retention_text, unit_retention_row
 
         # of stacked layers, the top one's: G is of the top layer's H_k (core.probe)
         trace = gates.trace(gates.num_layers - 1)
@@ -453,17 +462,23 @@ class GradFlowPanel(QWidget):
         distance = np.arange(row + 1, dtype=np.float64)
         shown = np.isfinite(kept) & (kept > 0)
         self.retention_curve.setData(distance[shown], kept[shown])
+        unit = min(self._state.unit, trace.carry.shape[1] - 1)
+        own = unit_retention_row(trace.carry, row, unit)
+        own_shown = np.isfinite(own) & (own > 0)
+        self.unit_retention_curve.setData(distance[own_shown], own[own_shown])
         text = retention_text(trace.kind, distance, kept)
         if gates.num_layers > 1:
             text += f" (top layer of {gates.num_layers}, whose H_k this is)"
         self.retention_label.setText(text)
         self.retention_label.setVisible(True)
-        logs: np.ndarray = np.log10(kept[shown])
+        logs: np.ndarray = np.log10(np.concatenate([kept[shown], own[own_shown]]))
         return logs
 
-    def retention_curve_data(self) -> tuple[np.ndarray, np.ndarray]:
-        """(d, mean retention) as drawn, before the log axis's transform."""
-        x, y = self.retention_curve.getOriginalDataset()
+    def retention_curve_data(self, unit: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """(d, mean retention) as drawn, before the log axis's transform (``unit``: the
+        selected unit's)."""
+        curve = self.unit_retention_curve if unit else self.retention_curve
+        x, y = curve.getOriginalDataset()
         return (np.empty(0), np.empty(0)) if x is None else (np.asarray(x), np.asarray(y))
 
     def _fit_distance_range(self, row: int, distance: np.ndarray, logs: np.ndarray) -> None:
@@ -537,6 +552,12 @@ class GradFlowPanel(QWidget):
     @Slot(object)
     def _on_run_info(self, _info: RunInfo) -> None:
         self.redraw()
+
+    def _on_unit_changed(self, _unit: int) -> None:
+        """The selected unit's retention follows a click anywhere (a gated model only)."""
+        if self._grad_flow is not None and getattr(self._result, "gates", None) is not None:
+            self._row_drawn = None  # the row's gradient is the same; its retention is not
+            self._draw_row()
 
     def run_name(self, run_id: int) -> str:
         return self._state.run_name(run_id)
