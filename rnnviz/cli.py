@@ -974,7 +974,9 @@ def _train(args: argparse.Namespace, dp: DataParallel | None) -> int:
         _check_tensorboard(args)
         run = build_run(config)
         if dp is not None:
-            dp.attach(run)  # the trainer now trains this process's rows of every batch
+            dp.check_rows(run)
+    if dp is not None:
+        dp.attach(run)  # the trainer now trains this process's rows of every batch
     trainer = run.trainer
     vocab_size = len(run.vocab)
     per_epoch = run.batches.steps_per_epoch

@@ -244,9 +244,10 @@ class DataParallel:
 
     @contextlib.contextmanager
     def setup(self) -> Iterator[None]:
-        """Every process learns whether any failed to set up, so none waits for another
+        """Every process learns whether any failed in the block, so none waits for another
         that has gone. A failure shows once: rank 0's, else the failing process's own;
-        the others raise :class:`PeerFailed`."""
+        the others raise :class:`PeerFailed`. The block must not communicate: a process
+        that failed early would be exchanging its failure while the others wait in that."""
         try:
             yield
         except BaseException:
@@ -265,26 +266,32 @@ class DataParallel:
         dist.all_gather(every, mine)
         return [bool(t.item()) for t in every]
 
-    def attach(self, run: Run) -> None:
-        """Make ``run``'s trainer train this process's share, after checking that every
-        process built the same run and that every batch has a row for each."""
+    def check_rows(self, run: Run) -> None:
+        """Every batch of ``run`` has a row for each process (no communication: it may run
+        inside :meth:`setup`, whose failure exchange must be the only collective there)."""
         world = self.launch.world_size
         source = run.batches
-        fewest = min(
-            source.batch(0, 0)[0].shape[0], source.batch(0, source.steps_per_epoch - 1)[0].shape[0]
-        )
+        # all batches but an epoch's last have the same rows, in every epoch
+        last = source.steps_per_epoch - 1
+        fewest = min(source.batch(0, 0)[0].shape[0], source.batch(0, last)[0].shape[0])
         if fewest < world:
             raise ConfigError(
                 f"a batch of this run has {fewest} rows, fewer than the {world} processes: "
                 "use a longer text, fewer processes, or a batch size that fills every batch"
             )
+
+    def attach(self, run: Run) -> None:
+        """Make ``run``'s trainer train this process's share, after checking that every
+        process built the same run. Every process must call it, after :meth:`setup`."""
         self._check_same(run)
-        run.trainer.batches = ShardedBatches(source, self.launch.rank, world)
+        world = self.launch.world_size
+        run.trainer.batches = ShardedBatches(run.batches, self.launch.rank, world)
         run.trainer.reducer = AllReduce(world, self.device)
 
     def _check_same(self, run: Run) -> None:
         """The processes must agree on corpus, vocabulary and initial parameters, or the
-        gradients they add up belong to different models."""
+        gradients they add up belong to different models. All find out alike: rank 0 says
+        it, the others raise :class:`PeerFailed`."""
         values = [float(len(run.vocab)), float(len(run.ids)), float(run.ids.sum())]
         with torch.no_grad():
             for p in run.model.parameters():
@@ -295,6 +302,8 @@ class DataParallel:
         dist.all_reduce(low, op=dist.ReduceOp.MIN)
         dist.all_reduce(high, op=dist.ReduceOp.MAX)
         if not torch.equal(low, high):
+            if not self.launch.is_main:
+                raise PeerFailed("the processes built different runs")
             raise ConfigError(
                 "the processes built different runs (corpus, vocabulary or initial "
                 "parameters differ): give every process the same corpus, seed and versions"

@@ -8,6 +8,7 @@ import dataclasses
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -135,9 +136,18 @@ def _torchrun_script(tail: list[str], cwd: Path) -> subprocess.CompletedProcess[
         env.pop(key, None)
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
     command += ["--nproc-per-node", "2", *tail]
-    return subprocess.run(
-        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False
-    )
+    # a session of its own, so that a hung run's workers die with it
+    with subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    ) as proc:  # fmt: skip
+        try:
+            out, err = proc.communicate(timeout=90)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, err = proc.communicate()
+            pytest.fail(f"torchrun did not finish in 90 s:\n{err}")
+    return subprocess.CompletedProcess(command, proc.returncode, out, err)
 
 
 COMPARED = ("loss", "grad_norm_before_clip", "grad_norm_after_clip", "val_ppl")
@@ -285,3 +295,17 @@ def test_core_data_parallel_matches_one_process_with_uneven_shares(tmp_path: Pat
         clipped = [r["clipped"] for r in expected["records"]]
         assert True in clipped or kind == "gru", kind
         _close(expected, result, kind)
+
+
+def test_a_setup_failure_on_rank_0_is_said_once_and_stops_both(tmp_path: Path) -> None:
+    # only rank 0 checks the output paths: rank 1 must learn of the failure, not wait for it
+    done = _torchrun(
+        [*TINY, "--batch-size", "8", "--max-steps", "2", "--metrics-out", "no/such/m.csv"],
+        tmp_path,
+    )
+    assert done.returncode == 1, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "--metrics-out" in errors[0], done.stderr
+    # torchrun ends the other process when one exits non-zero: it may not get to say its 2
+    assert re.search(r"exitcode\s*:\s*2 \(pid", done.stderr), done.stderr
+    assert "rnnviz/cli.py" not in done.stderr  # no traceback of ours (torchrun prints its own)
