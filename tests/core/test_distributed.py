@@ -30,6 +30,7 @@ from rnnviz.core.distributed import (
     launch_from_env,
     shard_bounds,
 )
+from rnnviz.core.session_file import load_session
 
 torch.set_num_threads(1)
 
@@ -180,6 +181,7 @@ def test_two_processes_train_as_one_on_the_combined_batch(
     one.mkdir()
     two.mkdir()
     outputs = ["--metrics-out", "m.csv", "--checkpoint-out", "ck.safetensors"]
+    outputs += ["--session-out", "s.rnnviz"]
     cwd = os.getcwd()
     os.chdir(one)
     try:
@@ -196,7 +198,7 @@ def test_two_processes_train_as_one_on_the_combined_batch(
         assert done.returncode == 1, done.stderr
         assert re.search(rf"exitcode\s*:\s*{status}\b", done.stderr), done.stderr
     # rank 0 alone wrote, and said so once
-    assert sorted(p.name for p in two.iterdir()) == ["ck.safetensors", "m.csv"]
+    assert sorted(p.name for p in two.iterdir()) == ["ck.safetensors", "m.csv", "s.rnnviz"]
     assert done.stderr.count("data parallel: 2 processes (gloo)") == 1
     assert done.stderr.count("checkpoint: ck.safetensors") == 1
 
@@ -233,6 +235,11 @@ def test_two_processes_train_as_one_on_the_combined_batch(
     assert ck_two.trainer_tensors.keys() == ck_one.trainer_tensors.keys()
     for name, value in ck_one.trainer_tensors.items():
         torch.testing.assert_close(ck_two.trainer_tensors[name], value, rtol=TOL, atol=TOL)
+    session = load_session(two / "s.rnnviz")  # the session's checkpoint is the same one
+    for name, value in ck_one.params.items():
+        torch.testing.assert_close(
+            session.load_checkpoint().params[name], value, rtol=TOL, atol=TOL
+        )
     if status == 0:  # an ordinary checkpoint: one process resumes it (as the window does)
         run = restore_run(ck_two)
         record = run.trainer.train_step()
