@@ -318,3 +318,37 @@ def test_a_setup_failure_on_rank_0_is_said_once_and_stops_both(tmp_path: Path) -
     # torchrun ends the other process when one exits non-zero: it may not get to say its 2
     assert re.search(r"exitcode\s*:\s*2 \(pid", done.stderr), done.stderr
     assert "rnnviz/cli.py" not in done.stderr  # no traceback of ours (torchrun prints its own)
+
+
+def test_all_reduce_skips_the_gradients_alike_when_any_process_has_none(tmp_path: Path) -> None:
+    """A process whose loss is non-finite skips its backward pass (the autograd models): the
+    gradient reduction is then skipped on every process, and the step with it. One process
+    in a group of one stands for all of them here: the decision is taken on the reduced
+    numbers, the same on every process."""
+    import torch.distributed as dist
+
+    from rnnviz.core.distributed import AllReduce
+
+    store = dist.FileStore(str(tmp_path / "store"), 1)
+    dist.init_process_group("gloo", store=store, rank=0, world_size=1)
+    try:
+        reducer = AllReduce(1, torch.device("cpu"))
+        params = [torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.ones(2, 2))]
+        flow = np.array([0.5, 0.25])
+        for p in params:
+            p.grad = torch.full_like(p, 2.0)
+        loss, tokens, got = reducer.reduce_step(1.5, 8, flow, params)
+        assert (loss, tokens) == (1.5, 8)
+        np.testing.assert_allclose(got, flow)
+        grads = [p.grad for p in params]
+        assert all(g is not None and torch.equal(g, torch.full_like(g, 2.0)) for g in grads)
+        params[1].grad = None  # this process skipped its backward pass
+        reducer.reduce_step(1.5, 8, flow, params)
+        assert all(p.grad is None for p in params)
+        for p in params:
+            p.grad = torch.ones_like(p)
+        loss, _, _ = reducer.reduce_step(float("inf"), 8, flow, params)
+        assert loss == float("inf") and all(p.grad is None for p in params)
+        assert reducer.reduce_sums(12.5, 40) == (12.5, 40)
+    finally:
+        dist.destroy_process_group()
