@@ -27,6 +27,7 @@ from rnnviz.core.probe_json import JSON_GRAD_FLOW_MAX_CHARS, grad_flow_omitted, 
 
 if TYPE_CHECKING:
     from rnnviz.core.config import RunConfig
+    from rnnviz.core.distributed import DataParallel, Launch
     from rnnviz.core.health import LossWatch
     from rnnviz.core.messages import StepRecord
     from rnnviz.core.runs import Run
@@ -963,6 +964,69 @@ def _keep_last_good(run: Run, watch: LossWatch, final_only: bool) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from rnnviz.core.distributed import launch_from_env
+
+    launch = launch_from_env()  # torchrun's environment; None in a single process
+    if launch is None:
+        return _train(args, None)
+    return _train_data_parallel(args, launch)
+
+
+def _train_data_parallel(args: argparse.Namespace, launch: Launch) -> int:
+    """``train`` as one of torchrun's processes (core.distributed): this process trains its
+    share of every batch; rank 0 alone writes files and output, and every process exits with
+    rank 0's status."""
+    from contextlib import redirect_stderr, redirect_stdout
+
+    from rnnviz.core.config import ConfigError
+    from rnnviz.core.distributed import (
+        DataParallel,
+        PeerFailed,
+        backend_for,
+        check_batch_size,
+        device_for,
+    )
+
+    try:
+        device = device_for(launch, args.device)
+        check_batch_size(launch, args.batch_size)
+    except ConfigError:
+        if launch.is_main:
+            raise
+        return EXIT_USAGE  # the same arguments fail on rank 0, which says why
+    args = argparse.Namespace(**vars(args))
+    args.device = device
+    if launch.is_main:
+        rows = args.batch_size // launch.world_size
+        print(
+            f"data parallel: {launch.world_size} processes ({backend_for(device)}), "
+            f"{rows:,} of every batch's {args.batch_size:,} rows each",
+            file=sys.stderr,
+        )
+    else:
+        args.metrics_out = args.checkpoint_out = args.session_out = args.tensorboard = None
+        args.quiet = True
+    with DataParallel(launch, device) as dp:
+        try:
+            if launch.is_main:
+                status = _train(args, dp)
+            else:
+                # an exception escapes the redirect, so its traceback still shows
+                with open(os.devnull, "w") as null, redirect_stdout(null), redirect_stderr(null):
+                    status = _train(args, dp)
+        except PeerFailed:
+            return EXIT_USAGE  # the process that failed said why
+        except _user_errors() as exc:
+            if launch.is_main:
+                raise
+            raise UsageError(f"rank {launch.rank}: {exc}") from None
+        if status == EXIT_INTERRUPTED:  # the others may be gone: nothing to agree with
+            return status
+        return dp.agree_status(status)
+
+
+def _train(args: argparse.Namespace, dp: DataParallel | None) -> int:
+    """The train command; ``dp``: this process is one of several (core.distributed)."""
     import dataclasses
     from collections import deque
 
@@ -976,10 +1040,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     from rnnviz.core.runs import build_run
     from rnnviz.core.session import likely_cause
 
-    config = config_from_args(args)
-    _check_outputs(args)
-    _check_tensorboard(args)
-    run = build_run(config)
+    # every process must learn whether any failed here, or the others would wait for it
+    with contextlib.nullcontext() if dp is None else dp.setup():
+        config = config_from_args(args)
+        _check_outputs(args)
+        _check_tensorboard(args)
+        run = build_run(config)
+        if dp is not None:
+            dp.check_rows(run)
+    if dp is not None:
+        dp.attach(run)  # the trainer now trains this process's rows of every batch
     trainer = run.trainer
     trainer.fused_flow = False  # nothing headless reads a GRU/LSTM's per-step gradient flow
     vocab_size = len(run.vocab)
@@ -1103,6 +1173,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         cause = likely_cause(cause_record, config.train.optimizer, verdict.cause_kind)
         print(f"likely cause: {cause}", file=sys.stderr)
 
+    if dp is not None:
+        # a checkpoint's carried state holds every row of the batch, not this process's
+        dp.gather_carried(trainer, interrupted)
     failures: list[str] = []
     if metrics.error is not None:
         failures.append(f"--metrics-out {args.metrics_out}: {metrics.error}")

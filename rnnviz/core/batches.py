@@ -21,6 +21,7 @@ checkpoint at (epoch, index) sees exactly the batches it would have seen.
 from __future__ import annotations
 
 import math
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -28,6 +29,20 @@ from torch import Tensor
 
 from rnnviz.core.config import TrainConfig
 from rnnviz.core.corpus import CorpusError
+
+
+class Batches(Protocol):
+    """What the trainer reads: a BatchSource, or one process's share of one
+    (core.distributed.ShardedBatches) when several train data parallel."""
+
+    @property
+    def steps_per_epoch(self) -> int: ...
+
+    def batch(self, epoch: int, index: int) -> tuple[Tensor, Tensor]: ...
+
+    def continues_state(self, index: int) -> bool: ...
+
+    def val_batches(self) -> list[tuple[Tensor, Tensor]]: ...
 
 
 class BatchSource:

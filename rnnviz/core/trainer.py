@@ -32,14 +32,14 @@ import statistics
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from rnnviz.core.batches import BatchSource
+from rnnviz.core.batches import Batches
 from rnnviz.core.config import LR_RANGE, THETA_RANGE, TrainConfig
 from rnnviz.core.fast_rnn import FastRNN
 from rnnviz.core.health import perplexity, worse_than_uniform
@@ -144,12 +144,32 @@ class _GradFlow:
         return flow
 
 
+class GradReducer(Protocol):
+    """Combines the processes' shares of a batch into the whole batch's numbers
+    (core.distributed implements it; one process has none)."""
+
+    def reduce_step(
+        self, loss: float, tokens: int, grad_flow: np.ndarray, params: list[Tensor]
+    ) -> tuple[float, int, np.ndarray]:
+        """This process's mean loss over its ``tokens``, its grad flow and the gradients in
+        ``p.grad`` -> the global mean loss, token count and grad flow, and the global mean
+        gradient in every ``p.grad`` (or every ``p.grad`` None where any process has none or
+        the global loss is non-finite). Identical on every process."""
+        ...
+
+    def reduce_sums(self, total: float, count: int) -> tuple[float, int]:
+        """Sums over this process's validation rows -> the sums over all rows."""
+        ...
+
+
 class Trainer:
     """Trains ``model`` on ``batches``; see the module docstring for what a step does."""
 
-    def __init__(self, model: CharModel, batches: BatchSource, cfg: TrainConfig) -> None:
+    def __init__(self, model: CharModel, batches: Batches, cfg: TrainConfig) -> None:
         self.model = model
         self.batches = batches
+        # data parallel training (core.distributed) sets this; None trains in one process
+        self.reducer: GradReducer | None = None
         self.cfg = cfg
         self.params: list[Tensor] = [p for p in model.parameters() if p.requires_grad]
         self.lr = cfg.lr
@@ -250,6 +270,13 @@ class Trainer:
         for p in self._held_at_zero:
             if p.grad is not None:
                 p.grad.zero_()
+        tokens = X.numel()
+        if self.reducer is not None:
+            # data parallel: X was this process's rows of the batch. From here on every
+            # process holds the whole batch's loss and mean gradient, so the norms, the
+            # clipping, the guards and the update below are those of one process on the whole
+            # batch, and the same on every process (the parameters stay equal)
+            loss, tokens, grad_flow = self.reducer.reduce_step(loss, tokens, grad_flow, self.params)
         grads = [p.grad for p in self.params]
         have_grads = all(g is not None for g in grads)
         nan = float("nan")
@@ -322,7 +349,7 @@ class Trainer:
             lr=self.lr,
             clip_theta=self.clip_theta,
             clip_enabled=self.clip_enabled,
-            tokens_per_s=X.numel() / max(elapsed, 1e-9),
+            tokens_per_s=tokens / max(elapsed, 1e-9),
             nonfinite=not ok,
             nonfinite_total=self.nonfinite_total,
             param_grad_norms=per_param,
@@ -440,6 +467,8 @@ class Trainer:
                 )
             )
             count += Y.numel()
+        if self.reducer is not None:  # data parallel: each process validated its rows
+            total, count = self.reducer.reduce_sums(total, count)
         self.wall_s += time.perf_counter() - start
         if count == 0:
             return math.nan
