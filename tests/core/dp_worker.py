@@ -32,6 +32,9 @@ def record_json(r: StepRecord) -> dict[str, object]:
 
 def train(config: RunConfig, steps: int, dp: DataParallel | None) -> dict[str, object]:
     run = build_run(config)
+    # as `rnnviz train` runs: a GRU/LSTM's exact flow is measured on each process's own first
+    # rows, a different sample from one process's (core.recurrence_vjp)
+    run.trainer.fused_flow = False
     if dp is not None:
         dp.attach(run)
     records = [record_json(run.trainer.train_step()) for _ in range(steps)]
