@@ -41,6 +41,7 @@ TOO_LONG_PLACEHOLDER = (
     "shorten the probe string"
 )
 COLOURBAR_PROBE_LABEL = "log10 ‖∂L_t/∂H_k‖"
+COLOURBAR_PROBE_SHORT = "log10"  # a short bar (a projector's dock): the title names it
 COLOURBAR_TRAINING_LABEL = "log10 (‖∂L/∂H_t‖ / max)"  # max: of its step (it must fit)
 TRAINING_TIP = (
     "‖∂L/∂H_t‖ for each position t of the num_steps window, over the last "
@@ -106,7 +107,7 @@ def _lookup_table(cmap: pg.ColorMap) -> np.ndarray:
 
 
 def heatmap_plot(
-    layout: pg.GraphicsLayoutWidget, row: int, col: int, **labels: str
+    layout: pg.GraphicsLayoutWidget, row: int, col: int, **labels: str | tuple[str, str]
 ) -> tuple[pg.PlotItem, pg.ImageItem]:
     plot: pg.PlotItem = layout.addPlot(row=row, col=col)
     plotting.style_plot(plot, **labels)
@@ -117,7 +118,12 @@ def heatmap_plot(
 
 
 def colour_bar(
-    layout: pg.GraphicsLayoutWidget, row: int, col: int, levels: tuple[float, float], label: str
+    layout: pg.GraphicsLayoutWidget,
+    row: int,
+    col: int,
+    levels: tuple[float, float],
+    label: str,
+    short: str | None = None,
 ) -> pg.ColorBarItem:
     bar = pg.ColorBarItem(
         values=levels,
@@ -126,7 +132,7 @@ def colour_bar(
         width=18,
         colorMapMenu=False,
     )
-    plotting.style_colour_bar(bar, label)
+    plotting.style_colour_bar(bar, label, short)
     layout.addItem(bar, row=row, col=col)
     return bar
 
