@@ -41,7 +41,6 @@ TOO_LONG_PLACEHOLDER = (
     "shorten the probe string"
 )
 COLOURBAR_PROBE_LABEL = "log10 ‖∂L_t/∂H_k‖"
-COLOURBAR_PROBE_SHORT = "log10"  # a short bar (a projector's dock): the title names it
 COLOURBAR_TRAINING_LABEL = "log10 (‖∂L/∂H_t‖ / max)"  # max: of its step (it must fit)
 TRAINING_TIP = (
     "‖∂L/∂H_t‖ for each position t of the num_steps window, over the last "
@@ -107,7 +106,7 @@ def _lookup_table(cmap: pg.ColorMap) -> np.ndarray:
 
 
 def heatmap_plot(
-    layout: pg.GraphicsLayoutWidget, row: int, col: int, **labels: str | tuple[str, str]
+    layout: pg.GraphicsLayoutWidget, row: int, col: int, **labels: str
 ) -> tuple[pg.PlotItem, pg.ImageItem]:
     plot: pg.PlotItem = layout.addPlot(row=row, col=col)
     plotting.style_plot(plot, **labels)
@@ -118,12 +117,7 @@ def heatmap_plot(
 
 
 def colour_bar(
-    layout: pg.GraphicsLayoutWidget,
-    row: int,
-    col: int,
-    levels: tuple[float, float],
-    label: str,
-    short: str | None = None,
+    layout: pg.GraphicsLayoutWidget, row: int, col: int, levels: tuple[float, float], label: str
 ) -> pg.ColorBarItem:
     bar = pg.ColorBarItem(
         values=levels,
@@ -132,7 +126,7 @@ def colour_bar(
         width=18,
         colorMapMenu=False,
     )
-    plotting.style_colour_bar(bar, label, short)
+    plotting.style_colour_bar(bar, label)
     layout.addItem(bar, row=row, col=col)
     return bar
 

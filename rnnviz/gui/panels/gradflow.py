@@ -57,7 +57,6 @@ from rnnviz.gui import plotting, theme, widgets
 from rnnviz.gui.exports import guard_exports
 from rnnviz.gui.panels._gradflow_plots import (
     COLOURBAR_PROBE_LABEL,
-    COLOURBAR_PROBE_SHORT,
     EXPLODING_COLOUR,
     PROBE_LOG_LEVELS,
     PROBE_PLACEHOLDER,
@@ -166,11 +165,7 @@ class GradFlowPanel(QWidget):
         self.probe_plots = plotting.UnclippedLayoutWidget()
         self.probe_plots.setBackground(scheme.plot_background)
         self.probe_plot, self.probe_image = heatmap_plot(
-            self.probe_plots,
-            0,
-            0,
-            left=("loss at step t", "t"),
-            bottom=("source step k", "k"),  # a projector's narrow dock: the name ran on
+            self.probe_plots, 0, 0, left="loss at step t", bottom="source step k"
         )
         self.probe_plot.invertY(True)  # a matrix: row t = 0 at the top, lower triangle filled
         title_size = f"{theme.point_size():.1f}pt"
@@ -185,14 +180,7 @@ class GradFlowPanel(QWidget):
             numbers_when_crowded=True,
         )
         self.probe_plot.getViewBox().sigResized.connect(self._refresh_probe_ticks)
-        self.probe_bar = colour_bar(
-            self.probe_plots,
-            0,
-            1,
-            PROBE_LOG_LEVELS,
-            COLOURBAR_PROBE_LABEL,
-            COLOURBAR_PROBE_SHORT,
-        )
+        self.probe_bar = colour_bar(self.probe_plots, 0, 1, PROBE_LOG_LEVELS, COLOURBAR_PROBE_LABEL)
         self.row_marker = QGraphicsRectItem(0.0, 0.0, 1.0, 1.0)
         pen = QPen(pg.mkColor(theme.HIGHLIGHT))
         pen.setWidth(_ROW_PEN_WIDTH)
