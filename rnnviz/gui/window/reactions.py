@@ -153,12 +153,14 @@ class StateReactions(QObject):
         if info.opened:
             name = html.escape(os.path.basename(info.opened))
             model = info.config.model
-            shape = f"{_KIND_NAMES.get(model.kind, 'RNN')} with hidden {model.hidden_size}"
+            shape = f"{_KIND_NAMES.get(model.kind, 'RNN')}, hidden {model.hidden_size}"
             if model.num_layers > 1:
-                shape += f" in {model.num_layers} layers"
+                shape += f", {model.num_layers} layers"
+            # short: a longer text made the Controls column, and the window, taller than a
+            # 1080-line screen
             p.controls.set_run_info(
                 f"<b>{name}</b>, read-only: {shape}, vocabulary {len(info.vocab_tokens)}. "
-                f"Reset trains a new model of its shape on {html.escape(info.corpus_name)}"
+                "Reset trains a new one."
             )
         else:
             p.controls.set_run_info(
