@@ -65,8 +65,13 @@ class SteadyLabel(QWidget):
         extra_w, extra_h = m.left() + m.right(), m.top() + m.bottom()
         height = hint.height()
         if self._label.wordWrap():
+            # a label behind another dock's tab is never laid out: at its few pixels of
+            # width the saturation panel's sentence asked for 506 px, and the tab group
+            # (and the window) grew taller than a 1080-line screen. Its width decides once
+            # it has one, and never fewer than a dozen characters' worth
+            least = 12 * self._label.fontMetrics().averageCharWidth()
             at = self.width() - extra_w if self.width() > 1 else hint.width()
-            height = self._label.heightForWidth(at)
+            height = self._label.heightForWidth(max(at, least))
             height = height if height > 0 else hint.height()
         width = hint.width() + extra_w
         if width > self._hint.width() and not self._label.wordWrap():

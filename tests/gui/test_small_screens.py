@@ -96,3 +96,19 @@ def test_the_probe_dock_asks_for_its_rows_within_a_share_of_the_window(laid_out)
     assert dock_table.probe_height(dock, 2000, compact=False) == hint
     assert dock_table.probe_height(dock, 500, compact=True) == max(least, int(500 * 0.42))
     assert dock_table.probe_height(dock, 100, compact=True) == least
+
+
+@pytest.mark.parametrize("kind", ["fast", "lstm"])
+def test_no_dock_behind_a_tab_makes_the_window_taller_than_a_full_hd_screen(make_window, kind):
+    """A word-wrapped sentence in a dock behind another's tab (the gate saturation's, an
+    LSTM's) is never laid out: at its few pixels of width it asked for 506 px, so the window
+    could not be less than 1,078 px tall, and a 1080-line screen squeezed the training curves
+    to nothing."""
+    from tests.gui.conftest import TINY_CONFIG
+
+    window = make_window(TINY_CONFIG.replace(model={"kind": kind}), start=False)
+    window.resize(1920, 1080)
+    _settle()
+    assert window.docks["dock_saturation"].visibleRegion().isEmpty()  # behind another's tab
+    # a 1080-line screen, less a title bar and a panel, holds it with room for the curves
+    assert window.minimumSizeHint().height() <= 900
