@@ -467,7 +467,8 @@ def test_the_cursor_at_the_start_shows_the_last_row_with_a_target(panel):
     assert "fewer than 2" not in panel.factor_text()
     note = panel.row_note.text()
     assert not panel.row_note.isHidden()
-    assert "t = 0" in note and "row t = 14" in note and "last step with a target" in note
+    assert "t = 0 has under 2 steps back" in note and "row t = 14" in note
+    assert "last step with a target" in note
     assert panel.distance_plot.titleLabel.text.startswith("t = 14 ")
     panel.set_cursor(5)  # a row with points to fit: its own
     assert panel.selected_row() == 5 and panel.row_note.isHidden()

@@ -79,13 +79,11 @@ if TYPE_CHECKING:
 
 _ROW_PEN_WIDTH = 3
 # why the distance plot shows another row than the cursor's
-LAST_ROW_NOTE = (
-    "the cursor is on the last character, which has no next one to predict (its row is zero): "
-    "showing the row of t = T − 2"
-)
+# (short: on a 1280-px projector these lines took the height the plots above need)
+LAST_ROW_NOTE = "the last character has no next one to predict: showing row t = T − 2"
 NOTHING_TO_FIT_NOTE = (
-    "the cursor's row t = {cursor} has fewer than 2 steps back to fit: showing row t = {row}, "
-    "the last step with a target (move the cursor right for its own row)"
+    "row t = {cursor} has under 2 steps back: showing row t = {row}, the last step with a "
+    "target (move the cursor right)"
 )
 
 
@@ -468,7 +466,7 @@ class GradFlowPanel(QWidget):
         self.unit_retention_curve.setData(distance[own_shown], own[own_shown])
         text = retention_text(trace.kind, distance, kept)
         if gates.num_layers > 1:
-            text += f" (top layer of {gates.num_layers}, whose H_k this is)"
+            text += f" (top layer of {gates.num_layers})"
         self.retention_label.setText(text)
         self.retention_label.setVisible(True)
         logs: np.ndarray = np.log10(np.concatenate([kept[shown], own[own_shown]]))
