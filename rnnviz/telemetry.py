@@ -29,7 +29,8 @@ A plain PyTorch loop::
             report = telemetry.clip_grad_norm(model, max_norm=1.0)
             if not report.nonfinite:          # a NaN/inf gradient: skip the update
                 opt.step()
-            log.log(step, loss=loss.item(), report=report, lr=opt.param_groups[0]["lr"])
+            log.log(step, loss=loss.item(), report=report, lr=opt.param_groups[0]["lr"],
+                    flow=flow)                # the flow as columns grad_flow:<t>
             print(report.norm_before, report.norm_after, report.largest(), flow.values)
 
 Clipping rule (torch's): ``g ← min(1, θ / (‖g‖ + 1e-6)) g`` with ``‖g‖`` the L2 norm of all
@@ -64,7 +65,13 @@ import torch
 from torch import Tensor, nn
 
 from rnnviz.core.health import perplexity
-from rnnviz.core.history import FIXED_COLUMNS, PARAM_PREFIX, MetricsCsvWriter, record_to_row
+from rnnviz.core.history import (
+    FIXED_COLUMNS,
+    PARAM_PREFIX,
+    MetricsCsvWriter,
+    flow_row,
+    record_to_row,
+)
 from rnnviz.core.messages import StepRecord
 
 __all__ = [
@@ -283,7 +290,8 @@ class TelemetryLog:
     Rows are written as they are logged (flushed every ``flush_every`` rows and at
     :meth:`close`), so the file of a running or crashed training is readable up to its last
     flushed row. The columns are fixed by the first logged step: the fixed ones of every
-    rnnviz metrics CSV, then ``grad_norm:<name>`` for each parameter of that step's report.
+    rnnviz metrics CSV, then ``grad_norm:<name>`` for each parameter of that step's report,
+    then ``grad_flow:<t>`` for a step logged with its flow.
     A parameter name first seen later is not written (a warning says so, once).
 
     ``wall_s`` is seconds since the log was opened unless :meth:`log` is given one;
@@ -311,6 +319,7 @@ class TelemetryLog:
         tokens_per_s: float = math.nan,
         wall_s: float | None = None,
         w_hh_sigma_max: float | None = None,
+        flow: np.ndarray | FlowProbe | None = None,
     ) -> StepRecord:
         """Write one step's row; returns it as the StepRecord rnnviz's trainer would send.
 
@@ -318,7 +327,12 @@ class TelemetryLog:
         ``report``: that step's :func:`clip_grad_norm` (None: gradient columns empty).
         ``val_ppl``: a validation perplexity on the steps that have one.
         ``w_hh_sigma_max``: the largest singular value of the recurrent matrix, if measured.
+        ``flow``: that step's :class:`FlowProbe` (or its ``values``), written as the columns
+        ``grad_flow:0`` ... ``grad_flow:<T-1>``, which the window draws in the gradient-flow
+        panel's training heatmap (the first step's T fixes the columns).
         """
+        values = flow.values if isinstance(flow, FlowProbe) else flow
+        flow_values = np.empty(0) if values is None else np.asarray(values, dtype=np.float64)
         loss = float(loss)
         nan = math.nan
         nonfinite = not math.isfinite(loss) or (report is not None and report.nonfinite)
@@ -339,12 +353,13 @@ class TelemetryLog:
             nonfinite=nonfinite,
             nonfinite_total=self.nonfinite_total,
             param_grad_norms={} if report is None else dict(report.param_norms),
-            grad_flow=np.empty(0),
+            grad_flow=flow_values,
             w_hh_sigma_max=None if w_hh_sigma_max is None else float(w_hh_sigma_max),
             val_ppl=None if val_ppl is None else float(val_ppl),
             wall_s=time.perf_counter() - self._start if wall_s is None else float(wall_s),
         )
         row = record_to_row(record)
+        row.update(flow_row(flow_values))
         if self._columns is None:
             self._columns = list(row)
         else:

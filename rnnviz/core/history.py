@@ -39,6 +39,10 @@ from rnnviz.core.messages import StepRecord
 
 # per-parameter gradient norms are the columns "grad_norm:<name>", e.g. "grad_norm:W_hh"
 PARAM_PREFIX = "grad_norm:"
+# the time-step gradient flow ||dL/dH_t|| of a step, one column per window position t:
+# "grad_flow:0", "grad_flow:1", ... (rnnviz.telemetry writes them; the window draws them in
+# the gradient-flow panel's training heatmap when it opens the file)
+FLOW_PREFIX = "grad_flow:"
 
 FIXED_COLUMNS: tuple[str, ...] = (
     "step",
@@ -103,7 +107,26 @@ def _fill(column: str) -> Any:
 
 
 def is_optional(column: str) -> bool:
-    return column in OPTIONAL_COLUMNS or column.startswith(PARAM_PREFIX)
+    return column in OPTIONAL_COLUMNS or column.startswith((PARAM_PREFIX, FLOW_PREFIX))
+
+
+def flow_row(flow: np.ndarray) -> Row:
+    """The ``grad_flow:<t>`` cells of one step's flow (T,)."""
+    return {f"{FLOW_PREFIX}{t}": float(v) for t, v in enumerate(np.asarray(flow).ravel())}
+
+
+def flow_columns(columns: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray] | None:
+    """(steps (n,), flow (T, n)) from a history's ``grad_flow:<t>`` columns, positions in
+    order; None when it has none (a file written without a flow)."""
+    positions = sorted(
+        int(name[len(FLOW_PREFIX) :])
+        for name in columns
+        if name.startswith(FLOW_PREFIX) and name[len(FLOW_PREFIX) :].isdigit()
+    )
+    if not positions or positions != list(range(len(positions))) or "step" not in columns:
+        return None
+    flow = np.stack([np.asarray(columns[f"{FLOW_PREFIX}{t}"], dtype=np.float64) for t in positions])
+    return np.asarray(columns["step"], dtype=np.int64), flow
 
 
 def record_to_row(record: StepRecord) -> Row:

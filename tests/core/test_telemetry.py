@@ -15,7 +15,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from rnnviz import telemetry
-from rnnviz.core.history import PARAM_PREFIX, MetricHistory, read_metrics_csv
+from rnnviz.core.history import (
+    FLOW_PREFIX,
+    PARAM_PREFIX,
+    MetricHistory,
+    flow_columns,
+    read_metrics_csv,
+)
 
 V, H, B, T = 7, 5, 3, 6
 
@@ -280,7 +286,7 @@ def test_plain_loop_csv_reads_back_equal(tmp_path: Path) -> None:
             flows.append(flow.values)
             val = 9.5 if step % 2 == 0 else None
             logged.append(
-                log.log(step, loss=loss.item(), report=report, lr=0.5, val_ppl=val, epoch=0)
+                log.log(step, loss=loss.item(), report=report, lr=0.5, val_ppl=val, flow=flow)
             )
     assert log.rows_written == 5 and log.nonfinite_total == 1
     assert log.param_names == [n for n, _ in model.named_parameters()]
@@ -311,6 +317,14 @@ def test_plain_loop_csv_reads_back_equal(tmp_path: Path) -> None:
     assert cols["clipped"].tolist() == [True, False, False, False, True]
     assert not cols["clipped"][3] and np.isnan(cols["grad_norm_before_clip"][3])
     assert all(np.isfinite(f).all() for f in flows)
+    # the time-step gradient flow, a column per position, as the window reads it
+    T = len(flows[0])
+    for t in range(T):
+        np.testing.assert_array_equal(cols[f"{FLOW_PREFIX}{t}"], [f[t] for f in flows])
+    steps, flow = flow_columns(cols)
+    np.testing.assert_array_equal(steps, [1, 2, 3, 4, 5])
+    np.testing.assert_array_equal(flow, np.stack(flows, axis=1))
+    np.testing.assert_array_equal(logged[0].grad_flow, flows[0])
 
     # the same history, written by rnnviz's own to_csv, is the same file
     again = tmp_path / "again.csv"

@@ -28,8 +28,9 @@ class Net(nn.Module):
         return self.fc(self.lstm(x)[0])
 
 
-def logged_run(path: Path, steps: int = 6) -> list:
-    """A plain loop's telemetry CSV at ``path``; the StepRecords it logged."""
+def logged_run(path: Path, steps: int = 6, with_flow: bool = False) -> list:
+    """A plain loop's telemetry CSV at ``path``; the StepRecords it logged (``with_flow``:
+    each step's FlowProbe too)."""
     torch.manual_seed(0)
     model = Net()
     opt = torch.optim.SGD(model.parameters(), lr=0.3)
@@ -39,7 +40,13 @@ def logged_run(path: Path, steps: int = 6) -> list:
             x = torch.randn(2, 7, 5)
             y = torch.randint(0, 5, (2, 7))
             opt.zero_grad()
-            loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten())
+            probe = telemetry.FlowProbe(model.lstm) if with_flow else None
+            if probe is not None:
+                with probe:
+                    logits = model(x)
+            else:
+                logits = model(x)
+            loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
             loss.backward()
             if step == 4:
                 model.fc.bias.grad[0] = math.inf
@@ -47,7 +54,9 @@ def logged_run(path: Path, steps: int = 6) -> list:
             if not report.nonfinite:
                 opt.step()
             val = 5.5 if step % 3 == 0 else None
-            records.append(log.log(step, loss=loss.item(), report=report, lr=0.3, val_ppl=val))
+            records.append(
+                log.log(step, loss=loss.item(), report=report, lr=0.3, val_ppl=val, flow=probe)
+            )
     return records
 
 
@@ -163,3 +172,20 @@ def test_a_wide_export_opens_as_its_runs_and_a_bad_file_says_why(make_window, tm
     assert "Could not open" in window.banner_text() and "no 'step' column" in window.banner_text()
     assert window.files.open_metrics(tmp_path / "missing.csv") == []
     assert len(state.opened_runs()) == 2
+
+
+def test_an_opened_telemetry_csv_draws_its_gradient_flow(make_window, tmp_path):
+    """A plain loop's FlowProbe, logged with the step, is the gradient-flow panel's training
+    heatmap of that run once the file is open: the engineer's own ||dL/dH_t|| over training."""
+    path = tmp_path / "flow.csv"
+    records = logged_run(path, steps=8, with_flow=True)
+    window = make_window(start=False)
+    (run_id,) = window.files.open_metrics(path)
+    panel = window.panels.gradflow
+    assert run_id in panel.run_ids()
+    panel.set_heatmap_run(run_id)
+    panel.redraw()
+    np.testing.assert_array_equal(panel.training_steps(), [r.step for r in records])
+    expected = np.log10(np.stack([r.grad_flow for r in records], axis=1))
+    np.testing.assert_allclose(panel.training_image_array(), expected, rtol=1e-12)
+    assert panel.empty_training_hint() == ""

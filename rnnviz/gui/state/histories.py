@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rnnviz.core.history import MetricHistory
+from rnnviz.core.history import MetricHistory, flow_columns
 from rnnviz.core.messages import StepRecord
 
 METRIC_CAPACITY = 4096  # recent steps kept exactly per run (older ones thinned, see core.history)
@@ -136,10 +136,19 @@ class RunHistories:
         return run_id in self._runs
 
     def restore(self, run_id: int, metrics: MetricHistory) -> None:
-        """``metrics`` (a saved session's) as the history of ``run_id``; no flow picture."""
+        """``metrics`` (a saved session's, a metrics CSV's) as the history of ``run_id``; its
+        flow picture from the ``grad_flow:<t>`` columns where it has them."""
         old = self._runs.get(run_id)
-        steps = metrics.columns().get("step")
+        columns = metrics.columns()
+        steps = columns.get("step")
         history = RunHistory(metrics, flow_capacity=self._flow_capacity)
+        flows = flow_columns(columns)
+        if flows is not None:
+            flow_steps, values = flows
+            ring = history.flow = FlowRing(values.shape[0], self._flow_capacity)
+            for column in range(max(0, len(flow_steps) - self._flow_capacity), len(flow_steps)):
+                if np.isfinite(values[:, column]).any():  # a row logged without its flow
+                    ring.put(int(flow_steps[column]), values[:, column])
         history.version = (old.version + 1) if old is not None else 1
         history._last_step = int(steps[-1]) if steps is not None and len(steps) else None
         self._runs[run_id] = history
