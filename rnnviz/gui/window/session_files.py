@@ -14,6 +14,7 @@ in the file), so they are not restored as runs.
 
 from __future__ import annotations
 
+import queue
 import shutil
 import tempfile
 import threading
@@ -36,8 +37,12 @@ if TYPE_CHECKING:
 SUFFIX = ".rnnviz"
 
 
+# how often the GUI thread collects what a session thread has done, while one runs
+_POLL_MS = 20
+
+
 class SessionFiles(QObject):
-    written = Signal(str, str)  # (path, error or "") from the writing thread
+    written = Signal(str, str)  # (path, error or ""), once the writing thread is done
     read = Signal(str, object, str)  # (path, SessionData or None, error or "")
     restored = Signal(str)  # a session's view is back (tests wait for it)
     failed = Signal(str)  # a session could not be opened (why)
@@ -49,6 +54,13 @@ class SessionFiles(QObject):
         self._saving: dict[str, str] = {}  # the engine's checkpoint path -> the session path
         self._opening: tuple[str, SessionData] | None = None
         self._threads: list[threading.Thread] = []
+        # The threads never touch Qt: they put their outcome here and the GUI thread emits
+        # it. A plain Python thread's emit is a cross-thread Qt call, and a suite run hung
+        # in a PySide6 disconnect on the GUI thread while a session thread had just emitted
+        self._outcomes: queue.SimpleQueue[tuple[Any, tuple[Any, ...]]] = queue.SimpleQueue()
+        self._poll = QTimer(self)
+        self._poll.setInterval(_POLL_MS)
+        self._poll.timeout.connect(self._collect)
         window.app_state.saved.connect(self._on_saved)
         window.app_state.run_info_changed.connect(self._on_run_info)
         window.app_state.failure.connect(self._on_failure)
@@ -136,9 +148,9 @@ class SessionFiles(QObject):
             histories = tuple((label, MetricHistory.from_columns(cols)) for label, cols in runs)
             save_session(path, SessionData(checkpoint=checkpoint, runs=histories, **fields))
         except (SessionError, OSError, ValueError) as exc:
-            self.written.emit(path, str(exc))
+            self._outcomes.put((self.written, (path, str(exc))))
             return
-        self.written.emit(path, "")
+        self._outcomes.put((self.written, (path, "")))
 
     @Slot(str, str)
     def _on_written(self, path: str, error: str) -> None:
@@ -171,9 +183,9 @@ class SessionFiles(QObject):
             data = load_session(path)
             data.load_checkpoint()  # checked here, off the GUI thread
         except SessionError as exc:
-            self.read.emit(path, None, str(exc))
+            self._outcomes.put((self.read, (path, None, str(exc))))
             return
-        self.read.emit(path, data, "")
+        self._outcomes.put((self.read, (path, data, "")))
 
     @Slot(str, object, str)
     def _on_read(self, path: str, data: SessionData | None, error: str) -> None:
@@ -234,6 +246,19 @@ class SessionFiles(QObject):
         self._threads = [t for t in self._threads if t.is_alive()]
         self._threads.append(thread)
         thread.start()
+        self._poll.start()
+
+    @Slot()
+    def _collect(self) -> None:
+        """Emit, on the GUI thread, what the session threads have done."""
+        while True:
+            try:
+                signal, args = self._outcomes.get_nowait()
+            except queue.Empty:
+                break
+            signal.emit(*args)
+        if not any(t.is_alive() for t in self._threads) and self._outcomes.empty():
+            self._poll.stop()
 
     def busy(self) -> bool:
         return bool(self._saving) or any(t.is_alive() for t in self._threads)
@@ -242,6 +267,7 @@ class SessionFiles(QObject):
         """Let a session being written finish (it is atomic either way), then clean up."""
         for thread in self._threads:
             thread.join(timeout=30)
+        self._poll.stop()
         shutil.rmtree(self._tmp, ignore_errors=True)
 
 
