@@ -269,12 +269,8 @@ def _layer_states(gates: GateRecord, t: int, like: Tensor) -> State:
     return h, torch.stack([_states(tr["c"][t : t + 1], like) for tr in traces])
 
 
-def _layer_input(model: CharModel, ids: Tensor, gates: GateRecord | None, like: Tensor) -> Tensor:
-    """What the top recurrent layer reads at every step: X_t one-hot, or of stacked layers
-    the layer below's h_t."""
-    if gates is None or gates.num_layers == 1:
-        assert isinstance(model, GRUModel | LSTMModel)
-        return model.one_hot(ids)
+def _layer_input(gates: GateRecord, like: Tensor) -> Tensor:
+    """What the top one of stacked layers reads at every step: the layer below's h_t."""
     return _states(gates.trace(gates.num_layers - 2)["h"], like)
 
 
@@ -530,7 +526,7 @@ class Prober:
                 G_T[:keep, :keep] = self._G_T[:keep, :keep]  # type: ignore[index]
             inputs = None
             if run.gates is not None and run.gates.num_layers > 1:
-                inputs = _layer_input(model, ids, run.gates, hidden)
+                inputs = _layer_input(run.gates, hidden)
             _grad_flow(
                 model,
                 ids,
@@ -659,7 +655,8 @@ def hidden_jacobian_norms(model: CharModel, vocab: Vocab, text: str, t: int) -> 
     if getattr(model, "num_layers", 1) > 1:
         run = _run(model, ids)
         hidden, cells = run.hidden, run.cells
-        inputs = _layer_input(model, ids, run.gates, hidden)
+        assert run.gates is not None
+        inputs = _layer_input(run.gates, hidden)
     else:
         _, hidden, cells = _forward(model, ids)
     H = hidden.shape[1]

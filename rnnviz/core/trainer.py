@@ -203,7 +203,7 @@ class Trainer:
         self._sigma: float | None = None
         self._sigma_step = -1
         self._flow_buffer: Tensor | None = None
-        # a GRU/LSTM's ||dL/dH_t|| through the recurrence too (recurrence_vjp, 5-13 % of a
+        # a GRU/LSTM's ||dL/dH_t|| through the recurrence too (recurrence_vjp, ~4-9 % of a
         # step); False: only the output layer's part, for a caller that reads no flow
         self.fused_flow = True
         self._backup_params = [p.detach().clone() for p in self.params]

@@ -216,17 +216,9 @@ def test_the_window_state_comes_from_the_command_line(
 ) -> None:
     """--set/--probe/--size/--scheme/--then reach the window as LaunchOptions; a bad --set or
     --then without --screenshot is a one-line usage error."""
-    import types
+    from tests.window_stub import stub_window
 
-    from rnnviz.gui.launch import LaunchOptions
-
-    seen: list[LaunchOptions] = []
-    fake = types.ModuleType("rnnviz.gui.app")
-    fake.run_app = lambda argv, screenshot=None, train_steps=100, options=None: (  # type: ignore[attr-defined]
-        seen.append(options),
-        0,
-    )[1]
-    monkeypatch.setitem(sys.modules, "rnnviz.gui.app", fake)
+    seen = stub_window(monkeypatch)
     argv = ["--screenshot", "s.png", "--set", "model.activation=relu", "--set", "train.lr=50"]
     argv += ["--set", "train.clip_enabled=false", "--probe", "abc", "--size", "1280x720"]
     argv += ["--scheme", "dark", "--then", "rollback", "--then", "resume-clipped"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import sys
 
 import numpy as np
 import pytest
@@ -294,17 +293,10 @@ def test_hidden_layer_is_chosen_at_the_first_probe_of_a_model_that_has_it(qtbot)
 
 
 def test_the_hidden_layer_option_reaches_the_window(monkeypatch, capsys) -> None:
-    import types
-
     from rnnviz.cli import main
+    from tests.window_stub import stub_window
 
-    seen: list[object] = []
-    fake = types.ModuleType("rnnviz.gui.app")
-    fake.run_app = lambda argv, screenshot=None, train_steps=100, options=None: (  # type: ignore[attr-defined]
-        seen.append(options),
-        0,
-    )[1]
-    monkeypatch.setitem(sys.modules, "rnnviz.gui.app", fake)
+    seen = stub_window(monkeypatch)
     assert main(["--screenshot", "s.png", "--hidden-layer", "F"]) == 0
     assert seen[-1].hidden_layer == "f"  # type: ignore[attr-defined]
     assert main(["--screenshot", "s.png"]) == 0

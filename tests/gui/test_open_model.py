@@ -3,8 +3,6 @@ read-only (issue 18)."""
 
 from __future__ import annotations
 
-import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +14,7 @@ from PySide6.QtWidgets import QFileDialog
 from rnnviz.cli import main
 from rnnviz.gui.panels._metric_base import READ_ONLY_HINT
 from tests.core.test_torch_model import TEXT, TOL, VOCAB, make_net, reference, save_net
+from tests.window_stub import stub_window
 
 ENGINE_WAIT_MS = 30_000  # as conftest: a spawned engine imports torch first
 
@@ -163,15 +162,7 @@ def test_file_open_model_asks_for_the_spec_only_when_none_is_beside(
 
 
 def test_rnnviz_open_checks_the_files_before_the_window(monkeypatch, capsys, tmp_path):
-    from rnnviz.gui.launch import LaunchOptions
-
-    seen: list[LaunchOptions] = []
-    fake = types.ModuleType("rnnviz.gui.app")
-    fake.run_app = lambda argv, screenshot=None, train_steps=100, options=None: (  # type: ignore[attr-defined]
-        seen.append(options),
-        0,
-    )[1]
-    monkeypatch.setitem(sys.modules, "rnnviz.gui.app", fake)
+    seen = stub_window(monkeypatch)
     weights, spec = save_net(tmp_path, make_net(kind="lstm"))
     argv = ["open", str(weights), "--screenshot", "s.png", "--size", "1280x720", "--probe", "ab"]
     assert main(argv) == 0
