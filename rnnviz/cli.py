@@ -219,9 +219,11 @@ def _window_arguments(parser: argparse.ArgumentParser) -> None:
         help="what the hidden-state heatmap shows for a GRU or LSTM: h (H_t, the default), c "
         "(the LSTM's cell state C_t) or a gate: LSTM i, f, g, o; GRU r, z, n",
     )
+    from rnnviz.core.config import LAYERS_RANGE  # torch-free
+
     window.add_argument(
         "--stacked-layer",
-        type=_int_in(1, 4),
+        type=_int_in(*LAYERS_RANGE),
         metavar="N",
         help="of a stacked GRU or LSTM (model.num_layers > 1), the layer the hidden-state "
         "panel shows: 1 is the bottom one (default: the top one)",
