@@ -31,6 +31,9 @@ PROBE_WINDOW_SIZE = (1920, 1080)  # room for three probe panels side by side
 def _app() -> QApplication:
     app = QApplication.instance() or QApplication(["rnnviz-bench"])
     plotting.configure_pyqtgraph()  # as the app: the figures are the app's
+    from rnnviz.gui.collector import collect_on_gui_thread
+
+    collect_on_gui_thread()  # as the app
     assert isinstance(app, QApplication)
     return app
 

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import QApplication
 from rnnviz.core.config import RunConfig
 from rnnviz.core.messages import Failure, RunInfo, Step
 from rnnviz.gui import platform_check, plotting
+from rnnviz.gui.collector import collect_on_gui_thread
 from rnnviz.gui.launch import ACTION_SETTLE_S, RESUME_STEPS, LaunchOptions
 from rnnviz.gui.state.app_state import MAIN_RUN
 from rnnviz.gui.state.probe_scheduler import ShownProbe
@@ -38,6 +39,7 @@ def _make_app(argv: Sequence[str]) -> QApplication:
     app.setOrganizationName("rnnviz")
     app.setApplicationName("rnnviz")
     app.setApplicationDisplayName("rnnviz")
+    collect_on_gui_thread()  # never on a worker thread (see gui.collector)
     return app
 
 
