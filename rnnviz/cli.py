@@ -283,6 +283,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="L",
         help="stacked recurrent layers, 1-4 (GRU and LSTM; default 1)",
     )
+    train.add_argument(
+        "--bidirectional",
+        action="store_true",
+        help="a second recurrence over the reversed text (scratch, GRU, LSTM); refused for "
+        "the language model, which it would let see the next character",
+    )
     train.add_argument("--num-steps", type=_positive_int, default=32, metavar="T")
     train.add_argument("--batch-size", type=_positive_int, default=1024, metavar="B")
     train.add_argument("--lr", type=_finite_float, default=1.0)
@@ -582,6 +588,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     model: dict[str, Any] = {"kind": args.model, "activation": args.activation}
     model["hidden_size"] = args.hidden
     model["num_layers"] = args.num_layers
+    model["bidirectional"] = bool(getattr(args, "bidirectional", False))
     if args.init is not None:
         model["init"] = args.init
     clip = float(args.clip)
@@ -1032,6 +1039,7 @@ def _train(args: argparse.Namespace, dp: DataParallel | None) -> int:
     import dataclasses
     from collections import deque
 
+    from rnnviz.core.config import training_refusal
     from rnnviz.core.health import (
         UNIFORM_WINDOW,
         LossWatch,
@@ -1045,6 +1053,9 @@ def _train(args: argparse.Namespace, dp: DataParallel | None) -> int:
     # every process must learn whether any failed here, or the others would wait for it
     with contextlib.nullcontext() if dp is None else dp.setup():
         config = config_from_args(args)
+        refusal = training_refusal(config.model)  # the language model's verdict, in core
+        if refusal is not None:
+            raise UsageError(refusal)
         _check_outputs(args)
         _check_tensorboard(args)
         run = build_run(config)

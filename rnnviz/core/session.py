@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from rnnviz.core.config import ConfigError, RunConfig
+from rnnviz.core.config import ConfigError, RunConfig, training_refusal
 from rnnviz.core.messages import (
     CloseRun,
     Command,
@@ -261,6 +261,10 @@ class Session:
 
     def _set_training(self) -> None:
         self._refuse_if_read_only("trained")
+        for run in self.runs.values():  # every run trains together
+            refusal = training_refusal(run.config.model)
+            if refusal is not None:
+                raise ConfigError(refusal)
         if not self.active_runs():
             self._steps_left = None
             raise ConfigError("every run has diverged: roll back or reset first")
