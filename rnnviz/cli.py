@@ -1319,7 +1319,9 @@ def _probe_size(args: argparse.Namespace, model: Any, vocab: Any, top_k: int) ->
     if not args.json:
         return False  # the table shows no gradient flow
     # hidden (+ cells and gates), probs, top-k pairs, tokens, step loss, surprisal
-    arrays = state_arrays(model.kind, model.config.num_layers)
+    arrays = state_arrays(
+        model.kind, model.config.num_layers, 2 if model.config.bidirectional else 1
+    )
     per_char_json = model.hidden_size * arrays + len(vocab) + 2 * top_k + 3
     with_flow = grad_flow_omitted(T) is None
     values = T * per_char_json + (T * T if with_flow else 0)

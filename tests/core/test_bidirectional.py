@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from torch import Tensor, nn
@@ -232,3 +233,257 @@ def test_cli_train_bidirectional_exits_2_with_the_verdict(
     assert code == 2 and err.strip() == f"error: {BIDIRECTIONAL_LM_REFUSAL}"
     code = main(["train", "--model", "fast", "--bidirectional", "--max-steps", "1"])
     assert code == 2 and "scratch" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ a user's module, the probe
+
+
+class BiNet(nn.Module):
+    """An engineer's bidirectional model: Embedding (or one-hot) -> RNN/GRU/LSTM with
+    ``bidirectional=True`` -> Linear(2H, V)."""
+
+    def __init__(self, kind: str, layers: int = 1, embedding: bool = True) -> None:
+        super().__init__()
+        from tests.core.test_torch_model import EMBED, HIDDEN, VOCAB
+
+        self.kind, self.vocab_size = kind, len(VOCAB)
+        self.emb = nn.Embedding(self.vocab_size, EMBED) if embedding else None
+        width = EMBED if embedding else self.vocab_size
+        cls = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}[kind]
+        self.rnn: nn.RNNBase = cls(
+            width, HIDDEN, num_layers=layers, bidirectional=True, batch_first=True
+        )
+        self.fc = nn.Linear(2 * HIDDEN, self.vocab_size)
+
+    def inputs(self, ids: Tensor) -> Tensor:
+        if self.emb is None:
+            return nn.functional.one_hot(ids, self.vocab_size).float()
+        return self.emb(ids)
+
+
+def _cell(rnn: nn.RNNBase, layer: int, reverse: bool) -> nn.RNNCellBase:
+    """A torch.nn cell that shares the module's own weights of one layer and direction."""
+    sfx = f"_l{layer}" + ("_reverse" if reverse else "")
+    w_ih = getattr(rnn, "weight_ih" + sfx)
+    cls = {nn.RNN: nn.RNNCell, nn.GRU: nn.GRUCell, nn.LSTM: nn.LSTMCell}[type(rnn)]
+    cell = cls(w_ih.shape[1], rnn.hidden_size)
+    for part in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+        setattr(cell, part, getattr(rnn, part + sfx))
+    return cell
+
+
+def bi_reference(net: BiNet, text: str) -> dict[str, Any]:
+    """The module's own numbers on ``text``: its output (T, 2H) and softmax (T, V) by its own
+    forward; by autograd through its own weights, stepped one position at a time per layer and
+    direction (each top-layer h_k a node of its own), G[t, k] = ||dL_t/dH_k|| with
+    H_k = (h_fwd_k, h_rev_k), for every k; and every layer's h per direction."""
+    from tests.core.test_torch_model import ids_of
+
+    ids = ids_of(text)
+    T = len(ids)
+    x = net.inputs(ids)
+    with torch.no_grad():
+        out, _ = net.rnn(x[None])
+        probs = torch.softmax(net.fc(out[0]), dim=-1)
+    lstm = isinstance(net.rnn, nn.LSTM)
+    layer_in = [x[t] for t in range(T)]
+    states: dict[tuple[int, str], list[Tensor]] = {}
+    for layer in range(net.rnn.num_layers):
+        for reverse in (False, True):
+            cell = _cell(net.rnn, layer, reverse)
+            h = torch.zeros(1, net.rnn.hidden_size)
+            c = torch.zeros_like(h)
+            hs: list[Tensor | None] = [None] * T
+            for t in reversed(range(T)) if reverse else range(T):
+                if lstm:
+                    h, c = cell(layer_in[t][None], (h, c))
+                else:
+                    h = cell(layer_in[t][None], h)
+                h = h.clone()  # the node whose gradient G measures
+                hs[t] = h
+            states[(layer, "reverse" if reverse else "forward")] = [v for v in hs if v is not None]
+        layer_in = [
+            torch.cat([states[(layer, "forward")][t][0], states[(layer, "reverse")][t][0]])
+            for t in range(T)
+        ]
+    top = net.rnn.num_layers - 1
+    fwd, rev = states[(top, "forward")], states[(top, "reverse")]
+    stepped = torch.cat([torch.cat(fwd), torch.cat(rev)], dim=1).detach()
+    torch.testing.assert_close(stepped, out[0], atol=1e-6, rtol=0)  # the test's own sanity
+    G = np.zeros((T, T))
+    for t in range(T - 1):
+        logits = net.fc(torch.cat([fwd[t], rev[t]], dim=1))
+        loss = nn.functional.cross_entropy(logits, ids[t + 1 : t + 2])
+        grads = torch.autograd.grad(loss, fwd + rev, retain_graph=True, allow_unused=True)
+        sq = [0.0 if g is None else float(g.pow(2).sum()) for g in grads]
+        G[t] = np.sqrt(np.array(sq[:T]) + np.array(sq[T:]))
+    return {
+        "out": out[0].detach().numpy(),
+        "probs": probs.numpy(),
+        "G": G,
+        "h": {key: torch.cat(v).detach().numpy() for key, v in states.items()},
+    }
+
+
+@pytest.mark.parametrize(
+    ("kind", "layers", "embedding"),
+    [
+        ("rnn", 1, True),
+        ("rnn", 1, False),
+        ("gru", 1, True),
+        ("gru", 2, False),
+        ("lstm", 1, False),
+        ("lstm", 3, True),
+    ],
+)
+def test_a_users_bidirectional_module_opens_and_probes_as_itself(
+    tmp_path: Path, kind: str, layers: int, embedding: bool
+) -> None:
+    from rnnviz.core.probe import probe
+    from rnnviz.core.torch_model import open_torch_model
+    from tests.core.test_torch_model import HIDDEN, TEXT, VOCAB, save, spec_of
+
+    torch.manual_seed(5)
+    net = BiNet(kind, layers, embedding)
+    model, vocab = open_torch_model(*save(tmp_path, net.state_dict(), spec_of(kind, embedding)))
+    assert model.config.bidirectional and model.config.num_layers == layers
+    ref = bi_reference(net, TEXT)
+    result = probe(model, vocab, TEXT)
+    order = [VOCAB.index(tok) for tok in vocab.tokens]
+    assert result.bidirectional and result.directions == ("forward", "reverse")
+    np.testing.assert_allclose(result.hidden, ref["out"][:, :HIDDEN], atol=TOL, rtol=0)
+    assert result.hidden_reverse is not None
+    np.testing.assert_allclose(result.hidden_reverse, ref["out"][:, HIDDEN:], atol=TOL, rtol=0)
+    np.testing.assert_allclose(result.hidden_of("reverse"), ref["out"][:, HIDDEN:], atol=TOL)
+    np.testing.assert_allclose(result.probs, ref["probs"][:, order], atol=TOL, rtol=0)
+    assert result.grad_flow is not None
+    np.testing.assert_allclose(result.grad_flow, ref["G"], atol=TOL, rtol=0)
+    # not causal, and not zeros: a loss reaches the reverse states after it
+    assert np.count_nonzero(np.triu(ref["G"], 1)) > len(TEXT)
+    assert np.count_nonzero(np.tril(ref["G"], -1)) > len(TEXT)
+    if kind != "rnn":
+        assert result.gates is not None and result.gates.bidirectional
+        for (layer, direction), h in ref["h"].items():
+            trace = result.gates.trace(layer, direction)  # type: ignore[arg-type]
+            np.testing.assert_allclose(trace["h"], h, atol=TOL, rtol=0)
+    if kind == "lstm":
+        with torch.no_grad():
+            _, (_, c_n) = net.rnn(net.inputs(torch.tensor([VOCAB.index(c) for c in TEXT]))[None])
+        assert result.cell is not None and result.cell_reverse is not None
+        np.testing.assert_allclose(result.cell[-1], c_n[-2, 0].numpy(), atol=TOL, rtol=0)
+        np.testing.assert_allclose(result.cell_reverse[0], c_n[-1, 0].numpy(), atol=TOL, rtol=0)
+
+
+def test_a_bidirectional_probe_of_a_changed_text_is_a_fresh_one() -> None:
+    from rnnviz.core.probe import Prober, probe
+    from rnnviz.core.vocab import Vocab
+
+    vocab = Vocab(("<unk>", *"abcdef"))
+    model = bi_model("lstm", 2).float()
+    prober = Prober(model, vocab)
+    prober.probe("abcab")
+    typed = prober.probe("abcabf")
+    assert prober.reused_steps == 0  # every reverse state changed
+    fresh = probe(model, vocab, "abcabf")
+    assert typed.hidden_reverse is not None and fresh.hidden_reverse is not None
+    np.testing.assert_allclose(typed.hidden_reverse, fresh.hidden_reverse, atol=1e-6)
+    assert typed.grad_flow is not None and fresh.grad_flow is not None
+    np.testing.assert_allclose(typed.grad_flow, fresh.grad_flow, atol=1e-6)
+
+
+def test_a_one_direction_probe_says_so() -> None:
+    from rnnviz.core.probe import probe
+    from rnnviz.core.vocab import Vocab
+
+    vocab = Vocab(("<unk>", *"abcdef"))
+    model = build_model(len(vocab), ModelConfig(kind="gru", hidden_size=H), seed=1)
+    result = probe(model, vocab, "abcab")
+    assert not result.bidirectional and result.hidden_reverse is None
+    assert result.directions == ("forward",)
+    with pytest.raises(KeyError, match="no reverse direction"):
+        result.hidden_of("reverse")
+
+
+def test_cli_probe_json_keys_hidden_and_gates_by_layer_and_direction(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from rnnviz.cli import main
+    from tests.core.test_torch_model import HIDDEN, TEXT, save, spec_of
+
+    torch.manual_seed(2)
+    net = BiNet("lstm", 2, embedding=True)
+    weights, spec = save(tmp_path, net.state_dict(), spec_of("lstm", True))
+    code = main(["probe", TEXT, "--torch-model", str(weights), "--spec", str(spec), "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["bidirectional"] is True
+    ref = bi_reference(net, TEXT)
+    np.testing.assert_allclose(out["hidden"], ref["out"][:, :HIDDEN], atol=TOL)
+    np.testing.assert_allclose(out["hidden_reverse"], ref["out"][:, HIDDEN:], atol=TOL)
+    np.testing.assert_allclose(
+        out["gates"]["l0.reverse.h"]["values"], ref["h"][(0, "reverse")], atol=TOL
+    )
+    assert {"l1.reverse.f", "l1.forward.f", "l0.reverse.c", "cell_reverse"} <= set(
+        out["gates"]
+    ) | set(out)
+    assert "l1.reverse.h" not in out["gates"]  # that is "hidden_reverse"
+    np.testing.assert_allclose(out["grad_flow"], ref["G"], atol=TOL)
+
+
+def test_an_opened_bidirectional_model_probes_in_the_session_and_its_reset_does_not_train(
+    tmp_path: Path,
+) -> None:
+    from rnnviz.core.messages import Failure, OpenModel, ProbeReply, ProbeRequest, Reset, Start
+    from tests.core.test_session import make
+    from tests.core.test_torch_model import HIDDEN, TEXT, save, spec_of
+
+    torch.manual_seed(4)
+    net = BiNet("gru", 2, embedding=False)
+    weights, spec = save(tmp_path, net.state_dict(), spec_of("gru", False))
+    session, rec = make()
+    session.handle(OpenModel(str(weights), str(spec)))
+    assert not rec.of(Failure) and session.main.config.model.bidirectional
+    session.handle(ProbeRequest(TEXT))
+    (reply,) = rec.of(ProbeReply)
+    ref = bi_reference(net, TEXT)
+    assert reply.result.hidden_reverse is not None
+    np.testing.assert_allclose(reply.result.hidden_reverse, ref["out"][:, HIDDEN:], atol=TOL)
+    session.handle(Reset(None))  # a new model of its shape: bidirectional, not opened
+    assert session.main.config.model.bidirectional and not session.main.opened
+    rec.clear()
+    session.handle(Start())
+    session.run_until_idle()
+    (failure,) = rec.of(Failure)
+    assert failure.message == BIDIRECTIONAL_LM_REFUSAL
+    assert session.main.trainer.step == 0
+
+
+def test_a_bidirectional_session_file_round_trips(tmp_path: Path) -> None:
+    from rnnviz.core.checkpoint import restore_model, run_checkpoint_bytes
+    from rnnviz.core.history import MetricHistory
+    from rnnviz.core.probe import params_to_numpy
+    from rnnviz.core.runs import build_run
+    from rnnviz.core.session_file import SessionData, load_session, save_session
+    from rnnviz.core.snapshots import SnapshotStore
+
+    run = build_run(bi_run_config("scratch", 1))
+    store = SnapshotStore()
+    store.add(0, params_to_numpy(run.model))
+    data = SessionData(
+        checkpoint=run_checkpoint_bytes(run),
+        config=run.config,
+        probe_text="abc",
+        cursor=0,
+        view={},
+        runs=(("main", MetricHistory()),),
+        snapshots=store,
+    )
+    path = tmp_path / "bi.rnnviz"
+    save_session(path, data)
+    again = load_session(path)
+    assert again.config.model.bidirectional is True
+    model = restore_model(again.load_checkpoint())
+    for name, value in run.model.state_dict().items():
+        assert torch.equal(model.state_dict()[name], value), name
+    assert "W_hh_reverse" in again.snapshots.snapshots()[0].params  # type: ignore[union-attr]
