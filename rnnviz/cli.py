@@ -229,6 +229,13 @@ def _window_arguments(parser: argparse.ArgumentParser) -> None:
         "panel shows: 1 is the bottom one (default: the top one)",
     )
     window.add_argument(
+        "--direction",
+        type=str.lower,
+        choices=("forward", "backward"),
+        help="of a bidirectional model (e.g. rnnviz open F.safetensors of one), the direction "
+        "the hidden-state panel shows (default: forward)",
+    )
+    window.add_argument(
         "--lesson",
         metavar="LESSON[:STEP]",
         help="start a lesson: 'chapter' (the one that ships) or a lesson file, at step STEP "
@@ -550,6 +557,7 @@ def cmd_gui(args: argparse.Namespace, model: tuple[str, str] | None = None) -> i
         session=args.session,
         hidden_layer=args.hidden_layer,
         stacked_layer=args.stacked_layer,
+        direction=args.direction,
         model=model,
     )
     steps = args.train_steps
