@@ -123,3 +123,17 @@ def test_an_opened_bidirectional_model_gets_the_selector_and_direction_backward(
     controls = p.controls
     assert controls.bidirectional_check.isChecked()
     assert not controls.bidirectional_check.isEnabled()
+
+
+def test_rnnviz_open_direction_backward_reaches_the_window(monkeypatch, tmp_path) -> None:
+    from rnnviz.cli import main
+    from tests.core.test_bidirectional import BiNet
+    from tests.core.test_torch_model import save, spec_of
+    from tests.window_stub import stub_window
+
+    seen = stub_window(monkeypatch)
+    weights, spec = save(tmp_path, BiNet("lstm", 2).state_dict(), spec_of("lstm", True))
+    assert main(["open", str(weights), "--spec", str(spec), "--direction", "backward"]) == 0
+    assert seen[-1].direction == "backward"
+    assert main(["open", str(weights), "--spec", str(spec)]) == 0
+    assert seen[-1].direction is None
