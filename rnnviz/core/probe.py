@@ -596,12 +596,13 @@ class Prober:
         T, H, V = len(ids_np), self.model.hidden_size, self.model.vocab_size
         gates = {"gru": 3, "lstm": 4}.get(self.model.kind, 1)
         p = self._reusable(ids_np)
-        forward = max(0, T - p) * (gates * H * H + H * V)
+        D = 2 if self.model.config.bidirectional else 1  # each direction its own recurrence
+        forward = max(0, T - p) * D * (gates * H * H + H * V)
         if not with_grad_flow:
             return forward, 0
         keep = max(0, p - 1) if self._G_T is not None else 0
         rows = max(0, T - 1 - keep)
-        return forward, rows * T * gates * H * H
+        return forward, D * rows * T * gates * H * H
 
     @torch.no_grad()
     def probe(

@@ -434,7 +434,15 @@ def test_cli_probe_json_keys_hidden_and_gates_by_layer_and_direction(
 def test_an_opened_bidirectional_model_probes_in_the_session_and_its_reset_does_not_train(
     tmp_path: Path,
 ) -> None:
-    from rnnviz.core.messages import Failure, OpenModel, ProbeReply, ProbeRequest, Reset, Start
+    from rnnviz.core.messages import (
+        Failure,
+        OpenModel,
+        ProbeReply,
+        ProbeRequest,
+        Reset,
+        Start,
+        Step,
+    )
     from tests.core.test_session import make
     from tests.core.test_torch_model import HIDDEN, TEXT, save, spec_of
 
@@ -449,8 +457,21 @@ def test_an_opened_bidirectional_model_probes_in_the_session_and_its_reset_does_
     ref = bi_reference(net, TEXT)
     assert reply.result.hidden_reverse is not None
     np.testing.assert_allclose(reply.result.hidden_reverse, ref["out"][:, HIDDEN:], atol=TOL)
-    session.handle(Reset(None))  # a new model of its shape: bidirectional, not opened
-    assert session.main.config.model.bidirectional and not session.main.opened
+    rec.clear()
+    session.handle(Start())  # read-only, and Reset is the way out
+    (failure,) = rec.of(Failure)
+    assert "read-only" in failure.message and "its shape (one direction)" in failure.message
+    # Reset trains a new model of its shape, in the one direction the language model trains
+    session.handle(Reset(None))
+    model = session.main.config.model
+    assert not session.main.opened and not model.bidirectional
+    assert (model.kind, model.num_layers, model.hidden_size) == ("gru", 2, HIDDEN)
+    session.handle(Step(1))
+    session.run_until_idle()
+    assert session.main.trainer.step == 1
+    # a bidirectional configuration asked for by name still does not train
+    session.handle(Reset(bi_run_config("gru", 1)))
+    assert session.main.config.model.bidirectional
     rec.clear()
     session.handle(Start())
     session.run_until_idle()

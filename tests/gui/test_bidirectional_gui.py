@@ -50,7 +50,11 @@ def test_the_bidirectional_checkbox_is_greyed_out_for_the_language_model(qtbot) 
     opened = RunConfig().replace(model={"kind": "gru", "bidirectional": True})
     panel.set_config(opened)
     assert check.isChecked() and not check.isEnabled()
-    assert panel.config().model.bidirectional is True  # a Reset keeps the shape on screen
+    # a change in the controls asks for a model to train: one direction
+    seen = []
+    panel.config_changed.connect(seen.append)
+    panel.hidden_spin.setValue(panel.hidden_spin.value() + 1)
+    assert seen and seen[-1].model.bidirectional is False and seen[-1].model.kind == "gru"
 
 
 def test_the_direction_selector_shows_each_direction_of_a_bidirectional_result(qtbot) -> None:

@@ -395,8 +395,12 @@ class ControlsPanel(QWidget):
                 "activation": activation,
                 "hidden_size": self.hidden_spin.value(),
                 "num_layers": self.layers_spin.value() if kind in ("gru", "lstm") else 1,
-                # the fast RNN has one direction: switching to it leaves the other behind
-                "bidirectional": self.bidirectional_check.isChecked() and kind != "fast",
+                # a change here asks for a model to train: where the task trains no
+                # bidirectional model (the greyed-out box), one direction; the fast RNN
+                # has only one
+                "bidirectional": self.bidirectional_check.isEnabled()
+                and self.bidirectional_check.isChecked()
+                and kind != "fast",
             },
             train={
                 "lr": self.lr_spin.value(),
