@@ -1435,9 +1435,12 @@ def cmd_sample(args: argparse.Namespace) -> int:
         )
     _ckpt, model, vocab = _load_model(args.checkpoint, args.device)
     _check_known(args.prefix, vocab, "prefix")
-    text = generate(
-        model, vocab, args.prefix, args.num_chars, temperature=args.temperature, seed=args.seed
-    )
+    try:
+        text = generate(
+            model, vocab, args.prefix, args.num_chars, temperature=args.temperature, seed=args.seed
+        )
+    except ValueError as exc:  # the core's reason, for the user: a bidirectional model
+        raise UsageError(str(exc)) from None
     print(text)
     return 0
 

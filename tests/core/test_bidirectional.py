@@ -508,3 +508,18 @@ def test_a_bidirectional_session_file_round_trips(tmp_path: Path) -> None:
     for name, value in run.model.state_dict().items():
         assert torch.equal(model.state_dict()[name], value), name
     assert "W_hh_reverse" in again.snapshots.snapshots()[0].params  # type: ignore[union-attr]
+
+
+def test_cli_sample_of_a_bidirectional_checkpoint_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rnnviz.cli import main
+    from rnnviz.core.checkpoint import save_run
+    from rnnviz.core.runs import build_run
+
+    path = tmp_path / "bi.safetensors"
+    save_run(path, build_run(bi_run_config("lstm", 1)))
+    code = main(["sample", "ma", "--checkpoint", str(path)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: a bidirectional model does not generate text")
+    assert err.count("\n") == 1
