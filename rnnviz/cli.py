@@ -229,6 +229,13 @@ def _window_arguments(parser: argparse.ArgumentParser) -> None:
         "panel shows: 1 is the bottom one (default: the top one)",
     )
     window.add_argument(
+        "--direction",
+        type=str.lower,
+        choices=("forward", "backward"),
+        help="of a bidirectional model (e.g. rnnviz open F.safetensors of one), the direction "
+        "the hidden-state panel shows (default: forward)",
+    )
+    window.add_argument(
         "--lesson",
         metavar="LESSON[:STEP]",
         help="start a lesson: 'chapter' (the one that ships) or a lesson file, at step STEP "
@@ -282,6 +289,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         metavar="L",
         help="stacked recurrent layers, 1-4 (GRU and LSTM; default 1)",
+    )
+    train.add_argument(
+        "--bidirectional",
+        action="store_true",
+        help="a second recurrence over the reversed text (scratch, GRU, LSTM); refused for "
+        "the language model, which it would let see the next character",
     )
     train.add_argument("--num-steps", type=_positive_int, default=32, metavar="T")
     train.add_argument("--batch-size", type=_positive_int, default=1024, metavar="B")
@@ -544,6 +557,7 @@ def cmd_gui(args: argparse.Namespace, model: tuple[str, str] | None = None) -> i
         session=args.session,
         hidden_layer=args.hidden_layer,
         stacked_layer=args.stacked_layer,
+        direction=args.direction,
         model=model,
     )
     steps = args.train_steps
@@ -582,6 +596,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     model: dict[str, Any] = {"kind": args.model, "activation": args.activation}
     model["hidden_size"] = args.hidden
     model["num_layers"] = args.num_layers
+    model["bidirectional"] = bool(getattr(args, "bidirectional", False))
     if args.init is not None:
         model["init"] = args.init
     clip = float(args.clip)
@@ -1032,6 +1047,7 @@ def _train(args: argparse.Namespace, dp: DataParallel | None) -> int:
     import dataclasses
     from collections import deque
 
+    from rnnviz.core.config import training_refusal
     from rnnviz.core.health import (
         UNIFORM_WINDOW,
         LossWatch,
@@ -1045,6 +1061,9 @@ def _train(args: argparse.Namespace, dp: DataParallel | None) -> int:
     # every process must learn whether any failed here, or the others would wait for it
     with contextlib.nullcontext() if dp is None else dp.setup():
         config = config_from_args(args)
+        refusal = training_refusal(config.model)  # the language model's verdict, in core
+        if refusal is not None:
+            raise UsageError(refusal)
         _check_outputs(args)
         _check_tensorboard(args)
         run = build_run(config)
@@ -1308,7 +1327,9 @@ def _probe_size(args: argparse.Namespace, model: Any, vocab: Any, top_k: int) ->
     if not args.json:
         return False  # the table shows no gradient flow
     # hidden (+ cells and gates), probs, top-k pairs, tokens, step loss, surprisal
-    arrays = state_arrays(model.kind, model.config.num_layers)
+    arrays = state_arrays(
+        model.kind, model.config.num_layers, 2 if model.config.bidirectional else 1
+    )
     per_char_json = model.hidden_size * arrays + len(vocab) + 2 * top_k + 3
     with_flow = grad_flow_omitted(T) is None
     values = T * per_char_json + (T * T if with_flow else 0)
@@ -1414,9 +1435,12 @@ def cmd_sample(args: argparse.Namespace) -> int:
         )
     _ckpt, model, vocab = _load_model(args.checkpoint, args.device)
     _check_known(args.prefix, vocab, "prefix")
-    text = generate(
-        model, vocab, args.prefix, args.num_chars, temperature=args.temperature, seed=args.seed
-    )
+    try:
+        text = generate(
+            model, vocab, args.prefix, args.num_chars, temperature=args.temperature, seed=args.seed
+        )
+    except ValueError as exc:  # the core's reason, for the user: a bidirectional model
+        raise UsageError(str(exc)) from None
     print(text)
     return 0
 

@@ -680,8 +680,9 @@ def _check_shapes(
             if key == "carried.c" and (config.model.kind != "lstm" or "carried.h" not in trainer):
                 unexpected.append(TRAINER_PREFIX + key)
                 continue
-            layers = config.model.num_layers
-            # one layer carries (B, H); stacked layers (L, B, H), as the model takes it
+            layers = config.model.num_layers * (2 if config.model.bidirectional else 1)
+            # one layer, one direction carries (B, H); stacked layers or two directions
+            # (L*D, B, H), as the model takes it
             lead = () if layers == 1 else (layers,)
             ok = (
                 len(shape) == 2 + len(lead)

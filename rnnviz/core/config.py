@@ -46,6 +46,38 @@ SPIKE_FACTOR_RANGE = (1.0, 1e6)  # or exactly 0 (never)
 # distinct characters + <unk>: the Basic Multilingual Plane; a checkpoint declaring more is refused
 VOCAB_SIZE_RANGE = (1, 65536)
 
+# The tasks a model is trained on. Only the language model exists today; character tagging
+# (a label per character, read from the whole text) is to come.
+LANGUAGE_MODEL = "language-model"
+TASKS: tuple[str, ...] = (LANGUAGE_MODEL,)
+# The tasks a bidirectional model may be trained on: the one verdict the CLI, the engine
+# session and the window read. Not the language model: its reverse direction reads character
+# t+1 before step t predicts it, so it would learn to copy the answer.
+BIDIRECTIONAL_TASKS: frozenset[str] = frozenset()
+BIDIRECTIONAL_LM_REFUSAL = (
+    "a bidirectional model is not trained as a language model: its reverse direction would "
+    "see the next character it is asked to predict (a tagging task, still to come, will "
+    "allow it); open or probe one instead"
+)
+# the window's short form of the same verdict, beside a greyed checkbox
+BIDIRECTIONAL_LM_SHORT = (
+    "a bidirectional LM would see the next character; only a tagging task (to come) trains one"
+)
+
+
+def bidirectional_allowed(task: str = LANGUAGE_MODEL) -> bool:
+    """Whether a bidirectional model may be trained on ``task``."""
+    if task not in TASKS:
+        raise ConfigError(f"task must be one of {', '.join(TASKS)}, not {task!r}")
+    return task in BIDIRECTIONAL_TASKS
+
+
+def training_refusal(model: ModelConfig, task: str = LANGUAGE_MODEL) -> str | None:
+    """Why ``model`` may not be trained on ``task`` (one line), or None if it may."""
+    if model.bidirectional and not bidirectional_allowed(task):
+        return BIDIRECTIONAL_LM_REFUSAL
+    return None
+
 
 def _check_int(name: str, value: object, bounds: tuple[int, int]) -> None:
     low, high = bounds
@@ -111,6 +143,9 @@ class ModelConfig:
     # stacked recurrent layers (GRU/LSTM): layer l > 0 reads layer l-1's H_t; the output
     # layer reads the top one
     num_layers: int = 1
+    # a second recurrence over the reversed text per layer (PyTorch's layout: the output
+    # layer, and layer l > 0, read concat(H_fwd, H_rev), 2H wide); see ``training_refusal``
+    bidirectional: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in MODEL_KINDS:
@@ -134,6 +169,18 @@ class ModelConfig:
             raise ConfigError(
                 "a run without recurrence (the slide's MLP) holds the RNN's W_hh at 0; "
                 f"the {self.kind.upper()} has no single W_hh"
+            )
+        if not isinstance(self.bidirectional, bool):
+            raise ConfigError(f"bidirectional must be true or false, not {self.bidirectional!r}")
+        if self.bidirectional and self.kind == "fast":
+            raise ConfigError(
+                "the fast RNN's hand-written backward pass is one direction; "
+                "a bidirectional RNN is the scratch kind (model.kind=scratch)"
+            )
+        if self.bidirectional and not self.recurrence:
+            raise ConfigError(
+                "a run without recurrence (the slide's MLP) has no direction to reverse; "
+                "bidirectional needs recurrence"
             )
 
 

@@ -443,9 +443,14 @@ def _tokens(model: CharModel, tokens: Tensor | np.ndarray, dims: int) -> Tensor:
     return ids.to(device=model.device, dtype=torch.int64)
 
 
+def _state_layers(rnn: nn.RNNBase) -> int:
+    return rnn.num_layers * (2 if rnn.bidirectional else 1)
+
+
 def _model_state(state: State | None, batch: int, layers: int = 1) -> State | None:
-    """rnnviz's state, (B, H) (or (L, B, H) for L stacked layers) or an (h, c) pair as
-    ``model.forward`` takes it, in PyTorch's (L, B, H) layout (one direction)."""
+    """rnnviz's state, (B, H) (or (L*D, B, H) for L stacked layers or D = 2 directions) or an
+    (h, c) pair as ``model.forward`` takes it, in PyTorch's (L*D, B, H) layout; ``layers`` is
+    L*D."""
     if state is None:
         return None
     if isinstance(state, tuple):
@@ -464,7 +469,7 @@ def model_gates(
     rnn = _model_rnn(model)
     kind = _kind(rnn)
     ids = _tokens(model, tokens, 1)
-    h0, c0 = _split_state(rnn, kind, _model_state(state, 1, rnn.num_layers), 1)
+    h0, c0 = _split_state(rnn, kind, _model_state(state, 1, _state_layers(rnn)), 1)
     return _record(rnn, kind, _gate_tensors(rnn, kind, None, ids[:, None], h0, c0))
 
 
@@ -559,7 +564,7 @@ def model_saturation(
     kind = _kind(rnn)
     ids = _tokens(model, tokens, 2)
     B = ids.shape[0]
-    h0, c0 = _split_state(rnn, kind, _model_state(state, B, rnn.num_layers), B)
+    h0, c0 = _split_state(rnn, kind, _model_state(state, B, _state_layers(rnn)), B)
     return _batched_saturation(rnn, kind, None, ids.t(), h0, c0)
 
 

@@ -135,6 +135,13 @@ class Generating:
             )
         if not allow_unknown and (message := unknown_prefix_message(vocab, prefix)) is not None:
             raise ValueError(message)
+        if model.config.bidirectional:
+            # its reverse direction reads the characters after each step, which generation
+            # has not written yet
+            raise ValueError(
+                "a bidirectional model does not generate text: its reverse direction needs "
+                "the characters that come after"
+            )
         self._model = model
         self._vocab = vocab
         self._prefix = prefix

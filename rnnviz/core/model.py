@@ -16,6 +16,13 @@ Every model has the same interface::
 LSTM of L > 1 stacked layers carries every layer's: (L, B, H) tensors, PyTorch's layout (one
 layer keeps (B, H), so nothing that carries a one-layer state changes). ``hiddens`` is the top
 layer's H_t, what the output layer reads.
+
+A bidirectional model (``ModelConfig.bidirectional``) runs a second recurrence per layer over
+the reversed text, PyTorch's layout: ``hiddens`` is (B, T, 2H), the top layer's
+concat(H_fwd_t, H_rev_t), which the output layer (W_hq of 2H rows) reads, and the state is
+(2L, B, H) for any number of layers (layer-major, forward before reverse, as ``h_n``). The
+scratch RNN's reverse direction has its own W_xh_reverse, W_hh_reverse, b_h_reverse (d2l
+ch. 10.4's second RNN over the flipped sequence).
 """
 
 from __future__ import annotations
@@ -35,6 +42,8 @@ State = Tensor | tuple[Tensor, Tensor]
 
 # the names a student sees in the chapter, in the order the chapter introduces them
 SCRATCH_PARAM_NAMES: tuple[str, ...] = ("W_xh", "W_hh", "b_h", "W_hq", "b_q")
+# a bidirectional scratch RNN's reverse direction, PyTorch's suffix
+REVERSE_SCRATCH_NAMES: tuple[str, ...] = ("W_xh_reverse", "W_hh_reverse", "b_h_reverse")
 
 
 def activation_fn(name: str) -> Callable[[Tensor], Tensor]:
@@ -86,41 +95,81 @@ class ScratchRNN(CharModel):
     def __init__(self, vocab_size: int, config: ModelConfig) -> None:
         super().__init__(vocab_size, config)
         V, H = vocab_size, config.hidden_size
+        self.bidirectional = config.bidirectional
+        D = 2 if self.bidirectional else 1
         self.phi = activation_fn(config.activation)
         self.W_xh = nn.Parameter(torch.empty(V, H))
         self.W_hh = nn.Parameter(torch.empty(H, H))
         self.b_h = nn.Parameter(torch.zeros(H))
-        self.W_hq = nn.Parameter(torch.empty(H, V))
+        self.W_hq = nn.Parameter(torch.empty(D * H, V))
         self.b_q = nn.Parameter(torch.zeros(V))
+        if self.bidirectional:
+            self.W_xh_reverse = nn.Parameter(torch.empty(V, H))
+            self.W_hh_reverse = nn.Parameter(torch.empty(H, H))
+            self.b_h_reverse = nn.Parameter(torch.zeros(H))
         self.reset_parameters()
+
+    def _own_params(self) -> tuple[nn.Parameter, ...]:
+        reverse = (
+            tuple(getattr(self, n) for n in REVERSE_SCRATCH_NAMES) if self.bidirectional else ()
+        )
+        return (self.W_xh, self.W_hh, self.b_h, self.W_hq, self.b_q, *reverse)
+
+    def init_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
+        if not self.bidirectional:
+            return super().init_state(batch_size, device)
+        dev = device if device is not None else self.device
+        return torch.zeros(2, batch_size, self.hidden_size, device=dev, dtype=self.dtype)
 
     def reset_parameters(self) -> None:
         """d2l: Gaussian with sigma 0.01, biases zero. uniform: PyTorch's nn.RNN default."""
         with torch.no_grad():
+            # the forward direction's draws come first, so a one-direction model's numbers
+            # are what they always were
             if self.config.init == "d2l":
                 for p in (self.W_xh, self.W_hh, self.W_hq):
                     p.normal_(0.0, 0.01)
                 self.b_h.zero_()
                 self.b_q.zero_()
+                if self.bidirectional:
+                    self.W_xh_reverse.normal_(0.0, 0.01)
+                    self.W_hh_reverse.normal_(0.0, 0.01)
+                    self.b_h_reverse.zero_()
             else:
                 bound = 1.0 / math.sqrt(self.hidden_size)
-                for p in (self.W_xh, self.W_hh, self.b_h, self.W_hq, self.b_q):
+                for p in self._own_params():
                     p.uniform_(-bound, bound)
+
+    def _loop(
+        self, x_proj: Tensor, H_t: Tensor, W_hh: Tensor, b_h: Tensor, reverse: bool = False
+    ) -> tuple[Tensor, Tensor]:
+        """(B, T, H) hidden states in text order, and the last one computed."""
+        # unbind, not x_proj[:, t]: autograd's backward of each slice writes a zero tensor the
+        # size of all of x_proj (T of them per step)
+        steps = x_proj.unbind(1)
+        hiddens = []
+        for x_t in reversed(steps) if reverse else steps:
+            H_t = self.phi(x_t + H_t @ W_hh + b_h)  # (B, H)
+            hiddens.append(H_t)
+        if reverse:
+            hiddens.reverse()
+        return torch.stack(hiddens, dim=1), H_t
 
     def forward(self, tokens: Tensor, state: State | None = None) -> tuple[Tensor, Tensor, State]:
         B, T = tokens.shape
-        H_t = self.init_state(B) if state is None else state
-        assert isinstance(H_t, Tensor)
-        x_proj = self.W_xh[tokens]  # (B, T, H): X_t W_xh as a row lookup of the one-hot X_t
-        hiddens = []
-        # unbind, not x_proj[:, t]: autograd's backward of each slice writes a zero tensor the
-        # size of all of x_proj (T of them per step)
-        for x_t in x_proj.unbind(1):
-            H_t = self.phi(x_t + H_t @ self.W_hh + self.b_h)  # (B, H)
-            hiddens.append(H_t)
-        hidden_seq = torch.stack(hiddens, dim=1)  # (B, T, H)
-        logits = hidden_seq @ self.W_hq + self.b_q  # (B, T, V)
-        return logits, hidden_seq, H_t
+        H_0 = self.init_state(B) if state is None else state
+        assert isinstance(H_0, Tensor)
+        if not self.bidirectional:
+            x_proj = self.W_xh[tokens]  # (B, T, H): X_t W_xh as a row lookup of the one-hot X_t
+            hidden_seq, H_t = self._loop(x_proj, H_0, self.W_hh, self.b_h)
+            logits = hidden_seq @ self.W_hq + self.b_q  # (B, T, V)
+            return logits, hidden_seq, H_t
+        forward, H_f = self._loop(self.W_xh[tokens], H_0[0], self.W_hh, self.b_h)
+        x_rev = self.W_xh_reverse[tokens]
+        backward, H_b = self._loop(x_rev, H_0[1], self.W_hh_reverse, self.b_h_reverse, True)
+        hidden_seq = torch.cat([forward, backward], dim=-1)  # (B, T, 2H)
+        logits = hidden_seq @ self.W_hq + self.b_q
+        return logits, hidden_seq, torch.stack([H_f, H_b])
 
 
 class _FusedRecurrent(CharModel):
@@ -132,8 +181,16 @@ class _FusedRecurrent(CharModel):
         super().__init__(vocab_size, config)
         H = config.hidden_size
         self.num_layers = config.num_layers
-        self.rnn = self.cell_cls(vocab_size, H, num_layers=self.num_layers, batch_first=True)
-        self.W_hq = nn.Parameter(torch.empty(H, vocab_size))
+        self.bidirectional = config.bidirectional
+        self.rnn = self.cell_cls(
+            vocab_size,
+            H,
+            num_layers=self.num_layers,
+            batch_first=True,
+            bidirectional=self.bidirectional,
+        )
+        D = 2 if self.bidirectional else 1
+        self.W_hq = nn.Parameter(torch.empty(D * H, vocab_size))
         self.b_q = nn.Parameter(torch.zeros(vocab_size))
         bound = 1.0 / math.sqrt(H)
         with torch.no_grad():
@@ -148,30 +205,39 @@ class _FusedRecurrent(CharModel):
     def one_hot(self, tokens: Tensor) -> Tensor:
         return nn.functional.one_hot(tokens, self.vocab_size).to(self.W_hq.dtype)
 
+    @property
+    def state_layers(self) -> int:
+        """The leading size of PyTorch's state, L*D; 1 means rnnviz carries (B, H)."""
+        return self.num_layers * (2 if self.bidirectional else 1)
+
     def init_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
-        if self.num_layers == 1:
+        if self.state_layers == 1:
             return super().init_state(batch_size, device)
         dev = device if device is not None else self.device
-        shape = (self.num_layers, batch_size, self.hidden_size)
+        shape = (self.state_layers, batch_size, self.hidden_size)
         return torch.zeros(shape, device=dev, dtype=self.dtype)
 
     def _stacked(self, h: Tensor) -> Tensor:
-        """rnnviz's state as PyTorch's (L, B, H)."""
-        return h.unsqueeze(0) if self.num_layers == 1 else h
+        """rnnviz's state as PyTorch's (L*D, B, H)."""
+        return h.unsqueeze(0) if self.state_layers == 1 else h
 
     def _own(self, h_n: Tensor) -> Tensor:
-        """PyTorch's (L, B, H) as rnnviz's state: (B, H) for one layer."""
-        return h_n.squeeze(0) if self.num_layers == 1 else h_n
+        """PyTorch's (L*D, B, H) as rnnviz's state: (B, H) for one layer, one direction."""
+        return h_n.squeeze(0) if self.state_layers == 1 else h_n
 
     def named_grad_params(self) -> list[tuple[str, nn.Parameter]]:
-        """One layer: W_x(gates), ...; L layers: each named with its layer, "W_x(gates) l1"."""
+        """One layer: W_x(gates), ...; L layers: each named with its layer, "W_x(gates) l1";
+        a reverse direction's with "rev" ("W_x(gates) rev", "W_x(gates) l1 rev")."""
         short = {"weight_ih": "W_x(gates)", "weight_hh": "W_h(gates)"}
         short.update({"bias_ih": "b_x(gates)", "bias_hh": "b_h(gates)"})
         named = []
         for n, p in self.named_parameters():
-            part, _, layer = n.removeprefix("rnn.").rpartition("_l")
+            base = n.removeprefix("rnn.")
+            reverse = base.endswith("_reverse")
+            part, _, layer = base.removesuffix("_reverse").rpartition("_l")
             if n.startswith("rnn.") and part in short:
                 n = short[part] if self.num_layers == 1 else f"{short[part]} l{layer}"
+                n += " rev" if reverse else ""
             named.append((n, p))
         return named
 
@@ -215,7 +281,10 @@ class LSTMModel(_FusedRecurrent):
 
         The fused kernel returns only the last cell state, so this steps through time with
         the same weights; it is for probes (batch 1, a few hundred steps), not for training.
+        One direction only: stepping a reverse direction forward would be a different model.
         """
+        if self.bidirectional:
+            raise ValueError("forward_with_cells steps one direction; use core.gates.model_gates")
         B, T = tokens.shape
         h, c = self.init_state(B) if state is None else state
         x = self.one_hot(tokens)
@@ -234,7 +303,7 @@ def zero_state(model: CharModel, batch: int = 1) -> State:
     """A zero state in the parameters' dtype and device (``init_state`` gives the default
     dtype, which a float64 model, as in the finite-difference checks, cannot mix with)."""
     weight = next(model.parameters())
-    layers = getattr(model, "num_layers", 1)
+    layers = getattr(model, "num_layers", 1) * (2 if getattr(model, "bidirectional", False) else 1)
     shape = (batch, model.hidden_size) if layers == 1 else (layers, batch, model.hidden_size)
     zeros = torch.zeros(shape, dtype=weight.dtype, device=weight.device)
     return (zeros, zeros.clone()) if isinstance(model, LSTMModel) else zeros

@@ -25,6 +25,16 @@ extra cost: H_t, the LSTM's C_t and O_t = H_t W_hq + b_q are taken from that one
 equals the fused layer's output to float rounding; the tests check it). Its arrays are float32
 whatever the model's dtype.
 
+Bidirectional models (``ModelConfig.bidirectional``): the output layer reads H_t =
+concat(H_fwd_t, H_rev_t) of the top layer, so probs, top-k and the loss come from both
+directions; ``hidden`` (and ``cell``) is the forward direction's, the default view, and
+``hidden_reverse`` (``cell_reverse``) the reverse one's, row t its state at character t (after
+reading characters T-1 .. t). G[t, k] = ||dL_t/dH_k|| is of the whole H_k and is not causal:
+L_t reaches the reverse states at k > t. The two directions of a layer do not read each other,
+so ||dL_t/dH_k||^2 = ||dL_t/dh_fwd_k||^2 + ||dL_t/dh_rev_k||^2, each one direction's own sweep
+(the reverse one over the flipped text). A bidirectional probe reuses nothing of the last
+one: a typed character changes every reverse state.
+
 Cost: the scratch/fast RNN's gradient flow is a closed-form backward recurrence, about
 T^2 H^2 / 2 multiply-adds; GRU/LSTM use autograd one time step at a time, a few times slower.
 """
@@ -42,7 +52,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnviz.core.config import ModelConfig
-from rnnviz.core.gates import GateRecord, gate_levels, model_gates
+from rnnviz.core.gates import DIRECTIONS, Direction, GateRecord, gate_levels, model_gates
 from rnnviz.core.generation import generate_detail
 from rnnviz.core.messages import frozen_array
 from rnnviz.core.model import (
@@ -54,7 +64,7 @@ from rnnviz.core.model import (
     build_model,
     zero_state,
 )
-from rnnviz.core.recurrence_vjp import back_step, phi_derivative
+from rnnviz.core.recurrence_vjp import BackStep, back_step, phi_derivative
 
 if TYPE_CHECKING:
     from rnnviz.core.vocab import Vocab
@@ -112,15 +122,15 @@ class ProbeResult:
     activation: str  # phi of the scratch/fast RNN; "tanh" for GRU/LSTM
     tokens: np.ndarray  # (T,) int64
     unknown: tuple[int, ...]  # positions of characters not in the vocabulary (read as <unk>)
-    hidden: np.ndarray  # (T, H) H_t after reading character t
-    cell: np.ndarray | None  # (T, H) C_t, LSTM only
+    hidden: np.ndarray  # (T, H) H_t after reading character t (bidirectional: the forward one)
+    cell: np.ndarray | None  # (T, H) C_t, LSTM only (bidirectional: the forward one)
     probs: np.ndarray  # (T, V) row t = P(character t+1 | text[:t+1]); rows sum to 1
     topk_ids: np.ndarray  # (T, k) int64, most likely first
     topk_probs: np.ndarray  # (T, k)
     step_loss: np.ndarray  # (T,) -ln p(text[t+1]); nan at the last position
     surprisal_bits: np.ndarray  # (T,) step_loss / ln 2
-    # (T, T) G[t, k] = ||dL_t/dH_k|| for k <= t, 0 above the diagonal, last row 0;
-    # None when probed with with_grad_flow=False
+    # (T, T) G[t, k] = ||dL_t/dH_k|| for k <= t, 0 above the diagonal, last row 0 (every k
+    # of a bidirectional model, H_k both directions); None when probed with with_grad_flow=False
     grad_flow: np.ndarray | None
     # fixed colour levels for a heatmap of ``hidden``, so colours mean the same in every probe
     hidden_levels: tuple[float, float]
@@ -129,6 +139,27 @@ class ProbeResult:
     # GRU/LSTM: every gate and state at every step (``core.gates``); None for scratch/fast.
     # Its h is ``hidden`` and, for the LSTM, its c is ``cell``
     gates: GateRecord | None = None
+    # a bidirectional model's top-layer reverse direction (None: one direction): row t is its
+    # state at character t, after reading characters T-1 .. t
+    hidden_reverse: np.ndarray | None = None
+    cell_reverse: np.ndarray | None = None  # the LSTM's
+
+    @property
+    def bidirectional(self) -> bool:
+        return self.hidden_reverse is not None
+
+    @property
+    def directions(self) -> tuple[Direction, ...]:
+        """The directions ``hidden_of`` knows, forward (the default view) first."""
+        return DIRECTIONS if self.bidirectional else DIRECTIONS[:1]
+
+    def hidden_of(self, direction: Direction = "forward") -> np.ndarray:
+        """(T, H) the top layer's states of one direction."""
+        if direction == "forward":
+            return self.hidden
+        if direction == "reverse" and self.hidden_reverse is not None:
+            return self.hidden_reverse
+        raise KeyError(f"no {direction} direction: the probe has {', '.join(self.directions)}")
 
     @property
     def all_unknown(self) -> bool:
@@ -218,9 +249,10 @@ def nice_ceiling(value: float) -> float:
 
 @dataclass(frozen=True)
 class _Pass:
-    """A forward pass over some steps: logits (T, V), hidden (T, H), the LSTM's cells (T, H)
-    and, for GRU/LSTM, the gate record of the same steps (every layer's). Of stacked layers,
-    hidden and cells are the top layer's, what the output layer reads."""
+    """A forward pass over some steps: logits (T, V), hidden (T, D*H), the LSTM's cells
+    (T, D*H) and, for GRU/LSTM, the gate record of the same steps (every layer's). Of stacked
+    layers, hidden and cells are the top layer's, what the output layer reads; of two
+    directions, both concatenated, forward first."""
 
     logits: Tensor
     hidden: Tensor
@@ -240,9 +272,17 @@ def _run(model: CharModel, ids: Tensor, state: State | None = None) -> _Pass:
         # one stepped pass gives the gates, the cells and h; the fused layer's own forward
         # would only repeat h, and forward_with_cells took 4-5x as long as this pass
         record = model_gates(model, ids, state)
-        trace = record.trace(record.num_layers - 1)
-        hidden = _states(trace["h"], model.W_hq)
-        cells = _states(trace["c"], model.W_hq) if isinstance(model, LSTMModel) else None
+        top = record.num_layers - 1
+        if record.bidirectional:
+            traces = [record.trace(top, d) for d in record.directions]
+            hidden = _states(np.concatenate([tr["h"] for tr in traces], 1), model.W_hq)
+            cells = None
+            if isinstance(model, LSTMModel):
+                cells = _states(np.concatenate([tr["c"] for tr in traces], 1), model.W_hq)
+        else:
+            trace = record.trace(top)
+            hidden = _states(trace["h"], model.W_hq)
+            cells = _states(trace["c"], model.W_hq) if isinstance(model, LSTMModel) else None
         logits = torch.addmm(model.b_q, hidden, model.W_hq)
         return _Pass(logits, hidden, cells, record)
     logits, hidden, _ = model(ids[None], zero_state(model) if state is None else state)
@@ -270,8 +310,12 @@ def _layer_states(gates: GateRecord, t: int, like: Tensor) -> State:
 
 
 def _layer_input(gates: GateRecord, like: Tensor) -> Tensor:
-    """What the top one of stacked layers reads at every step: the layer below's h_t."""
-    return _states(gates.trace(gates.num_layers - 2)["h"], like)
+    """What the top one of stacked layers reads at every step: the layer below's h_t (both
+    directions', concatenated, of a bidirectional model)."""
+    below = gates.num_layers - 2
+    if not gates.bidirectional:
+        return _states(gates.trace(below)["h"], like)
+    return _states(np.concatenate([gates.trace(below, d)["h"] for d in gates.directions], 1), like)
 
 
 def _join_gates(head: GateRecord, keep: int, tail: GateRecord | None) -> GateRecord:
@@ -436,6 +480,76 @@ def _scratch_grad_flow(
     return G_T
 
 
+def _sweep(back: BackStep, direct: Tensor, cells: bool, cancelled: Cancelled) -> Tensor:
+    """(T, T) N[s, k] = ||dL_s/dh_k|| for k <= s (0 above the diagonal) of one direction, in
+    its own reading order: ``direct`` row s is dL_s/dh_s through the output layer (zeros where
+    there is no loss term), ``back`` that direction's step back (``back_step``)."""
+    T = direct.shape[0]
+    M = torch.zeros_like(direct)  # row s: dL_s/dh_k once k <= s
+    Mc = torch.zeros_like(direct) if cells else None
+    N = direct.new_zeros(T, T)
+    for k in range(T - 1, -1, -1):
+        _check(cancelled, k)
+        if k < T - 1:
+            rows = slice(k + 1, T)
+            M[rows], new_c = back(k, M[rows], None if Mc is None else Mc[rows])
+            if Mc is not None and new_c is not None:
+                Mc[rows] = new_c
+        M[k] = direct[k]
+        if Mc is not None:
+            Mc[k] = 0.0  # the output layer reads h_k, not c_k
+        N[k:, k] = torch.linalg.vector_norm(M[k:], dim=1)
+    return N
+
+
+def _bidirectional_grad_flow(
+    model: CharModel,
+    ids: Tensor,
+    hidden: Tensor,
+    cells: Tensor | None,
+    probs: Tensor,
+    inputs: Tensor | None,
+    cancelled: Cancelled = None,
+) -> Tensor:
+    """(T, T) G[t, k] = ||dL_t/dH_k|| of a bidirectional model, every k (see the module doc):
+    the forward direction's sweep, and the reverse direction's over the flipped text.
+    ``hidden``/``cells`` (T, 2H) are the top layer's, forward first; ``inputs`` what the top
+    layer reads (None: the one-hot text)."""
+    T, width = hidden.shape
+    H = width // 2
+    G = hidden.new_zeros(T, T)
+    if T < 2:
+        return G
+    d_logits = probs[:-1].clone()  # dL_t/dO_t = softmax(O_t) - onehot(y_t), t = 0..T-2
+    d_logits[torch.arange(T - 1, device=ids.device), ids[1:]] -= 1.0
+    W_hq = model.get_parameter("W_hq").detach()
+    direct = d_logits @ W_hq.t()  # (T-1, 2H)
+    halves = (slice(0, H), slice(H, width))
+    sweeps = []
+    for d, half in enumerate(halves):
+        reverse = d == 1
+        own = direct.new_zeros(T, H)  # row s of this direction's reading order
+        if reverse:  # position t is step T-1-t; the last position has no loss term
+            own[1:] = direct[:, half].flip(0)
+        else:
+            own[: T - 1] = direct[:, half]
+
+        def flip(x: Tensor, reverse: bool = reverse) -> Tensor:
+            return x.flip(0) if reverse else x
+
+        back = back_step(
+            model,
+            flip(ids),
+            flip(hidden[:, half]),
+            None if cells is None else flip(cells[:, half]),
+            None if inputs is None else flip(inputs),
+            reverse=reverse,
+        )
+        N = _sweep(back, own, cells is not None, cancelled)
+        sweeps.append(N.flip(0).flip(1) if reverse else N)
+    return torch.sqrt(sweeps[0] ** 2 + sweeps[1] ** 2)
+
+
 def _common_prefix(a: np.ndarray, b: np.ndarray) -> int:
     """How many leading entries two 1-D arrays share."""
     n = min(len(a), len(b))
@@ -481,13 +595,14 @@ class Prober:
         ids_np = _encode(self.vocab, text)
         T, H, V = len(ids_np), self.model.hidden_size, self.model.vocab_size
         gates = {"gru": 3, "lstm": 4}.get(self.model.kind, 1)
-        p = _common_prefix(self._ids, ids_np) if self._hidden is not None else 0
-        forward = max(0, T - p) * (gates * H * H + H * V)
+        p = self._reusable(ids_np)
+        D = 2 if self.model.config.bidirectional else 1  # each direction its own recurrence
+        forward = max(0, T - p) * D * (gates * H * H + H * V)
         if not with_grad_flow:
             return forward, 0
         keep = max(0, p - 1) if self._G_T is not None else 0
         rows = max(0, T - 1 - keep)
-        return forward, rows * T * gates * H * H
+        return forward, D * rows * T * gates * H * H
 
     @torch.no_grad()
     def probe(
@@ -512,14 +627,20 @@ class Prober:
                 f"gradient flow is limited to {MAX_GRAD_FLOW_CHARS} characters (this text has"
                 f" {T}); probe with with_grad_flow=False"
             )
-        p = _common_prefix(self._ids, ids_np) if self._hidden is not None else 0
+        p = self._reusable(ids_np)
         ids = torch.from_numpy(ids_np).to(model.device)
         run = self._forward_from(p, ids)
         logits, hidden, cells = run.logits, run.hidden, run.cells
         log_probs = torch.log_softmax(logits, dim=-1)  # (T, V): stabler than log(softmax)
         probs = log_probs.exp()
         G_T = None
-        if with_grad_flow:
+        if with_grad_flow and model.config.bidirectional:
+            inputs = None
+            if run.gates is not None and run.gates.num_layers > 1:
+                inputs = _layer_input(run.gates, hidden)
+            G = _bidirectional_grad_flow(model, ids, hidden, cells, probs, inputs, cancelled)
+            G_T = G.t()
+        elif with_grad_flow:
             G_T = torch.zeros(T, T, dtype=hidden.dtype, device=hidden.device)
             keep = max(0, p - 1) if self._G_T is not None else 0  # rows t < keep still hold
             if keep:
@@ -546,6 +667,13 @@ class Prober:
             self._no_recurrence = no_recurrence_table(model)
         mlp = _no_recurrence(self._no_recurrence, ids)
         return _result(model, vocab, text, ids_np, ids, run, log_probs, probs, top_k, G_T, mlp)
+
+    def _reusable(self, ids_np: np.ndarray) -> int:
+        """How many leading steps of the cache a probe of ``ids_np`` keeps: the common prefix,
+        none for a bidirectional model (a new character changes every reverse state)."""
+        if self._hidden is None or self.model.config.bidirectional:
+            return 0
+        return _common_prefix(self._ids, ids_np)
 
     def _forward_from(self, p: int, ids: Tensor) -> _Pass:
         """The pass over all of ``ids``, steps 0..p-1 taken from the cache: the new steps
@@ -602,7 +730,10 @@ def _result(
         step_loss[:-1] = -log_probs[:-1].gather(1, ids[1:, None])[:, 0]
 
     activation = _activation(model)
-    hidden_np = _to_numpy(run.hidden)
+    H = model.hidden_size
+    both = model.config.bidirectional
+    hidden_np = _to_numpy(run.hidden[:, :H] if both else run.hidden)
+    cells = run.cells
     return ProbeResult(
         text=text,
         vocab_tokens=tuple(vocab.tokens),
@@ -611,16 +742,18 @@ def _result(
         tokens=frozen_array(ids_np, dtype=np.int64),
         unknown=tuple(vocab.unknown_positions(text)),
         hidden=hidden_np,
-        cell=None if run.cells is None else _to_numpy(run.cells),
+        cell=None if cells is None else _to_numpy(cells[:, :H] if both else cells),
         probs=_to_numpy(probs),
         topk_ids=frozen_array(topk_ids.cpu().numpy(), dtype=np.int64),
         topk_probs=_to_numpy(topk_probs),
         step_loss=_to_numpy(step_loss),
         surprisal_bits=_to_numpy(step_loss / math.log(2.0)),
         grad_flow=None if G_T is None else _to_numpy(G_T.t()),
-        hidden_levels=_hidden_levels(activation, hidden_np),
+        hidden_levels=_hidden_levels(activation, _to_numpy(run.hidden) if both else hidden_np),
         no_recurrence=no_recurrence,
         gates=run.gates,
+        hidden_reverse=_to_numpy(run.hidden[:, H:]) if both else None,
+        cell_reverse=None if cells is None or not both else _to_numpy(cells[:, H:]),
     )
 
 
@@ -650,6 +783,8 @@ def hidden_jacobian_norms(model: CharModel, vocab: Vocab, text: str, t: int) -> 
     _check_vocab(model, vocab)
     if not 0 <= t < len(ids_np):
         raise ValueError(f"step {t} is outside the text (0..{len(ids_np) - 1})")
+    if model.config.bidirectional:
+        raise ValueError("dH_t/dH_k runs along one direction; this model is bidirectional")
     ids = torch.from_numpy(ids_np[: t + 1]).to(model.device)
     inputs = None
     if getattr(model, "num_layers", 1) > 1:
@@ -702,6 +837,12 @@ def step_detail(model: CharModel, vocab: Vocab, text: str, t: int) -> StepDetail
         raise ValueError(
             f"the step view shows the scratch RNN's equation; a {model.kind.upper()} has gates"
             " instead of W_xh, W_hh and b_h"
+        )
+    if model.bidirectional:
+        # its O_t reads a reverse state that one column of the forward equation does not hold
+        raise ValueError(
+            "the step view shows a one-direction RNN's equation; this one is bidirectional "
+            "(the hidden-state panel shows each direction)"
         )
     ids_np, ids = step_ids(model, vocab, text, t)
     T = len(ids_np)

@@ -13,6 +13,12 @@ GRU r, z, n) under its ``gate_key``, e.g. ``"l0.forward.f"``, each as ``{"descri
 repeated there: it is ``"hidden"``; of stacked layers, each layer below adds its own h
 (``"l0.forward.h"``, ...) and its gates, so ``"cell"`` is the top layer's c.
 
+A bidirectional model adds ``"bidirectional": true``; ``"hidden"`` (and ``"cell"``) is then
+the top layer's forward direction, ``"hidden_reverse"`` (``"cell_reverse"``) its reverse one
+(row t: its state at character t), and ``"gates"`` has every layer and direction, e.g.
+``"l0.reverse.f"``. Its gradient flow is not causal: G[t, k] for every k. A one-direction
+result has none of these keys.
+
 The gradient flow is T x T numbers (95 MB of JSON at 4,096 characters), so it is written for
 texts of at most :data:`JSON_GRAD_FLOW_MAX_CHARS` characters; past that ``"grad_flow"`` is
 ``null`` and ``"grad_flow_omitted"`` says why. The CLI and the GUI share this rule.
@@ -34,12 +40,12 @@ JSON_GRAD_FLOW_MAX_CHARS = 512
 _STATE_ARRAYS = {"lstm": 6, "gru": 3}
 
 
-def state_arrays(kind: str, layers: int = 1) -> int:
+def state_arrays(kind: str, layers: int = 1, directions: int = 1) -> int:
     """How many (T, H) arrays the JSON of a probe of a ``kind`` model holds: "hidden", and
-    the cell and the gates of an LSTM or a GRU, every layer's (what a size check counts per
-    character)."""
+    the cell and the gates of an LSTM or a GRU, every layer's and direction's (what a size
+    check counts per character)."""
     gated = _STATE_ARRAYS.get(kind, 0)
-    return 1 + gated * layers + (layers - 1 if gated else 0)
+    return directions * (1 + gated * layers + (layers - 1 if gated else 0))
 
 
 def grad_flow_omitted(chars: int) -> str | None:
@@ -83,6 +89,11 @@ def probe_json(result: ProbeResult) -> dict[str, Any]:
         out["grad_flow_omitted"] = omitted
     if result.cell is not None:
         out["cell"] = result.cell.tolist()
+    if result.hidden_reverse is not None:
+        out["bidirectional"] = True
+        out["hidden_reverse"] = result.hidden_reverse.tolist()
+        if result.cell_reverse is not None:
+            out["cell_reverse"] = result.cell_reverse.tolist()
     if result.gates is not None:
         out["gates"] = _gates_json(result)
     return out
@@ -96,7 +107,8 @@ def _gates_json(result: ProbeResult) -> dict[str, dict[str, Any]]:
     top = result.gates.num_layers - 1
     for trace in result.gates.traces:
         for name, values in trace.values.items():
-            if name == "h" and trace.layer == top:  # "hidden" is the top layer's h
+            # "hidden" (and "hidden_reverse") is the top layer's h
+            if name == "h" and trace.layer == top:
                 continue
             low, high = trace.levels[name]
             out[gate_key(trace.layer, trace.direction, name)] = {

@@ -50,6 +50,7 @@ def back_step(
     inputs: Tensor | None = None,
     *,
     first_cell: Tensor | None = None,
+    reverse: bool = False,
 ) -> BackStep:
     """The vector-Jacobian product of one time step, for many cotangent rows at once.
 
@@ -59,10 +60,18 @@ def back_step(
     ``inputs``, the layer below's h_t): h_k of the top layer reaches later losses only through
     it, the layers below being nodes of their own (as c_k is beside h_k). An LSTM's
     ``cells`` may be None with ``first_cell``, c_0: they follow from h and these weights.
+
+    ``reverse``: the top layer's reverse direction of a bidirectional model, its weights; the
+    caller passes ``ids``, ``hidden``, ``cells`` and ``inputs`` flipped in time, so that step
+    k is that direction's k-th step. A bidirectional model without ``reverse`` is its top
+    layer's forward direction.
     """
+    bidirectional = bool(getattr(model, "bidirectional", False))
+    if reverse and not bidirectional:
+        raise ValueError("a one-direction model has no reverse direction")
     if isinstance(model, ScratchRNN):  # FastRNN too: same parameters, same maths
         phi_prime = phi_derivative(model.config.activation, hidden)
-        W_hh_T = model.W_hh.detach().t()
+        W_hh_T = (model.W_hh_reverse if reverse else model.W_hh).detach().t()
 
         def scratch_back(k: int, Mh: Tensor, Mc: Tensor | None) -> tuple[Tensor, Tensor | None]:
             return (Mh * phi_prime[k + 1]) @ W_hh_T, None
@@ -76,7 +85,9 @@ def back_step(
     # Through autograd (torch.gru_cell / lstm_cell on n leaf rows, then autograd.grad) a step
     # cost ~0.25 ms at hidden 256, and a key typed at the end of a 100-character text, which
     # needs one row swept back over every step, took ~25 ms; tests compare with autograd.
-    w_ih, w_hh, b_ih, b_hh = (w.detach() for w in model.rnn.all_weights[-1])
+    # all_weights: layer-major, forward before reverse
+    top = -1 if reverse or not bidirectional else -2
+    w_ih, w_hh, b_ih, b_hh = (w.detach() for w in model.rnn.all_weights[top])
     x = model.one_hot(ids) if inputs is None else inputs  # (T, V), or the layer below's (T, H)
     H = hidden.shape[-1]
     # row k: the step that maps h_k (and c_k) to h_{k+1}
@@ -147,6 +158,8 @@ def fused_grad_flow(
     the batch ``X`` (B, T), read from ``state`` (as the model takes it; None: zeros), whose
     forward pass gave ``hidden_seq`` (B, T, H) and whose backward ``direct`` (B, T, H), the
     hidden sequence's own gradient (the part through the output layer at each t)."""
+    if model.bidirectional:  # nothing trains one (config.training_refusal)
+        raise ValueError("the fused training flow is for one-direction models")
     S = min(flow_rows(X.shape[0]) if rows is None else rows, X.shape[0])
     rnn = model.rnn
     kind: GateKind = "lstm" if isinstance(model, LSTMModel) else "gru"

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from rnnviz.core.config import ConfigError, RunConfig
+from rnnviz.core.config import ConfigError, RunConfig, training_refusal
 from rnnviz.core.messages import (
     CloseRun,
     Command,
@@ -261,6 +261,10 @@ class Session:
 
     def _set_training(self) -> None:
         self._refuse_if_read_only("trained")
+        for run in self.runs.values():  # every run trains together
+            refusal = training_refusal(run.config.model)
+            if refusal is not None:
+                raise ConfigError(refusal)
         if not self.active_runs():
             self._steps_left = None
             raise ConfigError("every run has diverged: roll back or reset first")
@@ -288,6 +292,10 @@ class Session:
     def _reset(self, config: RunConfig | None) -> None:
         old = self.main
         cfg = old.config if config is None else config
+        if config is None and training_refusal(cfg.model) is not None:
+            # a Reset trains a new model of the run's shape: of an opened bidirectional model
+            # that is the one direction the language model trains
+            cfg = cfg.replace(model={"bidirectional": False})
         corpus = old.corpus if same_corpus(cfg, old.config) else None
         main = build_run(cfg, corpus=corpus, run_id=0)
         forks = {}
@@ -365,9 +373,10 @@ class Session:
 
     def _refuse_if_read_only(self, what: str) -> None:
         if self.main.opened:
+            one = " (one direction)" if self.main.config.model.bidirectional else ""
             raise ConfigError(
                 f"the opened model {os.path.basename(self.main.opened)} is read-only and is "
-                f"not {what}: Reset (Ctrl+R) trains a new model of its shape on the corpus"
+                f"not {what}: Reset (Ctrl+R) trains a new model of its shape{one} on the corpus"
             )
 
     def _rollback(self, command: Rollback) -> None:

@@ -132,6 +132,11 @@ def gated_step_detail(
             f"the step view shows a one-layer {model.kind.upper()}; this one stacks "
             f"{model.num_layers} layers (the hidden-state panel shows each layer's gates)"
         )
+    if model.bidirectional:
+        raise ValueError(
+            f"the step view shows a one-direction {model.kind.upper()}; this one is "
+            "bidirectional (the hidden-state panel shows each direction's gates)"
+        )
     ids_np, ids = step_ids(model, vocab, text, t)
     T = len(ids_np)
     record = gates if gates is not None else model_gates(model, ids)

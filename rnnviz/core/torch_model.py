@@ -41,9 +41,11 @@ on a one-hot input X_t, an embedding E (V, D) followed by W_ih (G*H, D) is the s
 * ``nn.GRU`` / ``nn.LSTM``: the same layer over the one-hot input, ``weight_ih = W_ih E^T``;
 * ``nn.Linear(H, V)``: ``W_hq = weight^T``, ``b_q = bias``.
 
-The products are summed in float64 and rounded once to float32. Not supported yet, and
-refused with a message that says which (found from the tensor names): ``num_layers`` > 1,
-``bidirectional=True``, ``proj_size``.
+The products are summed in float64 and rounded once to float32. ``bidirectional=True`` (the
+``_reverse`` tensors; nn.RNN of one layer, nn.GRU/nn.LSTM of 1 to 4) opens as rnnviz's
+bidirectional model: the reverse direction's input matrix folds the embedding the same way,
+and the Linear reads 2H. Not supported yet, and refused with a message that says which (found
+from the tensor names): ``num_layers`` > 1 of an nn.RNN (or > 4), ``proj_size``.
 
 Reading is the checkpoint loader's (``core.checkpoint``): a regular file within
 :data:`~rnnviz.core.checkpoint.MAX_CHECKPOINT_BYTES`, the safetensors header and tensor table
@@ -340,16 +342,20 @@ class _Plan:
     d2l_output: bool
     names: dict[str, str]  # role -> tensor name in the file (absent biases absent)
     layers: int = 1  # stacked GRU/LSTM layers; roles weight_ih_l1, ... for those above 0
+    # the reverse direction's roles are its PyTorch names: weight_ih_l0_reverse, ...
+    bidirectional: bool = False
 
 
 def _fmt(shape: tuple[int, ...]) -> str:
     return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
-def _refuse_layers(spec: TorchSpec, names: list[str], name: str) -> int:
-    """The number of layers; bidirectional, proj_size and (but for a GRU or an LSTM of at most
-    LAYERS_RANGE[1]) num_layers > 1 refused, told apart by PyTorch's tensor names."""
+def _refuse_layers(spec: TorchSpec, names: list[str], name: str) -> tuple[int, bool]:
+    """The number of layers and whether there is a reverse direction; proj_size and (but for
+    a GRU or an LSTM of at most LAYERS_RANGE[1]) num_layers > 1 refused, told apart by
+    PyTorch's tensor names."""
     layers = 1
+    reverse = False
     examples: dict[str, str] = {}  # problem -> a tensor that shows it, weight_ih first
     for key in sorted(names, key=lambda k: ("weight_ih" not in k, k)):
         match = _LAYER_NAME.fullmatch(key[len(spec.rnn) :]) if key.startswith(spec.rnn) else None
@@ -359,14 +365,11 @@ def _refuse_layers(spec: TorchSpec, names: list[str], name: str) -> int:
         stackable = spec.kind in ("gru", "lstm") and layers <= LAYERS_RANGE[1]
         if int(match.group(3)) > 0 and not stackable:
             examples.setdefault("layers", key)
-        if match.group(4):
-            examples.setdefault("bidirectional=True", key)
+        reverse = reverse or bool(match.group(4))
         if match.group(2) == "hr":
             examples.setdefault("proj_size", key)
     if examples:
-        found = [
-            (p, examples[p]) for p in ("layers", "bidirectional=True", "proj_size") if p in examples
-        ]
+        found = [(p, examples[p]) for p in ("layers", "proj_size") if p in examples]
         problems = [f"num_layers={layers}" if p == "layers" else p for p, _ in found]
         verb = "is" if len(problems) == 1 else "are"
         opens = (
@@ -376,15 +379,16 @@ def _refuse_layers(spec: TorchSpec, names: list[str], name: str) -> int:
         )
         raise TorchModelError(
             f"{name}: {' and '.join(problems)} {verb} not supported yet: rnnviz opens "
-            f"{opens}, one direction (the file has {' and '.join(key for _, key in found)})"
+            f"{opens}, either direction (the file has {' and '.join(key for _, key in found)})"
         )
-    return layers
+    return layers, reverse
 
 
 def _plan(spec: TorchSpec, shapes: dict[str, tuple[int, ...]], name: str) -> _Plan:
     """Match the file's tensors to the spec's parts and check every shape; reads no data."""
     keys = sorted(shapes)
-    layers = _refuse_layers(spec, keys, name)
+    layers, bidirectional = _refuse_layers(spec, keys, name)
+    suffixes = ("", "_reverse") if bidirectional else ("",)
     d2l_rnn = any(spec.rnn + k in shapes for k in _D2L_RNN)
     d2l_output = any(spec.output + k in shapes for k in _D2L_OUTPUT)
     if d2l_rnn and spec.kind != "rnn":
@@ -405,9 +409,14 @@ def _plan(spec: TorchSpec, shapes: dict[str, tuple[int, ...]], name: str) -> _Pl
         has_bias = any(b in shapes for b in biases.values())
         if has_bias:
             roles.update(biases)
-        for layer in range(1, layers):  # a stacked layer's role is its own PyTorch name
-            parts = ("weight_ih", "weight_hh") + (("bias_ih", "bias_hh") if has_bias else ())
-            roles.update({f"{r}_l{layer}": f"{spec.rnn}{r}_l{layer}" for r in parts})
+        parts = ("weight_ih", "weight_hh") + (("bias_ih", "bias_hh") if has_bias else ())
+        # a stacked layer's role, and a reverse direction's, is its own PyTorch name
+        for layer in range(layers):
+            for sfx in suffixes:
+                if layer or sfx:
+                    roles.update(
+                        {f"{r}_l{layer}{sfx}": f"{spec.rnn}{r}_l{layer}{sfx}" for r in parts}
+                    )
     if d2l_output:
         roles.update({"W_hq": spec.output + "W_hq", "b_q": spec.output + "b_q"})
     else:
@@ -440,6 +449,7 @@ def _plan(spec: TorchSpec, shapes: dict[str, tuple[int, ...]], name: str) -> _Pl
 
     G, V = _GATES[spec.kind], len(spec.vocab)
     kind = _KIND_NAMES[spec.kind]
+    D = 2 if bidirectional else 1
 
     def mismatch(role: str, want: tuple[int, ...], why: str) -> None:
         got = shapes[roles[role]]
@@ -468,7 +478,7 @@ def _plan(spec: TorchSpec, shapes: dict[str, tuple[int, ...]], name: str) -> _Pl
         raise TorchModelError(
             f"{name}: hidden size {H} (from {roles[hh_role]}); rnnviz opens {low} to {high:,}"
         )
-    D = V
+    width = V
     vocab_why = f"the vocabulary's {V} tokens"
     if "embedding" in roles:
         emb = shapes[roles["embedding"]]
@@ -478,41 +488,53 @@ def _plan(spec: TorchSpec, shapes: dict[str, tuple[int, ...]], name: str) -> _Pl
                 f"{name}: tensor {roles['embedding']} has shape {_fmt(emb)}, but "
                 f"{vocab_why} make it {want} (an Embedding(V, D))"
             )
-        D = emb[1]
-        in_why = f"the embedding's width {D}"
+        width = emb[1]
+        in_why = f"the embedding's width {width}"
     else:
         in_why = f"the one-hot input of {V} tokens"
     hid_why = f"hidden size {H}"
     if d2l_rnn:
-        mismatch("W_xh", (D, H), f"{in_why} and {hid_why}")
+        mismatch("W_xh", (width, H), f"{in_why} and {hid_why}")
         mismatch("b_h", (H,), hid_why)
     else:
         gates = f"{kind} ({G} x {hid_why})" if G > 1 else hid_why
-        mismatch("weight_ih", (G * H, D), f"{in_why} and {gates}")
-        for role in ("bias_ih", "bias_hh"):
-            if role in roles:
-                mismatch(role, (G * H,), gates)
-        for layer in range(1, layers):
-            below = f"layer {layer - 1}'s output of {hid_why}"
-            mismatch(f"weight_ih_l{layer}", (G * H, H), f"{below} and {gates}")
-            mismatch(f"weight_hh_l{layer}", (G * H, H), gates)
-            for role in (f"bias_ih_l{layer}", f"bias_hh_l{layer}"):
+        for sfx in suffixes:
+            first = "weight_ih" if not sfx else f"weight_ih_l0{sfx}"
+            mismatch(first, (G * H, width), f"{in_why} and {gates}")
+            if sfx:
+                mismatch(f"weight_hh_l0{sfx}", (G * H, H), gates)
+            for role in (f"bias_ih_l0{sfx}", f"bias_hh_l0{sfx}") if sfx else ("bias_ih", "bias_hh"):
                 if role in roles:
                     mismatch(role, (G * H,), gates)
+        for layer in range(1, layers):
+            below = (
+                f"layer {layer - 1}'s output of {D} x {hid_why}"
+                if D > 1
+                else (f"layer {layer - 1}'s output of {hid_why}")
+            )
+            for sfx in suffixes:
+                mismatch(f"weight_ih_l{layer}{sfx}", (G * H, D * H), f"{below} and {gates}")
+                mismatch(f"weight_hh_l{layer}{sfx}", (G * H, H), gates)
+                for role in (f"bias_ih_l{layer}{sfx}", f"bias_hh_l{layer}{sfx}"):
+                    if role in roles:
+                        mismatch(role, (G * H,), gates)
+    out_why = f"{hid_why} in {D} directions" if D > 1 else hid_why
     if d2l_output:
-        mismatch("W_hq", (H, V), f"{hid_why} and {vocab_why}")
+        mismatch("W_hq", (D * H, V), f"{out_why} and {vocab_why}")
         mismatch("b_q", (V,), vocab_why)
     else:
-        mismatch("weight", (V, H), f"{vocab_why} and {hid_why} (a Linear(H, V))")
+        linear = f"a Linear({D}H, V)" if D > 1 else "a Linear(H, V)"
+        mismatch("weight", (V, D * H), f"{vocab_why} and {out_why} ({linear})")
         if "bias" in roles:
             mismatch("bias", (V,), vocab_why)
     return _Plan(
         hidden=H,
-        input_dim=D,
+        input_dim=width,
         d2l_rnn=d2l_rnn,
         d2l_output=d2l_output,
         names=roles,
         layers=layers,
+        bidirectional=bidirectional,
     )
 
 
@@ -557,22 +579,40 @@ def _build(spec: TorchSpec, plan: _Plan, tensors: dict[str, Tensor]) -> tuple[Ch
     elif spec.kind == "rnn":
         b_h = t["bias_ih"] + t["bias_hh"] if "bias_ih" in t else torch.zeros(H)
         params.update(W_xh=table, W_hh=t["weight_hh"].t().contiguous(), b_h=b_h)
+        if plan.bidirectional:
+            rev = "_l0_reverse"
+            params["W_xh_reverse"] = _input_table(E, t["weight_ih" + rev].t(), perm)
+            params["W_hh_reverse"] = t["weight_hh" + rev].t().contiguous()
+            b_ih = t.get("bias_ih" + rev)
+            b_hh = t.get("bias_hh" + rev)
+            zero = torch.zeros(H)
+            params["b_h_reverse"] = (zero if b_ih is None else b_ih) + (
+                zero if b_hh is None else b_hh
+            )
     else:
         zeros = torch.zeros(G * H)
         params["rnn.weight_ih_l0"] = table.t().contiguous()
         params["rnn.weight_hh_l0"] = t["weight_hh"]
         params["rnn.bias_ih_l0"] = t.get("bias_ih", zeros)
         params["rnn.bias_hh_l0"] = t.get("bias_hh", zeros)
+        if plan.bidirectional:
+            rev = "_l0_reverse"
+            params["rnn.weight_ih" + rev] = _input_table(E, t["weight_ih" + rev].t(), perm).t()
+            params["rnn.weight_hh" + rev] = t["weight_hh" + rev]
+            params["rnn.bias_ih" + rev] = t.get("bias_ih" + rev, zeros)
+            params["rnn.bias_hh" + rev] = t.get("bias_hh" + rev, zeros)
         for layer in range(1, plan.layers):
-            for part in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-                key = f"{part}_l{layer}"
-                params[f"rnn.{key}"] = t.get(key, zeros)
+            for sfx in ("", "_reverse") if plan.bidirectional else ("",):
+                for part in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                    key = f"{part}_l{layer}{sfx}"
+                    params[f"rnn.{key}"] = t.get(key, zeros)
     try:
         config = ModelConfig(
             kind=_RNNVIZ_KIND[spec.kind],  # type: ignore[arg-type]
             activation=spec.nonlinearity,  # type: ignore[arg-type]
             hidden_size=H,
             num_layers=plan.layers,
+            bidirectional=plan.bidirectional,
         )
     except ConfigError as exc:
         raise TorchModelError(str(exc)) from None
@@ -587,8 +627,9 @@ def _build(spec: TorchSpec, plan: _Plan, tensors: dict[str, Tensor]) -> tuple[Ch
 
 def _model_bytes(spec: TorchSpec, plan: _Plan) -> int:
     V, H, G = len(spec.vocab), plan.hidden, _GATES[spec.kind]
-    stacked = (plan.layers - 1) * (2 * G * H * H + 2 * G * H)
-    return 4 * (G * H * (V + H) + 2 * G * H + H * V + V + stacked)
+    D = 2 if plan.bidirectional else 1
+    stacked = (plan.layers - 1) * (G * H * (D * H + H) + 2 * G * H)
+    return 4 * (D * (G * H * (V + H) + 2 * G * H + stacked) + D * H * V + V)
 
 
 # ---------------------------------------------------------------------------- public

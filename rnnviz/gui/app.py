@@ -181,6 +181,8 @@ def _apply_options(window: MainWindow, options: LaunchOptions) -> None:
         choose_hidden_layer(window, options.hidden_layer)
     if options.stacked_layer is not None:
         choose_stacked_layer(window, options.stacked_layer - 1)
+    if options.direction is not None:
+        choose_direction(window, options.direction)
     cursor = None if options.session is not None else options.cursor
     full = options.full
     if cursor is None and full is None:
@@ -239,6 +241,18 @@ def choose_stacked_layer(window: MainWindow, layer: int) -> None:
     def choose() -> None:
         if panel.depth_selector().count() > layer:
             panel.set_depth(layer)
+            window.probe_shown.disconnect(choose)
+
+    window.probe_shown.connect(choose)
+
+
+def choose_direction(window: MainWindow, direction: str) -> None:
+    """``--direction backward``: the hidden-state panel shows that direction from the first
+    probe shown of a bidirectional model (an opened one arrives after the default model's)."""
+    panel = window.panels.hidden
+
+    def choose() -> None:
+        if panel.set_direction(direction):  # False until a bidirectional result is shown
             window.probe_shown.disconnect(choose)
 
     window.probe_shown.connect(choose)

@@ -41,7 +41,8 @@ class LaunchOptions:
     probe of a model that has it (None: H_t). ``model``: (weights, spec) of a PyTorch model
     opened read-only once the engine runs (``rnnviz open``; nothing is trained).
     ``stacked_layer``: of a stacked GRU/LSTM, the layer the hidden-state panel shows, from 1
-    (the bottom one; None: the top one).
+    (the bottom one; None: the top one). ``direction``: of a bidirectional model, the
+    direction the hidden-state panel shows, "forward" or "backward" (None: forward).
     """
 
     config: RunConfig | None = None
@@ -62,6 +63,7 @@ class LaunchOptions:
     hidden_layer: str | None = None
     model: tuple[str, str] | None = None
     stacked_layer: int | None = None
+    direction: str | None = None
 
 
 def lesson_argument(text: str) -> tuple[str, int]:

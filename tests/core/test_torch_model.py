@@ -343,9 +343,8 @@ def test_tensors_the_spec_does_not_place_are_refused(tmp_path: Path) -> None:
     [
         ("lstm", {"num_layers": 5}, "num_layers=5 is not supported yet"),
         ("rnn", {"num_layers": 2}, "num_layers=2 is not supported yet"),
-        ("lstm", {"bidirectional": True}, "bidirectional=True is not supported yet"),
-        ("gru", {"num_layers": 2, "bidirectional": True},
-         "bidirectional=True is not supported yet"),
+        ("rnn", {"num_layers": 2, "bidirectional": True}, "num_layers=2 is not supported yet"),
+        ("gru", {"num_layers": 5, "bidirectional": True}, "num_layers=5 is not supported yet"),
         ("lstm", {"proj_size": 3}, "proj_size is not supported yet"),
     ],
 )  # fmt: skip
@@ -356,7 +355,7 @@ def test_more_layers_or_directions_are_refused_by_name(
     with pytest.raises(TorchModelError) as err:
         open_torch_model(*save_net(tmp_path, net))
     opens = "a one-layer RNN" if kind == "rnn" else "a GRU or an LSTM of 1 to 4 layers"
-    assert words in str(err.value) and f"opens {opens}, one direction" in str(err.value)
+    assert words in str(err.value) and f"opens {opens}, either direction" in str(err.value)
 
 
 def test_float64_weights_are_refused_with_the_fix(tmp_path: Path) -> None:

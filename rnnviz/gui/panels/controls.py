@@ -33,7 +33,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from rnnviz.core.config import LAYERS_RANGE, ConfigError, RunConfig
+from rnnviz.core.config import (
+    BIDIRECTIONAL_LM_REFUSAL,
+    BIDIRECTIONAL_LM_SHORT,
+    LANGUAGE_MODEL,
+    LAYERS_RANGE,
+    ConfigError,
+    RunConfig,
+    bidirectional_allowed,
+)
 from rnnviz.gui import theme
 from rnnviz.gui.widgets import LogSpinBox
 
@@ -184,6 +192,16 @@ class ControlsPanel(QWidget):
             "chapter's one-layer loop. Changing it resets training.",
             "layers_spin",
         )
+        # the task trained is the language model; core says whether it trains a bidirectional
+        # model (it does not: the reverse direction would read the next character)
+        self._task = LANGUAGE_MODEL
+        self.bidirectional_check = QCheckBox("bidirectional")
+        self.bidirectional_check.setObjectName("bidirectional_check")
+        self.bidirectional_why = QLabel(BIDIRECTIONAL_LM_SHORT)
+        self.bidirectional_why.setObjectName("bidirectional_why")
+        self.bidirectional_why.setWordWrap(True)
+        self.bidirectional_why.setFont(theme.font(0.85))
+        self.bidirectional_check.toggled.connect(self._on_config_widget_changed)
         self.num_steps_spin = _spin(
             1,
             1024,
@@ -260,6 +278,8 @@ class ControlsPanel(QWidget):
         model_form.addRow("φ", self.activation_combo)
         model_form.addRow("hidden size", self.hidden_spin)
         model_form.addRow("layers", self.layers_spin)
+        model_form.addRow("", self.bidirectional_check)
+        model_form.addRow("", self.bidirectional_why)
         model_form.addRow("optimizer", self.optimizer_combo)
 
         data = QGroupBox("Data (resets)")
@@ -329,6 +349,7 @@ class ControlsPanel(QWidget):
             self.activation_combo,
             self.hidden_spin,
             self.layers_spin,
+            self.bidirectional_check,
             self.num_steps_spin,
             self.batch_spin,
             self.seed_spin,
@@ -347,6 +368,7 @@ class ControlsPanel(QWidget):
             _select(self.activation_combo, config.model.activation)
             self.hidden_spin.setValue(config.model.hidden_size)
             self.layers_spin.setValue(config.model.num_layers)
+            self.bidirectional_check.setChecked(config.model.bidirectional)
             self.num_steps_spin.setValue(config.train.num_steps)
             self.batch_spin.setValue(config.train.batch_size)
             self.seed_spin.setValue(config.train.seed)
@@ -373,6 +395,12 @@ class ControlsPanel(QWidget):
                 "activation": activation,
                 "hidden_size": self.hidden_spin.value(),
                 "num_layers": self.layers_spin.value() if kind in ("gru", "lstm") else 1,
+                # a change here asks for a model to train: where the task trains no
+                # bidirectional model (the greyed-out box), one direction; the fast RNN
+                # has only one
+                "bidirectional": self.bidirectional_check.isEnabled()
+                and self.bidirectional_check.isChecked()
+                and kind != "fast",
             },
             train={
                 "lr": self.lr_spin.value(),
@@ -462,6 +490,16 @@ class ControlsPanel(QWidget):
     # ------------------------------------------------------------ helpers
 
     def _update_enabled(self) -> None:
+        allowed = bidirectional_allowed(self._task) and self.model_combo.currentData() != "fast"
+        # checked and greyed out for an opened bidirectional model: it shows what is on screen
+        self.bidirectional_check.setEnabled(allowed)
+        self.bidirectional_check.setToolTip(
+            "A second recurrence over the reversed text (d2l 10.4); the output layer reads "
+            "both directions. Changing it resets training."
+            if allowed
+            else BIDIRECTIONAL_LM_REFUSAL
+        )
+        self.bidirectional_why.setVisible(not bidirectional_allowed(self._task))
         gated = self.model_combo.currentData() in ("gru", "lstm")
         self.activation_combo.setEnabled(not gated)
         self.layers_spin.setEnabled(gated)

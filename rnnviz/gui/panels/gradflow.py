@@ -303,8 +303,12 @@ class GradFlowPanel(QWidget):
         self._grad_flow = G
         text = str(getattr(result, "text", ""))
         self._chars = list(text[:T]) + ["?"] * max(0, T - len(text))
-        lower = np.tril(np.ones(G.shape, dtype=bool))  # k <= t
-        self._probe_log = log10_masked(G, lower)
+        # k <= t; every k of a bidirectional model, whose loss at t reads the reverse states
+        # after it
+        shown = np.ones(G.shape, dtype=bool)
+        if not getattr(result, "bidirectional", False):
+            shown = np.tril(shown)
+        self._probe_log = log10_masked(G, shown)
         self.probe_image.setImage(
             log_rgba(self._probe_log, PROBE_LOG_LEVELS, theme.SEQUENTIAL), autoLevels=False
         )

@@ -10,12 +10,14 @@ cannot loop.
 For a GRU or LSTM a selector picks what the heatmap shows (``LAYERS``): H_t, the LSTM's cell
 C_t, or one gate (``core.gates``: LSTM i f g o, GRU r z n), and the selected unit's strip draws
 every one of them over t. A new result draws only the layer shown and the unit's curves.
+Of stacked layers a second selector picks the layer, and of a bidirectional model a third one
+the direction (forward, backward); each is shown only for a result that has a choice.
 """
 
 from __future__ import annotations
 
 import html
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pyqtgraph as pg
@@ -143,6 +145,15 @@ def _legend_fits(text: str, length: float) -> bool:
     return QFontMetricsF(font).horizontalAdvance(text) + 8 <= length
 
 
+# the direction selector's entries: (label, the probe's name of it, tooltip); "backward" is
+# the word of d2l 10.4, "reverse" PyTorch's (its tensors' _reverse)
+DIRECTION_CHOICES: tuple[tuple[str, str, str], ...] = (
+    ("forward", "forward", "reads the text from its first character"),
+    ("backward", "reverse", "reads the text from its last character (PyTorch's _reverse)"),
+)
+DIRECTION_WORDS = {"forward": "forward", "reverse": "backward"}
+
+
 def layers_of(result: ProbeResult | None) -> tuple[str, ...]:
     """What the heatmap can show for ``result``: H_t alone for the plain RNN."""
     if result is None or result.gates is None:
@@ -205,8 +216,28 @@ class HiddenStatesPanel(QWidget):
         )
         self._depth_box.hide()
         self._depth_box.currentIndexChanged.connect(self._on_depth_chosen)
+        # of a bidirectional model (d2l 10.4): which direction's states and gates; forward
+        # first, the one a one-direction model has
+        self._direction = "forward"
+        self._bidirectional = False
+        self._direction_box = QComboBox()
+        self._direction_box.setObjectName("hidden_direction_box")
+        self._direction_box.setFont(theme.font())
+        for label, value, tip in DIRECTION_CHOICES:
+            self._direction_box.addItem(label, value)
+            self._direction_box.setItemData(
+                self._direction_box.count() - 1, tip, Qt.ItemDataRole.ToolTipRole
+            )
+        self._direction_box.setToolTip(
+            "which direction of a bidirectional model the heatmap and the strip show: the "
+            "forward one reads the text from its start, the backward one from its end; the "
+            "output layer reads both, side by side"
+        )
+        self._direction_box.hide()
+        self._direction_box.currentIndexChanged.connect(self._on_direction_chosen)
         top = QHBoxLayout()
         top.addWidget(self._readout, 1)
+        top.addWidget(self._direction_box)
         top.addWidget(self._depth_box)
         top.addWidget(self._layer_box)
         self._stack, self._graphics = graphics_with_placeholder(
@@ -312,6 +343,7 @@ class HiddenStatesPanel(QWidget):
             return
         self._set_layers(layers_of(result))
         self._set_depths(1 if result.gates is None else result.gates.num_layers)
+        self._set_bidirectional(result.bidirectional)
         self._stack.setCurrentIndex(1)
         self._heatmap.x_ticks.set_chars(result.text)
         self._heatmap.y_ticks.set_count(result.hidden.shape[1])
@@ -574,6 +606,42 @@ class HiddenStatesPanel(QWidget):
         """The selector of the stacked layer shown: visible only for more than one layer."""
         return self._depth_box
 
+    def _set_bidirectional(self, bidirectional: bool) -> None:
+        """The direction selector, shown only for a bidirectional result; the direction chosen
+        stays for the next bidirectional one, and a one-direction result shows its one."""
+        self._bidirectional = bidirectional
+        self._direction_box.setVisible(bidirectional)
+
+    def direction(self) -> str:
+        """The direction shown: "forward", or "reverse" (the backward one) of a bidirectional
+        result; "forward" for a one-direction one."""
+        return self._direction if self._bidirectional else "forward"
+
+    def set_direction(self, direction: str) -> bool:
+        """Show ``direction`` ("forward", or "reverse"/"backward"), as the selector does
+        (silent). False, and nothing changes, for a direction the result shown has not;
+        before any result the choice is kept for the first bidirectional one."""
+        direction = "reverse" if direction == "backward" else direction
+        if direction not in ("forward", "reverse"):
+            return False
+        if self._result is not None and direction == "reverse" and not self._bidirectional:
+            return False
+        self._direction = direction
+        self._direction_box.blockSignals(True)
+        self._direction_box.setCurrentIndex(self._direction_box.findData(direction))
+        self._direction_box.blockSignals(False)
+        if self._result is not None:
+            self._draw()
+        return True
+
+    def direction_selector(self) -> QComboBox:
+        """The selector of the direction shown: visible only for a bidirectional result."""
+        return self._direction_box
+
+    def _on_direction_chosen(self, index: int) -> None:
+        if index >= 0:
+            self.set_direction(str(self._direction_box.itemData(index)))
+
     def _on_depth_chosen(self, index: int) -> None:
         if index >= 0:
             self.set_depth(int(self._depth_box.itemData(index)))
@@ -599,11 +667,14 @@ class HiddenStatesPanel(QWidget):
         result = self._result
         assert result is not None
         top = result.gates is None or self.depth() == result.gates.num_layers - 1
+        direction: Literal["forward", "reverse"] = (
+            "reverse" if self.direction() == "reverse" else "forward"
+        )
         if name == "h" and top:
             lo, hi = result.hidden_levels
-            return result.hidden, (float(lo), float(hi))
+            return result.hidden_of(direction), (float(lo), float(hi))
         assert result.gates is not None
-        trace = result.gates.trace(self.depth())
+        trace = result.gates.trace(self.depth(), direction)
         if name == "c":
             return trace[name], _symmetric_levels(trace.levels[name])
         lo, hi = trace.levels[name]
@@ -616,6 +687,8 @@ class HiddenStatesPanel(QWidget):
         description: str = result.gates.trace(self.depth()).descriptions[name]
         if result.gates.num_layers > 1:
             description += f", layer {self.depth() + 1} of {result.gates.num_layers}"
+        if self._bidirectional:
+            description += f", {DIRECTION_WORDS[self.direction()]}"
         return description
 
     def _draw(self) -> None:
@@ -627,6 +700,13 @@ class HiddenStatesPanel(QWidget):
         short = f"{ROLES[self._layer]} {symbol}"
         if self._depths > 1:
             short += f", layer {self.depth() + 1}"
+        if self._bidirectional:
+            short += f", {DIRECTION_WORDS[self.direction()]}"
+            # the plain RNN's H_t has no description; its direction is said all the same
+            description = (
+                description
+                or f"{ROLES[self._layer]} {symbol}, " + (DIRECTION_WORDS[self.direction()])
+            )
         self._title = (description, short) if description else ()
         self._heatmap.set_bar_label(symbol)
         self._draw_unit()
