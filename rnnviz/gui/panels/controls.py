@@ -43,7 +43,7 @@ from rnnviz.core.config import (
     bidirectional_allowed,
 )
 from rnnviz.gui import theme
-from rnnviz.gui.widgets import LogSpinBox
+from rnnviz.gui.widgets import LogSpinBox, SteadyLabel
 
 MODEL_CHOICES: tuple[tuple[str, str], ...] = (
     ("scratch RNN", "scratch"),
@@ -197,10 +197,11 @@ class ControlsPanel(QWidget):
         self._task = LANGUAGE_MODEL
         self.bidirectional_check = QCheckBox("bidirectional")
         self.bidirectional_check.setObjectName("bidirectional_check")
-        self.bidirectional_why = QLabel(BIDIRECTIONAL_LM_SHORT)
+        # a SteadyLabel: a wrapped QLabel in the form got the height of fewer lines than
+        # its text took at the dock's width, and was cut at the top and the bottom
+        self.bidirectional_why = SteadyLabel(BIDIRECTIONAL_LM_SHORT, wrap=True)
         self.bidirectional_why.setObjectName("bidirectional_why")
-        self.bidirectional_why.setWordWrap(True)
-        self.bidirectional_why.setFont(theme.font(0.85))
+        self.bidirectional_why.label().setFont(theme.font(0.85))
         self.bidirectional_check.toggled.connect(self._on_config_widget_changed)
         self.num_steps_spin = _spin(
             1,
