@@ -64,7 +64,7 @@ from rnnviz.core.model import (
     build_model,
     zero_state,
 )
-from rnnviz.core.recurrence_vjp import BackStep, back_step, phi_derivative
+from rnnviz.core.recurrence_vjp import BackStep, back_step, one_row_flow, phi_derivative
 
 if TYPE_CHECKING:
     from rnnviz.core.vocab import Vocab
@@ -374,6 +374,7 @@ def _grad_flow(
     G_T: Tensor | None = None,
     cancelled: Cancelled = None,
     inputs: Tensor | None = None,
+    gates: GateRecord | None = None,
 ) -> Tensor:
     """(T, T) G transposed, ``G_T[k, t] = ||dL_t/dH_k||``, by one backward sweep for all loss
     terms t >= ``first_row`` together. Entries of earlier rows t are left as ``G_T`` has them
@@ -398,6 +399,12 @@ def _grad_flow(
     direct = d_logits @ W_hq.detach().t()  # (T-1-r0, H) dL_t/dH_t for t = r0..T-2
     if isinstance(model, ScratchRNN):
         return _scratch_grad_flow(model, hidden, direct, r0, G_T, cancelled)
+    if r0 == T - 2 and gates is not None and isinstance(model, GRUModel | LSTMModel):
+        # one new row (a key typed at the end): from the forward pass's gates, in NumPy
+        top = gates.trace(gates.num_layers - 1)
+        row = one_row_flow(model, top, hidden, direct[0].cpu().numpy())
+        G_T[: T - 1, T - 2] = torch.from_numpy(row).to(G_T)
+        return G_T
     back = back_step(model, ids, hidden, cells, inputs)
     # row i of M is loss term t = r0 + i
     Mh = torch.zeros(T - 1 - r0, H, dtype=hidden.dtype, device=hidden.device)
@@ -658,6 +665,7 @@ class Prober:
                 G_T=G_T,
                 cancelled=cancelled,
                 inputs=inputs,
+                gates=run.gates,
             )
         self._ids, self._logits, self._hidden, self._cells = ids_np, logits, hidden, cells
         self._gates = run.gates

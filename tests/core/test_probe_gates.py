@@ -267,3 +267,32 @@ def test_probe_json_on_the_command_line_has_the_gates(
             expected.gates.trace()[name],
             rtol=1e-6,
         )
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("kind", GATED)
+def test_a_key_typed_at_the_end_sweeps_one_row_from_the_gates_as_the_full_sweep_does(
+    vocab: Vocab, kind: str, layers: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The one new row of G (recurrence_vjp.one_row_flow, NumPy on the forward pass's gates)
+    equals the torch sweep of a fresh probe, with gates driven into saturation and back."""
+    import rnnviz.core.recurrence_vjp as vjp
+
+    torch.manual_seed(3)
+    model = build_model(len(vocab), ModelConfig(kind=kind, hidden_size=16, num_layers=layers), 3)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(3.0)
+    calls = []
+    real = vjp.one_row_flow
+    monkeypatch.setattr(probe_module, "one_row_flow", lambda *a: calls.append(1) or real(*a))
+    text = CORPUS[:40]
+    prober = Prober(model, vocab)
+    prober.probe(text[:-1])
+    typed = prober.probe(text)
+    assert calls == [1]  # the one-row path was taken
+    fresh = probe(model, vocab, text)
+    assert calls == [1]  # and not by a whole probe
+    assert typed.grad_flow is not None and fresh.grad_flow is not None
+    np.testing.assert_allclose(typed.grad_flow, fresh.grad_flow, rtol=1e-5, atol=1e-6)
+    assert typed.grad_flow[len(text) - 2, : len(text) - 1].min() > 0  # the new row, all of it
