@@ -342,7 +342,7 @@ def test_tensors_the_spec_does_not_place_are_refused(tmp_path: Path) -> None:
     ("kind", "kwargs", "words"),
     [
         ("lstm", {"num_layers": 5}, "num_layers=5 is not supported yet"),
-        ("rnn", {"num_layers": 2}, "num_layers=2 is not supported yet"),
+        ("rnn", {"num_layers": 5}, "num_layers=5 is not supported yet"),
         ("lstm", {"bidirectional": True}, "bidirectional=True is not supported yet"),
         ("gru", {"num_layers": 2, "bidirectional": True},
          "bidirectional=True is not supported yet"),
@@ -355,7 +355,7 @@ def test_more_layers_or_directions_are_refused_by_name(
     net = make_net(kind=kind, **kwargs)
     with pytest.raises(TorchModelError) as err:
         open_torch_model(*save_net(tmp_path, net))
-    opens = "a one-layer RNN" if kind == "rnn" else "a GRU or an LSTM of 1 to 4 layers"
+    opens = {"rnn": "an RNN", "gru": "a GRU", "lstm": "an LSTM"}[kind] + " of 1 to 4 layers"
     assert words in str(err.value) and f"opens {opens}, one direction" in str(err.value)
 
 
