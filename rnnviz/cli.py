@@ -225,8 +225,9 @@ def _window_arguments(parser: argparse.ArgumentParser) -> None:
         "--stacked-layer",
         type=_int_in(*LAYERS_RANGE),
         metavar="N",
-        help="of a stacked GRU or LSTM (model.num_layers > 1), the layer the hidden-state "
-        "panel shows: 1 is the bottom one (default: the top one)",
+        help="of a stacked model (model.num_layers > 1), the layer the hidden-state panel, "
+        "the step view and the saturation scatter show: 1 is the bottom one (default: the "
+        "top one)",
     )
     window.add_argument(
         "--lesson",
@@ -281,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=1,
         metavar="L",
-        help="stacked recurrent layers, 1-4 (GRU and LSTM; default 1)",
+        help="stacked recurrent layers, 1-4 (scratch, GRU and LSTM; default 1)",
     )
     train.add_argument("--num-steps", type=_positive_int, default=32, metavar="T")
     train.add_argument("--batch-size", type=_positive_int, default=1024, metavar="B")

@@ -44,6 +44,8 @@ MODEL_CHOICES: tuple[tuple[str, str], ...] = (
     ("LSTM", "lstm"),
 )
 ACTIVATION_CHOICES: tuple[tuple[str, str], ...] = (("tanh", "tanh"), ("ReLU", "relu"))
+# the kinds that stack layers: the fast RNN's hand-written BPTT is one layer's
+STACKABLE: tuple[str, ...] = ("scratch", "gru", "lstm")
 CORPUS_CHOICES: tuple[tuple[str, str], ...] = (
     ("built-in (Python docs)", "builtin"),
     ("synthetic: repeat 'machine'", "synthetic:repeat"),
@@ -180,8 +182,8 @@ class ControlsPanel(QWidget):
         self.layers_spin = _spin(
             *LAYERS_RANGE,
             "Stacked recurrent layers (d2l 10.3, deep RNNs): layer l reads layer l-1's H_t, "
-            "the output layer the top one. GRU and LSTM; the scratch and fast RNNs are the "
-            "chapter's one-layer loop. Changing it resets training.",
+            "the output layer the top one. Scratch RNN, GRU and LSTM; the fast RNN's "
+            "hand-written BPTT is one layer's. Changing it resets training.",
             "layers_spin",
         )
         self.num_steps_spin = _spin(
@@ -372,7 +374,7 @@ class ControlsPanel(QWidget):
                 "kind": kind,
                 "activation": activation,
                 "hidden_size": self.hidden_spin.value(),
-                "num_layers": self.layers_spin.value() if kind in ("gru", "lstm") else 1,
+                "num_layers": self.layers_spin.value() if kind in STACKABLE else 1,
             },
             train={
                 "lr": self.lr_spin.value(),
@@ -462,10 +464,11 @@ class ControlsPanel(QWidget):
     # ------------------------------------------------------------ helpers
 
     def _update_enabled(self) -> None:
-        gated = self.model_combo.currentData() in ("gru", "lstm")
+        kind = self.model_combo.currentData()
+        gated = kind in ("gru", "lstm")
         self.activation_combo.setEnabled(not gated)
-        self.layers_spin.setEnabled(gated)
-        if not gated:
+        self.layers_spin.setEnabled(kind in STACKABLE)
+        if kind not in STACKABLE:
             self.layers_spin.blockSignals(True)
             self.layers_spin.setValue(1)
             self.layers_spin.blockSignals(False)
