@@ -1070,9 +1070,11 @@ def _train(args: argparse.Namespace, dp: DataParallel | None) -> int:
             )
     for note in (*run.corpus.notes, *getattr(run.batches, "notes", ())):
         print(f"note: {note}", file=sys.stderr)
+    layers = config.model.num_layers
     print(
         f"corpus {run.corpus.name}: {len(run.corpus.text):,} characters, vocab {vocab_size}; "
-        f"model {config.model.kind} H={config.model.hidden_size} {config.model.activation}; "
+        f"model {config.model.kind} H={config.model.hidden_size} {config.model.activation}"
+        f"{f' x {layers} layers' if layers > 1 else ''}; "
         f"{total:,} steps ({per_epoch:,} per epoch) on {config.train.device}",
         file=sys.stderr,
     )

@@ -13,6 +13,9 @@ GRU r, z, n) under its ``gate_key``, e.g. ``"l0.forward.f"``, each as ``{"descri
 repeated there: it is ``"hidden"``; of stacked layers, each layer below adds its own h
 (``"l0.forward.h"``, ...) and its gates, so ``"cell"`` is the top layer's c.
 
+A stacked plain RNN adds ``"layer_hidden"``: every layer's H_t, bottom first, T x H each
+(the last one is ``"hidden"``).
+
 The gradient flow is T x T numbers (95 MB of JSON at 4,096 characters), so it is written for
 texts of at most :data:`JSON_GRAD_FLOW_MAX_CHARS` characters; past that ``"grad_flow"`` is
 ``null`` and ``"grad_flow_omitted"`` says why. The CLI and the GUI share this rule.
@@ -39,7 +42,9 @@ def state_arrays(kind: str, layers: int = 1) -> int:
     the cell and the gates of an LSTM or a GRU, every layer's (what a size check counts per
     character)."""
     gated = _STATE_ARRAYS.get(kind, 0)
-    return 1 + gated * layers + (layers - 1 if gated else 0)
+    if not gated:  # a stacked plain RNN: "layer_hidden" beside "hidden"
+        return 1 + (layers if layers > 1 else 0)
+    return 1 + gated * layers + layers - 1
 
 
 def grad_flow_omitted(chars: int) -> str | None:
@@ -85,6 +90,8 @@ def probe_json(result: ProbeResult) -> dict[str, Any]:
         out["cell"] = result.cell.tolist()
     if result.gates is not None:
         out["gates"] = _gates_json(result)
+    if result.layer_hidden is not None:
+        out["layer_hidden"] = [h.tolist() for h in result.layer_hidden]
     return out
 
 

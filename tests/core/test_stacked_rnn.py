@@ -260,3 +260,30 @@ def test_the_fast_rnns_refusal_names_the_scratch_kind_as_the_stacked_one() -> No
     with pytest.raises(ConfigError, match="one layer"):
         ModelConfig(kind="scratch", num_layers=2, recurrence=False)
     assert ModelConfig(kind="scratch", num_layers=4).num_layers == 4
+
+
+def test_probe_json_of_a_stacked_scratch_checkpoint_has_every_layers_hidden(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from rnnviz.cli import main
+    from rnnviz.core.probe_json import state_arrays
+
+    cfg = RunConfig().replace(
+        corpus={"source": "synthetic:repeat", "synthetic_length": 2000},
+        model={"kind": "scratch", "hidden_size": H, "num_layers": 2},
+        train={"batch_size": 4, "num_steps": 6, "windows_per_epoch": 16, "val_windows": 8},
+    )
+    run = build_run(cfg)
+    path = tmp_path / "deep.safetensors"
+    save_run(path, run)
+    capsys.readouterr()
+    assert main(["probe", "machine", "--checkpoint", str(path), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    result = probe(run.model, run.vocab, "machine")
+    assert len(data["layer_hidden"]) == 2
+    for layer in range(2):
+        np.testing.assert_allclose(data["layer_hidden"][layer], result.layer_hidden[layer])
+    np.testing.assert_allclose(data["layer_hidden"][1], data["hidden"], atol=1e-7)
+    assert state_arrays("scratch", 2) == 3 and state_arrays("scratch") == 1

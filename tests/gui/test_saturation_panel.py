@@ -332,7 +332,7 @@ def test_each_stacked_layers_fractions_are_a_direct_count(qtbot, kind):
     assert chosen == [0] and panel.layer() == 0
     np.testing.assert_array_equal(panel.dots(gate)[0], result.layers[0][gate].left)
     np.testing.assert_array_equal(panel.dots(gate)[1], result.layers[0][gate].right)
-    assert "layer 1" in panel.readout_text()
+    assert box.currentText() == "layer 1" and "unit 0" in panel.readout_text()
     panel.set_layer(1)  # from another panel: silent
     assert chosen == [0]
     np.testing.assert_array_equal(panel.dots(gate)[1], result.layers[1][gate].right)

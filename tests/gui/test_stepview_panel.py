@@ -377,21 +377,23 @@ def test_a_stacked_layers_rows_read_the_layer_below(panel, qtbot, kind):
     assert "1×H=8" in panel.rows["X_t"].label.text()
     equations = _plain(panel.gated_equation.text())
     assert "x<sub>t</sub>" not in equations and "h<sub>t</sub><sup>(1)</sup>W" in equations
-    assert "layer 2 of 3 reads" in panel.gate_note_text()
+    assert "layer 2 of 3: input h<sub>t</sub><sup>(1)</sup>" in panel.gate_note_text()
+    assert "O<sub>t</sub> reads layer 3's" in panel.gate_note_text()
     # O_t is the top layer's, and its row says so
     np.testing.assert_array_equal(panel.row_values("O_t"), top.O_t)
     assert "h<sub>t</sub><sup>(3)</sup>" in panel.rows["O_t"].label.text()
-    assert "layer 2" in panel.step_label.text()
+    assert panel.layer_selector().currentText() == "layer 2"
     bottom = gated_step_detail(model, vocab, PROBE, 4, layer=0)
     panel.set_detail(bottom, vocab.tokens)
     np.testing.assert_array_equal(panel.row_values("X_t"), bottom.X_t)
     assert "x<sub>t</sub>" in _plain(panel.gated_equation.text())
     assert "one-hot" in panel.gate_note_text()
     # the selector emits, set_layer does not; a layer the next model lacks is its top one
-    box.setCurrentIndex(box.findData(0))
-    assert chosen == [0] and panel.requested_layer() == 0
-    panel.set_layer(1)
-    assert chosen == [0] and panel.requested_layer() == 1
+    assert box.currentText() == "layer 1"  # the layer of the rows shown
+    box.setCurrentIndex(box.findData(1))
+    assert chosen == [1] and panel.requested_layer() == 1
+    panel.set_layer(0)
+    assert chosen == [1] and panel.requested_layer() == 0
     one, one_vocab = _gated(kind)
     panel.set_detail(gated_step_detail(one, one_vocab, PROBE, 2), one_vocab.tokens)
     assert not box.isVisibleTo(panel) and panel.layer() == 0
@@ -408,7 +410,7 @@ def test_a_stacked_scratch_rnns_rows_read_the_layer_below(panel):
     np.testing.assert_array_equal(panel.row_values("H_t"), detail.H_t)
     assert "H<sub>t</sub><sup>(1)</sup> W<sub>xh</sub>" in panel.rows["xW"].label.text()
     assert "H<sub>t</sub><sup>(1)</sup>" in panel.equation.text()
-    assert "layer 2 of 2 reads" in panel.gate_note_text()
+    assert "layer 2 of 2: input H<sub>t</sub><sup>(1)</sup>" in panel.gate_note_text()
     bottom = step_detail(model, vocab, PROBE, 3, layer=0)
     panel.set_detail(bottom, vocab.tokens)
     assert "row" in panel.rows["xW"].label.text()  # X_t W_xh is a row of W_xh

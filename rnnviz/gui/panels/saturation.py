@@ -305,7 +305,7 @@ class SaturationPanel(QWidget):
                 self._choice = ALL
             self._gate_box.setCurrentIndex(max(0, self._gate_box.findData(self._choice)))
         self._gate_box.blockSignals(False)
-        self._gate_label.setVisible(bool(names))
+        self._gate_label.setVisible(bool(names) and self._layers == 1)
         self._gate_box.setVisible(bool(names))
         for name in names:
             if name not in self._plots:
@@ -393,6 +393,8 @@ class SaturationPanel(QWidget):
         finally:
             self._layer_box.blockSignals(False)
         self._layer_box.setVisible(layers > 1)
+        # "show" gives its width to the layer selector: the readout keeps its three lines
+        self._gate_label.setVisible(layers == 1 and bool(self.gates()))
 
     def _on_layer_chosen(self, index: int) -> None:
         if index >= 0:
@@ -522,9 +524,9 @@ class SaturationPanel(QWidget):
             words = _verdict(self._kind, name, left, right)
             if words:
                 verdicts.append(f"{name}: <i>{words}</i>")
-        where = f", layer {self.layer() + 1}" if self._layers > 1 else ""
+        # the layer is the selector's beside it: a longer readout wraps over the plots
         self._readout.setText(
-            f"<b>unit {unit}</b>{where}, step {result.step:,}: "
+            f"<b>unit {unit}</b>, step {result.step:,}: "
             + " · ".join(parts)
             + (" — " + "; ".join(verdicts) if verdicts else "")
         )

@@ -587,6 +587,10 @@ class StepViewPanel(QWidget):
         self.stack.setCurrentIndex(1)
         kind = getattr(detail, "kind", "")
         self._set_layers(getattr(detail, "num_layers", 1))
+        # the selector names the layer of the rows shown (the choice stays for a deeper model)
+        self._layer_box.blockSignals(True)
+        self._layer_box.setCurrentIndex(self._layer_box.findData(getattr(detail, "layer", 0)))
+        self._layer_box.blockSignals(False)
         self._show_form(kind if kind in GATED_ROWS else "plain", getattr(detail, "layer", 0))
         if kind in GATED_ROWS:
             self._set_gated(cast("GatedStepDetail", detail))
@@ -603,26 +607,32 @@ class StepViewPanel(QWidget):
         self.gated_equation.setVisible(gated)
         self.gate_note.setVisible(gated or self._layers > 1)
         if not gated:
-            self.equation.setText(for_layer(EQUATION_HTML, layer, plain=True))
+            equation = EQUATION_HTML
+            if self._layers > 1:  # longer with H_t^(l): a line may break between equations only
+                parts = EQUATION_HTML.split("&nbsp;&nbsp;&nbsp;")
+                equation = _equations(*(for_layer(part, layer, plain=True) for part in parts))
+            self.equation.setText(equation)
             if self._layers > 1:
-                self.gate_note.setText(self._layer_note(layer, "H"))
+                self.gate_note.setText(self._layer_note(layer, "H"))  # H: the chapter's
         if gated:
             self.gated_equation.setText(for_layer(GATED_EQUATION_HTML[form], layer))
             note = GATED_NOTE_HTML[form]
-            if self._layers > 1:
-                own = "h, c" if form == "lstm" else "h"
-                note = f"{self._layer_note(layer, own)}. {note}"
+            if self._layers > 1:  # a line of its own: the model's note stays one line
+                note = f"{self._layer_note(layer, 'h')}<br>{note}"
             self.gate_note.setText(note)
 
-    def _layer_note(self, layer: int, own: str) -> str:
-        """Of stacked layers: what the layer shown reads, and whose state is whose."""
-        plain = own == "H"
+    def _layer_note(self, layer: int, h_symbol: str) -> str:
+        """Of stacked layers: what the layer shown reads, and which layer O_t reads."""
+        plain = h_symbol == "H"
+        h = "H" if plain else "h"
         if layer == 0:
             below = f"the one-hot {layer_input_html(0, plain)}"
         else:
-            h = "H" if plain else "h"
             below = f"{layer_input_html(layer, plain)}, layer {layer}'s {h}<sub>t</sub>"
-        return f"layer {layer + 1} of {self._layers} reads {below}; {own} its own"
+        note = f"layer {layer + 1} of {self._layers}: input {below}"
+        if layer < self._layers - 1:
+            note += f"; O<sub>t</sub> reads layer {self._layers}'s {h}<sub>t</sub>"
+        return note
 
     def _step_text(self, detail: Any, after: str) -> None:
         next_text = (
@@ -670,13 +680,13 @@ class StepViewPanel(QWidget):
             f"fixed colour scales: terms and A<sub>t</sub> ±{SUM_LEVELS[1]:g} · "
             f"H {h_scale} · O<sub>t</sub> ±{LOGIT_LEVELS[1]:g} · P 0…1"
         )
-        self._step_text(detail, f"φ = {phi}" + (f", layer {layer + 1}" if top else ""))
+        self._step_text(detail, f"φ = {phi}")  # the layer: the selector beside it says it
         token = detail.token_id
         notes = {"xW": f" = row {token} of W<sub>xh</sub>"} if layer == 0 else {}
         if layer > 0:
             notes["X_t"] = f" layer {layer}'s H<sub>t</sub>"
         if layer < top:
-            notes["O_t"] = f" from the top layer's H<sub>t</sub>, layer {top + 1}"
+            notes["O_t"] = " top layer's"  # short: a wide label narrows every strip
         for key, formula, width_symbol in ROWS:
             row = self.rows[key]
             row.formula = for_layer(formula, layer, plain=True)
@@ -719,13 +729,13 @@ class StepViewPanel(QWidget):
         cell = detail.cell_levels if detail.cell_levels is not None else TANH_LEVELS
         levels = {"gate": GATE_LEVELS, "tanh": TANH_LEVELS, "cell": cell, "term": SUM_LEVELS}
         name = "LSTM" if kind == "lstm" else "GRU"
-        self._step_text(detail, name if top == 0 else f"{name}, layer {layer + 1}")
+        self._step_text(detail, name)  # the layer: the selector beside it says it
         token = detail.token_id
         notes = {"x_n": f" row {token} of W<sub>in</sub>"} if layer == 0 else {}
         if layer > 0:
             notes["X_t"] = f" layer {layer}'s h<sub>t</sub>"
         if layer < top:
-            notes["O_t"] = f" from the top layer's h<sub>t</sub>, layer {top + 1}"
+            notes["O_t"] = " top layer's"
         for key, formula, width_symbol, _, note in GATED_ROWS[kind]:
             row = self.rows[key]
             row.formula = for_layer(formula, layer)
