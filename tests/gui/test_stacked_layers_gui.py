@@ -145,3 +145,47 @@ def test_a_stacked_lstm_trains_and_probes_in_the_window(make_window, qtbot, tiny
     stepview.layer_selector().setCurrentIndex(stepview.layer_selector().findData(1))
     assert p.hidden.depth() == 1 and p.saturation.layer() == 1
     qtbot.waitUntil(lambda: stepview.detail().layer == 1, timeout=5000)
+
+
+def test_the_no_recurrence_preset_is_offered_to_one_layer_only() -> None:
+    from rnnviz.core.config import RunConfig
+    from rnnviz.gui.panels.compare_dialog import recurrence_preset
+
+    one = RunConfig().replace(model={"kind": "scratch"})
+    assert recurrence_preset(one) is not None
+    # ModelConfig refuses a stacked run without recurrence: no button that cannot work
+    assert recurrence_preset(one.replace(model={"num_layers": 2})) is None
+
+
+def test_a_stacked_scratch_rnn_trains_and_probes_in_the_window(
+    make_window, qtbot, tiny_config
+) -> None:
+    config = tiny_config.replace(model={"kind": "scratch", "num_layers": 2})
+    window = make_window(config)
+    window.set_probe_text(TEXT)
+    window.controller.step(2)
+    qtbot.waitUntil(lambda: window.app_state.main.step == 2, timeout=ENGINE_WAIT_MS)
+
+    def probed() -> bool:
+        result = window.probe_result
+        snapshot = window.app_state.shown_snapshot
+        return (
+            result is not None
+            and result.text == TEXT
+            and snapshot is not None
+            and snapshot.step == 2
+            and result.layer_hidden is not None
+        )
+
+    qtbot.waitUntil(probed, timeout=ENGINE_WAIT_MS)
+    result = window.probe_result
+    p = window.panels
+    assert p.controls.layers_spin.value() == 2 and p.controls.layers_spin.isEnabled()
+    assert {"W_xh l0", "W_hh l1", "W_hq"} <= set(window.app_state.run_info.param_names)
+    window.docks["dock_hidden"].raise_()
+    qtbot.waitUntil(lambda: p.hidden.depth_selector().count() == 2, timeout=5000)
+    detail, why = window.probes.step_detail(3, 0)
+    assert why == "" and detail.layer == 0 and detail.num_layers == 2
+    np.testing.assert_allclose(detail.H_t, result.layer_hidden[0][3], atol=1e-6)
+    detail, _ = window.probes.step_detail(3)
+    np.testing.assert_allclose(detail.H_t, result.hidden[3], atol=1e-6)
