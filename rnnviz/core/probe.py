@@ -498,8 +498,9 @@ class Prober:
         ids_np = _encode(self.vocab, text)
         T, H, V = len(ids_np), self.model.hidden_size, self.model.vocab_size
         gates = {"gru": 3, "lstm": 4}.get(self.model.kind, 1)
+        layers = getattr(self.model, "num_layers", 1)  # the flow below is the top layer's
         p = _common_prefix(self._ids, ids_np) if self._hidden is not None else 0
-        forward = max(0, T - p) * (gates * H * H + H * V)
+        forward = max(0, T - p) * (layers * gates * H * H + H * V)
         if not with_grad_flow:
             return forward, 0
         keep = max(0, p - 1) if self._G_T is not None else 0
