@@ -10,6 +10,9 @@ cannot loop.
 For a GRU or LSTM a selector picks what the heatmap shows (``LAYERS``): H_t, the LSTM's cell
 C_t, or one gate (``core.gates``: LSTM i f g o, GRU r z n), and the selected unit's strip draws
 every one of them over t. A new result draws only the layer shown and the unit's curves.
+Of stacked layers (a GRU's, an LSTM's gate record, a scratch RNN's ``layer_hidden``) a second
+selector picks the layer; choosing one emits ``depth_chosen`` (``set_depth`` is silent), and
+the window moves the step view's and the saturation scatter's layer with it.
 """
 
 from __future__ import annotations

@@ -17,9 +17,10 @@ gate multiplies h_{t−1} W_hn + b_hn, which a line under the equations says, si
 candidate puts it before the product), then (1 − z) ⊙ n and z ⊙ h_{t−1}, which add up to h_t.
 Gates are on (0, 1), tanh values on (−1, 1), the cell state on the core's symmetric levels.
 
-Of a stacked GRU or LSTM the rows are one layer's, chosen in the layer selector (the top one
-first, as in the hidden-state panel): above the bottom layer the input x_t of every equation
-and of the first row is the layer below's h_t, written h_t^(l−1), and the O_t row says it is
+Of a stacked model (scratch RNN, GRU, LSTM) the rows are one layer's, chosen in the layer
+selector (the top one first, as in the hidden-state panel): above the bottom layer the input
+x_t (X_t) of every equation and of the first row is the layer below's h_t (H_t), written
+h_t^(l−1), and the O_t row says it is
 the top layer's h_t times W_hq, whichever layer the rows show. The selector emits
 ``layer_chosen``; the window moves the other panels' layer with it, so the heatmap, the
 saturation scatter and these rows show one layer.
