@@ -225,8 +225,9 @@ def _window_arguments(parser: argparse.ArgumentParser) -> None:
         "--stacked-layer",
         type=_int_in(*LAYERS_RANGE),
         metavar="N",
-        help="of a stacked GRU or LSTM (model.num_layers > 1), the layer the hidden-state "
-        "panel shows: 1 is the bottom one (default: the top one)",
+        help="of a stacked model (model.num_layers > 1), the layer the hidden-state panel, "
+        "the step view and the saturation scatter show: 1 is the bottom one (default: the "
+        "top one)",
     )
     window.add_argument(
         "--direction",
@@ -288,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=1,
         metavar="L",
-        help="stacked recurrent layers, 1-4 (GRU and LSTM; default 1)",
+        help="stacked recurrent layers, 1-4 (scratch, GRU and LSTM; default 1)",
     )
     train.add_argument(
         "--bidirectional",
@@ -1088,9 +1089,11 @@ def _train(args: argparse.Namespace, dp: DataParallel | None) -> int:
             )
     for note in (*run.corpus.notes, *getattr(run.batches, "notes", ())):
         print(f"note: {note}", file=sys.stderr)
+    layers = config.model.num_layers
     print(
         f"corpus {run.corpus.name}: {len(run.corpus.text):,} characters, vocab {vocab_size}; "
-        f"model {config.model.kind} H={config.model.hidden_size} {config.model.activation}; "
+        f"model {config.model.kind} H={config.model.hidden_size} {config.model.activation}"
+        f"{f' x {layers} layers' if layers > 1 else ''}; "
         f"{total:,} steps ({per_epoch:,} per epoch) on {config.train.device}",
         file=sys.stderr,
     )

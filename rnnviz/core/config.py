@@ -140,8 +140,8 @@ class ModelConfig:
     init: InitScheme = "uniform"
     # False: W_hh held at 0 while training, the slide's MLP H_t = phi(X_t W_xh + b_h) (RNN only)
     recurrence: bool = True
-    # stacked recurrent layers (GRU/LSTM): layer l > 0 reads layer l-1's H_t; the output
-    # layer reads the top one
+    # stacked recurrent layers (scratch, GRU, LSTM): layer l > 0 reads layer l-1's H_t; the
+    # output layer reads the top one
     num_layers: int = 1
     # a second recurrence over the reversed text per layer (PyTorch's layout: the output
     # layer, and layer l > 0, read concat(H_fwd, H_rev), 2H wide); see ``training_refusal``
@@ -160,10 +160,15 @@ class ModelConfig:
         if not isinstance(self.recurrence, bool):
             raise ConfigError(f"recurrence must be true or false, not {self.recurrence!r}")
         _check_int("number of layers", self.num_layers, LAYERS_RANGE)
-        if self.num_layers > 1 and self.kind not in ("gru", "lstm"):
+        if self.num_layers > 1 and self.kind == "fast":
+            # its hand-written BPTT is one layer's; autograd runs the scratch RNN's stack
             raise ConfigError(
-                f"{self.num_layers} layers: stacked layers are built for the GRU and the LSTM; "
-                "the scratch and fast RNNs are the chapter's one-layer loop"
+                f"{self.num_layers} layers: the fast RNN is one layer; the stacked plain RNN "
+                "is the scratch kind (--model scratch)"
+            )
+        if self.num_layers > 1 and not self.recurrence and self.kind == "scratch":
+            raise ConfigError(
+                "a run without recurrence (the slide's MLP) holds one W_hh at 0: one layer"
             )
         if not self.recurrence and self.kind in ("gru", "lstm"):
             raise ConfigError(
@@ -176,6 +181,11 @@ class ModelConfig:
             raise ConfigError(
                 "the fast RNN's hand-written backward pass is one direction; "
                 "a bidirectional RNN is the scratch kind (model.kind=scratch)"
+            )
+        if self.bidirectional and self.kind == "scratch" and self.num_layers > 1:
+            raise ConfigError(
+                "the scratch RNN is bidirectional with one layer (d2l ch. 10.4's pair of "
+                "loops); a stacked bidirectional model is the GRU or the LSTM"
             )
         if self.bidirectional and not self.recurrence:
             raise ConfigError(

@@ -325,7 +325,14 @@ class DataParallel:
         else:
             trainer.carried = self._gather_rows(carried)
 
-    def _gather_rows(self, t: Tensor) -> Tensor:
+    def _gather_rows(self, state: Tensor) -> Tensor:
+        if state.dim() == 3:  # stacked layers' (L, B, H): the rows are dim 1
+            rows = self._gather_first(state.transpose(0, 1).contiguous())
+            return rows.transpose(0, 1).contiguous()
+        return self._gather_first(state)
+
+    def _gather_first(self, t: Tensor) -> Tensor:
+        """Every process's ``t``, concatenated along dim 0 in rank order."""
         world = self.launch.world_size
         count = torch.tensor([t.shape[0]], dtype=torch.int64, device=self.device)
         counts = [torch.zeros_like(count) for _ in range(world)]

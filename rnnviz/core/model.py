@@ -6,14 +6,16 @@ The scratch RNN is the one of the d2l.ai chapter, with the same parameter names:
     O_t = H_t W_hq + b_q                             # (B, V)
 
 X_t is one-hot, so X_t W_xh is computed as a row lookup ``W_xh[tokens_t]``: the same number,
-without a (B, V) @ (V, H) matmul of zeros.
+without a (B, V) @ (V, H) matmul of zeros. Stacked (d2l 10.3's deep RNN), layer l > 0 reads
+layer l-1's H_t in place of X_t: H_t^(l) = phi(H_t^(l-1) W_xh^(l) + H_{t-1}^(l) W_hh^(l) + b_h^(l)),
+its parameters ``W_xh_l1, W_hh_l1, b_h_l1`` (layer 0 keeps the chapter's names).
 
 Every model has the same interface::
 
     logits, hiddens, state = model(tokens, state)   # (B, T, V), (B, T, H), final state
 
-``state`` is a (B, H) tensor, or an (h, c) pair for the LSTM; ``None`` means zeros. A GRU or
-LSTM of L > 1 stacked layers carries every layer's: (L, B, H) tensors, PyTorch's layout (one
+``state`` is a (B, H) tensor, or an (h, c) pair for the LSTM; ``None`` means zeros. A model
+of L > 1 stacked layers carries every layer's: (L, B, H) tensors, PyTorch's layout (one
 layer keeps (B, H), so nothing that carries a one-layer state changes). ``hiddens`` is the top
 layer's H_t, what the output layer reads.
 
@@ -87,6 +89,12 @@ class CharModel(nn.Module):
         raise NotImplementedError
 
 
+def layer_param_names(layer: int) -> tuple[str, str, str]:
+    """The scratch RNN's state_dict names of one layer: d2l's for layer 0, ``W_xh_l1`` above."""
+    suffix = "" if layer == 0 else f"_l{layer}"
+    return (f"W_xh{suffix}", f"W_hh{suffix}", f"b_h{suffix}")
+
+
 class ScratchRNN(CharModel):
     """The textbook RNN: an explicit Python loop over time steps, autograd for the backward."""
 
@@ -96,11 +104,17 @@ class ScratchRNN(CharModel):
         super().__init__(vocab_size, config)
         V, H = vocab_size, config.hidden_size
         self.bidirectional = config.bidirectional
+        self.num_layers = config.num_layers  # the config refuses both at once (d2l has neither)
         D = 2 if self.bidirectional else 1
         self.phi = activation_fn(config.activation)
         self.W_xh = nn.Parameter(torch.empty(V, H))
         self.W_hh = nn.Parameter(torch.empty(H, H))
         self.b_h = nn.Parameter(torch.zeros(H))
+        for layer in range(1, self.num_layers):  # before W_hq: state_dict in layer order
+            w_xh, w_hh, b_h = layer_param_names(layer)
+            self.register_parameter(w_xh, nn.Parameter(torch.empty(H, H)))
+            self.register_parameter(w_hh, nn.Parameter(torch.empty(H, H)))
+            self.register_parameter(b_h, nn.Parameter(torch.zeros(H)))
         self.W_hq = nn.Parameter(torch.empty(D * H, V))
         self.b_q = nn.Parameter(torch.zeros(V))
         if self.bidirectional:
@@ -109,36 +123,82 @@ class ScratchRNN(CharModel):
             self.b_h_reverse = nn.Parameter(torch.zeros(H))
         self.reset_parameters()
 
-    def _own_params(self) -> tuple[nn.Parameter, ...]:
-        reverse = (
-            tuple(getattr(self, n) for n in REVERSE_SCRATCH_NAMES) if self.bidirectional else ()
-        )
-        return (self.W_xh, self.W_hh, self.b_h, self.W_hq, self.b_q, *reverse)
+    def layer_params(self, layer: int) -> tuple[Tensor, Tensor, Tensor]:
+        """(W_xh, W_hh, b_h) of stacked layer ``layer`` (0: the one reading X_t)."""
+        w_xh, w_hh, b_h = layer_param_names(layer)
+        return self.get_parameter(w_xh), self.get_parameter(w_hh), self.get_parameter(b_h)
 
-    def init_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
+    def _reverse_params(self) -> tuple[Tensor, ...]:
         if not self.bidirectional:
-            return super().init_state(batch_size, device)
-        dev = device if device is not None else self.device
-        return torch.zeros(2, batch_size, self.hidden_size, device=dev, dtype=self.dtype)
+            return ()
+        return tuple(self.get_parameter(n) for n in REVERSE_SCRATCH_NAMES)
 
     def reset_parameters(self) -> None:
-        """d2l: Gaussian with sigma 0.01, biases zero. uniform: PyTorch's nn.RNN default."""
+        """d2l: Gaussian with sigma 0.01, biases zero. uniform: PyTorch's nn.RNN default.
+        Layers above the first, and a reverse direction, are drawn after the one-layer
+        model's parameters, so layer 0 and the output layer start as a one-layer model of the
+        same seed does."""
+        upper: list[Tensor] = [
+            p for layer in range(1, self.num_layers) for p in self.layer_params(layer)
+        ]
+        later = (*upper, *self._reverse_params())
         with torch.no_grad():
-            # the forward direction's draws come first, so a one-direction model's numbers
-            # are what they always were
             if self.config.init == "d2l":
                 for p in (self.W_xh, self.W_hh, self.W_hq):
                     p.normal_(0.0, 0.01)
                 self.b_h.zero_()
                 self.b_q.zero_()
-                if self.bidirectional:
-                    self.W_xh_reverse.normal_(0.0, 0.01)
-                    self.W_hh_reverse.normal_(0.0, 0.01)
-                    self.b_h_reverse.zero_()
+                for w in later:
+                    if w.dim() == 1:
+                        w.zero_()
+                    else:
+                        w.normal_(0.0, 0.01)
             else:
                 bound = 1.0 / math.sqrt(self.hidden_size)
-                for p in self._own_params():
-                    p.uniform_(-bound, bound)
+                for w in (self.W_xh, self.W_hh, self.b_h, self.W_hq, self.b_q, *later):
+                    w.uniform_(-bound, bound)
+
+    def init_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
+        depth = 2 if self.bidirectional else self.num_layers  # PyTorch's (L*D, B, H)
+        if depth == 1:
+            return super().init_state(batch_size, device)
+        dev = device if device is not None else self.device
+        return torch.zeros((depth, batch_size, self.hidden_size), device=dev, dtype=self.dtype)
+
+    def named_grad_params(self) -> list[tuple[str, nn.Parameter]]:
+        """d2l's names; of L layers each with its layer, "W_xh l0", as the GRU's "W_x(gates) l0"."""
+        if self.num_layers == 1:
+            return super().named_grad_params()
+        named = []
+        for n, p in self.named_parameters():
+            base, _, layer = n.rpartition("_l")
+            if n in ("W_xh", "W_hh", "b_h"):
+                n = f"{n} l0"
+            elif base in ("W_xh", "W_hh", "b_h") and layer.isdigit():
+                n = f"{base} l{layer}"
+            named.append((n, p))
+        return named
+
+    def layer_hiddens(self, tokens: Tensor, state: State | None = None) -> list[Tensor]:
+        """Every layer's H_t (B, T, H), bottom first, reading ``tokens`` from ``state``."""
+        return self._layers(tokens, state)[0]
+
+    def _layers(self, tokens: Tensor, state: State | None) -> tuple[list[Tensor], list[Tensor]]:
+        """Every layer's H_t (B, T, H) and its last one (B, H), bottom first (one direction)."""
+        B, T = tokens.shape
+        start = self.init_state(B) if state is None else state
+        assert isinstance(start, Tensor)
+        starts = [start] if self.num_layers == 1 else list(start.unbind(0))
+        seqs: list[Tensor] = []
+        finals: list[Tensor] = []
+        for layer, H_t in enumerate(starts):
+            W_xh, W_hh, b_h = self.layer_params(layer)
+            # layer 0: X_t W_xh as a row lookup of the one-hot X_t; above, the layer below's H_t
+            x_proj = W_xh[tokens] if layer == 0 else seqs[-1] @ W_xh  # (B, T, H)
+            seq, last = self._loop(x_proj, H_t, W_hh, b_h)
+            seqs.append(seq)
+            finals.append(last)
+        return seqs, finals
 
     def _loop(
         self, x_proj: Tensor, H_t: Tensor, W_hh: Tensor, b_h: Tensor, reverse: bool = False
@@ -156,14 +216,14 @@ class ScratchRNN(CharModel):
         return torch.stack(hiddens, dim=1), H_t
 
     def forward(self, tokens: Tensor, state: State | None = None) -> tuple[Tensor, Tensor, State]:
+        if not self.bidirectional:
+            seqs, finals = self._layers(tokens, state)
+            hidden_seq = seqs[-1]  # (B, T, H): the top layer's, what the output layer reads
+            logits = hidden_seq @ self.W_hq + self.b_q  # (B, T, V)
+            return logits, hidden_seq, finals[0] if self.num_layers == 1 else torch.stack(finals)
         B, T = tokens.shape
         H_0 = self.init_state(B) if state is None else state
         assert isinstance(H_0, Tensor)
-        if not self.bidirectional:
-            x_proj = self.W_xh[tokens]  # (B, T, H): X_t W_xh as a row lookup of the one-hot X_t
-            hidden_seq, H_t = self._loop(x_proj, H_0, self.W_hh, self.b_h)
-            logits = hidden_seq @ self.W_hq + self.b_q  # (B, T, V)
-            return logits, hidden_seq, H_t
         forward, H_f = self._loop(self.W_xh[tokens], H_0[0], self.W_hh, self.b_h)
         x_rev = self.W_xh_reverse[tokens]
         backward, H_b = self._loop(x_rev, H_0[1], self.W_hh_reverse, self.b_h_reverse, True)

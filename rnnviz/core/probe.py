@@ -161,6 +161,10 @@ class ProbeResult:
             return self.hidden_reverse
         raise KeyError(f"no {direction} direction: the probe has {', '.join(self.directions)}")
 
+    # a stacked scratch RNN: every layer's H_t (T, H), bottom first, the last one ``hidden``;
+    # None for one layer (and for GRU/LSTM, whose layers are in ``gates``)
+    layer_hidden: tuple[np.ndarray, ...] | None = None
+
     @property
     def all_unknown(self) -> bool:
         """No character of the text is in the vocabulary: every prediction is from <unk>."""
@@ -178,7 +182,9 @@ class ProbeResult:
 class StepDetail:
     """The numbers of one time step of the scratch RNN, next to the chapter's equation.
 
-    Vectors are 1-D read-only NumPy arrays; names follow the slides.
+    Vectors are 1-D read-only NumPy arrays; names follow the slides. Of stacked layers, one
+    layer's: its input is the layer below's H_t in place of X_t (``layer_input``), ``xW`` is
+    that input times the layer's W_xh, and O_t is the top layer's H_t W_hq + b_q.
     """
 
     t: int
@@ -199,6 +205,11 @@ class StepDetail:
     # the slides' identity: [X_t, H_{t-1}] [W_xh; W_hh] = X_t W_xh + H_{t-1} W_hh
     concat: np.ndarray  # (H,) computed by an actual concatenation and one matmul
     concat_max_abs_diff: float
+    layer: int = 0  # from 0, the bottom one (reading X_t)
+    num_layers: int = 1
+    # what the layer reads: X_t (V,) for layer 0, the layer below's H_t (H,) above it; None
+    # for a one-layer model (X_t)
+    layer_input: np.ndarray | None = None
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -258,6 +269,7 @@ class _Pass:
     hidden: Tensor
     cells: Tensor | None
     gates: GateRecord | None
+    layers: tuple[Tensor, ...] | None = None  # a stacked scratch RNN's H_t per layer (T, H)
 
 
 def _states(array: np.ndarray, like: Tensor) -> Tensor:
@@ -285,6 +297,10 @@ def _run(model: CharModel, ids: Tensor, state: State | None = None) -> _Pass:
             cells = _states(trace["c"], model.W_hq) if isinstance(model, LSTMModel) else None
         logits = torch.addmm(model.b_q, hidden, model.W_hq)
         return _Pass(logits, hidden, cells, record)
+    if isinstance(model, ScratchRNN) and model.num_layers > 1:
+        seqs = tuple(h[0] for h in model.layer_hiddens(ids[None], state))
+        logits = torch.addmm(model.b_q, seqs[-1], model.W_hq)
+        return _Pass(logits, seqs[-1], None, None, seqs)
     logits, hidden, _ = model(ids[None], zero_state(model) if state is None else state)
     return _Pass(logits[0], hidden[0], None, None)
 
@@ -448,11 +464,12 @@ def _scratch_grad_flow(
     T, H = hidden.shape
     n = T - 1 - r0
     phi_prime = phi_derivative(_activation(model), hidden).unbind(0)
-    W_hh_T = model.W_hh.detach().t()
+    # of stacked layers the top one's: its H_k reaches later losses through its own W_hh only
+    W_hh = model.layer_params(model.num_layers - 1)[1].detach()
+    W_hh_T = W_hh.t()
     if n == 1:
         # one new row (a key typed at the end): a chain of vector-matrix products, two torch
         # calls a step on fixed views (W_hh v is v W_hh^T for a vector)
-        W_hh = model.W_hh.detach()
         history = direct.new_zeros(T - 1, H)
         history[T - 2] = direct[0]
         steps = history.unbind(0)
@@ -591,6 +608,7 @@ class Prober:
         self._hidden: Tensor | None = None  # (T, H)
         self._cells: Tensor | None = None  # (T, H), LSTM only
         self._gates: GateRecord | None = None  # GRU/LSTM only
+        self._layers: tuple[Tensor, ...] | None = None  # a stacked scratch RNN's, per layer
         self._G_T: Tensor | None = None  # (T, T) G transposed, None: not computed
         self._no_recurrence: Tensor | None = None  # no_recurrence_table, made at first use
         self.reused_steps = 0  # of the last probe: how many leading steps came from the cache
@@ -604,7 +622,8 @@ class Prober:
         gates = {"gru": 3, "lstm": 4}.get(self.model.kind, 1)
         p = self._reusable(ids_np)
         D = 2 if self.model.config.bidirectional else 1  # each direction its own recurrence
-        forward = max(0, T - p) * D * (gates * H * H + H * V)
+        layers = getattr(self.model, "num_layers", 1)  # the flow below is the top layer's
+        forward = max(0, T - p) * D * (layers * gates * H * H + H * V)
         if not with_grad_flow:
             return forward, 0
         keep = max(0, p - 1) if self._G_T is not None else 0
@@ -669,6 +688,7 @@ class Prober:
             )
         self._ids, self._logits, self._hidden, self._cells = ids_np, logits, hidden, cells
         self._gates = run.gates
+        self._layers = run.layers
         self._G_T = G_T
         self.reused_steps = p
         if self._no_recurrence is None:
@@ -695,12 +715,15 @@ class Prober:
             cells = None if self._cells is None else self._cells[:T]
             if gates is not None and len(self._ids) > T:
                 gates = _join_gates(gates, T, None)
-            return _Pass(self._logits[:T], self._hidden[:T], cells, gates)
+            layers = None if self._layers is None else tuple(h[:T] for h in self._layers)
+            return _Pass(self._logits[:T], self._hidden[:T], cells, gates, layers)
         state: State = self._hidden[p - 1 : p]
         if self._cells is not None:
             state = (self._hidden[p - 1 : p], self._cells[p - 1 : p])
         if gates is not None and gates.num_layers > 1:  # every layer's state at p - 1
             state = _layer_states(gates, p - 1, self._hidden)
+        if self._layers is not None:  # a stacked scratch RNN's, (L, 1, H)
+            state = torch.stack([h[p - 1 : p] for h in self._layers])
         new = _run(self.model, ids[p:], state)
         cells = None
         if self._cells is not None:
@@ -708,11 +731,18 @@ class Prober:
             cells = torch.cat([self._cells[:p], new.cells])
         if gates is not None:
             gates = _join_gates(gates, p, new.gates)
+        layers = None
+        if self._layers is not None:
+            assert new.layers is not None
+            layers = tuple(
+                torch.cat([a[:p], b]) for a, b in zip(self._layers, new.layers, strict=True)
+            )
         return _Pass(
             torch.cat([self._logits[:p], new.logits]),
             torch.cat([self._hidden[:p], new.hidden]),
             cells,
             gates,
+            layers,
         )
 
 
@@ -762,6 +792,7 @@ def _result(
         gates=run.gates,
         hidden_reverse=_to_numpy(run.hidden[:, H:]) if both else None,
         cell_reverse=None if cells is None or not both else _to_numpy(cells[:, H:]),
+        layer_hidden=None if run.layers is None else tuple(_to_numpy(h) for h in run.layers),
     )
 
 
@@ -795,7 +826,7 @@ def hidden_jacobian_norms(model: CharModel, vocab: Vocab, text: str, t: int) -> 
         raise ValueError("dH_t/dH_k runs along one direction; this model is bidirectional")
     ids = torch.from_numpy(ids_np[: t + 1]).to(model.device)
     inputs = None
-    if getattr(model, "num_layers", 1) > 1:
+    if isinstance(model, GRUModel | LSTMModel) and model.num_layers > 1:
         run = _run(model, ids)
         hidden, cells = run.hidden, run.cells
         assert run.gates is not None
@@ -839,8 +870,12 @@ def step_ids(model: CharModel, vocab: Vocab, text: str, t: int) -> tuple[np.ndar
     return ids_np, torch.from_numpy(ids_np).to(model.device)
 
 
-def step_detail(model: CharModel, vocab: Vocab, text: str, t: int) -> StepDetail:
-    """Step t of the scratch (or fast) RNN, term by term, for the Step view."""
+@torch.no_grad()
+def step_detail(
+    model: CharModel, vocab: Vocab, text: str, t: int, layer: int | None = None
+) -> StepDetail:
+    """Step t of the scratch (or fast) RNN, term by term, for the Step view. ``layer``: of
+    stacked layers, from 0 (the bottom one); None is the top one, which the output reads."""
     if not isinstance(model, ScratchRNN):
         raise ValueError(
             f"the step view shows the scratch RNN's equation; a {model.kind.upper()} has gates"
@@ -852,21 +887,28 @@ def step_detail(model: CharModel, vocab: Vocab, text: str, t: int) -> StepDetail
             "the step view shows a one-direction RNN's equation; this one is bidirectional "
             "(the hidden-state panel shows each direction)"
         )
+    L = model.num_layers
+    layer = L - 1 if layer is None else layer
+    if not 0 <= layer < L:
+        raise ValueError(f"no layer {layer + 1}: this RNN has {L} layer(s)")
     ids_np, ids = step_ids(model, vocab, text, t)
     T = len(ids_np)
+    W_xh, W_hh, b_h = model.layer_params(layer)
+    # every layer's H over steps 0..t, one pass: H_{t-1} of this layer, H_t of the one below
+    seqs = [h[0] for h in model.layer_hiddens(ids[None, : t + 1])]
     if t > 0:
-        _, hidden, _ = _forward(model, ids[:t])
-        H_prev = hidden[-1]
+        H_prev = seqs[layer][t - 1]
     else:
-        H_prev = torch.zeros(model.hidden_size, dtype=model.W_hh.dtype, device=model.device)
-    X_t = nn.functional.one_hot(ids[t], model.vocab_size).to(model.W_xh.dtype)
-    # the slides' matmul with the one-hot row (the model uses the equal row lookup)
-    xW = X_t @ model.W_xh
-    hW = H_prev @ model.W_hh
-    pre = xW + hW + model.b_h
+        H_prev = torch.zeros(model.hidden_size, dtype=W_hh.dtype, device=model.device)
+    X_t = nn.functional.one_hot(ids[t], model.vocab_size).to(W_xh.dtype)
+    # layer 0: the slides' matmul with the one-hot row (the model uses the equal row lookup)
+    layer_in = X_t if layer == 0 else seqs[layer - 1][t]
+    xW = layer_in @ W_xh
+    hW = H_prev @ W_hh
+    pre = xW + hW + b_h
     H_t = model.phi(pre)
-    O_t = H_t @ model.W_hq + model.b_q
-    concat = torch.cat([X_t, H_prev]) @ torch.cat([model.W_xh, model.W_hh], dim=0)
+    O_t = seqs[-1][t] @ model.W_hq + model.b_q
+    concat = torch.cat([layer_in, H_prev]) @ torch.cat([W_xh, W_hh], dim=0)
     token_id = int(ids_np[t])
     return StepDetail(
         t=t,
@@ -879,13 +921,16 @@ def step_detail(model: CharModel, vocab: Vocab, text: str, t: int) -> StepDetail
         H_prev=_to_numpy(H_prev),
         xW=_to_numpy(xW),
         hW=_to_numpy(hW),
-        b_h=_to_numpy(model.b_h),
+        b_h=_to_numpy(b_h),
         pre_activation=_to_numpy(pre),
         H_t=_to_numpy(H_t),
         O_t=_to_numpy(O_t),
         softmax=_to_numpy(torch.softmax(O_t, dim=-1)),
         concat=_to_numpy(concat),
         concat_max_abs_diff=float((concat - (xW + hW)).detach().abs().max()),
+        layer=layer,
+        num_layers=L,
+        layer_input=None if L == 1 else _to_numpy(layer_in),
     )
 
 

@@ -19,6 +19,9 @@ the top layer's forward direction, ``"hidden_reverse"`` (``"cell_reverse"``) its
 ``"l0.reverse.f"``. Its gradient flow is not causal: G[t, k] for every k. A one-direction
 result has none of these keys.
 
+A stacked plain RNN adds ``"layer_hidden"``: every layer's H_t, bottom first, T x H each
+(the last one is ``"hidden"``).
+
 The gradient flow is T x T numbers (95 MB of JSON at 4,096 characters), so it is written for
 texts of at most :data:`JSON_GRAD_FLOW_MAX_CHARS` characters; past that ``"grad_flow"`` is
 ``null`` and ``"grad_flow_omitted"`` says why. The CLI and the GUI share this rule.
@@ -45,7 +48,9 @@ def state_arrays(kind: str, layers: int = 1, directions: int = 1) -> int:
     the cell and the gates of an LSTM or a GRU, every layer's and direction's (what a size
     check counts per character)."""
     gated = _STATE_ARRAYS.get(kind, 0)
-    return directions * (1 + gated * layers + (layers - 1 if gated else 0))
+    if not gated:  # a stacked plain RNN: "layer_hidden" beside "hidden"
+        return directions * (1 + (layers if layers > 1 else 0))
+    return directions * (1 + gated * layers + layers - 1)
 
 
 def grad_flow_omitted(chars: int) -> str | None:
@@ -96,6 +101,8 @@ def probe_json(result: ProbeResult) -> dict[str, Any]:
             out["cell_reverse"] = result.cell_reverse.tolist()
     if result.gates is not None:
         out["gates"] = _gates_json(result)
+    if result.layer_hidden is not None:
+        out["layer_hidden"] = [h.tolist() for h in result.layer_hidden]
     return out
 
 

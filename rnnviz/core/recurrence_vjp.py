@@ -56,7 +56,7 @@ def back_step(
 
     ``back(k, Mh, Mc)`` takes rows of dL/dh_{k+1} (and dL/dc_{k+1}) and returns the rows of
     dL/dh_k (and dL/dc_k) along the recurrence only (not through the output layer at k).
-    Of stacked GRU/LSTM layers it is the top layer's recurrence (``hidden``, ``cells`` and its
+    Of stacked layers it is the top layer's recurrence (``hidden``, ``cells`` and its
     ``inputs``, the layer below's h_t): h_k of the top layer reaches later losses only through
     it, the layers below being nodes of their own (as c_k is beside h_k). An LSTM's
     ``cells`` may be None with ``first_cell``, c_0: they follow from h and these weights.
@@ -71,7 +71,9 @@ def back_step(
         raise ValueError("a one-direction model has no reverse direction")
     if isinstance(model, ScratchRNN):  # FastRNN too: same parameters, same maths
         phi_prime = phi_derivative(model.config.activation, hidden)
-        W_hh_T = (model.W_hh_reverse if reverse else model.W_hh).detach().t()
+        # a reverse direction is the one-layer scratch RNN's; else the top layer's
+        W_hh = model.W_hh_reverse if reverse else model.layer_params(model.num_layers - 1)[1]
+        W_hh_T = W_hh.detach().t()
 
         def scratch_back(k: int, Mh: Tensor, Mc: Tensor | None) -> tuple[Tensor, Tensor | None]:
             return (Mh * phi_prime[k + 1]) @ W_hh_T, None

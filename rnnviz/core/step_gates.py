@@ -4,7 +4,11 @@
 GRU or LSTM has gates instead. This module takes every gate of the step from
 ``core.gates.model_gates`` (PyTorch's own definitions, checked there against nn.LSTMCell and
 nn.GRUCell) and adds the products a student adds up by eye, plus the model's output layer
-O_t = h_t W_hq + b_q and its softmax. Layer 0, forward direction: rnnviz's models have one.
+O_t = h_t W_hq + b_q and its softmax. Forward direction: rnnviz's models have one.
+
+Of L stacked layers, any layer l: its input is layer l−1's h_t (H wide) instead of the one-hot
+x_t, and its h_{t−1}, c_{t−1} are its own. O_t and the softmax are always the top layer's h_t
+times W_hq (what the model predicts from), whichever layer the rows show.
 
 LSTM (PyTorch's gate order i, f, g, o; d2l's I_t, F_t, C̃_t, O_t)::
 
@@ -74,22 +78,26 @@ ROWS: Mapping[str, tuple[str, ...]] = {"lstm": LSTM_ROWS, "gru": GRU_ROWS}
 
 @dataclass(frozen=True)
 class GatedStepDetail:
-    """The numbers of step t of a GRU or LSTM (layer 0, forward), next to its equations."""
+    """The numbers of step t of one layer of a GRU or LSTM (forward), next to its equations."""
 
     kind: str  # "lstm" | "gru"
     t: int
+    layer: int  # from 0, the bottom one (reading the characters)
+    num_layers: int
     char: str
     next_char: str | None  # None at the last position
     token_id: int
     token: str  # the vocabulary entry read ("<unk>" for an unknown character)
     X_t: np.ndarray  # (V,) one-hot
+    # what the layer reads: X_t for layer 0, layer − 1's h_t (H,) above it
+    layer_input: np.ndarray
     vectors: Mapping[str, np.ndarray]  # (H,) each, keys ROWS[kind] in order
-    O_t: np.ndarray  # (V,) h_t W_hq + b_q
+    O_t: np.ndarray  # (V,) the top layer's h_t W_hq + b_q
     softmax: np.ndarray  # (V,) softmax(O_t)
     # LSTM: symmetric colour levels for c_{t−1}, f ⊙ c_{t−1}, i ⊙ g and c_t, from the largest
     # |c| of the whole text (so they stay put as the cursor moves); None for the GRU
     cell_levels: tuple[float, float] | None
-    # h_t from the stepped gates against the fused nn.LSTM/nn.GRU's output at step t
+    # h_t from the stepped gates against the fused nn.LSTM/nn.GRU's h_n of this layer at t
     fused_max_abs_diff: float
 
     @property
@@ -116,34 +124,40 @@ def _row(values: np.ndarray, t: int, size: int) -> np.ndarray:
 
 @torch.no_grad()
 def gated_step_detail(
-    model: CharModel, vocab: Vocab, text: str, t: int, gates: GateRecord | None = None
+    model: CharModel,
+    vocab: Vocab,
+    text: str,
+    t: int,
+    gates: GateRecord | None = None,
+    layer: int | None = None,
 ) -> GatedStepDetail:
-    """Step ``t`` of a GRU or LSTM reading ``text`` from a zero state, term by term.
+    """Step ``t`` of one layer of a GRU or LSTM reading ``text`` from a zero state, term by
+    term. ``layer``: from 0 (the bottom one); None is the top one, which the output reads.
 
     ``gates``: the ``model_gates`` record of this model on this text (a probe's
     ``ProbeResult.gates``), to skip recomputing it; None computes it.
     """
     if not isinstance(model, GRUModel | LSTMModel):
         raise ValueError(f"gated_step_detail is for GRU and LSTM models, not {model.kind!r}")
-    if model.num_layers > 1:
-        # layer 1's gates read x_t, the output reads the top layer's h_t: one column of
-        # equations would mix two layers' numbers
-        raise ValueError(
-            f"the step view shows a one-layer {model.kind.upper()}; this one stacks "
-            f"{model.num_layers} layers (the hidden-state panel shows each layer's gates)"
-        )
     if model.bidirectional:
         raise ValueError(
             f"the step view shows a one-direction {model.kind.upper()}; this one is "
             "bidirectional (the hidden-state panel shows each direction's gates)"
         )
+    L = model.num_layers
+    layer = L - 1 if layer is None else layer
+    if not 0 <= layer < L:
+        raise ValueError(f"no layer {layer + 1}: this {model.kind.upper()} has {L} layer(s)")
     ids_np, ids = step_ids(model, vocab, text, t)
     T = len(ids_np)
     record = gates if gates is not None else model_gates(model, ids)
-    trace = record.trace(0, "forward")
+    trace = record.trace(layer, "forward")
     if trace["h"].shape[0] != T:
         raise ValueError(f"the gate record has {trace['h'].shape[0]} steps, the text {T}")
     H = model.hidden_size
+    rnn = model.rnn
+    X_t = nn.functional.one_hot(ids[t], model.vocab_size).to(model.W_hq.dtype)
+    below = None if layer == 0 else np.array(record.trace(layer - 1, "forward")["h"][t])
     h_prev = _row(trace["h"], t - 1, H)
     v: dict[str, np.ndarray] = {"h_prev": h_prev}
     levels = None
@@ -156,15 +170,18 @@ def gated_step_detail(
         levels = cell_levels(trace["c"])
     else:
         r, z, n = (np.array(trace[name][t]) for name in ("r", "z", "n"))
-        rnn = model.rnn
-        w_ih, w_hh = rnn.get_parameter("weight_ih_l0"), rnn.get_parameter("weight_hh_l0")
+        w_ih = rnn.get_parameter(f"weight_ih_l{layer}")
+        w_hh = rnn.get_parameter(f"weight_hh_l{layer}")
         new = slice(2 * H, 3 * H)  # the candidate's rows of PyTorch's stacked (r, z, n)
-        # the one-hot x_t times W_in is column token of weight_ih: a lookup, as the model does
-        x_n = w_ih[new, int(ids_np[t])]
+        if below is None:
+            # the one-hot x_t times W_in is column token of weight_ih: a lookup, as the model
+            x_n = w_ih[new, int(ids_np[t])]
+        else:
+            x_n = torch.tensor(below, dtype=w_ih.dtype, device=w_ih.device) @ w_ih[new].t()
         h_n = torch.tensor(h_prev, dtype=w_hh.dtype, device=w_hh.device) @ w_hh[new].t()
         if rnn.bias:
-            x_n = x_n + rnn.get_parameter("bias_ih_l0")[new]
-            h_n = h_n + rnn.get_parameter("bias_hh_l0")[new]
+            x_n = x_n + rnn.get_parameter(f"bias_ih_l{layer}")[new]
+            h_n = h_n + rnn.get_parameter(f"bias_hh_l{layer}")[new]
         x_n_np = x_n.detach().cpu().numpy().astype(np.float32)
         h_n_np = h_n.detach().cpu().numpy().astype(np.float32)
         v.update(r=r, z=z, x_n=x_n_np, h_n=h_n_np, r_h_n=r * h_n_np, n=n)
@@ -172,21 +189,28 @@ def gated_step_detail(
     vectors = {name: frozen_array(v[name], dtype=np.float32) for name in ROWS[model.kind]}
 
     # torch.tensor copies: torch must not share (or warn about) a read-only array
+    top_h = np.array(record.trace(L - 1, "forward")["h"][t])
+    h_top = torch.tensor(top_h, dtype=model.W_hq.dtype, device=model.device)
+    O_t = h_top @ model.W_hq + model.b_q
+    # the fused layer's own forward over steps 0..t: its h_n of this layer is h_t here
+    _, h_n_all = rnn(model.one_hot(ids[None, : t + 1]))
+    if isinstance(h_n_all, tuple):
+        h_n_all = h_n_all[0]
     h_t = torch.tensor(vectors["h"], dtype=model.W_hq.dtype, device=model.device)
-    O_t = h_t @ model.W_hq + model.b_q
-    # the fused layer's own forward over steps 0..t: the stepped gates must give its h_t
-    _, fused, _ = model(ids[None, : t + 1])
-    fused_diff = float((fused[0, t] - h_t).abs().max())
+    fused_diff = float((h_n_all[layer, 0] - h_t).abs().max())
     token_id = int(ids_np[t])
-    X_t = nn.functional.one_hot(ids[t], model.vocab_size).to(model.W_hq.dtype)
+    X_np = _to_numpy(X_t)
     return GatedStepDetail(
         kind=model.kind,
         t=t,
+        layer=layer,
+        num_layers=L,
         char=text[t],
         next_char=text[t + 1] if t + 1 < T else None,
         token_id=token_id,
         token=vocab.tokens[token_id],
-        X_t=_to_numpy(X_t),
+        X_t=X_np,
+        layer_input=X_np if below is None else frozen_array(below, dtype=np.float32),
         vectors=vectors,
         O_t=_to_numpy(O_t),
         softmax=_to_numpy(torch.softmax(O_t, dim=-1)),

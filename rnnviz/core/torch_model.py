@@ -37,15 +37,17 @@ on a one-hot input X_t, an embedding E (V, D) followed by W_ih (G*H, D) is the s
 ``W_ih E^T`` (G*H, V), and ``nn.RNN``'s two biases only ever appear summed. So
 
 * ``nn.RNN``: ``W_xh = E W_ih^T``, ``W_hh = W_hh^T``, ``b_h = b_ih + b_hh`` (rnnviz's
-  scratch RNN, row vectors as in d2l);
+  scratch RNN, row vectors as in d2l); a stacked layer l > 0 the same without E
+  (``W_xh_l1 = weight_ih_l1^T``, ...), since it reads the layer below's h_t;
 * ``nn.GRU`` / ``nn.LSTM``: the same layer over the one-hot input, ``weight_ih = W_ih E^T``;
 * ``nn.Linear(H, V)``: ``W_hq = weight^T``, ``b_q = bias``.
 
 The products are summed in float64 and rounded once to float32. ``bidirectional=True`` (the
 ``_reverse`` tensors; nn.RNN of one layer, nn.GRU/nn.LSTM of 1 to 4) opens as rnnviz's
 bidirectional model: the reverse direction's input matrix folds the embedding the same way,
-and the Linear reads 2H. Not supported yet, and refused with a message that says which (found
-from the tensor names): ``num_layers`` > 1 of an nn.RNN (or > 4), ``proj_size``.
+and the Linear reads 2H. A stacked nn.RNN (1 to 4 layers) opens as the stacked scratch RNN.
+Not supported yet, and refused with a message that says which (found from the tensor names):
+``num_layers`` > 4, a stacked bidirectional nn.RNN, ``proj_size``.
 
 Reading is the checkpoint loader's (``core.checkpoint``): a regular file within
 :data:`~rnnviz.core.checkpoint.MAX_CHECKPOINT_BYTES`, the safetensors header and tensor table
@@ -341,7 +343,7 @@ class _Plan:
     d2l_rnn: bool
     d2l_output: bool
     names: dict[str, str]  # role -> tensor name in the file (absent biases absent)
-    layers: int = 1  # stacked GRU/LSTM layers; roles weight_ih_l1, ... for those above 0
+    layers: int = 1  # stacked layers; roles weight_ih_l1, ... for those above 0
     # the reverse direction's roles are its PyTorch names: weight_ih_l0_reverse, ...
     bidirectional: bool = False
 
@@ -351,9 +353,9 @@ def _fmt(shape: tuple[int, ...]) -> str:
 
 
 def _refuse_layers(spec: TorchSpec, names: list[str], name: str) -> tuple[int, bool]:
-    """The number of layers and whether there is a reverse direction; proj_size and (but for
-    a GRU or an LSTM of at most LAYERS_RANGE[1]) num_layers > 1 refused, told apart by
-    PyTorch's tensor names."""
+    """The number of layers and whether there is a reverse direction; proj_size, num_layers
+    beyond LAYERS_RANGE and a stacked bidirectional nn.RNN refused, told apart by PyTorch's
+    tensor names."""
     layers = 1
     reverse = False
     examples: dict[str, str] = {}  # problem -> a tensor that shows it, weight_ih first
@@ -362,7 +364,7 @@ def _refuse_layers(spec: TorchSpec, names: list[str], name: str) -> tuple[int, b
         if match is None:
             continue
         layers = max(layers, int(match.group(3)) + 1)
-        stackable = spec.kind in ("gru", "lstm") and layers <= LAYERS_RANGE[1]
+        stackable = layers <= LAYERS_RANGE[1]
         if int(match.group(3)) > 0 and not stackable:
             examples.setdefault("layers", key)
         reverse = reverse or bool(match.group(4))
@@ -372,14 +374,15 @@ def _refuse_layers(spec: TorchSpec, names: list[str], name: str) -> tuple[int, b
         found = [(p, examples[p]) for p in ("layers", "proj_size") if p in examples]
         problems = [f"num_layers={layers}" if p == "layers" else p for p, _ in found]
         verb = "is" if len(problems) == 1 else "are"
-        opens = (
-            f"a GRU or an LSTM of 1 to {LAYERS_RANGE[1]} layers"
-            if spec.kind in ("gru", "lstm")
-            else f"a one-layer {_KIND_NAMES[spec.kind]}"
-        )
+        opens = f"{_A[spec.kind]} {_KIND_NAMES[spec.kind]} of 1 to {LAYERS_RANGE[1]} layers"
         raise TorchModelError(
             f"{name}: {' and '.join(problems)} {verb} not supported yet: rnnviz opens "
             f"{opens}, either direction (the file has {' and '.join(key for _, key in found)})"
+        )
+    if spec.kind == "rnn" and layers > 1 and reverse:
+        raise TorchModelError(
+            f"{name}: a stacked bidirectional nn.RNN is not supported yet: rnnviz opens an "
+            f"nn.RNN of 1 to {LAYERS_RANGE[1]} layers in one direction, or of one layer in both"
         )
     return layers, reverse
 
@@ -589,6 +592,12 @@ def _build(spec: TorchSpec, plan: _Plan, tensors: dict[str, Tensor]) -> tuple[Ch
             params["b_h_reverse"] = (zero if b_ih is None else b_ih) + (
                 zero if b_hh is None else b_hh
             )
+        for layer in range(1, plan.layers):  # reads the layer below's h_t: no embedding
+            w_xh, w_hh, b = (f"{part}_l{layer}" for part in ("W_xh", "W_hh", "b_h"))
+            params[w_xh] = t[f"weight_ih_l{layer}"].t().contiguous()
+            params[w_hh] = t[f"weight_hh_l{layer}"].t().contiguous()
+            pair = (f"bias_ih_l{layer}", f"bias_hh_l{layer}")
+            params[b] = t[pair[0]] + t[pair[1]] if pair[0] in t else torch.zeros(H)
     else:
         zeros = torch.zeros(G * H)
         params["rnn.weight_ih_l0"] = table.t().contiguous()

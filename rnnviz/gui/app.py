@@ -234,13 +234,14 @@ def choose_hidden_layer(window: MainWindow, name: str) -> None:
 
 
 def choose_stacked_layer(window: MainWindow, layer: int) -> None:
-    """``--stacked-layer N``: the hidden-state panel shows that layer (0: the bottom one)
-    from the first probe shown of a model that has so many."""
+    """``--stacked-layer N``: the hidden-state panel, the step view and the saturation scatter
+    show that layer (0: the bottom one) from the first probe shown of a model that has so
+    many."""
     panel = window.panels.hidden
 
     def choose() -> None:
         if panel.depth_selector().count() > layer:
-            panel.set_depth(layer)
+            window.reactions.set_stacked_layer(layer)
             window.probe_shown.disconnect(choose)
 
     window.probe_shown.connect(choose)

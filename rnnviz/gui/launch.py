@@ -40,9 +40,10 @@ class LaunchOptions:
     ``hidden_layer``: what the hidden-state heatmap shows (HIDDEN_LAYERS), chosen at the first
     probe of a model that has it (None: H_t). ``model``: (weights, spec) of a PyTorch model
     opened read-only once the engine runs (``rnnviz open``; nothing is trained).
-    ``stacked_layer``: of a stacked GRU/LSTM, the layer the hidden-state panel shows, from 1
-    (the bottom one; None: the top one). ``direction``: of a bidirectional model, the
-    direction the hidden-state panel shows, "forward" or "backward" (None: forward).
+    ``stacked_layer``: of a stacked model, the layer the hidden-state panel, the step view and
+    the saturation scatter show, from 1 (the bottom one; None: the top one). ``direction``: of
+    a bidirectional model, the direction the hidden-state panel shows, "forward" or "backward"
+    (None: forward).
     """
 
     config: RunConfig | None = None

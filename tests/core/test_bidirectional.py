@@ -48,7 +48,7 @@ def test_bidirectional_is_off_by_default_and_old_configs_read_as_one_direction()
         ({"kind": "scratch", "bidirectional": "yes"}, "bidirectional must be true or false"),
         ({"kind": "scratch", "bidirectional": 1}, "bidirectional must be true or false"),
         ({"kind": "scratch", "bidirectional": True, "recurrence": False}, "needs recurrence"),
-        ({"kind": "scratch", "bidirectional": True, "num_layers": 2}, "stacked layers"),
+        ({"kind": "scratch", "bidirectional": True, "num_layers": 2}, "stacked bidirectional"),
     ],
 )
 def test_bad_bidirectional_configs_are_one_line_errors(changes: dict[str, Any], words: str) -> None:

@@ -262,6 +262,13 @@ def _core_configs() -> list[RunConfig]:
         RunConfig(corpus, ModelConfig(kind="fast", hidden_size=16), uneven),
         RunConfig(corpus, ModelConfig(kind="gru", hidden_size=16), uneven),
         RunConfig(corpus, ModelConfig(kind="scratch", hidden_size=16), streams),
+        # stacked: the carried state is (L, B, H), its rows along dim 1; an epoch longer than
+        # the steps, so that a carried state is gathered at the end
+        RunConfig(
+            corpus,
+            ModelConfig(kind="scratch", hidden_size=16, num_layers=2),
+            dataclasses.replace(streams, windows_per_epoch=60),
+        ),
     ]
 
 
@@ -285,7 +292,8 @@ def _close(a: object, b: object, what: str) -> None:
 
 def test_core_data_parallel_matches_one_process_with_uneven_shares(tmp_path: Path) -> None:
     """Grad flow, per-parameter norms, validation and the carried state, with an epoch's
-    short last batch split unevenly; the fast, the GRU's and the scratch RNN's paths."""
+    short last batch split unevenly; the fast, the GRU's and the scratch RNN's paths, one and
+    two layers."""
     configs = _core_configs()
     steps = 4
     (tmp_path / "configs.json").write_text(json.dumps([c.to_json() for c in configs]))

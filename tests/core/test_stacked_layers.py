@@ -180,7 +180,7 @@ def test_a_stacked_run_round_trips_through_a_checkpoint(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "changes",
     [
-        {"kind": "scratch", "num_layers": 2},
+        {"kind": "scratch", "num_layers": 5},
         {"kind": "fast", "num_layers": 2},
         {"kind": "lstm", "num_layers": 5},
         {"kind": "gru", "num_layers": 0},

@@ -227,3 +227,103 @@ def test_cell_levels_floor_and_rounding():
     assert step_gates.cell_levels(np.array([[0.3, -0.2]])) == (-1.0, 1.0)
     assert step_gates.cell_levels(np.array([[1.3, -2.7]])) == (-5.0, 5.0)
     assert step_gates.cell_levels(np.array([[np.nan, -1.5]])) == (-2.0, 2.0)
+
+
+def _stacked(kind: str, vocab: Vocab, layers: int, seed: int = 5) -> LSTMModel | GRUModel:
+    config = ModelConfig(kind=kind, hidden_size=HIDDEN, num_layers=layers)
+    model = build_model(len(vocab), config, seed=seed)
+    torch.manual_seed(seed + 10)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.uniform_(-1.0, 1.0)
+    model.eval()
+    assert isinstance(model, LSTMModel | GRUModel)
+    return model
+
+
+@torch.no_grad()
+def _stacked_reference(
+    model: LSTMModel | GRUModel, vocab: Vocab, text: str, layer: int
+) -> list[dict[str, np.ndarray]]:
+    """Per step, the rows of ``layer`` from a fresh torch.nn.LSTM/GRU with copied weights,
+    stepped one character at a time: its h_n gives every layer's h_t (and c_t); the gates are
+    PyTorch's documented formulas on layer ``layer``'s weights and its input, h_n[layer − 1]."""
+    cls = nn.LSTM if isinstance(model, LSTMModel) else nn.GRU
+    L, H = model.num_layers, model.hidden_size
+    rnn = cls(model.vocab_size, H, num_layers=L).double()
+    rnn.load_state_dict({k: v.double() for k, v in model.rnn.state_dict().items()})
+    w_ih, w_hh = (getattr(rnn, f"{n}_l{layer}") for n in ("weight_ih", "weight_hh"))
+    b_ih, b_hh = (getattr(rnn, f"{n}_l{layer}") for n in ("bias_ih", "bias_hh"))
+    x = nn.functional.one_hot(torch.tensor(vocab.encode(text)), model.vocab_size).double()
+    h = torch.zeros(L, 1, H, dtype=torch.float64)
+    c = torch.zeros_like(h)
+    steps = []
+    for t in range(len(x)):
+        if cls is nn.LSTM:
+            _, (h_new, c_new) = rnn(x[t : t + 1, None], (h, c))
+        else:
+            _, h_new = rnn(x[t : t + 1, None], h)
+        layer_in = x[t : t + 1] if layer == 0 else h_new[layer - 1]
+        hp = h[layer]
+        ax = layer_in @ w_ih.t() + b_ih
+        ah = hp @ w_hh.t() + b_hh
+        row: dict[str, Tensor] = {"h_prev": hp, "input": layer_in, "top": h_new[-1]}
+        if cls is nn.LSTM:
+            i, f, g, o = (ax + ah).chunk(4, 1)
+            i, f, g, o = i.sigmoid(), f.sigmoid(), g.tanh(), o.sigmoid()
+            cp = c[layer]
+            row.update(i=i, f=f, g=g, o=o, c_prev=cp, f_c_prev=f * cp, i_g=i * g)
+            row.update(c=c_new[layer], tanh_c=c_new[layer].tanh(), h=h_new[layer])
+            torch.testing.assert_close(f * cp + i * g, c_new[layer])
+            c = c_new
+        else:
+            xr, xz, xn = ax.chunk(3, 1)
+            hr, hz, hn = ah.chunk(3, 1)
+            r, z = (xr + hr).sigmoid(), (xz + hz).sigmoid()
+            n = (xn + r * hn).tanh()
+            row.update(r=r, z=z, x_n=xn, h_n=hn, r_h_n=r * hn, n=n)
+            row.update(keep_n=(1 - z) * n, keep_h=z * hp, h=h_new[layer])
+            torch.testing.assert_close((1 - z) * n + z * hp, h_new[layer])
+        h = h_new
+        steps.append({name: v[0].numpy() for name, v in row.items()})
+    return steps
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("layers", [2, 3])
+def test_every_layer_of_a_stacked_model_matches_torch_nn_with_copied_weights(kind, layers, vocab):
+    model = _stacked(kind, vocab, layers)
+    ids = torch.tensor(vocab.encode(TEXT))[None]
+    with torch.no_grad():
+        logits = model(ids)[0][0]
+    gates = probe(model, vocab, TEXT, with_grad_flow=False).gates
+    for layer in range(layers):
+        reference = _stacked_reference(model, vocab, TEXT, layer)
+        for t in (0, 1, 7, len(TEXT) - 1):
+            for record in (None, gates):  # computed here, and the probe's record reused
+                d = gated_step_detail(model, vocab, TEXT, t, gates=record, layer=layer)
+                assert (d.layer, d.num_layers) == (layer, layers)
+                for name in d.rows:
+                    np.testing.assert_allclose(
+                        d[name], reference[t][name], rtol=TOL, atol=TOL, err_msg=f"{name} {t}"
+                    )
+                np.testing.assert_allclose(d.layer_input, reference[t]["input"], atol=TOL)
+                # the output is the top layer's, whichever layer the rows are
+                np.testing.assert_allclose(d.O_t, logits[t].numpy(), rtol=TOL, atol=TOL)
+                assert d.fused_max_abs_diff < TOL
+    # layer 0 reads the one-hot character, a layer above reads an H-wide h_t
+    first = gated_step_detail(model, vocab, TEXT, 3, layer=0)
+    np.testing.assert_array_equal(first.layer_input, first.X_t)
+    above = gated_step_detail(model, vocab, TEXT, 3, layer=1)
+    assert above.layer_input.shape == (HIDDEN,) and above.X_t.shape == (len(vocab),)
+    np.testing.assert_allclose(above.layer_input, first["h"], atol=TOL)
+
+
+def test_a_stacked_models_default_layer_is_the_top_one_and_others_are_refused(vocab):
+    model = _stacked("gru", vocab, 3)
+    top = gated_step_detail(model, vocab, TEXT, 4)
+    assert top.layer == 2
+    np.testing.assert_array_equal(top["h"], gated_step_detail(model, vocab, TEXT, 4, layer=2)["h"])
+    for layer in (-1, 3):
+        with pytest.raises(ValueError, match="3 layer"):
+            gated_step_detail(model, vocab, TEXT, 4, layer=layer)

@@ -338,12 +338,17 @@ def test_tensors_the_spec_does_not_place_are_refused(tmp_path: Path) -> None:
         open_torch_model(weights, spec)
 
 
+def test_a_stacked_bidirectional_rnn_is_refused_by_name(tmp_path: Path) -> None:
+    net = make_net(kind="rnn", num_layers=2, bidirectional=True)
+    with pytest.raises(TorchModelError, match="a stacked bidirectional nn.RNN is not supported"):
+        open_torch_model(*save_net(tmp_path, net))
+
+
 @pytest.mark.parametrize(
     ("kind", "kwargs", "words"),
     [
         ("lstm", {"num_layers": 5}, "num_layers=5 is not supported yet"),
-        ("rnn", {"num_layers": 2}, "num_layers=2 is not supported yet"),
-        ("rnn", {"num_layers": 2, "bidirectional": True}, "num_layers=2 is not supported yet"),
+        ("rnn", {"num_layers": 5}, "num_layers=5 is not supported yet"),
         ("gru", {"num_layers": 5, "bidirectional": True}, "num_layers=5 is not supported yet"),
         ("lstm", {"proj_size": 3}, "proj_size is not supported yet"),
     ],
@@ -354,7 +359,7 @@ def test_more_layers_or_directions_are_refused_by_name(
     net = make_net(kind=kind, **kwargs)
     with pytest.raises(TorchModelError) as err:
         open_torch_model(*save_net(tmp_path, net))
-    opens = "a one-layer RNN" if kind == "rnn" else "a GRU or an LSTM of 1 to 4 layers"
+    opens = {"rnn": "an RNN", "gru": "a GRU", "lstm": "an LSTM"}[kind] + " of 1 to 4 layers"
     assert words in str(err.value) and f"opens {opens}, either direction" in str(err.value)
 
 

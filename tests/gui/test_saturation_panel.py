@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import torch
 from _state_helpers import FakeClock, make_state
 from _timeline_helpers import train_in_steps
 from PySide6.QtCore import Qt
@@ -145,7 +146,7 @@ def test_a_click_on_a_dot_selects_that_unit_everywhere(lstm_window, qtbot):
     right = np.linspace(0.9, 0.05, H)
     sat = Saturation(left, right, 100)
     step = window.app_state.shown_snapshot.step
-    result = SaturationResult(0, step, "lstm", {"i": sat, "f": sat, "o": sat}, 4, 8, 0.0)
+    result = SaturationResult(0, step, "lstm", ({"i": sat, "f": sat, "o": sat},), 4, 8, 0.0)
     panel.show_saturation(result, ())
     view = panel.graphics()
     qtbot.waitUntil(lambda: view.viewport().isVisible(), timeout=WAIT_MS)
@@ -279,3 +280,59 @@ def test_a_validation_text_that_cannot_be_read_is_said_not_retried(qtbot, tmp_pa
         assert computed == []  # not asked again for this run
     finally:
         feed.stop()
+
+
+# ------------------------------------------------------------------ stacked layers
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_each_stacked_layers_fractions_are_a_direct_count(qtbot, kind):
+    """The worker's per-layer fractions against counting each sequence's gates one by one
+    (``model_gates``, unbatched, no chunks); the panel draws the layer chosen."""
+    from rnnviz.core.gates import SIGMOID_GATES, model_gates
+    from rnnviz.gui.state.saturation_worker import SaturationJob, compute
+
+    config = replace(LSTM_CONFIG, model=ModelConfig(kind=kind, hidden_size=10, num_layers=3))
+    corpus = load_corpus(config.corpus, seed=config.train.seed)
+    vocab = Vocab.from_text(corpus.text)
+    model = build_model(len(vocab), config.model, seed=2)
+    with torch.no_grad():  # wide weights: some gates saturate, some do not
+        for p in model.parameters():
+            p.uniform_(-1.5, 1.5)
+    batch = validation_batch(config, vocab.tokens)
+    job = SaturationJob(0, 7, config, tuple(vocab.tokens), params_to_numpy(model))
+    result = compute(job, batch)
+    assert len(result.layers) == 3 and result.gates is result.layers[-1]
+    records = [model_gates(model, row) for row in np.array(batch)]
+    saturated_somewhere = False
+    for layer in range(3):
+        for name in SIGMOID_GATES[kind]:
+            values = np.stack([r.trace(layer)[name] for r in records])  # (B, T, H)
+            left = (values < 0.1).sum(axis=(0, 1)) / (values.shape[0] * values.shape[1])
+            right = (values > 0.9).sum(axis=(0, 1)) / (values.shape[0] * values.shape[1])
+            sat = result.layers[layer][name]
+            np.testing.assert_allclose(sat.left, left, atol=1e-12, err_msg=f"{layer} {name}")
+            np.testing.assert_allclose(sat.right, right, atol=1e-12, err_msg=f"{layer} {name}")
+            saturated_somewhere |= bool(left.any() and right.any())
+    assert saturated_somewhere  # not a comparison of zeros
+    assert not np.array_equal(result.layers[0]["z" if kind == "gru" else "f"].left,
+                              result.layers[1]["z" if kind == "gru" else "f"].left)  # fmt: skip
+
+    panel = SaturationPanel()
+    qtbot.addWidget(panel)
+    chosen: list[int] = []
+    panel.layer_chosen.connect(chosen.append)
+    panel.show_saturation(result)
+    box = panel.layer_selector()
+    assert not box.isHidden() and box.count() == 3 and box.itemText(0) == "layer 3"
+    gate = SIGMOID_GATES[kind][0]
+    assert panel.layer() == 2  # the top one first, as the hidden-state panel
+    np.testing.assert_array_equal(panel.dots(gate)[0], result.layers[2][gate].left)
+    box.setCurrentIndex(box.findData(0))
+    assert chosen == [0] and panel.layer() == 0
+    np.testing.assert_array_equal(panel.dots(gate)[0], result.layers[0][gate].left)
+    np.testing.assert_array_equal(panel.dots(gate)[1], result.layers[0][gate].right)
+    assert box.currentText() == "layer 1" and "unit 0" in panel.readout_text()
+    panel.set_layer(1)  # from another panel: silent
+    assert chosen == [0]
+    np.testing.assert_array_equal(panel.dots(gate)[1], result.layers[1][gate].right)

@@ -339,6 +339,85 @@ def test_the_gated_view_fits_1280x720_and_a_narrow_dock(qtbot):
     assert widget.minimumSizeHint().height() <= 240
 
 
+# ------------------------------------------------------------------ stacked layers
+
+
+def _stacked(kind: str, layers: int = 2, hidden: int = 8):
+    vocab = Vocab.from_text(TEXT)
+    config = ModelConfig(kind=kind, hidden_size=hidden, num_layers=layers)
+    model = build_model(len(vocab), config, seed=0)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.uniform_(-1.0, 1.0)
+    return model.eval(), vocab
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_a_stacked_layers_rows_read_the_layer_below(panel, qtbot, kind):
+    model, vocab = _stacked(kind, 3)
+    chosen = []
+    panel.layer_chosen.connect(chosen.append)
+    top = gated_step_detail(model, vocab, PROBE, 4)
+    panel.set_detail(top, vocab.tokens)
+    box = panel.layer_selector()
+    assert box.isVisibleTo(panel) and [box.itemText(i) for i in range(3)] == [
+        "layer 3",
+        "layer 2",
+        "layer 1",
+    ]
+    assert panel.layer() == 2 and panel.requested_layer() is None
+    middle = gated_step_detail(model, vocab, PROBE, 4, layer=1)
+    panel.set_detail(middle, vocab.tokens)
+    for key in middle.rows:
+        np.testing.assert_array_equal(panel.row_values(key), middle[key])
+    # its input row is layer 1's h_t, H wide, where layer 1 has the one-hot x_t
+    np.testing.assert_array_equal(panel.row_values("X_t"), middle.layer_input)
+    assert "h<sub>t</sub><sup>(1)</sup>" in panel.rows["X_t"].label.text()
+    assert "1×H=8" in panel.rows["X_t"].label.text()
+    equations = _plain(panel.gated_equation.text())
+    assert "x<sub>t</sub>" not in equations and "h<sub>t</sub><sup>(1)</sup>W" in equations
+    assert "layer 2 of 3: input h<sub>t</sub><sup>(1)</sup>" in panel.gate_note_text()
+    assert "O<sub>t</sub> reads layer 3's" in panel.gate_note_text()
+    # O_t is the top layer's, and its row says so
+    np.testing.assert_array_equal(panel.row_values("O_t"), top.O_t)
+    assert "h<sub>t</sub><sup>(3)</sup>" in panel.rows["O_t"].label.text()
+    assert panel.layer_selector().currentText() == "layer 2"
+    bottom = gated_step_detail(model, vocab, PROBE, 4, layer=0)
+    panel.set_detail(bottom, vocab.tokens)
+    np.testing.assert_array_equal(panel.row_values("X_t"), bottom.X_t)
+    assert "x<sub>t</sub>" in _plain(panel.gated_equation.text())
+    assert "one-hot" in panel.gate_note_text()
+    # the selector emits, set_layer does not; a layer the next model lacks is its top one
+    assert box.currentText() == "layer 1"  # the layer of the rows shown
+    box.setCurrentIndex(box.findData(1))
+    assert chosen == [1] and panel.requested_layer() == 1
+    panel.set_layer(0)
+    assert chosen == [1] and panel.requested_layer() == 0
+    one, one_vocab = _gated(kind)
+    panel.set_detail(gated_step_detail(one, one_vocab, PROBE, 2), one_vocab.tokens)
+    assert not box.isVisibleTo(panel) and panel.layer() == 0
+    assert "layer" not in panel.gate_note_text()
+
+
+def test_a_stacked_scratch_rnns_rows_read_the_layer_below(panel):
+    model, vocab = _stacked("scratch", 2)
+    detail = step_detail(model, vocab, PROBE, 3, layer=1)
+    panel.set_detail(detail, vocab.tokens)
+    assert panel.form() == "plain" and panel.layer_selector().isVisibleTo(panel)
+    np.testing.assert_array_equal(panel.row_values("X_t"), detail.layer_input)
+    np.testing.assert_array_equal(panel.row_values("xW"), detail.xW)
+    np.testing.assert_array_equal(panel.row_values("H_t"), detail.H_t)
+    assert "H<sub>t</sub><sup>(1)</sup> W<sub>xh</sub>" in panel.rows["xW"].label.text()
+    assert "H<sub>t</sub><sup>(1)</sup>" in panel.equation.text()
+    assert "layer 2 of 2: input H<sub>t</sub><sup>(1)</sup>" in panel.gate_note_text()
+    bottom = step_detail(model, vocab, PROBE, 3, layer=0)
+    panel.set_detail(bottom, vocab.tokens)
+    assert "row" in panel.rows["xW"].label.text()  # X_t W_xh is a row of W_xh
+    assert "H<sub>t</sub><sup>(2)</sup>" in panel.rows["O_t"].label.text()
+    np.testing.assert_array_equal(panel.row_values("O_t"), detail.O_t)
+
+
 # ------------------------------------------------------------------ the window
 
 

@@ -98,6 +98,8 @@ def recurrence_preset(config: RunConfig) -> Preset | None:
     """The slide's MLP beside the RNN: W_hh held at 0 (or back on, for a run without it)."""
     if config.model.kind not in ("scratch", "fast"):
         return None
+    if config.model.num_layers > 1:  # one W_hh to hold at 0: ModelConfig refuses a stack
+        return None
     if config.model.recurrence:
         return Preset(
             "recurrence",

@@ -52,6 +52,8 @@ MODEL_CHOICES: tuple[tuple[str, str], ...] = (
     ("LSTM", "lstm"),
 )
 ACTIVATION_CHOICES: tuple[tuple[str, str], ...] = (("tanh", "tanh"), ("ReLU", "relu"))
+# the kinds that stack layers: the fast RNN's hand-written BPTT is one layer's
+STACKABLE: tuple[str, ...] = ("scratch", "gru", "lstm")
 CORPUS_CHOICES: tuple[tuple[str, str], ...] = (
     ("built-in (Python docs)", "builtin"),
     ("synthetic: repeat 'machine'", "synthetic:repeat"),
@@ -188,8 +190,8 @@ class ControlsPanel(QWidget):
         self.layers_spin = _spin(
             *LAYERS_RANGE,
             "Stacked recurrent layers (d2l 10.3, deep RNNs): layer l reads layer l-1's H_t, "
-            "the output layer the top one. GRU and LSTM; the scratch and fast RNNs are the "
-            "chapter's one-layer loop. Changing it resets training.",
+            "the output layer the top one. Scratch RNN, GRU and LSTM; the fast RNN's "
+            "hand-written BPTT is one layer's. Changing it resets training.",
             "layers_spin",
         )
         # the task trained is the language model; core says whether it trains a bidirectional
@@ -395,7 +397,7 @@ class ControlsPanel(QWidget):
                 "kind": kind,
                 "activation": activation,
                 "hidden_size": self.hidden_spin.value(),
-                "num_layers": self.layers_spin.value() if kind in ("gru", "lstm") else 1,
+                "num_layers": self.layers_spin.value() if kind in STACKABLE else 1,
                 # a change here asks for a model to train: where the task trains no
                 # bidirectional model (the greyed-out box), one direction; the fast RNN
                 # has only one
@@ -491,7 +493,8 @@ class ControlsPanel(QWidget):
     # ------------------------------------------------------------ helpers
 
     def _update_enabled(self) -> None:
-        allowed = bidirectional_allowed(self._task) and self.model_combo.currentData() != "fast"
+        kind = self.model_combo.currentData()
+        allowed = bidirectional_allowed(self._task) and kind != "fast"
         # checked and greyed out for an opened bidirectional model: it shows what is on screen
         self.bidirectional_check.setEnabled(allowed)
         self.bidirectional_check.setToolTip(
@@ -501,10 +504,10 @@ class ControlsPanel(QWidget):
             else BIDIRECTIONAL_LM_REFUSAL
         )
         self.bidirectional_why.setVisible(not bidirectional_allowed(self._task))
-        gated = self.model_combo.currentData() in ("gru", "lstm")
+        gated = kind in ("gru", "lstm")
         self.activation_combo.setEnabled(not gated)
-        self.layers_spin.setEnabled(gated)
-        if not gated:
+        self.layers_spin.setEnabled(kind in STACKABLE)
+        if kind not in STACKABLE:
             self.layers_spin.blockSignals(True)
             self.layers_spin.setValue(1)
             self.layers_spin.blockSignals(False)

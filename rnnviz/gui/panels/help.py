@@ -62,7 +62,12 @@ HELP: dict[str, tuple[str, str]] = {
         "h<sub>t−1</sub></b>. This is PyTorch's GRU, the model that runs: its reset gate acts "
         "after the product with W<sub>hn</sub>, while d2l's candidate uses (R<sub>t</sub> ⊙ "
         "H<sub>t−1</sub>) W<sub>hh</sub>, the gate before it. Gates are coloured on 0…1, tanh "
-        "values on ±1, the cell state on a symmetric scale that holds its values.",
+        "values on ±1, the cell state on a symmetric scale that holds its values. Of stacked "
+        "layers (d2l 10.3), the layer chosen beside the step: above the first, its input is "
+        "the layer below's h<sub>t</sub><sup>(l−1)</sup> instead of the one-hot x<sub>t</sub>, "
+        "and O<sub>t</sub> is always the top layer's h<sub>t</sub> W<sub>hq</sub>. The hidden "
+        "states, this view and the gate saturation show one layer: choosing it in one moves "
+        "the others.",
     ),
     "dock_film": (
         "Learning film",
@@ -93,7 +98,8 @@ HELP: dict[str, tuple[str, str]] = {
         "always left-saturated forgets at once (for the GRU, the update gate z<sub>t</sub> of "
         "h<sub>t</sub> = (1 − z<sub>t</sub>) ⊙ n<sub>t</sub> + z<sub>t</sub> ⊙ "
         "h<sub>t−1</sub> plays that part). Trails: where each unit was a few models before. "
-        "Click a dot to select its unit in every panel. After Karpathy, Johnson &amp; "
+        "Click a dot to select its unit in every panel. Of stacked layers, one layer's gates, "
+        "chosen beside the readout. After Karpathy, Johnson &amp; "
         "Fei-Fei, <i>Visualizing and Understanding Recurrent Networks</i> (2015), fig. 3.",
     ),
     "dock_unrolled": (

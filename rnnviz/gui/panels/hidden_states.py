@@ -10,8 +10,11 @@ cannot loop.
 For a GRU or LSTM a selector picks what the heatmap shows (``LAYERS``): H_t, the LSTM's cell
 C_t, or one gate (``core.gates``: LSTM i f g o, GRU r z n), and the selected unit's strip draws
 every one of them over t. A new result draws only the layer shown and the unit's curves.
-Of stacked layers a second selector picks the layer, and of a bidirectional model a third one
-the direction (forward, backward); each is shown only for a result that has a choice.
+Of stacked layers (a GRU's, an LSTM's gate record, a scratch RNN's ``layer_hidden``) a second
+selector picks the layer; choosing one emits ``depth_chosen`` (``set_depth`` is silent), and
+the window moves the step view's and the saturation scatter's layer with it. Of a
+bidirectional model a third one picks the direction (forward, backward). Each is shown only
+for a result that has a choice.
 """
 
 from __future__ import annotations
@@ -161,6 +164,13 @@ def layers_of(result: ProbeResult | None) -> tuple[str, ...]:
     return LAYERS[result.gates.kind]
 
 
+def depths_of(result: ProbeResult) -> int:
+    """How many stacked layers ``result``'s model has."""
+    if result.gates is not None:
+        return result.gates.num_layers
+    return 1 if result.layer_hidden is None else len(result.layer_hidden)
+
+
 def curve_colour(name: str) -> str:
     return _CURVE_COLOURS[name]
 
@@ -185,6 +195,7 @@ class HiddenStatesPanel(QWidget):
     unit_selected = Signal(int)
     export_failed = Signal(str)  # a plot's context-menu export failed (why)
     cursor_requested = Signal(int)
+    depth_chosen = Signal(int)  # the user chose a stacked layer (from 0); set_depth is silent
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -342,7 +353,7 @@ class HiddenStatesPanel(QWidget):
             self._stack.setCurrentIndex(0)
             return
         self._set_layers(layers_of(result))
-        self._set_depths(1 if result.gates is None else result.gates.num_layers)
+        self._set_depths(depths_of(result))
         self._set_bidirectional(result.bidirectional)
         self._stack.setCurrentIndex(1)
         self._heatmap.x_ticks.set_chars(result.text)
@@ -645,6 +656,7 @@ class HiddenStatesPanel(QWidget):
     def _on_depth_chosen(self, index: int) -> None:
         if index >= 0:
             self.set_depth(int(self._depth_box.itemData(index)))
+            self.depth_chosen.emit(self._depth)
 
     def _select_entry(self) -> None:
         """The selector on the layer shown (silent)."""
@@ -666,13 +678,22 @@ class HiddenStatesPanel(QWidget):
         """(T, H) values of ``name`` in the result shown, and their fixed colour levels."""
         result = self._result
         assert result is not None
-        top = result.gates is None or self.depth() == result.gates.num_layers - 1
+        top = self.depth() == depths_of(result) - 1
         direction: Literal["forward", "reverse"] = (
             "reverse" if self.direction() == "reverse" else "forward"
         )
         if name == "h" and top:
             lo, hi = result.hidden_levels
             return result.hidden_of(direction), (float(lo), float(hi))
+        if result.layer_hidden is not None:  # a stacked plain RNN: a lower layer's H_t
+            values = result.layer_hidden[self.depth()]
+            lo, hi = result.hidden_levels
+            if result.activation == "relu":  # unbounded: this layer's own largest value
+                from rnnviz.core.probe import nice_ceiling
+
+                finite = values[np.isfinite(values)]
+                hi = nice_ceiling(max(float(hi), float(finite.max()) if finite.size else 0.0))
+            return values, (float(lo), float(hi))
         assert result.gates is not None
         trace = result.gates.trace(self.depth(), direction)
         if name == "c":
@@ -682,8 +703,11 @@ class HiddenStatesPanel(QWidget):
 
     def _description(self, name: str) -> str:
         result = self._result
-        if result is None or result.gates is None:
+        if result is None:
             return ""
+        if result.gates is None:
+            depths = depths_of(result)
+            return "" if depths == 1 else f"hidden state H_t, layer {self.depth() + 1} of {depths}"
         description: str = result.gates.trace(self.depth()).descriptions[name]
         if result.gates.num_layers > 1:
             description += f", layer {self.depth() + 1} of {result.gates.num_layers}"

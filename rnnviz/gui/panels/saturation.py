@@ -10,14 +10,16 @@ the positions of a few earlier models, fading with age.
 
 The panel draws a ``gui.state.saturation_worker.SaturationResult`` and its trail; it computes
 nothing. A click on a dot selects that unit (``unit_selected``), ``set_unit`` never emits.
-For the plain RNN (scratch, fast) it says what it is for instead of an empty plot. Every
-method runs in the GUI thread.
+For the plain RNN (scratch, fast) it says what it is for instead of an empty plot. Of a
+stacked GRU/LSTM the dots are one layer's, chosen in its layer selector (the top one first,
+as in the hidden-state panel); ``layer_chosen`` lets the window move the other panels' layer
+with it. Every method runs in the GUI thread.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyqtgraph as pg
@@ -231,6 +233,7 @@ def _percent(share: float) -> str:
 class SaturationPanel(QWidget):
     unit_selected = Signal(int)
     export_failed = Signal(str)
+    layer_chosen = Signal(int)  # the user chose a stacked layer (from 0); set_layer is silent
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -249,8 +252,20 @@ class SaturationPanel(QWidget):
         self._gate_box.setFont(theme.font())
         self._gate_box.setToolTip("every gate side by side, or one gate large")
         self._gate_label.setBuddy(self._gate_box)
+        self._layer = -1  # the stacked layer shown; -1: the top one, whatever the depth
+        self._layers = 1
+        self._layer_box = QComboBox()
+        self._layer_box.setObjectName("saturation_layer_box")
+        self._layer_box.setFont(theme.font())
+        self._layer_box.setToolTip(
+            "which of the stacked layers' gates the dots are: layer 1 reads the characters, "
+            "each layer above the h_t of the one below"
+        )
+        self._layer_box.hide()
+        self._layer_box.currentIndexChanged.connect(self._on_layer_chosen)
         top = QHBoxLayout()
         top.addWidget(self._readout, 1)
+        top.addWidget(self._layer_box)
         top.addWidget(self._gate_label)
         top.addWidget(self._gate_box)
         self._stack, self._graphics = graphics_with_placeholder(self, WAITING_MESSAGE)
@@ -290,7 +305,7 @@ class SaturationPanel(QWidget):
                 self._choice = ALL
             self._gate_box.setCurrentIndex(max(0, self._gate_box.findData(self._choice)))
         self._gate_box.blockSignals(False)
-        self._gate_label.setVisible(bool(names))
+        self._gate_label.setVisible(bool(names) and self._layers == 1)
         self._gate_box.setVisible(bool(names))
         for name in names:
             if name not in self._plots:
@@ -305,9 +320,14 @@ class SaturationPanel(QWidget):
         """``result`` (None: nothing yet) and the results of earlier steps, oldest first."""
         if result is not None and result.kind != self._kind:
             self.set_kind(result.kind)
+        if result is not None:
+            self._set_layers(len(result.layers))
         self._result = result
         units = None if result is None else result.units
-        self._trail = tuple(r for r in trail if r.kind == self._kind and r.units == units)
+        depth = None if result is None else len(result.layers)
+        self._trail = tuple(
+            r for r in trail if r.kind == self._kind and r.units == units and len(r.layers) == depth
+        )
         self._draw()
 
     def show_failure(self, text: str) -> None:
@@ -340,6 +360,50 @@ class SaturationPanel(QWidget):
         """The selected unit's ring and name in the scheme in use."""
         for plot in self._plots.values():
             plot.recolour()
+
+    def layer(self) -> int:
+        """The stacked layer shown, from 0 (the bottom one); 0 for a one-layer model."""
+        return self._layers - 1 if self._layer < 0 else self._layer
+
+    def set_layer(self, layer: int) -> None:
+        """Show stacked layer ``layer`` (0: the bottom one), as the selector does (silent);
+        kept for a deeper model when this one has fewer layers."""
+        self._layer = max(0, int(layer))
+        if self._layer < self._layers:
+            self._layer_box.blockSignals(True)
+            self._layer_box.setCurrentIndex(self._layer_box.findData(self._layer))
+            self._layer_box.blockSignals(False)
+        self._hover = None
+        self._draw()
+
+    def layer_selector(self) -> QComboBox:
+        """The selector of the stacked layer shown: visible only for more than one layer."""
+        return self._layer_box
+
+    def _set_layers(self, layers: int) -> None:
+        if layers == self._layers:
+            return
+        self._layers = layers
+        self._layer_box.blockSignals(True)
+        try:
+            self._layer_box.clear()
+            for layer in range(layers - 1, -1, -1):  # the top one first, as the hidden panel
+                self._layer_box.addItem(f"layer {layer + 1}", layer)
+            self._layer_box.setCurrentIndex(self._layer_box.findData(self.layer()))
+        finally:
+            self._layer_box.blockSignals(False)
+        self._layer_box.setVisible(layers > 1)
+        # "show" gives its width to the layer selector: the readout keeps its three lines
+        self._gate_label.setVisible(layers == 1 and bool(self.gates()))
+
+    def _on_layer_chosen(self, index: int) -> None:
+        if index >= 0:
+            self.set_layer(int(self._layer_box.itemData(index)))
+            self.layer_chosen.emit(self._layer)
+
+    def _gates_of(self, result: SaturationResult) -> Mapping[str, Any]:
+        """The saturation of the layer shown."""
+        return result.layer(self.layer())
 
     # ---------------------------------------------------------------- what tests read
 
@@ -413,8 +477,11 @@ class SaturationPanel(QWidget):
             return
         self._stack.setCurrentIndex(1)
         for plot in self._shown_plots():
-            sat = result.gates[plot.name]
-            trail = [(r.gates[plot.name].left, r.gates[plot.name].right) for r in self._trail]
+            sat = self._gates_of(result)[plot.name]
+            trail = [
+                (self._gates_of(r)[plot.name].left, self._gates_of(r)[plot.name].right)
+                for r in self._trail
+            ]
             plot.show(np.asarray(sat.left), np.asarray(sat.right), trail)
             plot.mark(self._unit)
         self._update_readout()
@@ -437,7 +504,7 @@ class SaturationPanel(QWidget):
         if self._hover is not None:
             name, unit = self._hover
             if 0 <= unit < result.units:
-                sat = result.gates[name]
+                sat = self._gates_of(result)[name]
                 left, right = float(sat.left[unit]), float(sat.right[unit])
                 words = _verdict(self._kind, name, left, right)
                 self._readout.setText(
@@ -451,12 +518,13 @@ class SaturationPanel(QWidget):
             return
         parts, verdicts = [], []
         for name in result.names:
-            sat = result.gates[name]
+            sat = self._gates_of(result)[name]
             left, right = float(sat.left[unit]), float(sat.right[unit])
             parts.append(f"{name} ({left:.2f}, {right:.2f})")
             words = _verdict(self._kind, name, left, right)
             if words:
                 verdicts.append(f"{name}: <i>{words}</i>")
+        # the layer is the selector's beside it: a longer readout wraps over the plots
         self._readout.setText(
             f"<b>unit {unit}</b>, step {result.step:,}: "
             + " · ".join(parts)

@@ -17,6 +17,14 @@ gate multiplies h_{t−1} W_hn + b_hn, which a line under the equations says, si
 candidate puts it before the product), then (1 − z) ⊙ n and z ⊙ h_{t−1}, which add up to h_t.
 Gates are on (0, 1), tanh values on (−1, 1), the cell state on the core's symmetric levels.
 
+Of a stacked model (scratch RNN, GRU, LSTM) the rows are one layer's, chosen in the layer
+selector (the top one first, as in the hidden-state panel): above the bottom layer the input
+x_t (X_t) of every equation and of the first row is the layer below's h_t (H_t), written
+h_t^(l−1), and the O_t row says it is
+the top layer's h_t times W_hq, whichever layer the rows show. The selector emits
+``layer_chosen``; the window moves the other panels' layer with it, so the heatmap, the
+saturation scatter and these rows show one layer.
+
 The main window computes the detail on each cursor move (``core.probe.step_detail`` or
 ``core.step_gates.gated_step_detail``) and passes it in; this panel only draws. All methods run
 in the GUI thread.
@@ -31,7 +39,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, QSize, Qt
+from PySide6.QtCore import QRectF, QSize, Qt, Signal
 from PySide6.QtGui import (
     QColor,
     QFontMetrics,
@@ -42,8 +50,10 @@ from PySide6.QtGui import (
     QShowEvent,
 )
 from PySide6.QtWidgets import (
+    QComboBox,
     QFrame,
     QGridLayout,
+    QHBoxLayout,
     QLabel,
     QScrollArea,
     QSizePolicy,
@@ -201,6 +211,25 @@ GRU_NOTE_HTML = (
 )
 GATED_NOTE_HTML = {"lstm": LSTM_NOTE_HTML, "gru": GRU_NOTE_HTML}
 GATE_LEVELS: tuple[float, float] = (0.0, 1.0)
+_X_T = "x<sub>t</sub>"
+
+
+_PLAIN_X_T = "X<sub>t</sub>"
+
+
+def layer_input_html(layer: int, plain: bool = False) -> str:
+    """What layer ``layer`` (from 0) reads, as the equations write it: x_t (the scratch RNN's
+    X_t), or h_t^(l) of the layer below (numbered from 1, as the selectors number them)."""
+    if layer == 0:
+        return _PLAIN_X_T if plain else _X_T
+    return f"{'H' if plain else 'h'}<sub>t</sub><sup>({layer})</sup>"
+
+
+def for_layer(formula: str, layer: int, plain: bool = False) -> str:
+    """A formula with the layer's own input in place of the one-hot x_t (X_t)."""
+    if layer == 0:
+        return formula
+    return formula.replace(_PLAIN_X_T if plain else _X_T, layer_input_html(layer, plain))
 
 
 def quoted(char: str | None) -> str:
@@ -409,11 +438,15 @@ class _Body(QWidget):
 
 class StepViewPanel(QWidget):
     """The numbers of one step of the model, in the order of its equations: the scratch RNN's
-    (the chapter's), or a GRU's or LSTM's (PyTorch's)."""
+    (the chapter's), or a GRU's or LSTM's (PyTorch's), one layer of a stacked one."""
+
+    layer_chosen = Signal(int)  # the user chose a stacked layer (from 0); set_layer is silent
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._detail: Any = None
+        self._layer = -1  # the stacked layer shown; -1: the top one, whatever the depth
+        self._layers = 1
         self._vocab_tokens: tuple[str, ...] | None = None
         self._top: list[tuple[str, float]] = []
         self._form = "plain"  # "plain" (the scratch RNN), "lstm" or "gru"
@@ -456,6 +489,15 @@ class StepViewPanel(QWidget):
         self.step_label.setTextFormat(Qt.TextFormat.RichText)
         self.step_label.setFont(theme.font(1.15, bold=True))
         self.step_label.setWordWrap(True)
+        self._layer_box = QComboBox()
+        self._layer_box.setObjectName("stepview_layer_box")
+        self._layer_box.setFont(theme.font())
+        self._layer_box.setToolTip(
+            "which of the stacked layers these rows are: layer 1 reads the one-hot x_t, each "
+            "layer above reads the h_t of the one below; O_t is always the top layer's h_t W_hq"
+        )
+        self._layer_box.hide()
+        self._layer_box.currentIndexChanged.connect(self._on_layer_chosen)
 
         plain = _Body(
             [(key, formula) for key, formula, _ in ROWS],
@@ -502,7 +544,10 @@ class StepViewPanel(QWidget):
         page_layout.addWidget(self.equation)
         page_layout.addWidget(self.gated_equation)
         page_layout.addWidget(self.gate_note)
-        page_layout.addWidget(self.step_label)
+        step_row = QHBoxLayout()
+        step_row.addWidget(self.step_label, 1)
+        step_row.addWidget(self._layer_box, 0, Qt.AlignmentFlag.AlignTop)
+        page_layout.addLayout(step_row)
         page_layout.addWidget(scroll, 1)
         self.gated_equation.hide()
         self.gate_note.hide()
@@ -542,13 +587,18 @@ class StepViewPanel(QWidget):
             return
         self.stack.setCurrentIndex(1)
         kind = getattr(detail, "kind", "")
-        self._show_form(kind if kind in GATED_ROWS else "plain")
+        self._set_layers(getattr(detail, "num_layers", 1))
+        # the selector names the layer of the rows shown (the choice stays for a deeper model)
+        self._layer_box.blockSignals(True)
+        self._layer_box.setCurrentIndex(self._layer_box.findData(getattr(detail, "layer", 0)))
+        self._layer_box.blockSignals(False)
+        self._show_form(kind if kind in GATED_ROWS else "plain", getattr(detail, "layer", 0))
         if kind in GATED_ROWS:
             self._set_gated(cast("GatedStepDetail", detail))
         else:
             self._set_plain(cast("StepDetail", detail))
 
-    def _show_form(self, form: str) -> None:
+    def _show_form(self, form: str, layer: int = 0) -> None:
         self._form = form
         for name, body in self.bodies.items():
             body.setVisible(name == form)
@@ -556,10 +606,34 @@ class StepViewPanel(QWidget):
         gated = form != "plain"
         self.equation.setVisible(not gated)
         self.gated_equation.setVisible(gated)
-        self.gate_note.setVisible(gated)
+        self.gate_note.setVisible(gated or self._layers > 1)
+        if not gated:
+            equation = EQUATION_HTML
+            if self._layers > 1:  # longer with H_t^(l): a line may break between equations only
+                parts = EQUATION_HTML.split("&nbsp;&nbsp;&nbsp;")
+                equation = _equations(*(for_layer(part, layer, plain=True) for part in parts))
+            self.equation.setText(equation)
+            if self._layers > 1:
+                self.gate_note.setText(self._layer_note(layer, "H"))  # H: the chapter's
         if gated:
-            self.gated_equation.setText(GATED_EQUATION_HTML[form])
-            self.gate_note.setText(GATED_NOTE_HTML[form])
+            self.gated_equation.setText(for_layer(GATED_EQUATION_HTML[form], layer))
+            note = GATED_NOTE_HTML[form]
+            if self._layers > 1:  # a line of its own: the model's note stays one line
+                note = f"{self._layer_note(layer, 'h')}<br>{note}"
+            self.gate_note.setText(note)
+
+    def _layer_note(self, layer: int, h_symbol: str) -> str:
+        """Of stacked layers: what the layer shown reads, and which layer O_t reads."""
+        plain = h_symbol == "H"
+        h = "H" if plain else "h"
+        if layer == 0:
+            below = f"the one-hot {layer_input_html(0, plain)}"
+        else:
+            below = f"{layer_input_html(layer, plain)}, layer {layer}'s {h}<sub>t</sub>"
+        note = f"layer {layer + 1} of {self._layers}: input {below}"
+        if layer < self._layers - 1:
+            note += f"; O<sub>t</sub> reads layer {self._layers}'s {h}<sub>t</sub>"
+        return note
 
     def _step_text(self, detail: Any, after: str) -> None:
         next_text = (
@@ -596,6 +670,7 @@ class StepViewPanel(QWidget):
     def _set_plain(self, detail: StepDetail) -> None:
         V = len(detail.X_t)
         H = len(detail.H_t)
+        layer, top = detail.layer, detail.num_layers - 1
         relu = detail.activation == "relu"
         h_levels = RELU_LEVELS if relu else TANH_LEVELS
         h_cmap = theme.activation_colormap(h_levels)
@@ -606,15 +681,28 @@ class StepViewPanel(QWidget):
             f"fixed colour scales: terms and A<sub>t</sub> ±{SUM_LEVELS[1]:g} · "
             f"H {h_scale} · O<sub>t</sub> ±{LOGIT_LEVELS[1]:g} · P 0…1"
         )
-        self._step_text(detail, f"φ = {phi}")
+        self._step_text(detail, f"φ = {phi}")  # the layer: the selector beside it says it
         token = detail.token_id
-        notes = {"xW": f" = row {token} of W<sub>xh</sub>"}
-        for key, _, width_symbol in ROWS:
-            self.rows[key].set_shape(
-                width_symbol, V if width_symbol == "V" else H, notes.get(key, "")
-            )
+        notes = {"xW": f" = row {token} of W<sub>xh</sub>"} if layer == 0 else {}
+        if layer > 0:
+            notes["X_t"] = f" layer {layer}'s H<sub>t</sub>"
+        if layer < top:
+            notes["O_t"] = " top layer's"  # short: a wide label narrows every strip
+        for key, formula, width_symbol in ROWS:
+            row = self.rows[key]
+            row.formula = for_layer(formula, layer, plain=True)
+            if key == "O_t" and layer < top:
+                row.formula = formula.replace(
+                    "H<sub>t</sub>", f"H<sub>t</sub><sup>({top + 1})</sup>"
+                )
+            wide = key == "X_t" and layer > 0
+            row.set_shape("H" if wide else width_symbol, H if wide or width_symbol == "H" else V,
+                          notes.get(key, ""))  # fmt: skip
 
-        self._set_input(detail)
+        if layer == 0 or detail.layer_input is None:
+            self._set_input(detail)
+        else:  # the layer below's H_t: an H-wide row on the hidden state's scale
+            self._set_row("X_t", detail.layer_input, h_levels, h_cmap)
         self._set_row("H_prev", detail.H_prev, h_levels, h_cmap)
         if detail.t == 0:
             self.rows["H_prev"].numbers.show_values(
@@ -629,7 +717,8 @@ class StepViewPanel(QWidget):
 
         diff = float(detail.concat_max_abs_diff)
         self.concat_label.setText(
-            f"{CONCAT_HTML}&nbsp;&nbsp;&nbsp;max |difference| = <b>{diff:.1e}</b>"
+            f"{for_layer(CONCAT_HTML, layer, plain=True)}&nbsp;&nbsp;&nbsp;"
+            f"max |difference| = <b>{diff:.1e}</b>"
         )
 
     def _set_gated(self, detail: GatedStepDetail) -> None:
@@ -637,17 +726,31 @@ class StepViewPanel(QWidget):
         body = self.bodies[kind]
         V = len(detail.X_t)
         H = len(detail.vectors["h"])
+        layer, top = detail.layer, detail.num_layers - 1
         cell = detail.cell_levels if detail.cell_levels is not None else TANH_LEVELS
         levels = {"gate": GATE_LEVELS, "tanh": TANH_LEVELS, "cell": cell, "term": SUM_LEVELS}
         name = "LSTM" if kind == "lstm" else "GRU"
-        self._step_text(detail, name)
+        self._step_text(detail, name)  # the layer: the selector beside it says it
         token = detail.token_id
-        notes = {"x_n": f" row {token} of W<sub>in</sub>"}
-        for key, _, width_symbol, _, note in GATED_ROWS[kind]:
-            self.rows[key].set_shape(
-                width_symbol, V if width_symbol == "V" else H, notes.get(key, note)
-            )
-        self._set_input(detail)
+        notes = {"x_n": f" row {token} of W<sub>in</sub>"} if layer == 0 else {}
+        if layer > 0:
+            notes["X_t"] = f" layer {layer}'s h<sub>t</sub>"
+        if layer < top:
+            notes["O_t"] = " top layer's"
+        for key, formula, width_symbol, _, note in GATED_ROWS[kind]:
+            row = self.rows[key]
+            row.formula = for_layer(formula, layer)
+            if key == "O_t" and layer < top:
+                row.formula = formula.replace(
+                    "h<sub>t</sub>", f"h<sub>t</sub><sup>({top + 1})</sup>"
+                )
+            wide = V if width_symbol == "V" and not (key == "X_t" and layer > 0) else H
+            shown = "H" if key == "X_t" and layer > 0 else width_symbol
+            row.set_shape(shown, wide, notes.get(key, note))
+        if layer == 0:
+            self._set_input(detail)
+        else:  # the layer below's h_t: an H-wide tanh row, not a one-hot
+            self._set_row("X_t", detail.layer_input, TANH_LEVELS, theme.DIVERGING)
         for key, _, _, scale, _ in GATED_ROWS[kind]:
             if scale in levels:
                 lo_hi = levels[scale]
@@ -718,6 +821,54 @@ class StepViewPanel(QWidget):
                 f"{html.escape(self._token_name(next_id))} {p_next:.3f}</b>"
             )
         return f"top {TOP_K}: {line}"
+
+    # ------------------------------------------------------------------ stacked layers
+
+    def _set_layers(self, layers: int) -> None:
+        """The selector's entries for a model of ``layers`` stacked layers (shown only for
+        more than one), the top one first; the layer chosen stays while the model has it."""
+        if layers == self._layers:
+            return
+        self._layers = layers
+        if self._layer >= layers:
+            self._layer = -1
+        self._layer_box.blockSignals(True)
+        try:
+            self._layer_box.clear()
+            for layer in range(layers - 1, -1, -1):
+                self._layer_box.addItem(f"layer {layer + 1}", layer)
+            self._layer_box.setCurrentIndex(self._layer_box.findData(self.layer()))
+        finally:
+            self._layer_box.blockSignals(False)
+        self._layer_box.setVisible(layers > 1)
+
+    def layer(self) -> int:
+        """The stacked layer shown, from 0 (the bottom one); 0 for a one-layer model."""
+        return self._layers - 1 if self._layer < 0 else self._layer
+
+    def requested_layer(self) -> int | None:
+        """The layer to compute the detail for: None while it is the top one by default (the
+        next model may be deeper or shallower), else the layer chosen."""
+        return None if self._layer < 0 else self._layer
+
+    def set_layer(self, layer: int) -> None:
+        """Show stacked layer ``layer`` (0: the bottom one) from the next detail on, as the
+        selector does, without ``layer_chosen``. Kept for a deeper model when this one has
+        fewer layers."""
+        self._layer = max(0, int(layer))
+        if self._layer < self._layers:
+            self._layer_box.blockSignals(True)
+            self._layer_box.setCurrentIndex(self._layer_box.findData(self._layer))
+            self._layer_box.blockSignals(False)
+
+    def layer_selector(self) -> QComboBox:
+        """The selector of the stacked layer shown: visible only for more than one layer."""
+        return self._layer_box
+
+    def _on_layer_chosen(self, index: int) -> None:
+        if index >= 0:
+            self.set_layer(int(self._layer_box.itemData(index)))
+            self.layer_chosen.emit(self._layer)
 
     # ------------------------------------------------------------------ for tests / export
 

@@ -558,26 +558,30 @@ class ProbeScheduler(QObject):
 
     # ---------------------------------------------------------------- the step view
 
-    def step_detail(self, t: int) -> tuple[Any, str]:
+    def step_detail(self, t: int, layer: int | None = None) -> tuple[Any, str]:
         """The Step view's numbers of the shown probe at step ``t``: ``core.probe.step_detail``
         for the scratch/fast RNN, ``core.step_gates.gated_step_detail`` for a GRU/LSTM (on the
-        probe's own gate record). (detail, "") or (None, why there is none)."""
+        probe's own gate record). ``layer``: of stacked layers, from 0; None, or one the model
+        does not have, is the top one. (detail, "") or (None, why there is none)."""
         shown = self._shown
         if shown is None or shown.result is None or shown.model is None:
             return None, ""
         kind = getattr(shown.result, "kind", "fast")
+        layers = getattr(shown.model, "num_layers", 1)
+        if layer is not None and not 0 <= layer < layers:
+            layer = None  # a layer chosen on a deeper model: this one's top
         try:
             if kind in ("gru", "lstm"):
                 from rnnviz.core.step_gates import gated_step_detail
 
                 gates = getattr(shown.result, "gates", None)
                 detail = gated_step_detail(
-                    shown.model, shown.vocab, shown.result.text, t, gates=gates
+                    shown.model, shown.vocab, shown.result.text, t, gates=gates, layer=layer
                 )
                 return detail, ""
             from rnnviz.core.probe import step_detail
 
-            return step_detail(shown.model, shown.vocab, shown.result.text, t), ""
+            return step_detail(shown.model, shown.vocab, shown.result.text, t, layer=layer), ""
         except ValueError as exc:  # the cores' own "no such view here" (a stacked model)
             return None, str(exc)
         except Exception as exc:  # like a probe: never take the window down

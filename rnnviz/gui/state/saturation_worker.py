@@ -81,15 +81,26 @@ class SaturationJob:
 
 @dataclass(frozen=True)
 class SaturationResult:
-    """One model's saturation on the run's validation batch."""
+    """One model's saturation on the run's validation batch, every stacked layer's."""
 
     key: object
     step: int
     kind: str  # "lstm" | "gru"
-    gates: Mapping[str, Any]  # gate letter ("f") -> core.gates.Saturation, in PyTorch's order
+    # per stacked layer, bottom first: gate letter ("f") -> core.gates.Saturation, in
+    # PyTorch's order
+    layers: tuple[Mapping[str, Any], ...]
     rows: int  # validation sequences read
     num_steps: int  # characters each
     seconds: float  # the thread's time for it, model and batch included
+
+    @property
+    def gates(self) -> Mapping[str, Any]:
+        """The top layer's (the one the output reads; the only one of a one-layer model)."""
+        return self.layers[-1]
+
+    def layer(self, layer: int) -> Mapping[str, Any]:
+        """Stacked layer ``layer``'s (from 0, the bottom one); the top one's if it has fewer."""
+        return self.layers[layer] if 0 <= layer < len(self.layers) else self.layers[-1]
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -109,12 +120,15 @@ def compute(job: SaturationJob, batch: np.ndarray) -> SaturationResult:
     model = model_from_params(job.config.model, len(job.vocab_tokens), dict(job.params))
     by_key = model_saturation(model, np.array(batch))  # torch wants a writable array
     kind = job.config.model.kind
-    gates = {name: by_key[gate_key(0, "forward", name)] for name in SIGMOID_GATES[kind]}
+    layers = tuple(
+        {name: by_key[gate_key(layer, "forward", name)] for name in SIGMOID_GATES[kind]}
+        for layer in range(job.config.model.num_layers)
+    )
     return SaturationResult(
         job.key,
         job.step,
         kind,
-        gates,
+        layers,
         int(batch.shape[0]),
         int(batch.shape[1]),
         time.perf_counter() - start,

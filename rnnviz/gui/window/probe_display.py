@@ -90,12 +90,19 @@ class ProbeDisplay(QObject):
         if visible:
             self.update_step_view()
 
+    @Slot(int)
+    def step_layer_changed(self, _layer: int) -> None:
+        """The step view's stacked layer was chosen (there or in another panel)."""
+        self._stepview_stale = True
+        self.update_step_view()
+
     def update_step_view(self) -> None:
         """The step view's numbers at the cursor, while it is on screen."""
         if not self._stepview_stale or not self._stepview_on_screen:
             return
         self._stepview_stale = False
-        detail, why = self._probes.step_detail(self._cursor.cursor())
+        layer = self._stepview.requested_layer()
+        detail, why = self._probes.step_detail(self._cursor.cursor(), layer)
         current = self._probes.current
         if why:
             self._stepview.set_detail(None, placeholder=why)

@@ -106,6 +106,9 @@ class StateReactions(QObject):
         w.docks["dock_gradflow"].visibilityChanged.connect(probes.set_grad_flow_wanted)
         w.docks["dock_stepview"].visibilityChanged.connect(w.probe_display.set_stepview_on_screen)
         self._wire_saturation()
+        p.hidden.depth_chosen.connect(self.set_stacked_layer)
+        p.stepview.layer_chosen.connect(self.set_stacked_layer)
+        p.saturation.layer_chosen.connect(self.set_stacked_layer)
         # the banner's actions
         b = w.banner_bar
         b.rollback_requested.connect(self.rollback)
@@ -118,6 +121,18 @@ class StateReactions(QObject):
         b.reset_requested.connect(c.reset)
         b.discard_recovery_requested.connect(c.discard_autosave)
         w.redraw.drew.connect(self.update_status)
+
+    @Slot(int)
+    def set_stacked_layer(self, layer: int) -> None:
+        """One stacked layer (from 0) for every panel that shows one: the heatmap, the step
+        view and the saturation scatter. A lecturer points at a layer in one and explains it
+        in another; each keeps its own selector, since a tab or the focus view may show one
+        panel alone."""
+        p = self._window.panels
+        p.hidden.set_depth(layer)
+        p.stepview.set_layer(layer)
+        p.saturation.set_layer(layer)
+        self._window.probe_display.step_layer_changed(layer)
 
     def _wire_saturation(self) -> None:
         """The gate saturation: computed on its thread for the model the probe panels show,
