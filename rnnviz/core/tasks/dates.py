@@ -154,7 +154,8 @@ class Seq2Seq(CharModel):
             x = nn.functional.one_hot(dec_in, self.decoder_size).to(context.dtype)
             ctx = context.unsqueeze(1).expand(B, U, context.shape[-1])
             dec, final = self.decoder(torch.cat([x, ctx], dim=-1), enc_state)
-            return self._out(enc, dec), torch.cat([enc, dec], dim=1), final
+            logits, hidden_seq = self._outputs(enc, dec)
+            return logits, hidden_seq, final
         # the decoder fed its own greedy guesses (inference, or training without forcing);
         # output id j is decoder input id j for every character
         prev, st, hs = dec_in[:, 0], enc_state, []
@@ -163,12 +164,16 @@ class Seq2Seq(CharModel):
             hs.append(h)
             prev = (h.detach() @ self.W_hq + self.b_q).argmax(-1)
         dec = torch.stack(hs, dim=1)
-        return self._out(enc, dec), torch.cat([enc, dec], dim=1), st
+        logits, hidden_seq = self._outputs(enc, dec)
+        return logits, hidden_seq, st
 
-    def _out(self, enc: Tensor, dec: Tensor) -> Tensor:
-        logits = dec @ self.W_hq + self.b_q
+    def _outputs(self, enc: Tensor, dec: Tensor) -> tuple[Tensor, Tensor]:
+        """Logits (zero at the source's columns) and the hidden sequence they are read from,
+        so that the trainer's gradient flow (the part through the output layer) sees it."""
+        hidden_seq = torch.cat([enc, dec], dim=1)
+        logits = hidden_seq[:, enc.shape[1] :] @ self.W_hq + self.b_q
         none = logits.new_zeros(enc.shape[0], enc.shape[1], logits.shape[-1])
-        return torch.cat([none, logits], dim=1)
+        return torch.cat([none, logits], dim=1), hidden_seq
 
 
 def build_seq2seq(task: Task, config: ModelConfig, seed: int) -> Seq2Seq:
