@@ -1469,7 +1469,10 @@ def cmd_probe(args: argparse.Namespace) -> int:
     from rnnviz.core.probe_json import probe_json
 
     loaded = None
-    if args.checkpoint is not None and args.torch_model is None:
+    # the arguments' own mistakes (--at-step, --spec without their partners) are named first,
+    # by _probe_model, before any file is read
+    plain = args.torch_model is None and args.at_step is None and args.spec is None
+    if args.checkpoint is not None and plain:
         from rnnviz.core.checkpoint import load_checkpoint
 
         ckpt = load_checkpoint(args.checkpoint)
