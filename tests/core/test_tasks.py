@@ -368,3 +368,18 @@ def test_the_metric_is_a_csv_column_of_a_task_s_run_only(tmp_path) -> None:
     back = MetricHistory.from_csv(path).columns()
     assert np.isnan(back["val_metric"][0]) and 0 <= back["val_metric"][1] <= 1
     assert "val_metric" not in MetricHistory().column_names()
+
+
+def test_teacher_forcing_is_switchable() -> None:
+    task = get_task("dates")
+    run = build_task_run(task, task_config(task, hidden_size=8))
+    model = run.model
+    S = task.extra["source_len"]
+    x = torch.from_numpy(run.data.train_x[:4].copy())
+    other = x.clone()
+    other[:, S + 1 :] = torch.flip(other[:, S + 1 :], dims=[1])  # other decoder inputs, same BOS
+    with torch.no_grad():
+        model.teacher_forcing = True  # type: ignore[assignment]
+        assert not torch.equal(model(x)[0], model(other)[0])  # the true previous characters
+        model.teacher_forcing = False  # type: ignore[assignment]
+        assert torch.equal(model(x)[0], model(other)[0])  # its own guesses: the inputs unread
