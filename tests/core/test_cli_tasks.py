@@ -146,3 +146,27 @@ def test_dates_trains_without_teacher_forcing(
     ck = _train(tmp_path, "dates", "--hidden", "8", "--max-steps", "3", "--no-teacher-forcing")
     assert load_checkpoint(ck).step == 3
     assert "held-out exact match" in capsys.readouterr().out
+
+
+def test_bench_tasks_wiring_and_table(capsys: pytest.CaptureFixture[str]) -> None:
+    from rnnviz.bench.tasks import format_tasks
+
+    assert main(["bench", "--tasks", "--epochs", "3"]) == 2
+    assert "--epochs only applies with --peer" in capsys.readouterr().err
+    run = {"seconds_to_target": 5.5, "metric": 0.71, "best_metric": 0.71, "steps": 400}
+    never = {**run, "seconds_to_target": None, "metric": 0.87}
+    result = {
+        "repeats": 2,
+        "budget_s": 60.0,
+        "tasks": {
+            "names": {"target": 0.7, "reached": "2/2", "median_seconds_to_target": 5.5,
+                      "median_metric": 0.71, "runs": [run, run], "model": "gru hidden 128"},
+            "tagging (one-way)": {"target": 0.995, "reached": "0/2",
+                                  "median_seconds_to_target": None, "median_metric": 0.87,
+                                  "runs": [never, never], "model": "gru hidden 32"},
+        },
+    }  # fmt: skip
+    table = format_tasks(result)
+    names, one_way = table.splitlines()[2:]
+    assert names.split()[:4] == ["names", "0.7", "2/2", "5.5"] and "0.7100" in names
+    assert "0/2" in one_way and "(-, -)" in one_way and "0.8700" in one_way
