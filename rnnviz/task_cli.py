@@ -122,21 +122,8 @@ def train_task_command(args: argparse.Namespace) -> int:
         show(record)
 
     result = train_task(run, max_steps=max_steps, stop_at_target=stop, on_record=on_record)
-    reached = "reached" if result.target_s is not None else "not reached"
-    print(
-        f"{task.name}: {task.metric_name} {result.metric:.4f} after {result.steps:,} steps, "
-        f"{result.train_s:.1f} s (target {task.target:g} {reached}; chance {task.chance:.3f})"
-    )
-    for line in _details(run):
-        print(line)
+    # the files first: a reader of stdout that leaves early (| head) must not cost the model
     status = 0
-    if args.metrics_out is not None:
-        try:
-            history.to_csv(args.metrics_out)
-            print(f"metrics: {args.metrics_out}", file=sys.stderr)
-        except OSError as exc:
-            print(f"error: --metrics-out {args.metrics_out}: {exc}", file=sys.stderr)
-            status = EXIT_OUTPUT
     if args.checkpoint_out is not None:
         save_checkpoint(
             args.checkpoint_out,
@@ -147,6 +134,20 @@ def train_task_command(args: argparse.Namespace) -> int:
             task=task,
         )
         print(f"checkpoint: {args.checkpoint_out}", file=sys.stderr)
+    if args.metrics_out is not None:
+        try:
+            history.to_csv(args.metrics_out)
+            print(f"metrics: {args.metrics_out}", file=sys.stderr)
+        except OSError as exc:
+            print(f"error: --metrics-out {args.metrics_out}: {exc}", file=sys.stderr)
+            status = EXIT_OUTPUT
+    reached = "reached" if result.target_s is not None else "not reached"
+    print(
+        f"{task.name}: {task.metric_name} {result.metric:.4f} after {result.steps:,} steps, "
+        f"{result.train_s:.1f} s (target {task.target:g} {reached}; chance {task.chance:.3f})"
+    )
+    for line in _details(run):
+        print(line)
     if result.diverged:
         print("error: training diverged (non-finite steps in a row)", file=sys.stderr)
         return EXIT_DIVERGED
