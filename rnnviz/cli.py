@@ -49,6 +49,15 @@ TEMPERATURE_RANGE = (1e-3, 1e3)  # or exactly 0, greedy
 DEVICES = "cpu, cuda, cuda:N or mps"
 # `probe --json` refuses to write more numbers than this (about 40 MB of JSON)
 JSON_MAX_VALUES = 2_000_000
+# core.config.TASKS, written out so that `rnnviz --help` imports no torch (a test compares)
+TASK_CHOICES = ("lm", "names", "tagging", "name_gen", "dates")
+LM_DEFAULTS: dict[str, Any] = {
+    "model": "fast",
+    "hidden": 32,
+    "lr": 1.0,
+    "batch_size": 1024,
+    "optimizer": "sgd",
+}
 # any probe: hidden (T, H) and probs (T, V) kept at once, at most this many numbers (512 MiB)
 PROBE_MAX_VALUES = 2**27
 
@@ -67,6 +76,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         ("rnnviz.core.checkpoint", "CheckpointError"),
         ("rnnviz.core.atomic", "OutputPathError"),
         ("rnnviz.core.session_file", "SessionError"),
+        ("rnnviz.core.tasks.base", "TaskInputError"),
+        ("rnnviz.core.tasks.base", "TaskUnavailable"),
     ):
         mod = sys.modules.get(module)  # only if already imported: it is then the one raised
         if mod is not None:
@@ -281,9 +292,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SOURCE",
         help="builtin | time-machine | synthetic:repeat|delay|brackets | PATH (default builtin)",
     )
-    train.add_argument("--model", choices=("scratch", "fast", "gru", "lstm"), default="fast")
+    train.add_argument(
+        "--task",
+        choices=TASK_CHOICES,
+        default="lm",
+        help="lm (the language model, default) | names (surname -> language, many to one) | "
+        "tagging (last letter of its word, many to many) | name_gen (a surname of a language, "
+        "one to many) | dates (written date -> ISO, encoder-decoder); a task has its own "
+        "data and defaults (model, hidden, lr, batch), which the options below change",
+    )
+    # None: the task's default (the language model's: fast, 32, 1, 1024, sgd; LM_DEFAULTS)
+    train.add_argument("--model", choices=("scratch", "fast", "gru", "lstm"), default=None)
     train.add_argument("--activation", choices=("tanh", "relu"), default="tanh")
-    train.add_argument("--hidden", type=_positive_int, default=32, metavar="H")
+    train.add_argument("--hidden", type=_positive_int, default=None, metavar="H")
     train.add_argument(
         "--num-layers",
         type=_positive_int,
@@ -298,9 +319,14 @@ def build_parser() -> argparse.ArgumentParser:
         "the language model, which it would let see the next character",
     )
     train.add_argument("--num-steps", type=_positive_int, default=32, metavar="T")
-    train.add_argument("--batch-size", type=_positive_int, default=1024, metavar="B")
-    train.add_argument("--lr", type=_finite_float, default=1.0)
-    train.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
+    train.add_argument("--batch-size", type=_positive_int, default=None, metavar="B")
+    train.add_argument("--lr", type=_finite_float, default=None)
+    train.add_argument("--optimizer", choices=("sgd", "adam"), default=None)
+    train.add_argument(
+        "--no-teacher-forcing",
+        action="store_true",
+        help="dates task: the decoder is fed its own guesses while training, not the truth",
+    )
     train.add_argument(
         "--clip",
         type=_finite_float,
@@ -380,6 +406,13 @@ def build_parser() -> argparse.ArgumentParser:
         f"{JSON_GRAD_FLOW_MAX_CHARS} characters)",
     )
     probe.add_argument("--device", type=_device, default="cpu")
+    probe.add_argument(
+        "--temperature",
+        type=_finite_float,
+        default=0.0,
+        help="name_gen checkpoints: 0 = greedy (default), else sampling (with --top-k)",
+    )
+    probe.add_argument("--seed", type=_seed, default=0, help="name_gen checkpoints' sampling")
 
     opened = sub.add_parser(
         "open",
@@ -422,6 +455,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="performance figures of this machine")
     bench.add_argument("--quick", action="store_true")
+    bench.add_argument(
+        "--tasks",
+        action="store_true",
+        help="train every task (one torch thread): the seconds to reach its target, the metric "
+        "reached, one-way against bidirectional tagging",
+    )
     bench.add_argument("--json", action="store_true")
     bench.add_argument(
         "--peer",
@@ -429,7 +468,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="the whole `rnnviz train` process against d2l.ai's own code at d2l's preset "
         "(needs: pip install --no-deps d2l==1.0.3)",
     )
-    bench.add_argument("--repeats", type=_positive_int, metavar="N", help="with --peer (default 3)")
+    bench.add_argument(
+        "--repeats", type=_positive_int, metavar="N", help="with --peer or --tasks (default 3)"
+    )
     bench.add_argument(
         "--epochs", type=_int_in(1, MAX_EPOCHS), metavar="N", help="with --peer (default 100)"
     )
@@ -591,9 +632,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- train
 
 
+def fill_lm_defaults(args: argparse.Namespace) -> None:
+    """The language model's values for the options left unset (None)."""
+    for name, value in LM_DEFAULTS.items():
+        if getattr(args, name, None) is None:
+            setattr(args, name, value)
+
+
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     from rnnviz.core.config import CorpusConfig, ModelConfig, RunConfig, TrainConfig
 
+    fill_lm_defaults(args)
     model: dict[str, Any] = {"kind": args.model, "activation": args.activation}
     model["hidden_size"] = args.hidden
     model["num_layers"] = args.num_layers
@@ -985,6 +1034,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     from rnnviz.core.distributed import launch_from_env
 
     launch = launch_from_env()  # torchrun's environment; None in a single process
+    if getattr(args, "task", "lm") != "lm":
+        if launch is not None:
+            raise UsageError(f"the {args.task} task trains in one process, not under torchrun")
+        from rnnviz.task_cli import train_task_command
+
+        return train_task_command(args)
+    fill_lm_defaults(args)
     if launch is None:
         return _train(args, None)
     return _train_data_parallel(args, launch)
@@ -1346,7 +1402,7 @@ def _probe_size(args: argparse.Namespace, model: Any, vocab: Any, top_k: int) ->
     return with_flow
 
 
-def _probe_model(args: argparse.Namespace) -> tuple[Any, Any]:
+def _probe_model(args: argparse.Namespace, loaded: Any = None) -> tuple[Any, Any]:
     """The model ``probe`` asks for, and its vocabulary: a checkpoint's, a session's final
     one, or (``--at-step``) the session's snapshot nearest to that step, named on stderr;
     or (``--torch-model``) an engineer's own PyTorch model, read-only."""
@@ -1357,6 +1413,12 @@ def _probe_model(args: argparse.Namespace) -> tuple[Any, Any]:
     if args.session is None:
         if args.at_step is not None:
             raise UsageError("--at-step needs --session (a checkpoint holds one model)")
+        if loaded is not None:  # cmd_probe read it already
+            from rnnviz.core.checkpoint import restore_model
+            from rnnviz.core.runs import check_device
+
+            check_device(args.device)
+            return restore_model(loaded, args.device), loaded.vocab
         _ckpt, model, vocab = _load_model(args.checkpoint, args.device)
         return model, vocab
     from rnnviz.core.checkpoint import restore_model
@@ -1409,9 +1471,22 @@ def cmd_probe(args: argparse.Namespace) -> int:
     from rnnviz.core.probe import probe
     from rnnviz.core.probe_json import probe_json
 
+    loaded = None
+    # the arguments' own mistakes (--at-step, --spec without their partners) are named first,
+    # by _probe_model, before any file is read
+    plain = args.torch_model is None and args.at_step is None and args.spec is None
+    if args.checkpoint is not None and plain:
+        from rnnviz.core.checkpoint import load_checkpoint
+
+        ckpt = load_checkpoint(args.checkpoint)
+        if ckpt.task != "lm":  # a task's model reads the task's input (a name, a date)
+            from rnnviz.task_cli import probe_task_command
+
+            return probe_task_command(args, ckpt)
+        loaded = ckpt
     if not args.text:
         raise UsageError("TEXT is empty")
-    model, vocab = _probe_model(args)
+    model, vocab = _probe_model(args, loaded)
     _check_known(args.text, vocab, "probe text")
     top_k = min(args.top_k, len(vocab))
     with_flow = _probe_size(args, model, vocab, top_k)
@@ -1436,7 +1511,12 @@ def cmd_sample(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--temperature must be 0 (greedy) or in {low:g}..{high:g}, not {args.temperature:g}"
         )
-    _ckpt, model, vocab = _load_model(args.checkpoint, args.device)
+    ckpt, model, vocab = _load_model(args.checkpoint, args.device)
+    if ckpt.task != "lm":
+        raise UsageError(
+            f"{args.checkpoint} is a model of the {ckpt.task} task, not a language model: "
+            f"rnnviz probe --checkpoint {args.checkpoint} TEXT reads it"
+        )
     _check_known(args.prefix, vocab, "prefix")
     try:
         text = generate(

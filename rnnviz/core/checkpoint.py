@@ -6,7 +6,12 @@ the safetensors metadata, under the key ``rnnviz``::
 
     {"format_version": 2, "config": RunConfig.to_json(), "vocab": [...],
      "trainer_meta": {...}, "created": "2025-...Z", "corpus": {"name", "chars", "sha1"},
-     "model_keys": [...], "trainer_keys": [...]}
+     "model_keys": [...], "trainer_keys": [...],
+     "task": {"name", "inputs": [...], "outputs": [...]}}
+
+``task`` is there for a model trained on one of core.tasks' applications: its name and the
+tokens its input ids and outputs mean (the model's sizes follow from them). A file without
+it is a language model (every file written before tasks existed).
 
 and next to it, under ``rnnviz_checksum``, ``"sha256:<64 hex digits>"``: SHA-256 over that JSON
 text exactly as stored and every tensor's name, dtype, shape and bytes in name order
@@ -61,7 +66,9 @@ from rnnviz.core.atomic import OutputPathError, atomic_write_bytes, file_kind
 from rnnviz.core.config import (
     BATCH_RANGE,
     HIDDEN_RANGE,
+    LANGUAGE_MODEL,
     LR_RANGE,
+    TASKS,
     THETA_RANGE,
     VOCAB_SIZE_RANGE,
     ConfigError,
@@ -72,6 +79,7 @@ from rnnviz.core.model import CharModel, build_model
 if TYPE_CHECKING:
     from rnnviz.core.corpus import Corpus
     from rnnviz.core.runs import Run
+    from rnnviz.core.tasks import Task
     from rnnviz.core.trainer import Trainer
     from rnnviz.core.vocab import Vocab
 
@@ -129,10 +137,40 @@ class Checkpoint:
     format_version: int = FORMAT_VERSION
     created: str = ""
     corpus: dict[str, Any] = field(default_factory=dict)
+    # the task the model was trained on (core.tasks) and the tokens of its inputs and
+    # outputs; "lm" and () for a language model
+    task: str = LANGUAGE_MODEL
+    task_inputs: tuple[str, ...] = ()
+    task_outputs: tuple[str, ...] = ()
 
     @property
     def step(self) -> int:
         return int(self.trainer_meta.get("step", 0))
+
+    def task_object(self) -> Task:
+        """The task as this checkpoint's model reads and writes it (CheckpointError for a
+        language model, or when the task cannot be built here)."""
+        return _task_of(self.task, self.task_inputs, self.task_outputs, self.path)
+
+
+def _task_of(name: str, inputs: tuple[str, ...], outputs: tuple[str, ...], path: str) -> Task:
+    from rnnviz.core.tasks import TaskUnavailable, get_task
+    from rnnviz.core.tasks.run import with_tokens
+
+    if name == LANGUAGE_MODEL:
+        raise CheckpointError(f"{path} is a language model, not a task's model")
+    try:
+        return with_tokens(get_task(name), inputs, outputs)
+    except (TaskUnavailable, ConfigError) as exc:
+        raise CheckpointError(f"{path}: the {name} task cannot be read here: {exc}") from None
+
+
+def task_vocab(task: Task) -> Vocab:
+    """The one-character input tokens of ``task`` as a Vocab (the checkpoint's "vocab"):
+    id i of the Vocab is the task's input id i (its padding is the Vocab's <unk>)."""
+    from rnnviz.core.vocab import Vocab
+
+    return Vocab((Vocab.UNK, *(t for t in task.input_tokens[1:] if len(t) == 1)))
 
 
 def corpus_digest(text: str) -> str:
@@ -178,8 +216,10 @@ def checkpoint_bytes(
     model: CharModel,
     trainer: Trainer | None = None,
     corpus: Corpus | None = None,
+    task: Task | None = None,
 ) -> bytes:
-    """The bytes :func:`save_checkpoint` writes (for tests and in-memory copies)."""
+    """The bytes :func:`save_checkpoint` writes (for tests and in-memory copies); ``task``:
+    the application the model was trained on (None: the language model)."""
     tensors: dict[str, Tensor] = {
         MODEL_PREFIX + k: _cpu_copy(v) for k, v in model.state_dict().items()
     }
@@ -187,6 +227,10 @@ def checkpoint_bytes(
     trainer_keys: list[str] = []
     if trainer is not None:
         t_tensors, trainer_meta = trainer.state_dict()
+        if task is not None:
+            # a task's batch never starts from the state the one before ended in
+            # (TaskBatches.continues_state), so that state is no part of the run
+            t_tensors = {k: v for k, v in t_tensors.items() if k not in _CARRIED}
         for k, v in t_tensors.items():
             tensors[TRAINER_PREFIX + k] = _cpu_copy(v)
         trainer_keys = sorted(t_tensors)
@@ -205,6 +249,12 @@ def checkpoint_bytes(
             "chars": len(corpus.text),
             "sha1": corpus_digest(corpus.text),
         }
+    if task is not None:
+        meta["task"] = {
+            "name": task.name,
+            "inputs": list(task.input_tokens),
+            "outputs": list(task.output_tokens),
+        }
     return encode_checkpoint(tensors, meta)
 
 
@@ -216,13 +266,16 @@ def save_checkpoint(
     model: CharModel,
     trainer: Trainer | None = None,
     corpus: Corpus | None = None,
+    task: Task | None = None,
 ) -> None:
     """Write one ``.safetensors`` checkpoint atomically (see :func:`atomic_write_bytes`).
 
     A symlink is followed and its target replaced; a folder, device or FIFO at ``path`` is
     refused. Any failure is a :class:`CheckpointError`, and the file at ``path`` is as it was.
     """
-    data = checkpoint_bytes(config=config, vocab=vocab, model=model, trainer=trainer, corpus=corpus)
+    data = checkpoint_bytes(
+        config=config, vocab=vocab, model=model, trainer=trainer, corpus=corpus, task=task
+    )
     _write(path, data)
 
 
@@ -581,6 +634,17 @@ def _validate_meta(meta: dict[str, Any], checksum: object, name: str) -> int:
         for key in ("model_keys", "trainer_keys"):
             if key in meta:
                 _names(meta[key], key)
+        if "task" in meta:
+            task = _obj(meta["task"], "task")
+            _require(task, "task", ("name", "inputs", "outputs"))
+            if _str(task["name"], "task.name", 64) not in TASKS:
+                raise _Violation(f"task.name must be one of {', '.join(TASKS)}")
+            for key in ("inputs", "outputs"):
+                tokens = _list(task[key], f"task.{key}", VOCAB_SIZE_RANGE[1])
+                if not tokens:
+                    raise _Violation(f"task.{key} is empty")
+                for i, token in enumerate(tokens):
+                    _str(token, f"task.{key}[{i}]", 32)
         if version >= 2:
             if checksum is None:
                 raise _Violation(f"a format {version} file must have {CHECKSUM_KEY}; it has none")
@@ -640,11 +704,21 @@ def _tensor_table(header: dict[str, Any], data_len: int, name: str) -> dict[str,
     return shapes
 
 
-def _model_shapes(config: RunConfig, vocab_size: int) -> list[tuple[str, tuple[int, ...]]]:
+def _model_shapes(
+    config: RunConfig, vocab_size: int, task: Task | None = None
+) -> list[tuple[str, tuple[int, ...]]]:
     """The model's parameters (names and shapes, in ``parameters()`` order), allocating nothing."""
     with torch.device("meta"):
-        model = build_model(vocab_size, config.model, 0)
+        model = _build(config, vocab_size, task, 0)
     return [(k, tuple(p.shape)) for k, p in model.named_parameters()]
+
+
+def _build(config: RunConfig, vocab_size: int, task: Task | None, seed: int) -> CharModel:
+    if task is None:
+        return build_model(vocab_size, config.model, seed)
+    from rnnviz.core.tasks.run import build_task_model
+
+    return build_task_model(task, config.model, seed)
 
 
 def _check_shapes(
@@ -653,9 +727,10 @@ def _check_shapes(
     config: RunConfig,
     vocab_size: int,
     name: str,
+    task: Task | None = None,
 ) -> None:
     """Every declared tensor has the name and shape the configuration and vocabulary imply."""
-    params = _model_shapes(config, vocab_size)
+    params = _model_shapes(config, vocab_size, task)
     expected = dict(params)
     model = {k[len(MODEL_PREFIX) :]: s for k, s in shapes.items() if k.startswith(MODEL_PREFIX)}
     trainer = {
@@ -808,7 +883,12 @@ def read_checkpoint(fh: IO[bytes], size: int, name: str) -> tuple[Checkpoint, by
         vocab = Vocab.from_json(meta["vocab"])
     except ValueError as exc:
         raise CheckpointError(f"{name}: bad vocabulary in checkpoint: {exc}") from None
-    _check_shapes(shapes, meta, config, len(vocab), name)
+    task_meta = meta.get("task") or {}
+    task_name = str(task_meta.get("name", LANGUAGE_MODEL))
+    inputs = tuple(task_meta.get("inputs", ()))
+    outputs = tuple(task_meta.get("outputs", ()))
+    task = None if task_name == LANGUAGE_MODEL else _task_of(task_name, inputs, outputs, name)
+    _check_shapes(shapes, meta, config, len(vocab), name, task)
     _check_memory(size, name)
     data, tensors = _read_tensors(fh, size, first[:8] + raw, shapes, name)
     if version >= 2 and CHECKSUM_PREFIX + content_digest(meta_text, tensors) != checksum:
@@ -830,13 +910,17 @@ def read_checkpoint(fh: IO[bytes], size: int, name: str) -> tuple[Checkpoint, by
         format_version=version,
         created=str(meta.get("created", "")),
         corpus=dict(meta.get("corpus") or {}),
+        task=task_name,
+        task_inputs=inputs,
+        task_outputs=outputs,
     )
     return ckpt, data
 
 
 def restore_model(ckpt: Checkpoint, device: str = "cpu") -> CharModel:
     """The model alone (for probe / sample): no corpus needed."""
-    model = build_model(len(ckpt.vocab), ckpt.config.model, ckpt.config.train.seed)
+    task = None if ckpt.task == LANGUAGE_MODEL else ckpt.task_object()
+    model = _build(ckpt.config, len(ckpt.vocab), task, ckpt.config.train.seed)
     load_params(model, ckpt.params, ckpt.path)
     model.to(device)
     model.eval()
@@ -873,6 +957,11 @@ def restore_run(ckpt: Checkpoint, device: str = "cpu") -> Run:
     """
     from rnnviz.core.runs import build_run
 
+    if ckpt.task != LANGUAGE_MODEL:
+        raise CheckpointError(
+            f"{ckpt.path} is a model of the {ckpt.task} task; resuming a task's training is "
+            "not built yet (probe it with rnnviz probe --checkpoint)"
+        )
     config = ckpt.config.replace(train={"device": device})
     run = build_run(config, vocab=ckpt.vocab)
     expected = ckpt.corpus.get("sha1")

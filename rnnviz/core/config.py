@@ -46,22 +46,23 @@ SPIKE_FACTOR_RANGE = (1.0, 1e6)  # or exactly 0 (never)
 # distinct characters + <unk>: the Basic Multilingual Plane; a checkpoint declaring more is refused
 VOCAB_SIZE_RANGE = (1, 65536)
 
-# The tasks a model is trained on. Only the language model exists today; character tagging
-# (a label per character, read from the whole text) is to come.
-LANGUAGE_MODEL = "language-model"
-TASKS: tuple[str, ...] = (LANGUAGE_MODEL,)
+# The tasks a model is trained on (core.tasks declares each: its shape, data, loss and
+# metric). The language model is the default; the others are the lecture's applications.
+LANGUAGE_MODEL = "lm"
+TASKS: tuple[str, ...] = (LANGUAGE_MODEL, "names", "tagging", "name_gen", "dates")
 # The tasks a bidirectional model may be trained on: the one verdict the CLI, the engine
 # session and the window read. Not the language model: its reverse direction reads character
-# t+1 before step t predicts it, so it would learn to copy the answer.
-BIDIRECTIONAL_TASKS: frozenset[str] = frozenset()
+# t+1 before step t predicts it, so it would learn to copy the answer. Tagging reads the
+# whole text before it tags, which is what the reverse direction is for.
+BIDIRECTIONAL_TASKS: frozenset[str] = frozenset({"tagging"})
 BIDIRECTIONAL_LM_REFUSAL = (
     "a bidirectional model is not trained as a language model: its reverse direction would "
-    "see the next character it is asked to predict (a tagging task, still to come, will "
-    "allow it); open or probe one instead"
+    "see the next character it is asked to predict; train one on the tagging task "
+    "(--task tagging), or open or probe one instead"
 )
 # the window's short form of the same verdict, beside a greyed checkbox
 BIDIRECTIONAL_LM_SHORT = (
-    "a bidirectional LM would see the next character; only a tagging task (to come) trains one"
+    "a bidirectional LM would see the next character; the tagging task trains one"
 )
 
 
@@ -75,7 +76,19 @@ def bidirectional_allowed(task: str = LANGUAGE_MODEL) -> bool:
 def training_refusal(model: ModelConfig, task: str = LANGUAGE_MODEL) -> str | None:
     """Why ``model`` may not be trained on ``task`` (one line), or None if it may."""
     if model.bidirectional and not bidirectional_allowed(task):
-        return BIDIRECTIONAL_LM_REFUSAL
+        if task == LANGUAGE_MODEL:
+            return BIDIRECTIONAL_LM_REFUSAL
+        return (
+            f"a bidirectional model is trained on the tagging task only; the {task} task "
+            "reads its input one way (its output would see what it is asked for)"
+        )
+    if task != LANGUAGE_MODEL and model.kind == "fast":
+        return (
+            "the fast RNN's hand-written backward pass scores every step as the language model "
+            f"does; train the {task} task with model.kind=scratch, gru or lstm"
+        )
+    if task == "dates" and model.kind not in ("gru", "lstm"):
+        return "the dates task's encoder-decoder is built of GRUs or LSTMs: --model gru or lstm"
     return None
 
 

@@ -213,8 +213,10 @@ class FastRNN(ScratchRNN):
 
     kind = "fast"
 
-    def __init__(self, vocab_size: int, config: ModelConfig) -> None:
-        super().__init__(vocab_size, config)
+    def __init__(
+        self, vocab_size: int, config: ModelConfig, output_size: int | None = None
+    ) -> None:
+        super().__init__(vocab_size, config, output_size)
         self._tanh = config.activation == "tanh"
         self._workspaces: dict[tuple[Any, ...], _Workspace] = {}
 

@@ -106,6 +106,29 @@ def unknown_prefix_message(vocab: Vocab, prefix: str) -> str | None:
     return f"the prefix has {shown}: {which} not in the model's vocabulary"
 
 
+def draw(
+    last: Tensor, temperature: float, top_k: int, generator: torch.Generator
+) -> tuple[int, float, float]:
+    """One character from the logits ``last`` (V,): its id, the probability it was drawn with
+    (after temperature and top-k) and the model's own (module doc). Greedy at temperature 0."""
+    # float64 on the CPU: the seeded generator lives there and tiny p stay positive
+    logits = last.double().cpu()
+    own = torch.softmax(logits, dim=-1)
+    if temperature == 0.0:
+        nxt = int(torch.argmax(last))  # on the logits themselves, as d2l does
+        return nxt, float(own[nxt]), float(own[nxt])
+    scaled = logits / temperature
+    if top_k:
+        # exactly k keep their share, renormalised; the rest can never be drawn
+        # (a mask at the k-th value would keep more than k where values tie)
+        top, where = torch.topk(scaled, top_k)
+        dist = torch.zeros_like(scaled).index_copy_(0, where, torch.softmax(top, dim=-1))
+    else:
+        dist = torch.softmax(scaled, dim=-1)
+    nxt = int(torch.multinomial(dist, 1, generator=generator))
+    return nxt, float(dist[nxt]), float(own[nxt])
+
+
 class Generating:
     """A generation in progress: the prefix read (the warm-up), characters added by
     ``advance`` until ``done``, then ``result``.
@@ -180,28 +203,10 @@ class Generating:
             last = self._last
             if not bool(torch.isfinite(last).all()):
                 raise ValueError("the model's outputs are not finite (has training diverged?)")
-            # float64 on the CPU: the seeded generator lives there and tiny p stay positive
-            logits = last.double().cpu()
-            own = torch.softmax(logits, dim=-1)
-            if self._temperature == 0.0:
-                nxt = int(torch.argmax(last))  # on the logits themselves, as d2l does
-                p = float(own[nxt])
-            else:
-                scaled = logits / self._temperature
-                if self._top_k:
-                    # exactly k keep their share, renormalised; the rest can never be drawn
-                    # (a mask at the k-th value would keep more than k where values tie)
-                    top, where = torch.topk(scaled, self._top_k)
-                    dist = torch.zeros_like(scaled).index_copy_(
-                        0, where, torch.softmax(top, dim=-1)
-                    )
-                else:
-                    dist = torch.softmax(scaled, dim=-1)
-                nxt = int(torch.multinomial(dist, 1, generator=self._generator))
-                p = float(dist[nxt])
+            nxt, p, own_p = draw(last, self._temperature, self._top_k, self._generator)
             self._ids.append(nxt)
             self._probs.append(p)
-            self._model_probs.append(float(own[nxt]))
+            self._model_probs.append(own_p)
             if len(self._ids) < self._num_chars:  # the last one is never read back
                 step = torch.tensor([[nxt]], dtype=torch.int64, device=model.device)
                 out, _, self._state = model(step, self._state)

@@ -65,7 +65,7 @@ FIXED_COLUMNS: tuple[str, ...] = (
 INT_COLUMNS = frozenset({"step", "epoch", "nonfinite_total"})
 BOOL_COLUMNS = frozenset({"clipped", "clip_enabled", "nonfinite"})
 # NaN in these means "no value" and is written as an empty cell; elsewhere NaN is "nan"
-OPTIONAL_COLUMNS = frozenset({"val_ppl", "w_hh_sigma_max", "wall_s"})
+OPTIONAL_COLUMNS = frozenset({"val_ppl", "w_hh_sigma_max", "wall_s", "val_metric"})
 
 # the wide CSV of several runs: the run's label, then the columns a reader of a training log
 # looks for first (the list), then the per-parameter norms, then the rest
@@ -151,6 +151,9 @@ def record_to_row(record: StepRecord) -> Row:
             math.nan if record.w_hh_sigma_max is None else float(record.w_hh_sigma_max)
         ),
     }
+    # a task's column only (core.tasks): a language model's CSV keeps its columns
+    if record.val_metric is not None:
+        row["val_metric"] = float(record.val_metric)
     for name, value in record.param_grad_norms.items():
         row[PARAM_PREFIX + name] = float(value)
     return row

@@ -172,6 +172,9 @@ class StepRecord:
     # out, so runs compare on their own cost; a rollback gives no time back; a resumed
     # checkpoint continues its count. None: not measured (a metrics CSV from before it was).
     wall_s: float | None = None
+    # a task's held-out metric (accuracy, exact match; core.tasks), where val_ppl is measured;
+    # None for the language model and between validations
+    val_metric: float | None = None
 
 
 @dataclass(frozen=True)

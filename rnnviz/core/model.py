@@ -61,9 +61,14 @@ class CharModel(nn.Module):
 
     kind: str = ""
 
-    def __init__(self, vocab_size: int, config: ModelConfig) -> None:
+    def __init__(
+        self, vocab_size: int, config: ModelConfig, output_size: int | None = None
+    ) -> None:
         super().__init__()
         self.vocab_size = vocab_size
+        # what the output layer scores: the next character (the language model: the input
+        # vocabulary) or a task's classes (core.tasks)
+        self.output_size = vocab_size if output_size is None else output_size
         self.hidden_size = config.hidden_size
         self.config = config
 
@@ -100,9 +105,11 @@ class ScratchRNN(CharModel):
 
     kind = "scratch"
 
-    def __init__(self, vocab_size: int, config: ModelConfig) -> None:
-        super().__init__(vocab_size, config)
-        V, H = vocab_size, config.hidden_size
+    def __init__(
+        self, vocab_size: int, config: ModelConfig, output_size: int | None = None
+    ) -> None:
+        super().__init__(vocab_size, config, output_size)
+        V, H, Q = vocab_size, config.hidden_size, self.output_size
         self.bidirectional = config.bidirectional
         self.num_layers = config.num_layers  # the config refuses both at once (d2l has neither)
         D = 2 if self.bidirectional else 1
@@ -115,8 +122,8 @@ class ScratchRNN(CharModel):
             self.register_parameter(w_xh, nn.Parameter(torch.empty(H, H)))
             self.register_parameter(w_hh, nn.Parameter(torch.empty(H, H)))
             self.register_parameter(b_h, nn.Parameter(torch.zeros(H)))
-        self.W_hq = nn.Parameter(torch.empty(D * H, V))
-        self.b_q = nn.Parameter(torch.zeros(V))
+        self.W_hq = nn.Parameter(torch.empty(D * H, Q))
+        self.b_q = nn.Parameter(torch.zeros(Q))
         if self.bidirectional:
             self.W_xh_reverse = nn.Parameter(torch.empty(V, H))
             self.W_hh_reverse = nn.Parameter(torch.empty(H, H))
@@ -237,8 +244,10 @@ class _FusedRecurrent(CharModel):
 
     cell_cls: type[nn.GRU] | type[nn.LSTM] = nn.GRU
 
-    def __init__(self, vocab_size: int, config: ModelConfig) -> None:
-        super().__init__(vocab_size, config)
+    def __init__(
+        self, vocab_size: int, config: ModelConfig, output_size: int | None = None
+    ) -> None:
+        super().__init__(vocab_size, config, output_size)
         H = config.hidden_size
         self.num_layers = config.num_layers
         self.bidirectional = config.bidirectional
@@ -250,8 +259,8 @@ class _FusedRecurrent(CharModel):
             bidirectional=self.bidirectional,
         )
         D = 2 if self.bidirectional else 1
-        self.W_hq = nn.Parameter(torch.empty(D * H, vocab_size))
-        self.b_q = nn.Parameter(torch.zeros(vocab_size))
+        self.W_hq = nn.Parameter(torch.empty(D * H, self.output_size))
+        self.b_q = nn.Parameter(torch.zeros(self.output_size))
         bound = 1.0 / math.sqrt(H)
         with torch.no_grad():
             if config.init == "d2l":
@@ -376,8 +385,13 @@ def detach_state(state: State) -> State:
     return state.detach()
 
 
-def build_model(vocab_size: int, config: ModelConfig, seed: int) -> CharModel:
-    """Same vocab size, config and seed give the same initial parameters, bit for bit."""
+def build_model(
+    vocab_size: int, config: ModelConfig, seed: int, output_size: int | None = None
+) -> CharModel:
+    """Same vocab size, config and seed give the same initial parameters, bit for bit.
+
+    ``output_size``: the output layer's width when it is not the vocabulary's (a task's
+    classes, core.tasks); None is the language model's."""
     from rnnviz.core import fast_rnn  # the fast path lives in its own module
 
     classes: dict[str, type[CharModel]] = {
@@ -389,7 +403,7 @@ def build_model(vocab_size: int, config: ModelConfig, seed: int) -> CharModel:
     gen_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:
-        model = classes[config.kind](vocab_size, config)
+        model = classes[config.kind](vocab_size, config, output_size)
     finally:
         torch.random.set_rng_state(gen_state)
     return model

@@ -69,7 +69,13 @@ from rnnviz.core.checkpoint import _size as show_size
 from rnnviz.core.checkpoint import _str as schema_str
 from rnnviz.core.checkpoint import _Violation as Violation
 from rnnviz.core.config import ConfigError, RunConfig
-from rnnviz.core.history import FIXED_COLUMNS, PARAM_PREFIX, MetricHistory, parse_metrics_csv
+from rnnviz.core.history import (
+    FIXED_COLUMNS,
+    OPTIONAL_COLUMNS,
+    PARAM_PREFIX,
+    MetricHistory,
+    parse_metrics_csv,
+)
 from rnnviz.core.snapshots import MAX_COUNT, MIN_COUNT, SnapshotStore
 
 FORMAT = "rnnviz-session"
@@ -533,7 +539,9 @@ def _check_history(names: Sequence[str], rows: int, where: str) -> None:
     missing = [c for c in FIXED_COLUMNS if c not in names]
     if missing:
         raise SessionError(f"{where} has no column {missing[0]!r}")
-    other = [c for c in names if c not in FIXED_COLUMNS and not c.startswith(PARAM_PREFIX)]
+    # val_metric: a task's held-out metric (core.tasks), in its rows only
+    known = {*FIXED_COLUMNS, *OPTIONAL_COLUMNS}
+    other = [c for c in names if c not in known and not c.startswith(PARAM_PREFIX)]
     if other:
         raise SessionError(f"{where} has an unknown column {other[0][:60]!r}")
     if len(names) > MAX_HISTORY_COLUMNS:

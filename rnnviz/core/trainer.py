@@ -31,6 +31,7 @@ import math
 import statistics
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -48,6 +49,8 @@ from rnnviz.core.model import CharModel, GRUModel, LSTMModel, State, detach_stat
 from rnnviz.core.recurrence_vjp import fused_grad_flow
 from rnnviz.core.sgd import PlainSGD
 
+# F.cross_entropy's default: a target that scores nothing (a task's step without an output)
+IGNORE_INDEX = -100
 # Losses kept for the spike detector's median, and how many it needs before it judges.
 SPIKE_WINDOW = 50
 SPIKE_MIN_STEPS = 20
@@ -162,12 +165,32 @@ class GradReducer(Protocol):
         ...
 
 
+# (logits (B, T, Q), targets (B, T)) -> the mean loss of the batch, differentiable
+LossFn = Callable[[Tensor, Tensor], Tensor]
+# the model -> a held-out score (higher is better); run without gradients
+Metric = Callable[[CharModel], float]
+
+
 class Trainer:
     """Trains ``model`` on ``batches``; see the module docstring for what a step does."""
 
-    def __init__(self, model: CharModel, batches: Batches, cfg: TrainConfig) -> None:
+    def __init__(
+        self,
+        model: CharModel,
+        batches: Batches,
+        cfg: TrainConfig,
+        *,
+        loss_fn: LossFn | None = None,
+        metric: Metric | None = None,
+    ) -> None:
         self.model = model
         self.batches = batches
+        # a task's loss on (logits, targets) (core.tasks); None: the language model's
+        # cross-entropy over every step
+        self.loss_fn = loss_fn
+        # a task's held-out metric (accuracy, exact match), measured where the validation
+        # perplexity is; None: the language model has none
+        self.metric = metric
         # data parallel training (core.distributed) sets this; None trains in one process
         self.reducer: GradReducer | None = None
         self.cfg = cfg
@@ -330,14 +353,15 @@ class Trainer:
         if (
             ok
             and self.step % SNAPSHOT_EVERY == 0
-            and not worse_than_uniform(loss, self.model.vocab_size)
+            and not worse_than_uniform(loss, self.model.output_size)
         ):
             self._take_snapshot()
         elapsed = time.perf_counter() - start
         self.wall_s += elapsed
-        val_ppl = None
+        val_ppl = val_metric = None
         if self.cfg.val_every > 0 and self.step % self.cfg.val_every == 0 and not self.diverged:
             val_ppl = self.evaluate()  # adds its own time to wall_s
+            val_metric = self.evaluate_metric()
         return StepRecord(
             step=self.step,
             epoch=epoch,
@@ -357,6 +381,7 @@ class Trainer:
             w_hh_sigma_max=self._sigma_max(),
             val_ppl=val_ppl,
             wall_s=self.wall_s,
+            val_metric=val_metric,
         )
 
     def _loss_and_grads(
@@ -373,12 +398,19 @@ class Trainer:
         flow = _GradFlow(hidden_seq, self._flow_buffer)
         if flow.total:
             self._flow_buffer = flow.buffer
-        loss_t = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), Y.reshape(-1))
+        if self.loss_fn is not None:
+            loss_t = self.loss_fn(logits, Y)
+        else:
+            loss_t = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), Y.reshape(-1))
         loss = float(loss_t.detach())
         if not math.isfinite(loss):  # nothing to learn from: spare the backward pass
             return loss, detach_state(final), np.full(X.shape[1], np.nan)
         torch.autograd.backward(loss_t)
-        if self.fused_flow and not flow.total and isinstance(model, GRUModel | LSTMModel):
+        # a bidirectional GRU/LSTM (the tagging task) reports the output layer's part alone:
+        # the written-out recurrence is one direction's
+        fused = isinstance(model, GRUModel | LSTMModel) and not model.bidirectional
+        if self.fused_flow and not flow.total and fused:
+            assert isinstance(model, GRUModel | LSTMModel)
             grad = hidden_seq.grad
             if grad is not None:  # the output layer's part; the recurrence's, written out
                 return loss, detach_state(final), fused_grad_flow(model, X, state, hidden_seq, grad)
@@ -466,13 +498,30 @@ class Trainer:
                     logits.reshape(-1, logits.shape[-1]), Y.to(device).reshape(-1), reduction="sum"
                 )
             )
-            count += Y.numel()
+            # a task's steps without an output hold the ignore index (core.tasks); the
+            # language model has none, so this is Y.numel() there
+            count += int((Y != IGNORE_INDEX).sum())
         if self.reducer is not None:  # data parallel: each process validated its rows
             total, count = self.reducer.reduce_sums(total, count)
         self.wall_s += time.perf_counter() - start
         if count == 0:
             return math.nan
         return perplexity(total / count)
+
+    @torch.no_grad()
+    def evaluate_metric(self) -> float | None:
+        """The task's held-out metric (None without one); its time counts in wall_s."""
+        if self.metric is None:
+            return None
+        start = time.perf_counter()
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            value = float(self.metric(self.model))
+        finally:
+            self.model.train(was_training)
+        self.wall_s += time.perf_counter() - start
+        return value
 
     # ------------------------------------------------------------------ rollback
 
