@@ -127,9 +127,10 @@ def test_an_opened_bidirectional_model_gets_the_selector_and_direction_backward(
     controls = p.controls
     assert controls.bidirectional_check.isChecked()
     assert not controls.bidirectional_check.isEnabled()
-    # the step view's one column of the forward equation says why it shows none
+    # the step view shows either direction of it
     detail, why = window.probes.step_detail(1)
-    assert detail is None and "bidirectional" in why and "failed" not in why
+    assert why == "" and detail is not None and detail.bidirectional
+    assert detail.direction == "forward"
     assert window.app_state.last_failure is None
 
 
