@@ -470,8 +470,12 @@ class GradFlowPanel(QWidget):
         char = theme.display_char(self._chars[row])
         side = ""
         if getattr(self._result, "bidirectional", False):
-            # the axis says "steps back"; of two directions the title says which side
-            side = ": k ≥ t, steps ahead (backward)" if ahead else ": k ≤ t (forward)"
+            # of two directions the title says which side (short: the plot is a third of a
+            # 1280-px dock) and the axis which way d runs
+            side = " · k ≥ t" if ahead else " · k ≤ t"
+        axis = ("steps ahead k − t", "k − t") if ahead else ("steps back t − k", "t − k")
+        if plotting.changed(self.distance_plot, "bottom name", axis):
+            plotting.set_axis_label(self.distance_plot, "bottom", *axis)
         plotting.set_title(
             self.distance_plot,
             f"t = {row} ('{char}'){side}",

@@ -719,14 +719,13 @@ class StepViewPanel(QWidget):
 
     def _direction_note(self, reverse: bool, h: str) -> str:
         """What the direction shown reads, and that O_t reads both."""
+        # short: the rows under it need the dock's height (O_t's equation says it reads both)
         if reverse:
-            reads = (
-                f"backward: reads the text from its end, {h}<sub>t+1</sub> = its state after "
-                "characters T−1 … t+1 (0 at the last), its own weights (_reverse)"
+            return (
+                f"backward: from the text's end, {h}<sub>t+1</sub> after characters "
+                "T−1 … t+1; own _reverse weights"
             )
-        else:
-            reads = f"forward: reads the text from its start, {h}<sub>t−1</sub> before t"
-        return f"{reads}; O<sub>t</sub> reads both directions, 2H"
+        return f"forward: from the text's start, {h}<sub>t−1</sub> after characters 0 … t−1"
 
     def _layer_note(self, layer: int, h_symbol: str) -> str:
         """Of stacked layers: what the layer shown reads, and which layer O_t reads."""
@@ -735,10 +734,7 @@ class StepViewPanel(QWidget):
         if layer == 0:
             below = f"the one-hot {layer_input_html(0, plain)}"
         elif self._bidirectional:  # both directions of the layer below, side by side
-            below = (
-                f"{layer_input_html(layer, plain)} = {both_html(h, f'({layer})')}, "
-                f"layer {layer}'s both directions, 2H"
-            )
+            below = f"{layer_input_html(layer, plain)} = {both_html(h, f'({layer})')}, 2H"
         else:
             below = f"{layer_input_html(layer, plain)}, layer {layer}'s {h}<sub>t</sub>"
         note = f"layer {layer + 1} of {self._layers}: input {below}"
@@ -752,8 +748,6 @@ class StepViewPanel(QWidget):
             if detail.next_char is not None
             else " (the last character: no next one to predict)"
         )
-        if getattr(detail, "bidirectional", False):
-            after += f", {DIRECTION_WORDS[detail.direction]}"
         self.step_label.setText(
             f"t = {detail.t}: reads {html.escape(quoted(detail.char))}"
             f"{html.escape(next_text)}&nbsp;&nbsp;&nbsp;{after}"
@@ -1047,9 +1041,11 @@ class StepViewPanel(QWidget):
         self._direction_box.setVisible(bidirectional)
 
     def direction(self) -> str:
-        """The direction shown: "forward", or "reverse" (the backward one) of a bidirectional
-        model; "forward" for a one-direction one."""
-        return self._direction if self._bidirectional else "forward"
+        """The direction of the rows shown: "forward", or "reverse" (the backward one) of a
+        bidirectional model; before any detail, the one chosen."""
+        if self._detail is not None:
+            return str(getattr(self._detail, "direction", "forward"))
+        return self._direction
 
     def requested_direction(self) -> str:
         """The direction to compute the detail for: the one chosen (the scheduler asks a
