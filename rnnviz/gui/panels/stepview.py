@@ -873,7 +873,8 @@ class StepViewPanel(QWidget):
         if layer == 0:
             self._set_input(detail)
         else:  # the layer below's h_t: an H-wide (2H: both directions) tanh row, not a one-hot
-            self._set_row("X_t", detail.layer_input, TANH_LEVELS, theme.DIVERGING)
+            split = H if both else None  # a line where the backward half starts
+            self._set_row("X_t", detail.layer_input, TANH_LEVELS, theme.DIVERGING, divider=split)
         for key, _, _, scale, _ in GATED_ROWS[kind]:
             if scale in levels:
                 lo_hi = levels[scale]
@@ -947,9 +948,10 @@ class StepViewPanel(QWidget):
         levels: tuple[float, float],
         cmap: pg.ColorMap,
         marked: int | None = None,
+        divider: int | None = None,
     ) -> None:
         row = self.rows[key]
-        row.strip.set_values(values, levels, cmap, marked)
+        row.strip.set_values(values, levels, cmap, marked, divider)
         row.numbers.show_values(values)
 
     def _token_name(self, index: int) -> str:
