@@ -499,7 +499,9 @@ class GradFlowPanel(QWidget):
             colour = theme.on_background(colour)  # the blue vanished on a dark window
         # steady: the label's own ink, which follows the palette
         self._set_factor_colour("" if colour is None else f"color: {colour};")
-        self.factor_label.setText(fit.text())
+        text = fit.text()
+        # the backward side's d runs ahead: the same factor, said the way its axis runs
+        self.factor_label.setText(text.replace("steps back", "steps ahead") if ahead else text)
 
     def _draw_retention(self, row: int) -> np.ndarray:
         """The retention row of a GRU or LSTM beside the gradient's; its log10 values (for
