@@ -468,17 +468,14 @@ class GradFlowPanel(QWidget):
         self.distance_curve.setData(distance[keep], values[keep])
         fit = self._fit = fit_factor(row, distance, values)
         char = theme.display_char(self._chars[row])
-        side = ""
-        if getattr(self._result, "bidirectional", False):
-            # of two directions the title says which side (short: the plot is a third of a
-            # 1280-px dock) and the axis which way d runs
-            side = " · k ≥ t" if ahead else " · k ≤ t"
+        # the side of G shown is said by the axis ("k − t"), the row marker on the heatmap and
+        # the factor line ("steps ahead"): a title saying it overhung a third of a 1280-px dock
         axis = ("steps ahead k − t", "k − t") if ahead else ("steps back t − k", "t − k")
         if plotting.changed(self.distance_plot, "bottom name", axis):
             plotting.set_axis_label(self.distance_plot, "bottom", *axis)
         plotting.set_title(
             self.distance_plot,
-            f"t = {row} ('{char}'){side}",
+            f"t = {row} ('{char}')",
             size=f"{theme.point_size():.1f}pt",
             color=theme.colours().ink,
         )
