@@ -251,3 +251,29 @@ def test_a_bidirectional_scratch_rnn_either_direction_is_a_hand_loop(vocab):
             np.testing.assert_allclose(d.softmax, soft / soft.sum(), atol=TOL)
     last = step_detail(model, vocab, TEXT, T - 1, direction="reverse")
     np.testing.assert_array_equal(last.H_prev, np.zeros(HIDDEN))  # the reverse one starts here
+
+
+def test_a_reverse_retention_row_is_the_matrix_row_ahead():
+    from rnnviz.core.gates import (
+        mean_retention,
+        mean_retention_row,
+        retention,
+        unit_retention_row,
+    )
+
+    rng = np.random.default_rng(0)
+    carry = rng.uniform(0.2, 1.0, size=(9, 4)).astype(np.float32)
+    R = mean_retention(carry, "reverse")
+    for t in (0, 3, 8):
+        np.testing.assert_allclose(mean_retention_row(carry, t, "reverse"), R[t, t:], rtol=1e-5)
+        np.testing.assert_allclose(
+            unit_retention_row(carry, t, 2, "reverse"),
+            retention(carry, 2, "reverse")[t, t:],
+            rtol=1e-5,
+        )
+        # the forward row as before: the matrix row behind t, nearest first
+        np.testing.assert_allclose(
+            mean_retention_row(carry, t), mean_retention(carry)[t, t::-1], rtol=1e-5
+        )
+    with pytest.raises(ValueError, match="direction"):
+        mean_retention_row(carry, 0, "backward")
