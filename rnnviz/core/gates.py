@@ -605,31 +605,43 @@ def _oriented(R: np.ndarray, direction: str) -> np.ndarray:
     return frozen_array(out, dtype=np.float32)
 
 
-def mean_retention_row(carry: np.ndarray, t: int) -> np.ndarray:
-    """(t + 1,) float64 row t of ``mean_retention`` (forward), indexed by the distance d = t - k:
-    entry d is the mean over units of the carry gate's product from step t - d + 1 to t (1 at
-    d = 0). What the gradient-flow view draws beside its row: t + 1 cumulative products, not
-    the T^2 H / 2 exps of the whole matrix, so a keystroke can afford it."""
-    values = np.asarray(carry, dtype=np.float64)
+def _row_factors(values: np.ndarray, t: int, direction: str) -> np.ndarray:
+    """The carry gates a row's products run over, nearest first: f_t, f_{t-1}, ..., f_1
+    forward (R[t, k] = prod_{s=k+1..t}); f_t, f_{t+1}, ..., f_{T-2} reverse (R[t, k] =
+    prod_{s=t..k-1} for k > t)."""
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be 'forward' or 'reverse', not {direction!r}")
     if not 0 <= t < len(values):
         raise IndexError(f"row {t} out of range 0..{len(values) - 1}")
-    out = np.ones(t + 1)
-    if t > 0:
-        out[1:] = np.cumprod(values[t:0:-1], axis=0).mean(axis=1)
+    return values[t:0:-1] if direction == "forward" else values[t : len(values) - 1]
+
+
+def mean_retention_row(carry: np.ndarray, t: int, direction: str = "forward") -> np.ndarray:
+    """Row t of ``mean_retention`` indexed by the distance: forward (t + 1,), d = t - k, entry
+    d the mean over units of the carry gate's product from step t - d + 1 to t (1 at d = 0);
+    reverse (T - t,), d = k - t, the product from step t to t + d - 1. What the gradient-flow
+    view draws beside its row: cumulative products, not the T^2 H / 2 exps of the whole
+    matrix, so a keystroke can afford it. float64."""
+    values = np.asarray(carry, dtype=np.float64)
+    factors = _row_factors(values, t, direction)
+    out = np.ones(len(factors) + 1)
+    if len(factors):
+        out[1:] = np.cumprod(factors, axis=0).mean(axis=1)
     return out
 
 
-def unit_retention_row(carry: np.ndarray, t: int, unit: int) -> np.ndarray:
-    """(t + 1,) float64 row t of ``retention(carry, unit)`` (forward), indexed by the distance
-    d = t - k, as ``mean_retention_row`` is for the mean: one unit's cumulative product."""
+def unit_retention_row(
+    carry: np.ndarray, t: int, unit: int, direction: str = "forward"
+) -> np.ndarray:
+    """Row t of ``retention(carry, unit, direction)`` indexed by the distance, as
+    ``mean_retention_row`` is for the mean: one unit's cumulative product. float64."""
     values = np.asarray(carry, dtype=np.float64)
-    if not 0 <= t < len(values):
-        raise IndexError(f"row {t} out of range 0..{len(values) - 1}")
+    factors = _row_factors(values, t, direction)
     if not 0 <= unit < values.shape[1]:
         raise IndexError(f"unit {unit} out of range 0..{values.shape[1] - 1}")
-    out = np.ones(t + 1)
-    if t > 0:
-        out[1:] = np.cumprod(values[t:0:-1, unit])
+    out = np.ones(len(factors) + 1)
+    if len(factors):
+        out[1:] = np.cumprod(factors[:, unit])
     return out
 
 

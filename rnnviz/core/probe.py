@@ -56,6 +56,7 @@ from rnnviz.core.gates import DIRECTIONS, Direction, GateRecord, gate_levels, mo
 from rnnviz.core.generation import generate_detail
 from rnnviz.core.messages import frozen_array
 from rnnviz.core.model import (
+    REVERSE_SCRATCH_NAMES,
     CharModel,
     GRUModel,
     LSTMModel,
@@ -210,6 +211,12 @@ class StepDetail:
     # what the layer reads: X_t (V,) for layer 0, the layer below's H_t (H,) above it; None
     # for a one-layer model (X_t)
     layer_input: np.ndarray | None = None
+    # "reverse": a bidirectional RNN's second recurrence (its own W_xh_reverse, W_hh_reverse,
+    # b_h_reverse), which reads H_{t+1} in place of H_{t-1} (zeros at the last character)
+    direction: Direction = "forward"
+    bidirectional: bool = False
+    # (2H,) what O_t reads of a bidirectional RNN: [H_fwd_t ; H_rev_t]; None for one direction
+    output_input: np.ndarray | None = None
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -872,42 +879,69 @@ def step_ids(model: CharModel, vocab: Vocab, text: str, t: int) -> tuple[np.ndar
 
 @torch.no_grad()
 def step_detail(
-    model: CharModel, vocab: Vocab, text: str, t: int, layer: int | None = None
+    model: CharModel,
+    vocab: Vocab,
+    text: str,
+    t: int,
+    layer: int | None = None,
+    direction: Direction = "forward",
 ) -> StepDetail:
     """Step t of the scratch (or fast) RNN, term by term, for the Step view. ``layer``: of
-    stacked layers, from 0 (the bottom one); None is the top one, which the output reads."""
+    stacked layers, from 0 (the bottom one); None is the top one, which the output reads.
+    ``direction``: of a bidirectional RNN (one layer), "reverse" is its recurrence over the
+    flipped text, whose step t reads H_{t+1}."""
     if not isinstance(model, ScratchRNN):
         raise ValueError(
             f"the step view shows the scratch RNN's equation; a {model.kind.upper()} has gates"
             " instead of W_xh, W_hh and b_h"
         )
-    if model.bidirectional:
-        # its O_t reads a reverse state that one column of the forward equation does not hold
-        raise ValueError(
-            "the step view shows a one-direction RNN's equation; this one is bidirectional "
-            "(the hidden-state panel shows each direction)"
-        )
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be 'forward' or 'reverse', not {direction!r}")
+    if direction == "reverse" and not model.bidirectional:
+        raise ValueError("this RNN has one direction: no reverse one to show")
     L = model.num_layers
     layer = L - 1 if layer is None else layer
     if not 0 <= layer < L:
         raise ValueError(f"no layer {layer + 1}: this RNN has {L} layer(s)")
     ids_np, ids = step_ids(model, vocab, text, t)
     T = len(ids_np)
-    W_xh, W_hh, b_h = model.layer_params(layer)
-    # every layer's H over steps 0..t, one pass: H_{t-1} of this layer, H_t of the one below
-    seqs = [h[0] for h in model.layer_hiddens(ids[None, : t + 1])]
-    if t > 0:
-        H_prev = seqs[layer][t - 1]
+    H = model.hidden_size
+    output_input: Tensor | None = None
+    W_xh: Tensor
+    W_hh: Tensor
+    b_h: Tensor
+    if model.bidirectional:
+        # one layer (the config refuses a stacked bidirectional scratch RNN); the reverse
+        # state at t depends on the characters after t, so the whole text
+        reverse = direction == "reverse"
+        if reverse:
+            W_xh, W_hh, b_h = (model.get_parameter(n) for n in REVERSE_SCRATCH_NAMES)
+        else:
+            W_xh, W_hh, b_h = model.layer_params(0)
+        _, both, _ = model(ids[None], zero_state(model))
+        output_input = both[0, t]  # [H_fwd_t ; H_rev_t]
+        own = both[0, :, H:] if reverse else both[0, :, :H]
+        before = t + 1 if reverse else t - 1
+        H_prev = own[before] if 0 <= before < T else torch.zeros_like(own[0])
+        layer_in = nn.functional.one_hot(ids[t], model.vocab_size).to(W_xh.dtype)
+        X_t = layer_in
+        O_t = output_input @ model.W_hq + model.b_q
     else:
-        H_prev = torch.zeros(model.hidden_size, dtype=W_hh.dtype, device=model.device)
-    X_t = nn.functional.one_hot(ids[t], model.vocab_size).to(W_xh.dtype)
-    # layer 0: the slides' matmul with the one-hot row (the model uses the equal row lookup)
-    layer_in = X_t if layer == 0 else seqs[layer - 1][t]
+        W_xh, W_hh, b_h = model.layer_params(layer)
+        # every layer's H over steps 0..t, one pass: H_{t-1} of this layer, H_t of the one below
+        seqs = [h[0] for h in model.layer_hiddens(ids[None, : t + 1])]
+        if t > 0:
+            H_prev = seqs[layer][t - 1]
+        else:
+            H_prev = torch.zeros(H, dtype=W_hh.dtype, device=model.device)
+        X_t = nn.functional.one_hot(ids[t], model.vocab_size).to(W_xh.dtype)
+        # layer 0: the slides' matmul with the one-hot row (the model uses the equal row lookup)
+        layer_in = X_t if layer == 0 else seqs[layer - 1][t]
+        O_t = seqs[-1][t] @ model.W_hq + model.b_q
     xW = layer_in @ W_xh
     hW = H_prev @ W_hh
     pre = xW + hW + b_h
     H_t = model.phi(pre)
-    O_t = seqs[-1][t] @ model.W_hq + model.b_q
     concat = torch.cat([layer_in, H_prev]) @ torch.cat([W_xh, W_hh], dim=0)
     token_id = int(ids_np[t])
     return StepDetail(
@@ -931,6 +965,9 @@ def step_detail(
         layer=layer,
         num_layers=L,
         layer_input=None if L == 1 else _to_numpy(layer_in),
+        direction=direction,
+        bidirectional=bool(model.bidirectional),
+        output_input=None if output_input is None else _to_numpy(output_input),
     )
 
 

@@ -4,11 +4,19 @@
 GRU or LSTM has gates instead. This module takes every gate of the step from
 ``core.gates.model_gates`` (PyTorch's own definitions, checked there against nn.LSTMCell and
 nn.GRUCell) and adds the products a student adds up by eye, plus the model's output layer
-O_t = h_t W_hq + b_q and its softmax. Forward direction: rnnviz's models have one.
+O_t = h_t W_hq + b_q and its softmax.
 
 Of L stacked layers, any layer l: its input is layer l−1's h_t (H wide) instead of the one-hot
 x_t, and its h_{t−1}, c_{t−1} are its own. O_t and the softmax are always the top layer's h_t
 times W_hq (what the model predicts from), whichever layer the rows show.
+
+A bidirectional model (d2l 10.4) has a second recurrence per layer that reads the text from
+its end: ``direction="reverse"`` shows it, and its step t reads h_{t+1}, c_{t+1} (its state
+after reading characters T−1 .. t+1; zeros at the last character) where the forward one reads
+h_{t−1}, c_{t−1}. The rows keep their keys ("h_prev" is the state the step reads, whichever
+side it comes from). Layer l > 0 of a bidirectional model reads concat(h_fwd, h_rev) of
+layer l−1, 2H wide, in either direction; O_t = [h_fwd_t ; h_rev_t] W_hq + b_q reads both
+directions of the top layer (``output_input``, 2H).
 
 LSTM (PyTorch's gate order i, f, g, o; d2l's I_t, F_t, C̃_t, O_t)::
 
@@ -37,9 +45,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 
-from rnnviz.core.gates import GateRecord, gate_levels, model_gates
+from rnnviz.core.gates import DIRECTIONS, Direction, GateRecord, gate_levels, model_gates
 from rnnviz.core.messages import frozen_array
 from rnnviz.core.model import CharModel, GRUModel, LSTMModel
 from rnnviz.core.probe import _to_numpy, nice_ceiling, step_ids
@@ -78,7 +86,8 @@ ROWS: Mapping[str, tuple[str, ...]] = {"lstm": LSTM_ROWS, "gru": GRU_ROWS}
 
 @dataclass(frozen=True)
 class GatedStepDetail:
-    """The numbers of step t of one layer of a GRU or LSTM (forward), next to its equations."""
+    """The numbers of step t of one layer and direction of a GRU or LSTM, next to its
+    equations."""
 
     kind: str  # "lstm" | "gru"
     t: int
@@ -89,16 +98,22 @@ class GatedStepDetail:
     token_id: int
     token: str  # the vocabulary entry read ("<unk>" for an unknown character)
     X_t: np.ndarray  # (V,) one-hot
-    # what the layer reads: X_t for layer 0, layer − 1's h_t (H,) above it
+    # what the layer reads: X_t for layer 0, layer − 1's h_t (H,) above it (of a bidirectional
+    # model both its directions', (2H,), forward first)
     layer_input: np.ndarray
     vectors: Mapping[str, np.ndarray]  # (H,) each, keys ROWS[kind] in order
-    O_t: np.ndarray  # (V,) the top layer's h_t W_hq + b_q
+    O_t: np.ndarray  # (V,) output_input W_hq + b_q
     softmax: np.ndarray  # (V,) softmax(O_t)
     # LSTM: symmetric colour levels for c_{t−1}, f ⊙ c_{t−1}, i ⊙ g and c_t, from the largest
     # |c| of the whole text (so they stay put as the cursor moves); None for the GRU
     cell_levels: tuple[float, float] | None
     # h_t from the stepped gates against the fused nn.LSTM/nn.GRU's h_n of this layer at t
     fused_max_abs_diff: float
+    # "reverse": the bidirectional model's second recurrence, whose h_prev is h_{t+1}
+    direction: Direction = "forward"
+    bidirectional: bool = False
+    # (D*H,) what O_t reads: the top layer's h_t, of a bidirectional model [h_fwd_t ; h_rev_t]
+    output_input: np.ndarray | None = None
 
     @property
     def rows(self) -> tuple[str, ...]:
@@ -118,8 +133,36 @@ def cell_levels(cells: np.ndarray) -> tuple[float, float]:
 
 
 def _row(values: np.ndarray, t: int, size: int) -> np.ndarray:
-    """Row t of a (T, H) trace; zeros for t = −1 (a probe starts from a zero state)."""
-    return np.array(values[t]) if t >= 0 else np.zeros(size, dtype=np.float32)
+    """Row t of a (T, H) trace; zeros outside 0..T−1 (a probe starts from a zero state at
+    either end: t = −1 forward, t = T reverse)."""
+    return np.array(values[t]) if 0 <= t < len(values) else np.zeros(size, dtype=np.float32)
+
+
+def _concat_at(record: GateRecord, layer: int, t: int) -> np.ndarray:
+    """Layer ``layer``'s output at step t: h_t, or [h_fwd_t ; h_rev_t] of a bidirectional
+    model (what the layer above and the output layer read)."""
+    return np.concatenate([np.array(record.trace(layer, d)["h"][t]) for d in record.directions])
+
+
+@torch.no_grad()
+def _fused_layer_output(rnn: nn.LSTM | nn.GRU, layer: int, x: Tensor) -> Tensor:
+    """(T, D*H): layer ``layer``'s outputs from PyTorch's fused kernel, on a copy of the
+    module cut above that layer (the fused module returns only the top layer's outputs, and of
+    a reverse direction h_n is its state at t = 0)."""
+    cut = type(rnn)(
+        rnn.input_size,
+        rnn.hidden_size,
+        num_layers=layer + 1,
+        bias=rnn.bias,
+        batch_first=True,
+        bidirectional=rnn.bidirectional,
+    )
+    own = rnn.state_dict()
+    cut.load_state_dict({name: own[name] for name in cut.state_dict()})
+    weight = rnn.get_parameter("weight_ih_l0")
+    cut = cut.to(device=weight.device, dtype=weight.dtype)
+    out: Tensor = cut(x[None])[0]
+    return out[0]
 
 
 @torch.no_grad()
@@ -130,20 +173,22 @@ def gated_step_detail(
     t: int,
     gates: GateRecord | None = None,
     layer: int | None = None,
+    direction: Direction = "forward",
 ) -> GatedStepDetail:
     """Step ``t`` of one layer of a GRU or LSTM reading ``text`` from a zero state, term by
     term. ``layer``: from 0 (the bottom one); None is the top one, which the output reads.
+    ``direction``: "reverse" is a bidirectional model's recurrence over the flipped text.
 
     ``gates``: the ``model_gates`` record of this model on this text (a probe's
     ``ProbeResult.gates``), to skip recomputing it; None computes it.
     """
     if not isinstance(model, GRUModel | LSTMModel):
         raise ValueError(f"gated_step_detail is for GRU and LSTM models, not {model.kind!r}")
-    if model.bidirectional:
-        raise ValueError(
-            f"the step view shows a one-direction {model.kind.upper()}; this one is "
-            "bidirectional (the hidden-state panel shows each direction's gates)"
-        )
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be 'forward' or 'reverse', not {direction!r}")
+    if direction == "reverse" and not model.bidirectional:
+        raise ValueError(f"this {model.kind.upper()} has one direction: no reverse one to show")
+    reverse = direction == "reverse"
     L = model.num_layers
     layer = L - 1 if layer is None else layer
     if not 0 <= layer < L:
@@ -151,27 +196,29 @@ def gated_step_detail(
     ids_np, ids = step_ids(model, vocab, text, t)
     T = len(ids_np)
     record = gates if gates is not None else model_gates(model, ids)
-    trace = record.trace(layer, "forward")
+    trace = record.trace(layer, direction)
     if trace["h"].shape[0] != T:
         raise ValueError(f"the gate record has {trace['h'].shape[0]} steps, the text {T}")
     H = model.hidden_size
     rnn = model.rnn
     X_t = nn.functional.one_hot(ids[t], model.vocab_size).to(model.W_hq.dtype)
-    below = None if layer == 0 else np.array(record.trace(layer - 1, "forward")["h"][t])
-    h_prev = _row(trace["h"], t - 1, H)
+    below = None if layer == 0 else _concat_at(record, layer - 1, t)
+    before = t + 1 if reverse else t - 1  # the step this one's state comes from
+    h_prev = _row(trace["h"], before, H)
     v: dict[str, np.ndarray] = {"h_prev": h_prev}
     levels = None
     if isinstance(model, LSTMModel):
         i, f, g, o = (np.array(trace[name][t]) for name in ("i", "f", "g", "o"))
-        c_prev = _row(trace["c"], t - 1, H)
+        c_prev = _row(trace["c"], before, H)
         c = np.array(trace["c"][t])
         v.update(i=i, f=f, g=g, o=o, c_prev=c_prev, f_c_prev=f * c_prev, i_g=i * g, c=c)
         v.update(tanh_c=np.tanh(c), h=np.array(trace["h"][t]))
         levels = cell_levels(trace["c"])
     else:
         r, z, n = (np.array(trace[name][t]) for name in ("r", "z", "n"))
-        w_ih = rnn.get_parameter(f"weight_ih_l{layer}")
-        w_hh = rnn.get_parameter(f"weight_hh_l{layer}")
+        sfx = f"_l{layer}" + ("_reverse" if reverse else "")
+        w_ih = rnn.get_parameter(f"weight_ih{sfx}")
+        w_hh = rnn.get_parameter(f"weight_hh{sfx}")
         new = slice(2 * H, 3 * H)  # the candidate's rows of PyTorch's stacked (r, z, n)
         if below is None:
             # the one-hot x_t times W_in is column token of weight_ih: a lookup, as the model
@@ -180,8 +227,8 @@ def gated_step_detail(
             x_n = torch.tensor(below, dtype=w_ih.dtype, device=w_ih.device) @ w_ih[new].t()
         h_n = torch.tensor(h_prev, dtype=w_hh.dtype, device=w_hh.device) @ w_hh[new].t()
         if rnn.bias:
-            x_n = x_n + rnn.get_parameter(f"bias_ih_l{layer}")[new]
-            h_n = h_n + rnn.get_parameter(f"bias_hh_l{layer}")[new]
+            x_n = x_n + rnn.get_parameter(f"bias_ih{sfx}")[new]
+            h_n = h_n + rnn.get_parameter(f"bias_hh{sfx}")[new]
         x_n_np = x_n.detach().cpu().numpy().astype(np.float32)
         h_n_np = h_n.detach().cpu().numpy().astype(np.float32)
         v.update(r=r, z=z, x_n=x_n_np, h_n=h_n_np, r_h_n=r * h_n_np, n=n)
@@ -189,15 +236,22 @@ def gated_step_detail(
     vectors = {name: frozen_array(v[name], dtype=np.float32) for name in ROWS[model.kind]}
 
     # torch.tensor copies: torch must not share (or warn about) a read-only array
-    top_h = np.array(record.trace(L - 1, "forward")["h"][t])
+    top_h = _concat_at(record, L - 1, t)
     h_top = torch.tensor(top_h, dtype=model.W_hq.dtype, device=model.device)
     O_t = h_top @ model.W_hq + model.b_q
-    # the fused layer's own forward over steps 0..t: its h_n of this layer is h_t here
-    _, h_n_all = rnn(model.one_hot(ids[None, : t + 1]))
-    if isinstance(h_n_all, tuple):
-        h_n_all = h_n_all[0]
     h_t = torch.tensor(vectors["h"], dtype=model.W_hq.dtype, device=model.device)
-    fused_diff = float((h_n_all[layer, 0] - h_t).abs().max())
+    if model.bidirectional:
+        # a reverse h_t depends on the characters after t: the fused layer's outputs over the
+        # whole text, this direction's half
+        fused = _fused_layer_output(rnn, layer, model.one_hot(ids))[t]
+        d = DIRECTIONS.index(direction)
+        fused_diff = float((fused[d * H : (d + 1) * H] - h_t).abs().max())
+    else:
+        # the fused layer's own forward over steps 0..t: its h_n of this layer is h_t here
+        _, h_n_all = rnn(model.one_hot(ids[None, : t + 1]))
+        if isinstance(h_n_all, tuple):
+            h_n_all = h_n_all[0]
+        fused_diff = float((h_n_all[layer, 0] - h_t).abs().max())
     token_id = int(ids_np[t])
     X_np = _to_numpy(X_t)
     return GatedStepDetail(
@@ -216,4 +270,7 @@ def gated_step_detail(
         softmax=_to_numpy(torch.softmax(O_t, dim=-1)),
         cell_levels=levels,
         fused_max_abs_diff=fused_diff,
+        direction=direction,
+        bidirectional=bool(model.bidirectional),
+        output_input=frozen_array(top_h, dtype=np.float32),
     )

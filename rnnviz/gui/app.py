@@ -248,12 +248,14 @@ def choose_stacked_layer(window: MainWindow, layer: int) -> None:
 
 
 def choose_direction(window: MainWindow, direction: str) -> None:
-    """``--direction backward``: the hidden-state panel shows that direction from the first
-    probe shown of a bidirectional model (an opened one arrives after the default model's)."""
+    """``--direction backward``: the hidden-state panel, the step view, the saturation scatter
+    and the gradient flow show that direction from the first probe shown of a bidirectional
+    model (an opened one arrives after the default model's)."""
     panel = window.panels.hidden
 
     def choose() -> None:
         if panel.set_direction(direction):  # False until a bidirectional result is shown
+            window.reactions.set_direction(direction)
             window.probe_shown.disconnect(choose)
 
     window.probe_shown.connect(choose)

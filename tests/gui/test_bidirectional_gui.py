@@ -127,9 +127,24 @@ def test_an_opened_bidirectional_model_gets_the_selector_and_direction_backward(
     controls = p.controls
     assert controls.bidirectional_check.isChecked()
     assert not controls.bidirectional_check.isEnabled()
-    # the step view's one column of the forward equation says why it shows none
+    # the step view shows either direction of it: the one --direction chose
     detail, why = window.probes.step_detail(1)
-    assert detail is None and "bidirectional" in why and "failed" not in why
+    assert why == "" and detail is not None and detail.bidirectional
+    assert detail.direction == "forward"
+    window.docks["dock_stepview"].raise_()
+    stepview = p.stepview
+
+    def backward_shown() -> bool:
+        shown = stepview.detail()
+        return shown is not None and shown.direction == "reverse"
+
+    qtbot.waitUntil(backward_shown, timeout=5000)
+    assert stepview.direction_selector().isVisibleTo(stepview)
+    t = p.time_cursor.cursor()
+    np.testing.assert_allclose(
+        stepview.row_values("h"), result.gates.trace(0, "reverse")["h"][t], atol=1e-6
+    )
+    np.testing.assert_allclose(stepview.both_values(), ref["out"][t], atol=TOL)
     assert window.app_state.last_failure is None
 
 

@@ -19,6 +19,17 @@ Three views of numbers core computed:
   ``w_hh_sigma_max`` column of its metric history), with the line ``σ_max = 1`` that separates
   "can only shrink" from "may grow".
 
+A bidirectional model's G is not causal: L_t reads the forward states up to t and the
+backward states from t on, so row t is filled on both sides of the diagonal, and the heatmap
+shows all of it. Of the top layer (what G is of), G[t, k] for k < t is the forward half's
+alone and for k > t the backward half's alone, so the distance plot follows the direction
+chosen (the hidden-state panel's, set here by the window with ``set_direction``): forward,
+the steps back k <= t with the forward retention; backward, the steps ahead k >= t,
+d = k − t, with the backward direction's retention (its carry gate from t to k − 1). Each side
+is then one recurrence, its gradient and its gates' product on one axis, and the fitted
+factor is that recurrence's per-step factor; a signed axis of both sides at once would fit
+one line through two different decays.
+
 The arithmetic here is for display only: ``log10`` of positive finite values and masking. NaN,
 inf and zeros never reach pyqtgraph: heatmaps are turned into RGBA images (missing cells grey)
 and curves keep only their positive finite points.
@@ -75,6 +86,7 @@ from rnnviz.gui.state.app_state import MAIN_RUN, AppState
 from rnnviz.gui.state.histories import RunHistory
 
 if TYPE_CHECKING:
+    from rnnviz.core.gates import Direction
     from rnnviz.core.probe import ProbeResult
 
 _ROW_PEN_WIDTH = 3
@@ -116,6 +128,8 @@ class GradFlowPanel(QWidget):
         # (text, row, lo, hi): the distance plot's decades, which widen while both stay
         self._distance_decades: tuple[str, int, int, int] | None = None
         self._heatmap_run = MAIN_RUN
+        # of a bidirectional result: the side of G the distance plot shows (see the module doc)
+        self._direction = "forward"
         # the floor of the training colour levels (decades below each step's largest)
         self._training_floor: float | None = None
         # (run, its history, window size) the floor was found for: another one starts it again
@@ -358,10 +372,34 @@ class GradFlowPanel(QWidget):
 
     def selected_row(self) -> int | None:
         """The row the distance curve shows: the cursor's, T − 2 at the last character, or the
-        last row with a target when the cursor's has fewer than 2 points to fit (t = 0)."""
+        last row with a target when the cursor's has fewer than 2 points to fit (t = 0; the
+        backward side of a row before the last has two)."""
         if self._grad_flow is None:
             return None
+        if self._ahead():
+            T = int(self._grad_flow.shape[0])
+            return None if T < 2 else min(max(self._cursor, 0), T - 2)
         return fit_row(self._grad_flow, self._cursor)
+
+    def _ahead(self) -> bool:
+        """The distance plot shows the steps ahead (k >= t): the backward direction chosen on
+        a bidirectional result."""
+        return self._direction == "reverse" and bool(getattr(self._result, "bidirectional", False))
+
+    def direction(self) -> str:
+        """The side the distance plot shows: "forward" (k <= t) or "reverse" (k >= t)."""
+        return "reverse" if self._ahead() else "forward"
+
+    def set_direction(self, direction: str) -> None:
+        """Of a bidirectional result, the distance plot shows ``direction``'s side of G and its
+        retention ("forward", or "reverse"/"backward"); kept for the next bidirectional one."""
+        direction = "reverse" if direction == "backward" else direction
+        if direction not in ("forward", "reverse") or direction == self._direction:
+            return
+        self._direction = direction
+        if self._grad_flow is not None:
+            self._row_drawn = None
+            self._draw_row()
 
     def _show_row_note(self, row: int) -> None:
         T = 0 if self._grad_flow is None else int(self._grad_flow.shape[0])
@@ -397,15 +435,24 @@ class GradFlowPanel(QWidget):
                 "type at least two characters: the last one has no next character to predict"
             )
             return
-        self.row_marker.setRect(QRectF(0.0, float(row), float(row + 1), 1.0))
+        ahead = self._ahead()
+        T = int(G.shape[0])
+        if ahead:  # the cells k = t .. T − 1
+            self.row_marker.setRect(QRectF(float(row), float(row), float(T - row), 1.0))
+        else:
+            self.row_marker.setRect(QRectF(0.0, float(row), float(row + 1), 1.0))
         self.row_marker.setVisible(True)
-        # imported here, not at the top: core.probe pulls in torch, which the window loads
-        # only after it is shown; a result to draw means torch is already there
-        from rnnviz.core.probe import grad_flow_to_distance
+        if ahead:  # d = k - t for k = t .. T - 1: the backward direction's side
+            distance = np.arange(T - row, dtype=np.float64)
+            values = np.asarray(G[row, row:], dtype=np.float64)
+        else:
+            # imported here, not at the top: core.probe pulls in torch, which the window loads
+            # only after it is shown; a result to draw means torch is already there
+            from rnnviz.core.probe import grad_flow_to_distance
 
-        d, values = grad_flow_to_distance(G, row)  # d = t - k for k = t .. 0
-        distance = np.asarray(d, dtype=np.float64)
-        values = np.asarray(values, dtype=np.float64)
+            d, flow = grad_flow_to_distance(G, row)  # d = t - k for k = t .. 0
+            distance = np.asarray(d, dtype=np.float64)
+            values = np.asarray(flow, dtype=np.float64)
         drawn = (row, self._chars[row], values)
         old = self._row_drawn
         if (
@@ -421,6 +468,11 @@ class GradFlowPanel(QWidget):
         self.distance_curve.setData(distance[keep], values[keep])
         fit = self._fit = fit_factor(row, distance, values)
         char = theme.display_char(self._chars[row])
+        # the side of G shown is said by the axis ("k − t"), the row marker on the heatmap and
+        # the factor line ("steps ahead"): a title saying it overhung a third of a 1280-px dock
+        axis = ("steps ahead k − t", "k − t") if ahead else ("steps back t − k", "t − k")
+        if plotting.changed(self.distance_plot, "bottom name", axis):
+            plotting.set_axis_label(self.distance_plot, "bottom", *axis)
         plotting.set_title(
             self.distance_plot,
             f"t = {row} ('{char}')",
@@ -444,7 +496,9 @@ class GradFlowPanel(QWidget):
             colour = theme.on_background(colour)  # the blue vanished on a dark window
         # steady: the label's own ink, which follows the palette
         self._set_factor_colour("" if colour is None else f"color: {colour};")
-        self.factor_label.setText(fit.text())
+        text = fit.text()
+        # the backward side's d runs ahead: the same factor, said the way its axis runs
+        self.factor_label.setText(text.replace("steps back", "steps ahead") if ahead else text)
 
     def _draw_retention(self, row: int) -> np.ndarray:
         """The retention row of a GRU or LSTM beside the gradient's; its log10 values (for
@@ -458,19 +512,23 @@ class GradFlowPanel(QWidget):
             return np.empty(0)
         from rnnviz.core.gates import mean_retention_row, retention_text, unit_retention_row
 
-        # of stacked layers, the top one's: G is of the top layer's H_k (core.probe)
-        trace = gates.trace(gates.num_layers - 1)
-        kept = mean_retention_row(trace.carry, row)
-        distance = np.arange(row + 1, dtype=np.float64)
+        # of stacked layers, the top one's: G is of the top layer's H_k (core.probe); of two
+        # directions, the one whose side of G is drawn
+        direction: Direction = "reverse" if self._ahead() else "forward"
+        trace = gates.trace(gates.num_layers - 1, direction)
+        kept = mean_retention_row(trace.carry, row, direction)
+        distance = np.arange(len(kept), dtype=np.float64)
         shown = np.isfinite(kept) & (kept > 0)
         self.retention_curve.setData(distance[shown], kept[shown])
         unit = min(self._state.unit, trace.carry.shape[1] - 1)
-        own = unit_retention_row(trace.carry, row, unit)
+        own = unit_retention_row(trace.carry, row, unit, direction)
         own_shown = np.isfinite(own) & (own > 0)
         self.unit_retention_curve.setData(distance[own_shown], own[own_shown])
         text = retention_text(trace.kind, distance, kept)
         if gates.num_layers > 1:
             text += f" (top layer of {gates.num_layers})"
+        if gates.bidirectional:
+            text += " (backward: steps ahead)" if direction == "reverse" else " (forward)"
         self.retention_label.setText(text)
         self.retention_label.setVisible(True)
         logs: np.ndarray = np.log10(np.concatenate([kept[shown], own[own_shown]]))

@@ -67,7 +67,11 @@ HELP: dict[str, tuple[str, str]] = {
         "the layer below's h<sub>t</sub><sup>(l−1)</sup> instead of the one-hot x<sub>t</sub>, "
         "and O<sub>t</sub> is always the top layer's h<sub>t</sub> W<sub>hq</sub>. The hidden "
         "states, this view and the gate saturation show one layer: choosing it in one moves "
-        "the others.",
+        "the others. Of a bidirectional model (d2l 10.4), the direction chosen beside the "
+        "layer: the backward one reads the text from its end, so its step t reads "
+        "h<sub>t+1</sub>, with its own weights; O<sub>t</sub> = [h<sub>t</sub><sup>→</sup> ; "
+        "h<sub>t</sub><sup>←</sup>] W<sub>hq</sub> + b<sub>q</sub> reads both, the row above "
+        "it.",
     ),
     "dock_film": (
         "Learning film",
@@ -99,8 +103,9 @@ HELP: dict[str, tuple[str, str]] = {
         "h<sub>t</sub> = (1 − z<sub>t</sub>) ⊙ n<sub>t</sub> + z<sub>t</sub> ⊙ "
         "h<sub>t−1</sub> plays that part). Trails: where each unit was a few models before. "
         "Click a dot to select its unit in every panel. Of stacked layers, one layer's gates, "
-        "chosen beside the readout. After Karpathy, Johnson &amp; "
-        "Fei-Fei, <i>Visualizing and Understanding Recurrent Networks</i> (2015), fig. 3.",
+        "chosen beside the readout; of a bidirectional model, one direction's. After "
+        "Karpathy, Johnson &amp; Fei-Fei, <i>Visualizing and Understanding Recurrent "
+        "Networks</i> (2015), fig. 3.",
     ),
     "dock_unrolled": (
         "Unrolled network",

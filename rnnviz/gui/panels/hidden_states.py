@@ -13,8 +13,10 @@ every one of them over t. A new result draws only the layer shown and the unit's
 Of stacked layers (a GRU's, an LSTM's gate record, a scratch RNN's ``layer_hidden``) a second
 selector picks the layer; choosing one emits ``depth_chosen`` (``set_depth`` is silent), and
 the window moves the step view's and the saturation scatter's layer with it. Of a
-bidirectional model a third one picks the direction (forward, backward). Each is shown only
-for a result that has a choice.
+bidirectional model a third one picks the direction (forward, backward), emitting
+``direction_chosen`` (``set_direction`` is silent): the window moves the step view's, the
+saturation scatter's and the gradient-flow panel's with it. Each is shown only for a result
+that has a choice.
 """
 
 from __future__ import annotations
@@ -196,6 +198,8 @@ class HiddenStatesPanel(QWidget):
     export_failed = Signal(str)  # a plot's context-menu export failed (why)
     cursor_requested = Signal(int)
     depth_chosen = Signal(int)  # the user chose a stacked layer (from 0); set_depth is silent
+    # the user chose a direction ("forward" | "reverse"); set_direction is silent
+    direction_chosen = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -650,8 +654,8 @@ class HiddenStatesPanel(QWidget):
         return self._direction_box
 
     def _on_direction_chosen(self, index: int) -> None:
-        if index >= 0:
-            self.set_direction(str(self._direction_box.itemData(index)))
+        if index >= 0 and self.set_direction(str(self._direction_box.itemData(index))):
+            self.direction_chosen.emit(self._direction)
 
     def _on_depth_chosen(self, index: int) -> None:
         if index >= 0:

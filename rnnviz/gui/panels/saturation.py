@@ -13,7 +13,9 @@ nothing. A click on a dot selects that unit (``unit_selected``), ``set_unit`` ne
 For the plain RNN (scratch, fast) it says what it is for instead of an empty plot. Of a
 stacked GRU/LSTM the dots are one layer's, chosen in its layer selector (the top one first,
 as in the hidden-state panel); ``layer_chosen`` lets the window move the other panels' layer
-with it. Every method runs in the GUI thread.
+with it. Of a bidirectional one a direction selector picks the forward or the backward
+recurrence's gates (each its own weights, so its own saturation); ``direction_chosen`` moves
+the other panels' direction with it. Every method runs in the GUI thread.
 """
 
 from __future__ import annotations
@@ -234,6 +236,7 @@ class SaturationPanel(QWidget):
     unit_selected = Signal(int)
     export_failed = Signal(str)
     layer_chosen = Signal(int)  # the user chose a stacked layer (from 0); set_layer is silent
+    direction_chosen = Signal(str)  # "forward" | "reverse"; set_direction is silent
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -263,8 +266,21 @@ class SaturationPanel(QWidget):
         )
         self._layer_box.hide()
         self._layer_box.currentIndexChanged.connect(self._on_layer_chosen)
+        self._direction = "forward"  # kept for the next bidirectional model
+        self._direction_box = QComboBox()
+        self._direction_box.setObjectName("saturation_direction_box")
+        self._direction_box.setFont(theme.font())
+        for label, value in (("forward", "forward"), ("backward", "reverse")):
+            self._direction_box.addItem(label, value)
+        self._direction_box.setToolTip(
+            "which direction of a bidirectional model the dots are: the forward recurrence "
+            "or the backward one (from the text's end), each with its own gates"
+        )
+        self._direction_box.hide()
+        self._direction_box.currentIndexChanged.connect(self._on_direction_chosen)
         top = QHBoxLayout()
         top.addWidget(self._readout, 1)
+        top.addWidget(self._direction_box)
         top.addWidget(self._layer_box)
         top.addWidget(self._gate_label)
         top.addWidget(self._gate_box)
@@ -322,11 +338,18 @@ class SaturationPanel(QWidget):
             self.set_kind(result.kind)
         if result is not None:
             self._set_layers(len(result.layers))
+            self._set_bidirectional(result.bidirectional)
         self._result = result
         units = None if result is None else result.units
         depth = None if result is None else len(result.layers)
+        both = None if result is None else result.bidirectional
         self._trail = tuple(
-            r for r in trail if r.kind == self._kind and r.units == units and len(r.layers) == depth
+            r
+            for r in trail
+            if r.kind == self._kind
+            and r.units == units
+            and len(r.layers) == depth
+            and r.bidirectional == both
         )
         self._draw()
 
@@ -402,8 +425,41 @@ class SaturationPanel(QWidget):
             self.layer_chosen.emit(self._layer)
 
     def _gates_of(self, result: SaturationResult) -> Mapping[str, Any]:
-        """The saturation of the layer shown."""
-        return result.layer(self.layer())
+        """The saturation of the layer and direction shown."""
+        return result.layer(self.layer(), self.direction())
+
+    def _set_bidirectional(self, bidirectional: bool) -> None:
+        if self._direction_box.isHidden() == bidirectional:
+            self._direction_box.setVisible(bidirectional)
+        # "show" gives its width to the selectors: the readout keeps its three lines
+        self._gate_label.setVisible(self._layers == 1 and not bidirectional and bool(self.gates()))
+
+    def direction(self) -> str:
+        """The direction shown: "forward", or "reverse" of a bidirectional result."""
+        both = self._result is not None and self._result.bidirectional
+        return self._direction if both else "forward"
+
+    def set_direction(self, direction: str) -> None:
+        """Show ``direction`` ("forward", or "reverse"/"backward"), as the selector does
+        (silent); kept for the next bidirectional result while this one has one direction."""
+        direction = "reverse" if direction == "backward" else direction
+        if direction not in ("forward", "reverse"):
+            return
+        self._direction = direction
+        self._direction_box.blockSignals(True)
+        self._direction_box.setCurrentIndex(self._direction_box.findData(direction))
+        self._direction_box.blockSignals(False)
+        self._hover = None
+        self._draw()
+
+    def direction_selector(self) -> QComboBox:
+        """The selector of the direction shown: visible only for a bidirectional result."""
+        return self._direction_box
+
+    def _on_direction_chosen(self, index: int) -> None:
+        if index >= 0:
+            self.set_direction(str(self._direction_box.itemData(index)))
+            self.direction_chosen.emit(self._direction)
 
     # ---------------------------------------------------------------- what tests read
 

@@ -25,6 +25,17 @@ the top layer's h_t times W_hq, whichever layer the rows show. The selector emit
 ``layer_chosen``; the window moves the other panels' layer with it, so the heatmap, the
 saturation scatter and these rows show one layer.
 
+Of a bidirectional model (d2l 10.4; an opened nn.GRU/LSTM(bidirectional=True), a scratch RNN
+of ``ModelConfig.bidirectional``) a direction selector beside the layer selector picks the
+forward or the backward recurrence. The backward one reads the text from its end: its step t
+reads h_{t+1} (its state after characters T−1 .. t+1), which every formula and label then
+says in place of h_{t−1}, with its own weights (PyTorch's ``_reverse``). O_t reads both
+directions of the top layer, [h_t^→ ; h_t^←] W_hq + b_q: a row above O_t shows that 2H-wide
+row, its two halves split by a gap, whichever direction the rows show. Above the bottom
+layer the input h_t^(l) is [h_t^→ ; h_t^←] of layer l, 2H wide. The selector emits
+``direction_chosen``; the window moves the hidden-state panel's, the saturation scatter's
+and the gradient-flow panel's direction with it.
+
 The main window computes the detail on each cursor move (``core.probe.step_detail`` or
 ``core.step_gates.gated_step_detail``) and passes it in; this panel only draws. All methods run
 in the GUI thread.
@@ -232,6 +243,24 @@ def for_layer(formula: str, layer: int, plain: bool = False) -> str:
     return formula.replace(_PLAIN_X_T if plain else _X_T, layer_input_html(layer, plain))
 
 
+def directed(formula: str, reverse: bool) -> str:
+    """A formula of the backward direction: its step reads the state of step t+1 (the one it
+    read before, from the text's end), where the forward one reads t−1."""
+    return formula.replace("t−1", "t+1") if reverse else formula
+
+
+# the row above O_t of a bidirectional model: both directions of the top layer, side by side
+BOTH_KEY = "O_input"
+ARROWS = {"forward": "→", "reverse": "←"}
+DIRECTION_CHOICES: tuple[tuple[str, str], ...] = (("forward", "forward"), ("backward", "reverse"))
+DIRECTION_WORDS = {"forward": "forward", "reverse": "backward"}
+
+
+def both_html(h: str, top: str = "") -> str:
+    """[h_t^→ ; h_t^←] (``top``: a layer number over each, as "(2)")."""
+    return f"[{h}<sub>t</sub><sup>{top}→</sup> ; {h}<sub>t</sub><sup>{top}←</sup>]"
+
+
 def quoted(char: str | None) -> str:
     return "–" if char is None else f"'{theme.display_char(char)}'"
 
@@ -315,6 +344,7 @@ class VectorStrip(QWidget):
         self._values = np.empty(0)
         self._colours: list[QColor] = []
         self._marked: int | None = None
+        self._divider: int | None = None  # a cell index with a thick line before it
         self.setMinimumHeight(22)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
 
@@ -330,10 +360,12 @@ class VectorStrip(QWidget):
         levels: tuple[float, float],
         cmap: pg.ColorMap,
         marked: int | None = None,
+        divider: int | None = None,
     ) -> None:
         self._values = np.asarray(values, dtype=np.float64).copy()
         self._colours = theme.map_colours(cmap, self._values, levels)
         self._marked = marked
+        self._divider = divider
         lo, hi = levels
         self.setToolTip(f"colour scale fixed at {lo:g} … {hi:g}; {len(self._values)} values")
         self.update()
@@ -355,6 +387,10 @@ class VectorStrip(QWidget):
                 painter.drawLine(int(x), 0, int(x), height)
         painter.setPen(QPen(QColor(theme.colours().secondary_ink), 1))
         painter.drawRect(0, 0, width, height)
+        if self._divider is not None and 0 < self._divider < n:
+            painter.setPen(QPen(QColor(theme.colours().ink), 3))
+            x = int(self._divider * cell)
+            painter.drawLine(x, 0, x, height)
         if self._marked is not None and 0 <= self._marked < n:
             pen = QPen(QColor(theme.HIGHLIGHT), 3)
             painter.setPen(pen)
@@ -394,6 +430,13 @@ class _Row:
         line.setFrameShape(QFrame.Shape.HLine)
         line.setStyleSheet(f"color: {theme.colours().rule};")
         grid.addWidget(line, row + 1, 0, 1, 2)
+        self._widgets: tuple[QWidget, ...] = (self.label, self.strip, self.numbers, line)
+
+    def set_visible(self, visible: bool) -> None:
+        """Show or hide the whole row (a hidden one takes no room in the grid)."""
+        for widget in self._widgets:
+            if widget.isHidden() == visible:
+                widget.setVisible(visible)
 
     def set_shape(self, width_symbol: str, width: int, note: str = "") -> None:
         self.label.setText(
@@ -417,9 +460,16 @@ class _Body(QWidget):
         grid.setHorizontalSpacing(12)
         grid.setVerticalSpacing(3)
         grid.setColumnStretch(1, 1)
-        self.rows: dict[str, _Row] = {
-            key: _Row(grid, i, key, formula, prefix) for i, (key, formula) in enumerate(rows)
-        }
+        # a bidirectional model's [h_fwd ; h_rev] before O_t, kept out of ``rows`` (the rows
+        # of the model's equations, the same for one direction or two); hidden until needed
+        keys = [key for key, _ in rows]
+        at = keys.index("O_t") if "O_t" in keys else len(keys)
+        laid = [*rows[:at], (BOTH_KEY, ""), *rows[at:]]
+        built = {key: _Row(grid, i, key, formula, prefix) for i, (key, formula) in enumerate(laid)}
+        self.both = built.pop(BOTH_KEY)
+        self.both.set_visible(False)
+        self.rows: dict[str, _Row] = built
+        rows = laid
         self.check = QLabel()
         self.check.setObjectName(check_name)
         self.check.setTextFormat(Qt.TextFormat.RichText)
@@ -441,10 +491,15 @@ class StepViewPanel(QWidget):
     (the chapter's), or a GRU's or LSTM's (PyTorch's), one layer of a stacked one."""
 
     layer_chosen = Signal(int)  # the user chose a stacked layer (from 0); set_layer is silent
+    # the user chose a direction of a bidirectional model ("forward" | "reverse"); silent
+    # set_direction
+    direction_chosen = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._detail: Any = None
+        self._direction = "forward"  # kept for the next bidirectional model
+        self._bidirectional = False
         self._layer = -1  # the stacked layer shown; -1: the top one, whatever the depth
         self._layers = 1
         self._vocab_tokens: tuple[str, ...] | None = None
@@ -498,6 +553,18 @@ class StepViewPanel(QWidget):
         )
         self._layer_box.hide()
         self._layer_box.currentIndexChanged.connect(self._on_layer_chosen)
+        self._direction_box = QComboBox()
+        self._direction_box.setObjectName("stepview_direction_box")
+        self._direction_box.setFont(theme.font())
+        for label, value in DIRECTION_CHOICES:
+            self._direction_box.addItem(label, value)
+        self._direction_box.setToolTip(
+            "which direction of a bidirectional model these rows are: the forward one reads "
+            "the text from its start (h_t from h_t−1), the backward one from its end (h_t "
+            "from h_t+1), each with its own weights; O_t reads both, side by side"
+        )
+        self._direction_box.hide()
+        self._direction_box.currentIndexChanged.connect(self._on_direction_chosen)
 
         plain = _Body(
             [(key, formula) for key, formula, _ in ROWS],
@@ -546,6 +613,7 @@ class StepViewPanel(QWidget):
         page_layout.addWidget(self.gate_note)
         step_row = QHBoxLayout()
         step_row.addWidget(self.step_label, 1)
+        step_row.addWidget(self._direction_box, 0, Qt.AlignmentFlag.AlignTop)
         step_row.addWidget(self._layer_box, 0, Qt.AlignmentFlag.AlignTop)
         page_layout.addLayout(step_row)
         page_layout.addWidget(scroll, 1)
@@ -588,39 +656,76 @@ class StepViewPanel(QWidget):
         self.stack.setCurrentIndex(1)
         kind = getattr(detail, "kind", "")
         self._set_layers(getattr(detail, "num_layers", 1))
+        self._set_bidirectional(bool(getattr(detail, "bidirectional", False)))
+        self._direction_box.blockSignals(True)
+        self._direction_box.setCurrentIndex(
+            self._direction_box.findData(getattr(detail, "direction", "forward"))
+        )
+        self._direction_box.blockSignals(False)
         # the selector names the layer of the rows shown (the choice stays for a deeper model)
         self._layer_box.blockSignals(True)
         self._layer_box.setCurrentIndex(self._layer_box.findData(getattr(detail, "layer", 0)))
         self._layer_box.blockSignals(False)
-        self._show_form(kind if kind in GATED_ROWS else "plain", getattr(detail, "layer", 0))
+        self._show_form(
+            kind if kind in GATED_ROWS else "plain",
+            getattr(detail, "layer", 0),
+            getattr(detail, "direction", "forward") == "reverse",
+        )
         if kind in GATED_ROWS:
             self._set_gated(cast("GatedStepDetail", detail))
         else:
             self._set_plain(cast("StepDetail", detail))
 
-    def _show_form(self, form: str, layer: int = 0) -> None:
+    def _show_form(self, form: str, layer: int = 0, reverse: bool = False) -> None:
         self._form = form
         for name, body in self.bodies.items():
             body.setVisible(name == form)
         self.rows = self.bodies[form].rows
         gated = form != "plain"
+        both = self._bidirectional
         self.equation.setVisible(not gated)
         self.gated_equation.setVisible(gated)
-        self.gate_note.setVisible(gated or self._layers > 1)
+        self.gate_note.setVisible(gated or self._layers > 1 or both)
         if not gated:
             equation = EQUATION_HTML
-            if self._layers > 1:  # longer with H_t^(l): a line may break between equations only
+            if self._layers > 1 or both:  # longer: a line may break between equations only
                 parts = EQUATION_HTML.split("&nbsp;&nbsp;&nbsp;")
                 equation = _equations(*(for_layer(part, layer, plain=True) for part in parts))
-            self.equation.setText(equation)
-            if self._layers > 1:
-                self.gate_note.setText(self._layer_note(layer, "H"))  # H: the chapter's
+            if both:
+                equation = equation.replace(
+                    "O<sub>t</sub>&nbsp;=&nbsp;H<sub>t</sub>",
+                    "O<sub>t</sub>&nbsp;=&nbsp;" + both_html("H").replace(" ", "&nbsp;"),
+                )
+            self.equation.setText(directed(equation, reverse))
+            notes = [self._layer_note(layer, "H")] if self._layers > 1 else []  # the chapter's
+            if both:
+                notes.append(self._direction_note(reverse, "H"))
+            if notes:
+                self.gate_note.setText("<br>".join(notes))
         if gated:
-            self.gated_equation.setText(for_layer(GATED_EQUATION_HTML[form], layer))
-            note = GATED_NOTE_HTML[form]
-            if self._layers > 1:  # a line of its own: the model's note stays one line
-                note = f"{self._layer_note(layer, 'h')}<br>{note}"
-            self.gate_note.setText(note)
+            equation = for_layer(GATED_EQUATION_HTML[form], layer)
+            if both:
+                equation = equation.replace(
+                    "O<sub>t</sub>&nbsp;=&nbsp;h<sub>t</sub>",
+                    "O<sub>t</sub>&nbsp;=&nbsp;" + both_html("h").replace(" ", "&nbsp;"),
+                )
+            self.gated_equation.setText(directed(equation, reverse))
+            lines = [GATED_NOTE_HTML[form]]
+            if both:  # a line of its own: the model's note stays one line
+                lines.insert(0, self._direction_note(reverse, "h"))
+            if self._layers > 1:
+                lines.insert(0, self._layer_note(layer, "h"))
+            self.gate_note.setText("<br>".join(lines))
+
+    def _direction_note(self, reverse: bool, h: str) -> str:
+        """What the direction shown reads, and that O_t reads both."""
+        # short: the rows under it need the dock's height (O_t's equation says it reads both)
+        if reverse:
+            return (
+                f"backward: from the text's end, {h}<sub>t+1</sub> after characters "
+                "T−1 … t+1; own _reverse weights"
+            )
+        return f"forward: from the text's start, {h}<sub>t−1</sub> after characters 0 … t−1"
 
     def _layer_note(self, layer: int, h_symbol: str) -> str:
         """Of stacked layers: what the layer shown reads, and which layer O_t reads."""
@@ -628,6 +733,8 @@ class StepViewPanel(QWidget):
         h = "H" if plain else "h"
         if layer == 0:
             below = f"the one-hot {layer_input_html(0, plain)}"
+        elif self._bidirectional:  # both directions of the layer below, side by side
+            below = f"{layer_input_html(layer, plain)} = {both_html(h, f'({layer})')}, 2H"
         else:
             below = f"{layer_input_html(layer, plain)}, layer {layer}'s {h}<sub>t</sub>"
         note = f"layer {layer + 1} of {self._layers}: input {below}"
@@ -681,33 +788,36 @@ class StepViewPanel(QWidget):
             f"fixed colour scales: terms and A<sub>t</sub> ±{SUM_LEVELS[1]:g} · "
             f"H {h_scale} · O<sub>t</sub> ±{LOGIT_LEVELS[1]:g} · P 0…1"
         )
+        reverse = detail.direction == "reverse"
         self._step_text(detail, f"φ = {phi}")  # the layer: the selector beside it says it
         token = detail.token_id
-        notes = {"xW": f" = row {token} of W<sub>xh</sub>"} if layer == 0 else {}
+        W_xh = "W<sub>xh</sub>" + ("<sup>←</sup>" if reverse else "")
+        notes = {"xW": f" = row {token} of {W_xh}"} if layer == 0 else {}
         if layer > 0:
             notes["X_t"] = f" layer {layer}'s H<sub>t</sub>"
         if layer < top:
             notes["O_t"] = " top layer's"  # short: a wide label narrows every strip
         for key, formula, width_symbol in ROWS:
             row = self.rows[key]
-            row.formula = for_layer(formula, layer, plain=True)
-            if key == "O_t" and layer < top:
+            row.formula = directed(for_layer(formula, layer, plain=True), reverse)
+            if key == "O_t" and detail.bidirectional:
+                row.formula = formula.replace("H<sub>t</sub>", both_html("H"))
+            elif key == "O_t" and layer < top:
                 row.formula = formula.replace(
                     "H<sub>t</sub>", f"H<sub>t</sub><sup>({top + 1})</sup>"
                 )
             wide = key == "X_t" and layer > 0
             row.set_shape("H" if wide else width_symbol, H if wide or width_symbol == "H" else V,
                           notes.get(key, ""))  # fmt: skip
+        self._set_both(detail, "H", h_levels, h_cmap)
 
         if layer == 0 or detail.layer_input is None:
             self._set_input(detail)
         else:  # the layer below's H_t: an H-wide row on the hidden state's scale
             self._set_row("X_t", detail.layer_input, h_levels, h_cmap)
         self._set_row("H_prev", detail.H_prev, h_levels, h_cmap)
-        if detail.t == 0:
-            self.rows["H_prev"].numbers.show_values(
-                detail.H_prev, "(zeros: a probe starts from H = 0)"
-            )
+        if self._starts_here(detail):
+            self.rows["H_prev"].numbers.show_values(detail.H_prev, self._zeros_note(detail, "H"))
         self._set_row("xW", detail.xW, SUM_LEVELS, sum_cmap)
         self._set_row("hW", detail.hW, SUM_LEVELS, sum_cmap)
         self._set_row("b_h", detail.b_h, SUM_LEVELS, sum_cmap)
@@ -717,7 +827,7 @@ class StepViewPanel(QWidget):
 
         diff = float(detail.concat_max_abs_diff)
         self.concat_label.setText(
-            f"{for_layer(CONCAT_HTML, layer, plain=True)}&nbsp;&nbsp;&nbsp;"
+            f"{directed(for_layer(CONCAT_HTML, layer, plain=True), reverse)}&nbsp;&nbsp;&nbsp;"
             f"max |difference| = <b>{diff:.1e}</b>"
         )
 
@@ -730,34 +840,48 @@ class StepViewPanel(QWidget):
         cell = detail.cell_levels if detail.cell_levels is not None else TANH_LEVELS
         levels = {"gate": GATE_LEVELS, "tanh": TANH_LEVELS, "cell": cell, "term": SUM_LEVELS}
         name = "LSTM" if kind == "lstm" else "GRU"
+        reverse = detail.direction == "reverse"
+        both = detail.bidirectional
         self._step_text(detail, name)  # the layer: the selector beside it says it
         token = detail.token_id
-        notes = {"x_n": f" row {token} of W<sub>in</sub>"} if layer == 0 else {}
+        W_in = "W<sub>in</sub>" + ("<sup>←</sup>" if reverse else "")
+        notes = {"x_n": f" row {token} of {W_in}"} if layer == 0 else {}
         if layer > 0:
-            notes["X_t"] = f" layer {layer}'s h<sub>t</sub>"
+            # of two directions: both of the layer below, 2H wide
+            notes["X_t"] = f" layer {layer}'s " + (
+                both_html("h", f"({layer})") if both else "h<sub>t</sub>"
+            )
         if layer < top:
             notes["O_t"] = " top layer's"
         for key, formula, width_symbol, _, note in GATED_ROWS[kind]:
             row = self.rows[key]
-            row.formula = for_layer(formula, layer)
-            if key == "O_t" and layer < top:
+            row.formula = directed(for_layer(formula, layer), reverse)
+            if key == "O_t" and both:
+                top_sup = f"({top + 1})" if layer < top else ""
+                row.formula = formula.replace("h<sub>t</sub>", both_html("h", top_sup))
+            elif key == "O_t" and layer < top:
                 row.formula = formula.replace(
                     "h<sub>t</sub>", f"h<sub>t</sub><sup>({top + 1})</sup>"
                 )
-            wide = V if width_symbol == "V" and not (key == "X_t" and layer > 0) else H
-            shown = "H" if key == "X_t" and layer > 0 else width_symbol
+            below = key == "X_t" and layer > 0
+            wide = (
+                V if width_symbol == "V" and not below else len(detail.layer_input) if below else H
+            )
+            shown = ("2H" if both else "H") if below else width_symbol
             row.set_shape(shown, wide, notes.get(key, note))
+        self._set_both(detail, "h", TANH_LEVELS, theme.DIVERGING)
         if layer == 0:
             self._set_input(detail)
-        else:  # the layer below's h_t: an H-wide tanh row, not a one-hot
-            self._set_row("X_t", detail.layer_input, TANH_LEVELS, theme.DIVERGING)
+        else:  # the layer below's h_t: an H-wide (2H: both directions) tanh row, not a one-hot
+            split = H if both else None  # a line where the backward half starts
+            self._set_row("X_t", detail.layer_input, TANH_LEVELS, theme.DIVERGING, divider=split)
         for key, _, _, scale, _ in GATED_ROWS[kind]:
             if scale in levels:
                 lo_hi = levels[scale]
                 self._set_row(key, detail.vectors[key], lo_hi, theme.activation_colormap(lo_hi))
-        if detail.t == 0:
+        if self._starts_here(detail):
             self.rows["h_prev"].numbers.show_values(
-                detail.vectors["h_prev"], "(zeros: a probe starts from h = 0)"
+                detail.vectors["h_prev"], self._zeros_note(detail, "h")
             )
             if kind == "lstm":
                 self.rows["c_prev"].numbers.show_values(
@@ -766,8 +890,9 @@ class StepViewPanel(QWidget):
         self._set_output(detail)
 
         diff = float(detail.fused_max_abs_diff)
+        half = f" ({DIRECTION_WORDS[detail.direction]} half)" if both else ""
         body.check.setText(
-            f"h<sub>t</sub> of these rows = h<sub>t</sub> of PyTorch's fused nn.{name}"
+            f"h<sub>t</sub> of these rows = h<sub>t</sub>{half} of PyTorch's fused nn.{name}"
             f"&nbsp;&nbsp;&nbsp;max |difference| = <b>{diff:.1e}</b>"
         )
         cell_scale = f" · c ±{cell[1]:g}" if kind == "lstm" else ""
@@ -777,6 +902,45 @@ class StepViewPanel(QWidget):
             f"{cell_scale}{terms} · O<sub>t</sub> ±{LOGIT_LEVELS[1]:g} · P 0…1"
         )
 
+    @staticmethod
+    def _starts_here(detail: Any) -> bool:
+        """The step reads a zero state: the first character forward, the last backward."""
+        if getattr(detail, "direction", "forward") == "reverse":
+            return detail.next_char is None
+        return bool(detail.t == 0)
+
+    @staticmethod
+    def _zeros_note(detail: Any, h: str) -> str:
+        if getattr(detail, "direction", "forward") == "reverse":
+            return f"(zeros: the backward direction starts at the last character, {h} = 0)"
+        return f"(zeros: a probe starts from {h} = 0)"
+
+    def _set_both(
+        self, detail: Any, h: str, levels: tuple[float, float], cmap: pg.ColorMap
+    ) -> None:
+        """The row above O_t of a bidirectional model: [h_fwd_t ; h_rev_t], what W_hq reads;
+        hidden for one direction."""
+        row = self.bodies[self._form].both
+        values = getattr(detail, "output_input", None)
+        shown = bool(getattr(detail, "bidirectional", False)) and values is not None
+        row.set_visible(shown)
+        if not shown or values is None:
+            return
+        values = np.asarray(values)
+        H = len(values) // 2
+        top = detail.num_layers - 1
+        top_sup = f"({top + 1})" if detail.layer < top else ""
+        row.formula = both_html(h, top_sup)
+        row.set_shape("2H", len(values), " what O<sub>t</sub> reads: forward | backward")
+        # a gap between the halves, so the eye finds where the backward one starts
+        row.strip.set_values(values, levels, cmap, divider=H)
+        part = max(1, NUMBERS_SHOWN // 2)
+        fwd = format_numbers(values[:H], part)
+        bwd = format_numbers(values[H:], part)
+        row.numbers.show_text(
+            html.escape(f"→ {fwd}") + "&nbsp;&nbsp;|&nbsp;&nbsp;" + html.escape(f"← {bwd}")
+        )
+
     def _set_row(
         self,
         key: str,
@@ -784,9 +948,10 @@ class StepViewPanel(QWidget):
         levels: tuple[float, float],
         cmap: pg.ColorMap,
         marked: int | None = None,
+        divider: int | None = None,
     ) -> None:
         row = self.rows[key]
-        row.strip.set_values(values, levels, cmap, marked)
+        row.strip.set_values(values, levels, cmap, marked, divider)
         row.numbers.show_values(values)
 
     def _token_name(self, index: int) -> str:
@@ -869,6 +1034,58 @@ class StepViewPanel(QWidget):
         if index >= 0:
             self.set_layer(int(self._layer_box.itemData(index)))
             self.layer_chosen.emit(self._layer)
+
+    # ------------------------------------------------------------------ two directions
+
+    def _set_bidirectional(self, bidirectional: bool) -> None:
+        """The direction selector, shown only for a bidirectional model's detail."""
+        self._bidirectional = bidirectional
+        self._direction_box.setVisible(bidirectional)
+
+    def direction(self) -> str:
+        """The direction of the rows shown: "forward", or "reverse" (the backward one) of a
+        bidirectional model; before any detail, the one chosen."""
+        if self._detail is not None:
+            return str(getattr(self._detail, "direction", "forward"))
+        return self._direction
+
+    def requested_direction(self) -> str:
+        """The direction to compute the detail for: the one chosen (the scheduler asks a
+        one-direction model for its forward one whatever this says)."""
+        return self._direction
+
+    def set_direction(self, direction: str) -> None:
+        """Show ``direction`` ("forward", or "reverse"/"backward") from the next detail on, as
+        the selector does, without ``direction_chosen``; kept for the next bidirectional
+        model while this one has one direction."""
+        direction = "reverse" if direction == "backward" else direction
+        if direction not in ("forward", "reverse"):
+            return
+        self._direction = direction
+        self._direction_box.blockSignals(True)
+        self._direction_box.setCurrentIndex(self._direction_box.findData(direction))
+        self._direction_box.blockSignals(False)
+
+    def direction_selector(self) -> QComboBox:
+        """The selector of the direction shown: visible only for a bidirectional model."""
+        return self._direction_box
+
+    def _on_direction_chosen(self, index: int) -> None:
+        if index >= 0:
+            self.set_direction(str(self._direction_box.itemData(index)))
+            self.direction_chosen.emit(self._direction)
+
+    def both_values(self) -> np.ndarray | None:
+        """The [h_fwd ; h_rev] row above O_t as drawn (None while it is hidden)."""
+        row = self.bodies[self._form].both
+        return row.strip.values() if row.strip.isVisibleTo(self) else None
+
+    def both_text(self) -> str:
+        return self.bodies[self._form].both.numbers.text()
+
+    def row_label(self, key: str) -> str:
+        """The label of row ``key`` (its formula and shape), as rich text."""
+        return self.rows[key].label.text()
 
     # ------------------------------------------------------------------ for tests / export
 

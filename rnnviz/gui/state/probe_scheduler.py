@@ -46,7 +46,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
@@ -558,11 +558,15 @@ class ProbeScheduler(QObject):
 
     # ---------------------------------------------------------------- the step view
 
-    def step_detail(self, t: int, layer: int | None = None) -> tuple[Any, str]:
+    def step_detail(
+        self, t: int, layer: int | None = None, direction: str = "forward"
+    ) -> tuple[Any, str]:
         """The Step view's numbers of the shown probe at step ``t``: ``core.probe.step_detail``
         for the scratch/fast RNN, ``core.step_gates.gated_step_detail`` for a GRU/LSTM (on the
         probe's own gate record). ``layer``: of stacked layers, from 0; None, or one the model
-        does not have, is the top one. (detail, "") or (None, why there is none)."""
+        does not have, is the top one. ``direction``: "reverse" of a bidirectional model (a
+        one-direction model shows its forward one). (detail, "") or (None, why there is
+        none)."""
         shown = self._shown
         if shown is None or shown.result is None or shown.model is None:
             return None, ""
@@ -570,18 +574,30 @@ class ProbeScheduler(QObject):
         layers = getattr(shown.model, "num_layers", 1)
         if layer is not None and not 0 <= layer < layers:
             layer = None  # a layer chosen on a deeper model: this one's top
+        # the backward direction chosen on a bidirectional model: this one's only one
+        bidirectional = bool(getattr(shown.model, "bidirectional", False))
+        way: Literal["forward", "reverse"] = (
+            "reverse" if direction == "reverse" and bidirectional else "forward"
+        )
         try:
             if kind in ("gru", "lstm"):
                 from rnnviz.core.step_gates import gated_step_detail
 
                 gates = getattr(shown.result, "gates", None)
                 detail = gated_step_detail(
-                    shown.model, shown.vocab, shown.result.text, t, gates=gates, layer=layer
+                    shown.model,
+                    shown.vocab,
+                    shown.result.text,
+                    t,
+                    gates=gates,
+                    layer=layer,
+                    direction=way,
                 )
                 return detail, ""
             from rnnviz.core.probe import step_detail
 
-            return step_detail(shown.model, shown.vocab, shown.result.text, t, layer=layer), ""
+            text = shown.result.text
+            return step_detail(shown.model, shown.vocab, text, t, layer=layer, direction=way), ""
         except ValueError as exc:  # the cores' own "no such view here" (a stacked model)
             return None, str(exc)
         except Exception as exc:  # like a probe: never take the window down

@@ -92,15 +92,27 @@ class SaturationResult:
     rows: int  # validation sequences read
     num_steps: int  # characters each
     seconds: float  # the thread's time for it, model and batch included
+    # a bidirectional model's reverse direction, as ``layers`` (None: one direction); the
+    # forward one is ``layers``, so a one-direction result reads as before
+    reverse: tuple[Mapping[str, Any], ...] | None = None
+
+    @property
+    def bidirectional(self) -> bool:
+        return self.reverse is not None
 
     @property
     def gates(self) -> Mapping[str, Any]:
         """The top layer's (the one the output reads; the only one of a one-layer model)."""
         return self.layers[-1]
 
-    def layer(self, layer: int) -> Mapping[str, Any]:
-        """Stacked layer ``layer``'s (from 0, the bottom one); the top one's if it has fewer."""
-        return self.layers[layer] if 0 <= layer < len(self.layers) else self.layers[-1]
+    def layer(self, layer: int, direction: str = "forward") -> Mapping[str, Any]:
+        """Stacked layer ``layer``'s (from 0, the bottom one); the top one's if it has fewer.
+        ``direction``: "reverse" of a bidirectional result (a one-direction one has only its
+        forward one, which it gives)."""
+        layers = (
+            self.reverse if direction == "reverse" and self.reverse is not None else self.layers
+        )
+        return layers[layer] if 0 <= layer < len(layers) else layers[-1]
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -120,18 +132,23 @@ def compute(job: SaturationJob, batch: np.ndarray) -> SaturationResult:
     model = model_from_params(job.config.model, len(job.vocab_tokens), dict(job.params))
     by_key = model_saturation(model, np.array(batch))  # torch wants a writable array
     kind = job.config.model.kind
-    layers = tuple(
-        {name: by_key[gate_key(layer, "forward", name)] for name in SIGMOID_GATES[kind]}
-        for layer in range(job.config.model.num_layers)
-    )
+
+    def of(direction: str) -> tuple[Mapping[str, Any], ...]:
+        return tuple(
+            {name: by_key[gate_key(layer, direction, name)] for name in SIGMOID_GATES[kind]}
+            for layer in range(job.config.model.num_layers)
+        )
+
     return SaturationResult(
         job.key,
         job.step,
         kind,
-        layers,
+        of("forward"),
         int(batch.shape[0]),
         int(batch.shape[1]),
         time.perf_counter() - start,
+        # the same pass counted both directions (core.gates keys them apart)
+        of("reverse") if job.config.model.bidirectional else None,
     )
 
 

@@ -92,7 +92,8 @@ class ProbeDisplay(QObject):
 
     @Slot(int)
     def step_layer_changed(self, _layer: int) -> None:
-        """The step view's stacked layer was chosen (there or in another panel)."""
+        """The step view's stacked layer or direction was chosen (there or in another
+        panel)."""
         self._stepview_stale = True
         self.update_step_view()
 
@@ -102,7 +103,8 @@ class ProbeDisplay(QObject):
             return
         self._stepview_stale = False
         layer = self._stepview.requested_layer()
-        detail, why = self._probes.step_detail(self._cursor.cursor(), layer)
+        direction = self._stepview.requested_direction()
+        detail, why = self._probes.step_detail(self._cursor.cursor(), layer, direction)
         current = self._probes.current
         if why:
             self._stepview.set_detail(None, placeholder=why)

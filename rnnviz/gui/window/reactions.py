@@ -109,6 +109,9 @@ class StateReactions(QObject):
         p.hidden.depth_chosen.connect(self.set_stacked_layer)
         p.stepview.layer_chosen.connect(self.set_stacked_layer)
         p.saturation.layer_chosen.connect(self.set_stacked_layer)
+        p.hidden.direction_chosen.connect(self.set_direction)
+        p.stepview.direction_chosen.connect(self.set_direction)
+        p.saturation.direction_chosen.connect(self.set_direction)
         # the banner's actions
         b = w.banner_bar
         b.rollback_requested.connect(self.rollback)
@@ -133,6 +136,18 @@ class StateReactions(QObject):
         p.stepview.set_layer(layer)
         p.saturation.set_layer(layer)
         self._window.probe_display.step_layer_changed(layer)
+
+    @Slot(str)
+    def set_direction(self, direction: str) -> None:
+        """One direction of a bidirectional model ("forward", "reverse"/"backward") for every
+        panel that shows one: the heatmap, the step view, the saturation scatter and the
+        gradient flow's distance curve, as ``set_stacked_layer`` moves the layer."""
+        p = self._window.panels
+        p.hidden.set_direction(direction)
+        p.stepview.set_direction(direction)
+        p.saturation.set_direction(direction)
+        p.gradflow.set_direction(direction)
+        self._window.probe_display.step_layer_changed(0)
 
     def _wire_saturation(self) -> None:
         """The gate saturation: computed on its thread for the model the probe panels show,
