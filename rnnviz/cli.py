@@ -632,6 +632,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- train
 
 
+def clip_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """TrainConfig's clipping fields from ``--clip THETA`` (0: clipping off)."""
+    clip = float(args.clip)
+    if clip < 0:
+        raise UsageError(f"--clip must be >= 0 (0 turns clipping off), not {args.clip}")
+    return {"clip_enabled": clip > 0, "clip_theta": clip if clip > 0 else 1.0}
+
+
 def fill_lm_defaults(args: argparse.Namespace) -> None:
     """The language model's values for the options left unset (None)."""
     for name, value in LM_DEFAULTS.items():
@@ -649,14 +657,10 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     model["bidirectional"] = bool(getattr(args, "bidirectional", False))
     if args.init is not None:
         model["init"] = args.init
-    clip = float(args.clip)
-    if clip < 0:
-        raise UsageError(f"--clip must be >= 0 (0 turns clipping off), not {args.clip}")
     train: dict[str, Any] = {
         "lr": args.lr,
         "optimizer": args.optimizer,
-        "clip_enabled": clip > 0,
-        "clip_theta": clip if clip > 0 else 1.0,
+        **clip_fields(args),
         "batch_size": args.batch_size,
         "num_steps": args.num_steps,
         "seed": args.seed,

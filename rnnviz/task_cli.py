@@ -13,7 +13,7 @@ import math
 import sys
 from typing import Any
 
-from rnnviz.cli import EXIT_DIVERGED, EXIT_OUTPUT, UsageError, _check_outputs
+from rnnviz.cli import EXIT_DIVERGED, EXIT_OUTPUT, UsageError, _check_outputs, clip_fields
 
 # options of `train` that are the language model's alone
 _LM_ONLY = {
@@ -45,15 +45,7 @@ def task_run_config(args: argparse.Namespace, task: Any) -> Any:
         model["hidden_size"] = args.hidden
     if args.init is not None:
         model["init"] = args.init
-    clip = float(args.clip)
-    if clip < 0:
-        raise UsageError(f"--clip must be >= 0 (0 turns clipping off), not {args.clip}")
-    train: dict[str, Any] = {
-        "seed": args.seed,
-        "device": args.device,
-        "clip_enabled": clip > 0,
-        "clip_theta": clip if clip > 0 else 1.0,
-    }
+    train: dict[str, Any] = {"seed": args.seed, "device": args.device, **clip_fields(args)}
     for name, key in (("lr", "lr"), ("batch_size", "batch_size"), ("optimizer", "optimizer")):
         if getattr(args, name) is not None:
             train[key] = getattr(args, name)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from PySide6.QtCore import QEvent, QSize
-from PySide6.QtWidgets import QDoubleSpinBox, QLabel, QSizePolicy, QWidget
+from PySide6.QtCore import QEvent, QSize, Qt
+from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QLabel, QSizePolicy, QWidget
+
+from rnnviz.gui import theme
 
 # how much wider than its text a growing SteadyLabel becomes: a quarter, at least the first
 # and at most the second number of average character widths (a long label's quarter would
@@ -156,3 +158,55 @@ def next_125(value: float, up: bool) -> float:
     if up:
         return next(c for c in candidates if c > value + eps)
     return next(c for c in reversed(candidates) if c < value - eps)
+
+
+# ------------------------------------------------------------------ the layer/direction selectors
+
+
+def selector(name: str, tooltip: str, items: tuple[tuple[str, object], ...] = ()) -> QComboBox:
+    """A panel's selector that stays hidden until a result gives it a choice (a stacked
+    layer, a direction): its object name, the panels' font, its tooltip and ``items``
+    (label, data)."""
+    box = QComboBox()
+    box.setObjectName(name)
+    box.setFont(theme.font())
+    for label, value in items:
+        box.addItem(label, value)
+    box.setToolTip(tooltip)
+    box.hide()
+    return box
+
+
+def select_data(box: QComboBox, value: object) -> None:
+    """Show the entry whose data is ``value``, without ``currentIndexChanged``: the panel
+    was told, not chosen on."""
+    box.blockSignals(True)
+    try:
+        box.setCurrentIndex(box.findData(value))
+    finally:
+        box.blockSignals(False)
+
+
+def fill_layers(box: QComboBox, layers: int, shown: int, tips: bool = False) -> None:
+    """``layer L`` .. ``layer 1`` (data L-1 .. 0: the top one first, as every panel lists
+    them), ``shown`` selected, silently; visible for more than one. ``tips``: the top and the
+    bottom entry say what they read."""
+    box.blockSignals(True)
+    try:
+        box.clear()
+        for layer in range(layers - 1, -1, -1):  # short: two selectors share a 1280-px row
+            box.addItem(f"layer {layer + 1}", layer)
+            where = "the top one, read by the output layer" if layer == layers - 1 else ""
+            where = "the bottom one, reading the characters" if layer == 0 else where
+            if tips and where:
+                box.setItemData(box.count() - 1, where, Qt.ItemDataRole.ToolTipRole)
+        box.setCurrentIndex(box.findData(shown))
+    finally:
+        box.blockSignals(False)
+    box.setVisible(layers > 1)
+
+
+def direction_value(direction: str) -> str | None:
+    """ "forward" or "reverse" (the backward direction, by either name); None for neither."""
+    direction = "reverse" if direction == "backward" else direction
+    return direction if direction in ("forward", "reverse") else None

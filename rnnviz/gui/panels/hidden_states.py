@@ -46,6 +46,7 @@ from rnnviz.gui.panels._probe_common import (
     quoted,
     readout_label,
 )
+from rnnviz.gui.widgets import direction_value, fill_layers, select_data, selector
 
 if TYPE_CHECKING:
     from rnnviz.core.probe import ProbeResult
@@ -221,34 +222,26 @@ class HiddenStatesPanel(QWidget):
         # of stacked layers (d2l 10.3): which layer's H_t, C_t and gates; the top one first
         self._depth = -1  # the layer shown; -1: the top one, whatever the model's depth
         self._depths = 1
-        self._depth_box = QComboBox()
-        self._depth_box.setObjectName("hidden_depth_box")
-        self._depth_box.setFont(theme.font())
-        self._depth_box.setToolTip(
+        self._depth_box = selector(
+            "hidden_depth_box",
             "which of the stacked layers the heatmap and the strip show: layer 1 reads the "
             "characters, each layer above reads the H_t of the one below, and the output "
-            "layer reads the top one"
+            "layer reads the top one",
         )
-        self._depth_box.hide()
         self._depth_box.currentIndexChanged.connect(self._on_depth_chosen)
         # of a bidirectional model (d2l 10.4): which direction's states and gates; forward
         # first, the one a one-direction model has
         self._direction = "forward"
         self._bidirectional = False
-        self._direction_box = QComboBox()
-        self._direction_box.setObjectName("hidden_direction_box")
-        self._direction_box.setFont(theme.font())
-        for label, value, tip in DIRECTION_CHOICES:
-            self._direction_box.addItem(label, value)
-            self._direction_box.setItemData(
-                self._direction_box.count() - 1, tip, Qt.ItemDataRole.ToolTipRole
-            )
-        self._direction_box.setToolTip(
+        self._direction_box = selector(
+            "hidden_direction_box",
             "which direction of a bidirectional model the heatmap and the strip show: the "
             "forward one reads the text from its start, the backward one from its end; the "
-            "output layer reads both, side by side"
+            "output layer reads both, side by side",
+            tuple((label, value) for label, value, _ in DIRECTION_CHOICES),
         )
-        self._direction_box.hide()
+        for index, (_, _, tip) in enumerate(DIRECTION_CHOICES):
+            self._direction_box.setItemData(index, tip, Qt.ItemDataRole.ToolTipRole)
         self._direction_box.currentIndexChanged.connect(self._on_direction_chosen)
         top = QHBoxLayout()
         top.addWidget(self._readout, 1)
@@ -588,21 +581,7 @@ class HiddenStatesPanel(QWidget):
         self._depths = depths
         if self._depth >= depths:
             self._depth = -1
-        self._depth_box.blockSignals(True)
-        try:
-            self._depth_box.clear()
-            for layer in range(depths - 1, -1, -1):  # short: two selectors share a 1280-px row
-                self._depth_box.addItem(f"layer {layer + 1}", layer)
-                where = "the top one, read by the output layer" if layer == depths - 1 else ""
-                where = "the bottom one, reading the characters" if layer == 0 else where
-                if where:
-                    self._depth_box.setItemData(
-                        self._depth_box.count() - 1, where, Qt.ItemDataRole.ToolTipRole
-                    )
-            self._depth_box.setCurrentIndex(self._depth_box.findData(self.depth()))
-        finally:
-            self._depth_box.blockSignals(False)
-        self._depth_box.setVisible(depths > 1)
+        fill_layers(self._depth_box, depths, self.depth(), tips=True)
 
     def depth(self) -> int:
         """The stacked layer shown, from 0 (the bottom one); 0 for a one-layer model."""
@@ -611,9 +590,7 @@ class HiddenStatesPanel(QWidget):
     def set_depth(self, layer: int) -> None:
         """Show stacked layer ``layer`` (0: the bottom one), as the selector does (silent)."""
         self._depth = max(0, min(int(layer), self._depths - 1))
-        self._depth_box.blockSignals(True)
-        self._depth_box.setCurrentIndex(self._depth_box.findData(self._depth))
-        self._depth_box.blockSignals(False)
+        select_data(self._depth_box, self._depth)
         if self._result is not None:
             self._draw()
 
@@ -636,15 +613,13 @@ class HiddenStatesPanel(QWidget):
         """Show ``direction`` ("forward", or "reverse"/"backward"), as the selector does
         (silent). False, and nothing changes, for a direction the result shown has not;
         before any result the choice is kept for the first bidirectional one."""
-        direction = "reverse" if direction == "backward" else direction
-        if direction not in ("forward", "reverse"):
+        value = direction_value(direction)
+        if value is None:
             return False
-        if self._result is not None and direction == "reverse" and not self._bidirectional:
+        if self._result is not None and value == "reverse" and not self._bidirectional:
             return False
-        self._direction = direction
-        self._direction_box.blockSignals(True)
-        self._direction_box.setCurrentIndex(self._direction_box.findData(direction))
-        self._direction_box.blockSignals(False)
+        self._direction = value
+        select_data(self._direction_box, value)
         if self._result is not None:
             self._draw()
         return True

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidg
 
 from rnnviz.gui import exports, plotting, theme
 from rnnviz.gui.panels._probe_common import graphics_with_placeholder, readout_label
+from rnnviz.gui.widgets import direction_value, fill_layers, select_data, selector
 
 if TYPE_CHECKING:
     from rnnviz.gui.state.saturation_worker import SaturationResult
@@ -257,26 +258,19 @@ class SaturationPanel(QWidget):
         self._gate_label.setBuddy(self._gate_box)
         self._layer = -1  # the stacked layer shown; -1: the top one, whatever the depth
         self._layers = 1
-        self._layer_box = QComboBox()
-        self._layer_box.setObjectName("saturation_layer_box")
-        self._layer_box.setFont(theme.font())
-        self._layer_box.setToolTip(
+        self._layer_box = selector(
+            "saturation_layer_box",
             "which of the stacked layers' gates the dots are: layer 1 reads the characters, "
-            "each layer above the h_t of the one below"
+            "each layer above the h_t of the one below",
         )
-        self._layer_box.hide()
         self._layer_box.currentIndexChanged.connect(self._on_layer_chosen)
         self._direction = "forward"  # kept for the next bidirectional model
-        self._direction_box = QComboBox()
-        self._direction_box.setObjectName("saturation_direction_box")
-        self._direction_box.setFont(theme.font())
-        for label, value in (("forward", "forward"), ("backward", "reverse")):
-            self._direction_box.addItem(label, value)
-        self._direction_box.setToolTip(
+        self._direction_box = selector(
+            "saturation_direction_box",
             "which direction of a bidirectional model the dots are: the forward recurrence "
-            "or the backward one (from the text's end), each with its own gates"
+            "or the backward one (from the text's end), each with its own gates",
+            (("forward", "forward"), ("backward", "reverse")),
         )
-        self._direction_box.hide()
         self._direction_box.currentIndexChanged.connect(self._on_direction_chosen)
         top = QHBoxLayout()
         top.addWidget(self._readout, 1)
@@ -393,9 +387,7 @@ class SaturationPanel(QWidget):
         kept for a deeper model when this one has fewer layers."""
         self._layer = max(0, int(layer))
         if self._layer < self._layers:
-            self._layer_box.blockSignals(True)
-            self._layer_box.setCurrentIndex(self._layer_box.findData(self._layer))
-            self._layer_box.blockSignals(False)
+            select_data(self._layer_box, self._layer)
         self._hover = None
         self._draw()
 
@@ -407,15 +399,7 @@ class SaturationPanel(QWidget):
         if layers == self._layers:
             return
         self._layers = layers
-        self._layer_box.blockSignals(True)
-        try:
-            self._layer_box.clear()
-            for layer in range(layers - 1, -1, -1):  # the top one first, as the hidden panel
-                self._layer_box.addItem(f"layer {layer + 1}", layer)
-            self._layer_box.setCurrentIndex(self._layer_box.findData(self.layer()))
-        finally:
-            self._layer_box.blockSignals(False)
-        self._layer_box.setVisible(layers > 1)
+        fill_layers(self._layer_box, layers, self.layer())
         # "show" gives its width to the layer selector: the readout keeps its three lines
         self._gate_label.setVisible(layers == 1 and bool(self.gates()))
 
@@ -442,13 +426,11 @@ class SaturationPanel(QWidget):
     def set_direction(self, direction: str) -> None:
         """Show ``direction`` ("forward", or "reverse"/"backward"), as the selector does
         (silent); kept for the next bidirectional result while this one has one direction."""
-        direction = "reverse" if direction == "backward" else direction
-        if direction not in ("forward", "reverse"):
+        value = direction_value(direction)
+        if value is None:
             return
-        self._direction = direction
-        self._direction_box.blockSignals(True)
-        self._direction_box.setCurrentIndex(self._direction_box.findData(direction))
-        self._direction_box.blockSignals(False)
+        self._direction = value
+        select_data(self._direction_box, value)
         self._hover = None
         self._draw()
 

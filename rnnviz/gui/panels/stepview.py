@@ -74,6 +74,7 @@ from PySide6.QtWidgets import (
 )
 
 from rnnviz.gui import theme
+from rnnviz.gui.widgets import direction_value, fill_layers, select_data, selector
 
 if TYPE_CHECKING:
     from rnnviz.core.probe import StepDetail
@@ -544,26 +545,19 @@ class StepViewPanel(QWidget):
         self.step_label.setTextFormat(Qt.TextFormat.RichText)
         self.step_label.setFont(theme.font(1.15, bold=True))
         self.step_label.setWordWrap(True)
-        self._layer_box = QComboBox()
-        self._layer_box.setObjectName("stepview_layer_box")
-        self._layer_box.setFont(theme.font())
-        self._layer_box.setToolTip(
+        self._layer_box = selector(
+            "stepview_layer_box",
             "which of the stacked layers these rows are: layer 1 reads the one-hot x_t, each "
-            "layer above reads the h_t of the one below; O_t is always the top layer's h_t W_hq"
+            "layer above reads the h_t of the one below; O_t is always the top layer's h_t W_hq",
         )
-        self._layer_box.hide()
         self._layer_box.currentIndexChanged.connect(self._on_layer_chosen)
-        self._direction_box = QComboBox()
-        self._direction_box.setObjectName("stepview_direction_box")
-        self._direction_box.setFont(theme.font())
-        for label, value in DIRECTION_CHOICES:
-            self._direction_box.addItem(label, value)
-        self._direction_box.setToolTip(
+        self._direction_box = selector(
+            "stepview_direction_box",
             "which direction of a bidirectional model these rows are: the forward one reads "
             "the text from its start (h_t from h_t−1), the backward one from its end (h_t "
-            "from h_t+1), each with its own weights; O_t reads both, side by side"
+            "from h_t+1), each with its own weights; O_t reads both, side by side",
+            DIRECTION_CHOICES,
         )
-        self._direction_box.hide()
         self._direction_box.currentIndexChanged.connect(self._on_direction_chosen)
 
         plain = _Body(
@@ -657,15 +651,9 @@ class StepViewPanel(QWidget):
         kind = getattr(detail, "kind", "")
         self._set_layers(getattr(detail, "num_layers", 1))
         self._set_bidirectional(bool(getattr(detail, "bidirectional", False)))
-        self._direction_box.blockSignals(True)
-        self._direction_box.setCurrentIndex(
-            self._direction_box.findData(getattr(detail, "direction", "forward"))
-        )
-        self._direction_box.blockSignals(False)
+        select_data(self._direction_box, getattr(detail, "direction", "forward"))
         # the selector names the layer of the rows shown (the choice stays for a deeper model)
-        self._layer_box.blockSignals(True)
-        self._layer_box.setCurrentIndex(self._layer_box.findData(getattr(detail, "layer", 0)))
-        self._layer_box.blockSignals(False)
+        select_data(self._layer_box, getattr(detail, "layer", 0))
         self._show_form(
             kind if kind in GATED_ROWS else "plain",
             getattr(detail, "layer", 0),
@@ -997,15 +985,7 @@ class StepViewPanel(QWidget):
         self._layers = layers
         if self._layer >= layers:
             self._layer = -1
-        self._layer_box.blockSignals(True)
-        try:
-            self._layer_box.clear()
-            for layer in range(layers - 1, -1, -1):
-                self._layer_box.addItem(f"layer {layer + 1}", layer)
-            self._layer_box.setCurrentIndex(self._layer_box.findData(self.layer()))
-        finally:
-            self._layer_box.blockSignals(False)
-        self._layer_box.setVisible(layers > 1)
+        fill_layers(self._layer_box, layers, self.layer())
 
     def layer(self) -> int:
         """The stacked layer shown, from 0 (the bottom one); 0 for a one-layer model."""
@@ -1022,9 +1002,7 @@ class StepViewPanel(QWidget):
         fewer layers."""
         self._layer = max(0, int(layer))
         if self._layer < self._layers:
-            self._layer_box.blockSignals(True)
-            self._layer_box.setCurrentIndex(self._layer_box.findData(self._layer))
-            self._layer_box.blockSignals(False)
+            select_data(self._layer_box, self._layer)
 
     def layer_selector(self) -> QComboBox:
         """The selector of the stacked layer shown: visible only for more than one layer."""
@@ -1058,13 +1036,11 @@ class StepViewPanel(QWidget):
         """Show ``direction`` ("forward", or "reverse"/"backward") from the next detail on, as
         the selector does, without ``direction_chosen``; kept for the next bidirectional
         model while this one has one direction."""
-        direction = "reverse" if direction == "backward" else direction
-        if direction not in ("forward", "reverse"):
+        value = direction_value(direction)
+        if value is None:
             return
-        self._direction = direction
-        self._direction_box.blockSignals(True)
-        self._direction_box.setCurrentIndex(self._direction_box.findData(direction))
-        self._direction_box.blockSignals(False)
+        self._direction = value
+        select_data(self._direction_box, value)
 
     def direction_selector(self) -> QComboBox:
         """The selector of the direction shown: visible only for a bidirectional model."""
